@@ -1,0 +1,45 @@
+# spikeship: `make test` and `make demo` do all the set-up on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install test demo bench clean-venv browser
+
+install: $(STAMP)
+
+# 1. torch first, the CPU build on disk (an unpinned torch pulls a CUDA build).
+# 2. the package and its ordinary dependencies, every version pinned in constraints.txt.
+# 3. packages whose metadata is wrong for this stack, with --no-deps (their real
+#    runtime deps come from step 2): norse (would pull torchvision), lava-nc/lava-dl
+#    (declare Python < 3.11 and old torch/numpy pins), neurobench (wants torchaudio).
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[lava,bench,dev]'
+	$(PIP) install -q -c constraints.txt --no-deps norse==1.1.0 neurobench==2.3.0
+	$(PIP) install -q -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+	$(PY) -c "import spikeship.sim.lava_compat as c; c.install(); import lava.magma.compiler.var_model, lava.lib.dl.netx, norse, onnxruntime"
+	touch $(STAMP)
+
+# Debian's chromium renders report.html in the report test; skipped (with a reason)
+# where apt is not available.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the browser test will be skipped")
+
+test: install browser
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(VENV)/bin/spikeship pipeline --out runs/demo
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

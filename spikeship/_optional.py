@@ -1,0 +1,30 @@
+"""Import heavy or fragile dependencies where used, with a clear message when missing."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from spikeship.errors import MissingDependencyError
+
+_HINTS = {
+    "lava": "lava-nc 0.10.0: pip install --no-deps --ignore-requires-python lava-nc==0.10.0",
+    "lava.lib.dl": "lava-dl 0.6.0: pip install --no-deps --ignore-requires-python lava-dl==0.6.0",
+    "norse": "norse 1.1.0: pip install --no-deps norse==1.1.0",
+    "onnxruntime": "onnxruntime: pip install onnxruntime",
+    "neurobench": "neurobench 2.3.0: pip install --no-deps neurobench==2.3.0",
+}
+
+
+def require(name: str) -> ModuleType:
+    """Import module ``name`` or raise :class:`MissingDependencyError` saying what to install."""
+    if name == "lava" or name.startswith("lava."):
+        # Lava 0.10 needs a fix before it imports on Python 3.11 (see lava_compat).
+        from spikeship.sim import lava_compat
+
+        lava_compat.install()
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        hint = next((h for k, h in _HINTS.items() if name == k or name.startswith(k + ".")), name)
+        raise MissingDependencyError(f"{name} is not installed; install {hint}") from e

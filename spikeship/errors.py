@@ -1,0 +1,70 @@
+"""One exception tree for spikeship.
+
+Every failure a user can cause is a subclass of :class:`SpikeshipError`. The CLI
+turns them into a one-line message and a non-zero exit code (no traceback unless
+``--debug``). Raise them with ``from e`` so the cause is kept.
+"""
+
+
+class SpikeshipError(Exception):
+    """Base class of every error spikeship raises on purpose."""
+
+    exit_code = 1
+
+
+class NotYetAvailableError(SpikeshipError):
+    """A command or feature that is not implemented yet (never pretends to work)."""
+
+    exit_code = 2
+
+
+class MissingDependencyError(SpikeshipError):
+    """An optional heavy dependency (Lava, onnxruntime, norse, ...) is not installed."""
+
+
+class ConfigError(SpikeshipError):
+    """A configuration value is unknown, malformed or out of range."""
+
+
+class DatasetError(SpikeshipError):
+    """A dataset directory is missing or its files are malformed."""
+
+
+class CheckpointError(SpikeshipError):
+    """A checkpoint is missing, corrupt, or does not fit the model."""
+
+
+class MaskError(CheckpointError):
+    """Pruning masks do not fit the weights they are meant for."""
+
+
+class RunDirError(SpikeshipError):
+    """A run directory is missing, not writable, or of an unsupported format."""
+
+
+class GraphError(SpikeshipError):
+    """A NIR/ONNX/netx graph is corrupt, inconsistent or cannot be used."""
+
+
+class UnsupportedNodeError(GraphError):
+    """A graph node type that spikeship cannot map."""
+
+
+class ExportError(SpikeshipError):
+    """A model cannot be exported to the requested format."""
+
+
+class SimulationError(SpikeshipError):
+    """A simulation failed (including errors raised inside Lava's processes)."""
+
+
+class SimulationTimeoutError(SimulationError):
+    """A simulation did not finish within its time limit."""
+
+
+class RuleError(SpikeshipError):
+    """A hardware design rule is violated (names the rule and the layer)."""
+
+
+class VanishCheckError(SpikeshipError):
+    """Pruned connections or units were found in a deployed artifact."""

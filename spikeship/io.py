@@ -1,0 +1,113 @@
+"""Atomic file writing: a crash never leaves a truncated file under the final name.
+
+Every artifact is written to a temporary file in the same directory, flushed and
+fsynced, then renamed over the final name (``os.replace`` is atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from spikeship.errors import RunDirError
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` if needed and check it is a writable directory."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise RunDirError(f"output path {p} exists and is not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"cannot create output directory {p}: {e.strerror}") from e
+    if not p.is_dir():
+        raise RunDirError(f"output path {p} exists and is not a directory")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise RunDirError(f"output directory {p} is not writable")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; rename it over ``final`` on success.
+
+    For writers that want a file name (h5py, onnx.save, safetensors). On any
+    exception the temporary file is removed and ``final`` is left untouched.
+    """
+    final = Path(final)
+    ensure_writable_dir(final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes_atomic(final: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``final`` atomically."""
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(final: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``final`` atomically."""
+    write_bytes_atomic(final, text.encode("utf-8"))
+
+
+def write_json_atomic(final: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``final`` atomically."""
+    write_text_atomic(final, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
+    """Append one JSON line to ``path`` and fsync it (a line is written whole or not at all
+    for the reader, which ignores a trailing partial line: see :func:`read_jsonl`)."""
+    line = json.dumps(obj, default=_json_default) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSON-lines file, ignoring a trailing partial line left by a crash."""
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
