@@ -1,0 +1,86 @@
+"""The pruner interface the trainer talks to, without knowing which pruner it is.
+
+Life cycle, driven by :class:`spikeship.train.trainer.Trainer`::
+
+    pruner = PrunerClass(options)                 # options: a dict of pruner settings
+    pruner.attach(model, masks, layers, ann=...)  # register hooks; masks is the MaskSet
+    for epoch in 1..E:
+        for batch:                                # model.train()
+            forward (hooks collect activity while model.training)
+            loss.backward()
+            pruner.after_backward()               # dense gradients still visible here
+            masks.mask_grads(); optimizer.step(); masks.apply(optimizer)
+            pruner.after_batch()
+        metrics = pruner.end_epoch(epoch)         # may prune: mutate masks
+        masks.apply(optimizer)                    # trainer enforces at once
+        checkpoint: pruner.state() saved, load_state() on resume
+    pruner.detach()
+
+Statistics a pruner accumulates are *sums* over batches and samples, exposed by
+:meth:`Pruner.reducible_stats` so they can be all-reduced across data-parallel
+workers (:func:`all_reduce_stats`) and every worker takes the same decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikeship.train.masks import MaskSet
+from spikeship.train.structure import LayerInfo
+
+
+class Pruner:
+    """Base class: does nothing (a dense run). Subclasses override what they need."""
+
+    name = "none"
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.options = dict(options or {})
+        self.model: nn.Sequential | None = None
+        self.masks: MaskSet | None = None
+        self.layers: list[LayerInfo] = []
+        self.ann = False
+
+    def attach(self, model: nn.Sequential, masks: MaskSet, layers: list[LayerInfo],
+               ann: bool = False) -> None:
+        """Bind to a model; register forward hooks here (remove them in :meth:`detach`)."""
+        self.model, self.masks, self.layers, self.ann = model, masks, layers, ann
+
+    def after_backward(self) -> None:
+        """Called after ``loss.backward()``, before gradients are masked."""
+
+    def after_batch(self) -> None:
+        """Called after the optimizer step of a training batch."""
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        """Update masks at the end of ``epoch`` (1-based); return JSON-able metrics."""
+        return {}
+
+    def reducible_stats(self) -> dict[str, torch.Tensor]:
+        """Accumulated statistics that are sums over samples (all-reducible)."""
+        return {}
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors for safetensors, JSON-able rest) to resume exactly."""
+        return {}, {}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+
+    def detach(self) -> None:
+        """Remove hooks."""
+
+
+class NoPruner(Pruner):
+    """``--prune none``: the dense baseline."""
+
+
+def all_reduce_stats(pruner: Pruner) -> None:
+    """Sum the pruner's statistics across torch.distributed workers (no-op when single)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    for t in pruner.reducible_stats().values():
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
