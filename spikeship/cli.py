@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("spikeship.export.command:export", "Export a run's checkpoint to NIR, ONNX and netx."),
     "simulate": ("spikeship.sim.command:simulate", "Run the exported graph on a target."),
     "energy": ("spikeship.sim.energy_command:energy", "Count synops, price them per chip, vanish check."),
-    "compare": ("spikeship.report.command:compare", "Compare run directories in a paper-style table."),
+    "compare": ("spikeship.report.compare:compare", "Compare run directories in a paper-style table."),
     "report": ("spikeship.report.command:report", "Write report.md / report.html / plots for a run."),
     "pipeline": ("spikeship.pipeline:pipeline", "Train, export, simulate, price and report in one go."),
     "inspect": ("spikeship.export.inspect_command:inspect", "Show what a NIR/ONNX/netx file holds."),

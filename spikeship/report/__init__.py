@@ -1,0 +1,1 @@
+"""Comparison tables and run reports."""
