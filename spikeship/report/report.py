@@ -1,0 +1,197 @@
+"""``report.md``, ``report.html`` (one self-contained file) and ``plots/*.png`` for a run.
+
+Everything is read from the run directory's files (DESIGN.md artifact contract):
+``summary.json``, ``metrics.jsonl``, ``simulate-*.json``, ``energy.json`` and, when
+given, the dense baseline's run directory and a comparison table. A section whose
+data is missing says so instead of disappearing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeship.errors import RunDirError
+from spikeship.io import read_jsonl, write_text_atomic
+from spikeship.report import plots
+
+
+@dataclass
+class RunFiles:
+    """The JSON artifacts of one run directory (missing ones are empty)."""
+
+    path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    simulations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=dict)
+    energies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunFiles:
+        p = Path(path)
+        if not p.is_dir():
+            raise RunDirError(f"run directory {p} does not exist")
+        rf = cls(p)
+        try:
+            if (p / "summary.json").exists():
+                rf.summary = json.loads((p / "summary.json").read_text())
+            rf.metrics = read_jsonl(p / "metrics.jsonl")
+            for f in sorted(p.glob("simulate-*.json")):
+                rf.simulations[f.stem[len("simulate-"):]] = json.loads(f.read_text())
+            for f in sorted(p.glob("energy*.json")):
+                rf.energies[f.stem] = json.loads(f.read_text())
+            rf.energy = rf.energies.get("energy", next(iter(rf.energies.values()), {}))
+        except json.JSONDecodeError as e:
+            raise RunDirError(f"corrupt JSON artifact in {p}: {e}") from e
+        return rf
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{100 * v:.2f} %" if pct else f"{v:.4g}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _headline(run: RunFiles, dense: RunFiles | None) -> list[list[Any]]:
+    s = run.summary
+    rows = [["dataset / model", f"{s.get('dataset')} / {s.get('model')}"],
+            ["pruner", s.get("pruner")],
+            ["test accuracy (pruned)", _fmt(s.get("test_accuracy"), pct=True)]]
+    dense_acc = s.get("dense_baseline_accuracy")
+    if dense_acc is None and dense is not None:
+        dense_acc = dense.summary.get("test_accuracy")
+    rows.append(["test accuracy (dense)", _fmt(dense_acc, pct=True)])
+    rows.append(["pruning rate (prunable weights)", _fmt(s.get("pruning_rate"), pct=True)])
+    rows.append(["weights remaining / total",
+                 f"{s.get('params_remaining', 'n/a')} / {s.get('params_total', 'n/a')}"])
+    rows.append(["epochs to dense accuracy", _fmt(s.get("epochs_to_baseline"))])
+    e = run.energy
+    if e:
+        tot = e.get("totals") or {}
+        if "synops_ratio_dense_over_effective" in tot:
+            rows.append(["synops dense / deployed", _fmt(tot["synops_ratio_dense_over_effective"])])
+        for chip, c in (e.get("per_chip") or {}).items():
+            if "pruned_pj" in c:
+                rows.append([f"energy / sample on {chip}", f"{c['pruned_pj'] / 1e6:.4g} uJ "
+                             f"(dense {c.get('dense_pj', 0) / 1e6:.4g} uJ)"])
+        vc = e.get("vanish_check")
+        if vc is not None:
+            rows.append(["vanish check", "passed" if vc.get("passed") else "FAILED"])
+    return rows
+
+
+def _agreement_rows(run: RunFiles) -> list[list[Any]]:
+    rows = []
+    for target, sim in run.simulations.items():
+        ag = sim.get("agreement_with_training") or {}
+        rows.append([target, sim.get("samples"), _fmt(sim.get("accuracy"), pct=True),
+                     _fmt(ag.get("spikes"), pct=True), _fmt(ag.get("predictions"), pct=True),
+                     _fmt(sim.get("samples_per_s"))])
+    return rows
+
+
+def _vanish_rows(run: RunFiles) -> list[list[Any]]:
+    vc = (run.energy or {}).get("vanish_check") or {}
+    rows = []
+    for fmt, info in (vc.get("formats") or {}).items():
+        if isinstance(info, dict):
+            rows.append([fmt, "passed" if info.get("passed") else "FAILED",
+                         len(info.get("explicit_zeros", []) or []) if isinstance(
+                             info.get("explicit_zeros"), list) else info.get("explicit_zeros", 0),
+                         len(info.get("violations", []) or [])])
+    return rows
+
+
+def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
+                 comparison_md: str | None = None) -> dict[str, Path]:
+    """Write plots/*.png, report.md and report.html into ``run_dir``; return their paths."""
+    run = RunFiles.read(run_dir)
+    dense = RunFiles.read(dense_dir) if dense_dir else None
+    pdir = run.path / "plots"
+    pdir.mkdir(exist_ok=True)
+    last = run.metrics[-1] if run.metrics else {}
+    figures = {
+        "accuracy": plots.accuracy_curve(run.metrics, dense.metrics if dense else None,
+                                         pdir / "accuracy.png", run.summary.get("pruner", "pruned")),
+        "parameters": plots.parameters_curve(run.metrics, pdir / "parameters.png"),
+        "survival": plots.survival_curves(run.metrics, pdir / "survival.png"),
+        "retained": plots.retained_per_layer(last, pdir / "retained.png"),
+        "energy": plots.energy_per_layer(run.energy, pdir / "energy.png"),
+    }
+    captions = {
+        "accuracy": "Test accuracy per epoch, dense vs pruned",
+        "parameters": "Remaining weights of prunable layers over epochs",
+        "survival": "Survival functions of units in the epochs before they were pruned",
+        "retained": "Retained neurons/channels and synapses per layer",
+        "energy": "Synaptic operations per layer and energy per chip, dense vs pruned",
+    }
+    sections: list[tuple[str, str]] = [
+        ("Headline", _table(["quantity", "value"], _headline(run, dense))),
+    ]
+    for key, path in figures.items():
+        body = f"![{captions[key]}](plots/{path.name})" if path else \
+            f"_No data for this figure in {run.path.name} ({captions[key].lower()})._"
+        sections.append((captions[key], body))
+    agree = _agreement_rows(run)
+    sections.append(("Agreement across targets", _table(
+        ["target", "samples", "accuracy", "identical output spikes", "identical predictions",
+         "samples/s"], agree) if agree else "_No simulation results yet._"))
+    vrows = _vanish_rows(run)
+    sections.append(("Vanish check", _table(
+        ["format", "result", "explicit zeros", "violations"], vrows) if vrows
+        else "_No energy.json / vanish check yet._"))
+    if comparison_md:
+        sections.append(("Comparison", comparison_md))
+    title = f"spikeship report: {run.path.name}"
+    md = f"# {title}\n\n" + "\n\n".join(f"## {h}\n\n{b}" for h, b in sections) + "\n"
+    write_text_atomic(run.path / "report.md", md)
+    write_text_atomic(run.path / "report.html", _html(title, sections, pdir))
+    return {"md": run.path / "report.md", "html": run.path / "report.html",
+            **{k: v for k, v in figures.items() if v}}
+
+
+def _md_table_to_html(block: str) -> str:
+    lines = [ln for ln in block.strip().splitlines() if ln.strip()]
+    cells = [[html.escape(c.strip()) for c in ln.strip().strip("|").split("|")] for ln in lines]
+    head, body = cells[0], cells[2:]
+    h = "".join(f"<th>{c}</th>" for c in head)
+    b = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
+
+
+def _html(title: str, sections: list[tuple[str, str]], pdir: Path) -> str:
+    parts = []
+    for head, body in sections:
+        if body.startswith("!["):
+            alt, src = body[2:].split("](", 1)
+            data = base64.b64encode((pdir / Path(src.rstrip(")")).name).read_bytes()).decode()
+            content = f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+        elif body.lstrip().startswith("|"):
+            content = _md_table_to_html(body)
+        else:
+            content = f"<p>{html.escape(body.strip('_'))}</p>"
+        parts.append(f"<h2>{html.escape(head)}</h2>\n{content}")
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:.25em .6em;text-align:left}img{max-width:100%}")
+    # The script marks whether every image decoded: the browser test reads it.
+    script = ("<script>window.addEventListener('load',function(){var i=document.images,ok=i.length>0;"
+              "for(var k=0;k<i.length;k++){if(!i[k].complete||i[k].naturalWidth==0)ok=false;}"
+              "document.body.setAttribute('data-images-ok',ok?'yes':'no');"
+              "document.body.setAttribute('data-images',String(i.length));});</script>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{style}</style>{script}</head><body><h1>{html.escape(title)}</h1>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
