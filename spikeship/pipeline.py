@@ -1,0 +1,298 @@
+"""``spikeship pipeline``: from nothing to a full answer in one command (``make demo``).
+
+Stages, each one of the ordinary subcommands run on the run directory ``OUT``:
+
+1. ``train-baseline``  dense run (``--prune none``) in ``OUT/baseline``
+2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed/epochs) in ``OUT``
+3. ``export``          ``OUT/model.nir``, ``model.onnx``, ``model.net``
+4. ``simulate-<t>``    one per target (reference, lava-float, lava-fixed, onnx, ...)
+5. ``energy``          ``OUT/energy.json`` (all chips) with the vanish check
+6. ``compare``         ``OUT/comparison.md`` / ``.json``: baseline vs pruned
+7. ``report``          ``OUT/report.md``, ``report.html``, ``plots/*.png``
+
+A stage is skipped when it already ran with the same inputs: ``OUT/.pipeline/<stage>.json``
+records a hash of the stage's arguments and input files and the SHA-256 of each output;
+the stage reruns if any of them changed or an output is missing or altered (content
+checked, not existence alone). A training stage that was interrupted resumes from its
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spikeship.errors import ConfigError, SpikeshipError
+from spikeship.io import ensure_writable_dir, write_json_atomic
+
+TARGETS_DEFAULT = ("reference", "onnx", "norse", "lava-float", "lava-fixed", "lava-netx",
+                   "loihi-emu")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the pipeline needs; validated on construction (bad field -> ConfigError)."""
+
+    out: str = "runs/demo"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    model: str = "dpap-mnist"
+    prune: str = "dpap"
+    prune_options: dict[str, str] = field(default_factory=dict)
+    epochs: int = 30
+    timesteps: int = 8
+    seed: int = 0
+    batch_size: int | None = None
+    lr: float | None = None
+    targets: tuple[str, ...] = TARGETS_DEFAULT
+    sim_samples: int | None = None       # None = whole test split
+    lava_samples: int | None = 120       # Lava targets step one sample at a time
+    hardware: tuple[str, ...] = ("loihi", "loihi2", "truenorth", "spinnaker2")
+    quick: bool = False
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ConfigError(f"field 'epochs' must be >= 1, got {self.epochs}")
+        if self.timesteps < 1:
+            raise ConfigError(f"field 'timesteps' must be >= 1, got {self.timesteps}")
+        for name in ("sim_samples", "lava_samples", "batch_size"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"field '{name}' must be >= 1, got {v}")
+        if self.lr is not None and not 0 < self.lr < 1:
+            raise ConfigError(f"field 'lr' must be in (0, 1), got {self.lr}")
+        from spikeship.sim.registry import TARGETS
+
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad:
+            raise ConfigError(f"field 'targets': unknown {bad}; choose from {sorted(TARGETS)}")
+
+    @classmethod
+    def from_mapping(cls, d: dict[str, Any], source: str = "config") -> PipelineConfig:
+        """Build from a dict (a TOML/JSON file), naming any unknown or ill-typed field."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
+        kw = {}
+        for k, v in d.items():
+            if k in ("targets", "hardware"):
+                if isinstance(v, str):
+                    v = [x.strip() for x in v.split(",") if x.strip()]
+                if not isinstance(v, (list, tuple)):
+                    raise ConfigError(f"{source}: field '{k}' must be a list of names")
+                v = tuple(v)
+            elif k == "prune_options" and not isinstance(v, dict):
+                raise ConfigError(f"{source}: field 'prune_options' must be a table")
+            elif k in ("epochs", "timesteps", "seed", "sim_samples", "lava_samples",
+                       "batch_size") and v is not None and (not isinstance(v, int)
+                                                            or isinstance(v, bool)):
+                raise ConfigError(f"{source}: field '{k}' must be an integer, got {v!r}")
+            kw[k] = v
+        return cls(**kw)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+QUICK = {"epochs": 8, "sim_samples": 60, "lava_samples": 20}
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or JSON pipeline config file."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    try:
+        if path.suffix == ".json":
+            d = json.loads(text)
+        else:
+            d = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"config file {path} is malformed: {e}") from e
+    if not isinstance(d, dict):
+        raise ConfigError(f"config file {path} must hold a table of fields")
+    return d.get("pipeline", d)
+
+
+# --------------------------------------------------------------------------- stages
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(x for x in p.rglob("*") if x.is_file())
+        elif p.exists():
+            out.append(p)
+    return out
+
+
+@dataclass
+class Stage:
+    """One pipeline stage: a CLI invocation with its declared inputs and outputs."""
+
+    name: str
+    argv: list[str]
+    inputs: list[Path]
+    outputs: list[Path]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps(self.argv).encode())
+        for f in _files(self.inputs):
+            h.update(str(f).encode())
+            h.update(_sha256(f).encode())
+        return h.hexdigest()
+
+
+class StageRecorder:
+    """Remembers which stages ran with which inputs/outputs (``OUT/.pipeline/``)."""
+
+    def __init__(self, out: Path):
+        self.dir = out / ".pipeline"
+
+    def is_done(self, stage: Stage) -> bool:
+        rec = self.dir / f"{stage.name}.json"
+        if not rec.exists():
+            return False
+        try:
+            d = json.loads(rec.read_text())
+        except json.JSONDecodeError:
+            return False
+        if d.get("fingerprint") != stage.fingerprint():
+            return False
+        outputs = d.get("outputs", {})
+        files = _files(stage.outputs)
+        if not files or {str(f) for f in files} != set(outputs):
+            return False
+        return all(_sha256(f) == outputs[str(f)] for f in files)
+
+    def record(self, stage: Stage, seconds: float) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.dir / f"{stage.name}.json", {
+            "fingerprint": stage.fingerprint(), "argv": stage.argv, "seconds": seconds,
+            "outputs": {str(f): _sha256(f) for f in _files(stage.outputs)}})
+
+
+def plan(cfg: PipelineConfig) -> list[Stage]:
+    """The stages of a pipeline run, in order."""
+    out = Path(cfg.out)
+    base = out / "baseline"
+    common = ["--dataset", cfg.dataset, "--model", cfg.model, "--epochs", str(cfg.epochs),
+              "--timesteps", str(cfg.timesteps), "--seed", str(cfg.seed)]
+    if cfg.data_dir:
+        common += ["--data-dir", cfg.data_dir]
+    if cfg.batch_size:
+        common += ["--batch-size", str(cfg.batch_size)]
+    if cfg.lr:
+        common += ["--lr", str(cfg.lr)]
+    prune_opts = [a for k, v in sorted(cfg.prune_options.items())
+                  for a in ("--prune-opt", f"{k}={v}")]
+    ckpt = [out / "checkpoint", out / "summary.json", out / "metrics.jsonl"]
+    models = [out / "model.nir", out / "model.onnx", out / "model.net"]
+    stages = [
+        Stage("train-baseline", ["train", *common, "--prune", "none", "--out", str(base)], [],
+              [base / "checkpoint", base / "summary.json", base / "metrics.jsonl"]),
+        Stage("train-pruned", ["train", *common, "--prune", cfg.prune, *prune_opts,
+                               "--baseline", str(base), "--out", str(out)],
+              [base / "summary.json"], ckpt),
+        Stage("export", ["export", str(out)], [out / "checkpoint"], models),
+    ]
+    for t in cfg.targets:
+        n = cfg.lava_samples if t.startswith("lava") else cfg.sim_samples
+        argv = ["simulate", str(out), "--target", t] + (["--samples", str(n)] if n else [])
+        stages.append(Stage(f"simulate-{t}", argv, models,
+                            [out / f"simulate-{t}.json", out / f"simulate-{t}.npz"]))
+    spikes_from = next((t for t in ("lava-fixed", "loihi-emu", "lava-float", "reference")
+                        if t in cfg.targets), None)
+    energy_argv = ["energy", str(out), "--hardware", ",".join(cfg.hardware)]
+    if spikes_from:
+        energy_argv += ["--spikes-from", spikes_from]
+    sims = [out / f"simulate-{t}.npz" for t in cfg.targets]
+    stages += [
+        Stage("energy", energy_argv, models + sims, [out / "energy.json"]),
+        Stage("compare", ["compare", str(base), str(out), "--out", str(out / "comparison.md")],
+              [base / "summary.json", out / "summary.json", out / "energy.json"],
+              [out / "comparison.md"]),
+        Stage("report", ["report", str(out)],
+              [out / "summary.json", out / "metrics.jsonl", out / "energy.json",
+               out / "comparison.md", *[out / f"simulate-{t}.json" for t in cfg.targets]],
+              [out / "report.md", out / "report.html"]),
+    ]
+    return stages
+
+
+def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, float]]:
+    """Run (or skip) every stage; return (stage, "ran"|"skipped", seconds) per stage."""
+    from spikeship import cli
+
+    out = ensure_writable_dir(cfg.out)
+    write_json_atomic(out / "pipeline.json", cfg.to_json())
+    recorder = StageRecorder(out)
+    log = []
+    stages = plan(cfg)
+    for i, stage in enumerate(stages, start=1):
+        head = f"[{i}/{len(stages)}] {stage.name}"
+        if recorder.is_done(stage):
+            echo(f"{head}: up to date, skipped")
+            log.append((stage.name, "skipped", 0.0))
+            continue
+        argv = list(stage.argv)
+        if stage.name.startswith("train") and (Path(argv[-1]) / "checkpoint").exists():
+            argv.append("--resume")
+        echo(f"{head}: spikeship {' '.join(argv)}")
+        t0 = time.perf_counter()
+        rc = cli.main(argv)
+        dt = time.perf_counter() - t0
+        if rc != 0:
+            raise SpikeshipError(f"pipeline stage '{stage.name}' failed (exit code {rc}); "
+                                 f"fix it and re-run: finished stages are skipped")
+        recorder.record(stage, dt)
+        echo(f"{head}: done in {dt:.1f} s")
+        log.append((stage.name, "ran", dt))
+    return log
+
+
+@click.command("pipeline")
+@click.option("--out", default=None, help="Run directory (default runs/demo).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML or JSON file with pipeline fields; flags override it.")
+@click.option("--quick", is_flag=True, help="Smoke run: few epochs and samples (~2 min).")
+@click.option("--dataset", default=None)
+@click.option("--data-dir", default=None)
+@click.option("--model", default=None)
+@click.option("--prune", default=None, help="Pruner of the pruned run (default dpap).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--timesteps", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--targets", default=None, help="Comma-separated simulation targets.")
+@click.option("--lava-samples", type=int, default=None)
+@click.option("--sim-samples", type=int, default=None)
+def pipeline(config_file, quick: bool, **flags) -> None:
+    """Train dense + pruned, export, simulate, price, compare and report in one go."""
+    values: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    if quick or values.get("quick"):
+        values = {**QUICK, **values, "quick": True}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    values.setdefault("out", "runs/demo")
+    cfg = PipelineConfig.from_mapping(values, source=str(config_file or "flags"))
+    t0 = time.perf_counter()
+    log = run_pipeline(cfg)
+    ran = sum(1 for _, how, _ in log if how == "ran")
+    click.echo(f"pipeline: {ran} stage(s) ran, {len(log) - ran} skipped, "
+               f"{time.perf_counter() - t0:.1f} s; report: {Path(cfg.out) / 'report.html'}")

@@ -1,0 +1,76 @@
+"""Pipeline configuration and the content-checked stage skipping."""
+
+from pathlib import Path
+
+import pytest
+
+from spikeship import cli
+from spikeship.errors import ConfigError
+from spikeship.pipeline import PipelineConfig, Stage, StageRecorder, load_config_file, plan
+
+
+def test_config_file_and_unknown_field_named(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text('epochs = 3\ntargets = ["reference"]\nepohcs = 4\n')
+    with pytest.raises(ConfigError, match="epohcs"):
+        PipelineConfig.from_mapping(load_config_file(f), source=str(f))
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("epochs", 0, "'epochs' must be >= 1"),
+    ("timesteps", -2, "'timesteps' must be >= 1"),
+    ("lr", 5.0, "'lr' must be in"),
+    ("targets", ["reference", "loihi3"], "unknown \\['loihi3'\\]"),
+    ("epochs", "ten", "'epochs' must be an integer"),
+])
+def test_out_of_range_fields_are_named(field, value, msg):
+    with pytest.raises(ConfigError, match=msg):
+        PipelineConfig.from_mapping({field: value})
+
+
+def test_malformed_toml_is_config_error(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text("epochs = = 3\n")
+    with pytest.raises(ConfigError, match="malformed"):
+        load_config_file(f)
+
+
+def test_plan_passes_pruner_and_baseline(tmp_path):
+    cfg = PipelineConfig(out=str(tmp_path / "r"), prune="pq-layer", epochs=3,
+                         targets=("reference", "lava-fixed"), lava_samples=7)
+    stages = {s.name: s for s in plan(cfg)}
+    assert stages["train-pruned"].argv[stages["train-pruned"].argv.index("--prune") + 1] == "pq-layer"
+    assert "--baseline" in stages["train-pruned"].argv
+    assert stages["simulate-lava-fixed"].argv[-2:] == ["--samples", "7"]
+    assert "--spikes-from" in stages["energy"].argv
+    assert list(stages)[-1] == "report"
+
+
+def test_stage_skip_is_content_checked(tmp_path):
+    inp, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    inp.write_text("a")
+    out.write_text("result")
+    st = Stage("s", ["x"], [inp], [out])
+    rec = StageRecorder(tmp_path)
+    assert not rec.is_done(st)
+    rec.record(st, 1.0)
+    assert rec.is_done(st)
+    out.write_text("tampered")              # same name, different content
+    assert not rec.is_done(st)
+    out.write_text("result")
+    assert rec.is_done(st)
+    inp.write_text("b")                     # an input changed
+    assert not rec.is_done(st)
+    inp.write_text("a")
+    out.unlink()
+    assert not rec.is_done(st)
+    assert not rec.is_done(Stage("s", ["y"], [inp], [out]))   # other arguments
+
+
+def test_pipeline_cli_bad_config_exits_nonzero(tmp_path, capsys):
+    f = tmp_path / "p.toml"
+    f.write_text("epochs = 0\n")
+    rc = cli.main(["pipeline", "--config", str(f), "--out", str(tmp_path / "r")])
+    assert rc == ConfigError.exit_code
+    assert "'epochs' must be >= 1" in capsys.readouterr().err
+    assert not (Path(tmp_path / "r")).exists()
