@@ -1,0 +1,313 @@
+"""PQ-index dynamic structure learning: prune and regrow while training.
+
+Two stages at every mask update (Shen, Xu, Pan, Chen, "Improving the sparse
+structure learning of SNNs from the view of compression efficiency"; the
+formulas are those of Diao et al., "Pruning deep neural networks from a sparsity
+perspective", ICLR 2023):
+
+Stage 1, how many connections to rewire. Over the ``d`` active weights ``w`` of
+a layer (``pq-layer``) or of one output neuron / channel (``pq-neuron``), the PQ
+index (Diao et al., Definition 1), ``0 < p < q``::
+
+    I(w) = 1 - d**(1/q - 1/p) * ||w||_p / ||w||_q          in [0, 1), larger = sparser
+
+bounds the number of weights worth keeping (Diao et al., Algorithm 1 / Theorem 2)::
+
+    r = ceil(d * (1 + eta_r)**(-q/(q-p)) * (1 - I(w))**(q*p/(q-p)))
+
+and the rewiring count is ``c = floor(d * clamp(gamma * (1 - r/d), 0, beta))``.
+
+Stage 2, rewire: prune the ``c`` active weights of smallest magnitude, then regrow
+``g = round(c * f(tau))`` inactive connections: those with the largest accumulated
+dense gradient ``|sum_batches dL/dw|`` since the last update (RigL, Evci et al.
+2020, default) or uniformly random ones (SET, Mocanu et al. 2018). The regrow
+fraction decays with a cosine (RigL Eq 1)::
+
+    f(tau) = f_0 / 2 * (1 + cos(pi * (tau - start) / (end - start)))
+
+so early updates mostly rewire and later ones mostly prune; after ``end`` the
+masks are frozen and connectivity has settled. Regrown weights start at zero
+(and with zero optimizer moments). A just-pruned connection is not a regrowth
+candidate in the same update, nor is any connection of a structurally removed
+unit (``masks.units``: its row, or its outgoing columns in the consumer layer).
+
+No rewinding and no separate retraining: everything happens inside ordinary
+training through the :class:`~spikeship.train.pruners.base.Pruner` hooks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from spikeship.errors import CheckpointError, ConfigError
+from spikeship.train.pruners.magnitude import (
+    SCHEDULE_OPTIONS,
+    ScheduledPruner,
+    choice,
+    in_range,
+    select_extreme,
+)
+
+_EPS = 1e-9  # slack for ceil() of values that are integers up to rounding
+
+
+# ---- pure functions --------------------------------------------------------------
+def _check_pq(p: float, q: float) -> None:
+    if not (0 < p < q):
+        raise ConfigError(f"the PQ index needs 0 < p < q, got p={p}, q={q}")
+
+
+def pq_index(w: torch.Tensor, p: float = 0.5, q: float = 1.0, *,
+             mask: torch.Tensor | None = None, dim: int | None = None) -> torch.Tensor:
+    """PQ index ``I(w) = 1 - d**(1/q - 1/p) * ||w||_p / ||w||_q`` (Diao et al. 2023, Def. 1).
+
+    Computed over the entries of ``w`` where ``mask`` is True (all entries when
+    ``mask`` is None), ``d`` being their number; reduced over ``dim`` (over
+    everything when None), so ``dim=1`` on an (out, in) matrix gives one index per
+    output neuron. By the power-mean inequality ``0 <= I < 1``; ``I = 0`` when all
+    active weights have equal magnitude. Conventions where the formula is 0/0:
+    ``d = 0`` and all-zero active weights give ``I = 0`` (nothing to compress).
+    Computed in float64.
+    """
+    _check_pq(p, q)
+    a = torch.as_tensor(w).detach().to(torch.float64).abs()
+    m = torch.ones_like(a, dtype=torch.bool) if mask is None else mask.to(torch.bool)
+    a = torch.where(m, a, torch.zeros_like(a))
+    if dim is None:
+        a, m = a.reshape(-1), m.reshape(-1)
+        dim = 0
+    d = m.sum(dim).to(torch.float64)
+    norm_p = a.pow(p).sum(dim).pow(1.0 / p)
+    norm_q = a.pow(q).sum(dim).pow(1.0 / q)
+    ok = (d > 0) & (norm_q > 0)
+    ratio = torch.where(ok, norm_p / torch.where(ok, norm_q, torch.ones_like(norm_q)),
+                        torch.zeros_like(norm_q))
+    scale = torch.where(ok, d, torch.ones_like(d)).pow(1.0 / q - 1.0 / p)
+    index = torch.where(ok, 1.0 - scale * ratio, torch.zeros_like(d))
+    return index.clamp(min=0.0, max=1.0)
+
+
+def sap_keep(d, index, p: float = 0.5, q: float = 1.0, eta_r: float = 0.0):
+    """Weights worth keeping: ``r = ceil(d * (1+eta_r)**(-q/(q-p)) * (1-I)**(q*p/(q-p)))``.
+
+    Diao et al. 2023, Algorithm 1 (SAP). ``d`` and ``index`` are numbers or tensors
+    of equal shape; returns an int (for numbers) or an int64 tensor, clamped to
+    ``[0, d]``. With the defaults ``p = 0.5, q = 1, eta_r = 0`` this is
+    ``ceil(d * (1 - I))``. A tiny slack (1e-9) keeps an exact integer from rounding up.
+    """
+    _check_pq(p, q)
+    if eta_r < 0:
+        raise ConfigError(f"eta_r must be >= 0, got {eta_r}")
+    scalar = not torch.is_tensor(d) and not torch.is_tensor(index)
+    dd = torch.as_tensor(d, dtype=torch.float64)
+    ii = torch.as_tensor(index, dtype=torch.float64)
+    x = dd * (1.0 + eta_r) ** (-q / (q - p)) * (1.0 - ii).clamp(min=0.0) ** (q * p / (q - p))
+    r = torch.ceil(x - _EPS).clamp(min=0)
+    r = torch.minimum(r, dd).to(torch.int64)
+    return int(r) if scalar else r
+
+
+def sap_prune_count(d, r, gamma: float = 1.0, beta: float = 0.9):
+    """Connections to rewire: ``c = floor(d * clamp(gamma * (1 - r/d), 0, beta))`` (SAP).
+
+    ``d = 0`` gives ``c = 0``. Numbers in, int out; tensors in, int64 tensor out.
+    """
+    scalar = not torch.is_tensor(d) and not torch.is_tensor(r)
+    dd = torch.as_tensor(d, dtype=torch.float64)
+    rr = torch.as_tensor(r, dtype=torch.float64)
+    frac = torch.where(dd > 0, gamma * (1.0 - rr / dd.clamp(min=1.0)), torch.zeros_like(dd))
+    c = torch.floor(dd * frac.clamp(min=0.0, max=beta) + _EPS).to(torch.int64)
+    return int(c) if scalar else c
+
+
+def regrow_fraction(tau: float, start: float, end: float, initial: float) -> float:
+    """Cosine decay of the regrow fraction (RigL Eq 1): ``f_0/2 * (1 + cos(pi*x))``,
+    ``x = (tau - start)/(end - start)`` clipped to [0, 1]; 0 when ``end == start``."""
+    if end <= start:
+        return 0.0
+    x = min(max((tau - start) / (end - start), 0.0), 1.0)
+    return initial * 0.5 * (1.0 + math.cos(math.pi * x))
+
+
+def structurally_allowed(masks, name: str) -> torch.Tensor:
+    """Bool mask of ``name``'s weight shape: False where a removed unit forbids a synapse
+    (its own row, or the input columns fed by a removed unit of the producer layer)."""
+    li = masks.layers[name]
+    w = masks.weight[name]
+    rows = masks.units[name].view(-1, *([1] * (w.dim() - 1)))
+    allowed = rows.expand_as(w)
+    if li.producer is not None:
+        cols = masks.units[li.producer].repeat_interleave(li.in_block)
+        allowed = allowed & cols.view(1, -1, *([1] * (w.dim() - 2)))
+    return allowed.clone()
+
+
+# ---- the pruners -----------------------------------------------------------------
+class PQPruner(ScheduledPruner):
+    """PQ-index prune + regrow; ``granularity`` is ``"layer"`` or ``"neuron"``.
+
+    Options (``--prune-opt key=value``): ``p`` (0.5), ``q`` (1.0), ``eta_r`` (0.0),
+    ``gamma`` (1.0), ``beta`` (0.9) of SAP; ``regrow`` (``gradient`` = RigL |
+    ``random`` = SET); ``regrow_fraction`` (f_0, 1.0); ``start``/``end`` (epochs,
+    1 and 10: updates happen for ``start <= tau <= end``); ``interval`` (``epoch``
+    or K batches); ``seed`` (RNG of ``random`` regrowth).
+    """
+
+    name = "pq"
+    granularity = "layer"
+    OPTIONS = {
+        **SCHEDULE_OPTIONS,
+        "p": (float, 0.5, "PQ index p (0 < p < q)"),
+        "q": (float, 1.0, "PQ index q"),
+        "eta_r": (in_range(float, 0.0, 1e9), 0.0, "SAP eta_r"),
+        "gamma": (in_range(float, 0.0, 1e9), 1.0, "SAP gamma"),
+        "beta": (in_range(float, 0.0, 1.0), 0.9, "SAP beta: max share rewired per update"),
+        "regrow": (choice("gradient", "random"), "gradient", "RigL (gradient) or SET (random)"),
+        "regrow_fraction": (in_range(float, 0.0, 1.0), 1.0, "f_0: share of c regrown at start"),
+        "seed": (int, 0, "seed of the random regrowth generator"),
+    }
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        super().__init__(options)
+        _check_pq(self.opts["p"], self.opts["q"])
+        self.generator = torch.Generator().manual_seed(self.opts["seed"])
+        self._grad: dict[str, torch.Tensor] = {}
+        self._epoch_log: dict[str, dict[str, float]] = {}
+        self._last_fraction: float | None = None
+        self._updates = 0
+
+    def attach(self, model, masks, layers, ann=False):
+        self.model, self.masks = model, masks
+        if self.opts["regrow"] == "gradient":
+            self._grad = {n: torch.zeros_like(self.weight(n), dtype=torch.float32)
+                          for n in masks.layers}
+        self._reset_log()
+        super().attach(model, masks, layers, ann)  # applies a state loaded before attach
+
+    def _reset_log(self) -> None:
+        self._epoch_log = {n: {"pruned": 0, "regrown": 0} for n in self.masks.layers}
+        self._updates = 0
+
+    # -- hooks ---------------------------------------------------------------------
+    def after_backward(self) -> None:
+        for n, acc in self._grad.items():
+            g = self.weight(n).grad
+            if g is not None:
+                acc.add_(g.detach())
+
+    def reducible_stats(self) -> dict[str, torch.Tensor]:
+        return {f"grad.{n}": t for n, t in self._grad.items()}
+
+    def _maybe_update(self, tau: float) -> None:
+        if tau + 1e-9 >= self.opts["start"] and tau <= self.opts["end"] + 1e-9:
+            self.update(tau)
+            self.masks.apply()
+
+    # -- the two stages ------------------------------------------------------------
+    def rewire_counts(self, w: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor,
+                                                                          torch.Tensor]:
+        """Stage 1 on rows of ``w`` (R, K): (PQ index per row, rewire count c per row)."""
+        o = self.opts
+        index = pq_index(w, o["p"], o["q"], mask=active, dim=1)
+        d = active.sum(1)
+        r = sap_keep(d, index, o["p"], o["q"], o["eta_r"])
+        return index, sap_prune_count(d, r, o["gamma"], o["beta"])
+
+    @torch.no_grad()
+    def update(self, tau: float) -> None:
+        o = self.opts
+        f = regrow_fraction(tau, o["start"], o["end"], o["regrow_fraction"])
+        self._last_fraction = f
+        for n in self.masks.layers:
+            w = self.weight(n)
+            rows = w.shape[0] if self.granularity == "neuron" else 1
+            w2 = w.detach().reshape(rows, -1)
+            active = self.masks.effective(n).reshape(rows, -1)
+            allowed = structurally_allowed(self.masks, n).reshape(rows, -1)
+            _, c = self.rewire_counts(w2, active)
+            prune = select_extreme(w2.abs(), active, c)
+            g = torch.floor(c.to(torch.float64) * f + 0.5).to(torch.int64)
+            candidates = allowed & ~active & ~prune
+            if o["regrow"] == "gradient":
+                score = self._grad[n].reshape(rows, -1).abs()
+            else:
+                score = torch.rand(w2.shape, generator=self.generator, dtype=torch.float64)
+            grow = select_extreme(score, candidates, g, largest=True)
+            self.masks.prune_weights(n, prune.view_as(w))
+            self.masks.weight[n] |= grow.view_as(w).to(self.masks.weight[n].device)
+            w.view(rows, -1)[grow] = 0.0  # regrown weights start at zero
+            self._epoch_log[n]["pruned"] += int(prune.sum())
+            self._epoch_log[n]["regrown"] += int(grow.sum())
+        for acc in self._grad.values():
+            acc.zero_()
+        self._updates += 1
+
+    # -- reporting and state -------------------------------------------------------
+    def epoch_metrics(self, epoch: int) -> dict[str, Any]:
+        layers = {}
+        for c in self.masks.counts():
+            n = c.name
+            w = self.weight(n).detach()
+            eff = self.masks.effective(n)
+            entry = {"connectivity_pct": 100.0 * c.synapses_remaining / c.synapses_total,
+                     "synapses_remaining": c.synapses_remaining,
+                     "pq_index": float(pq_index(w, self.opts["p"], self.opts["q"], mask=eff)),
+                     **self._epoch_log[n]}
+            if self.granularity == "neuron":
+                rows_eff = eff.reshape(eff.shape[0], -1)
+                per = pq_index(w.reshape(w.shape[0], -1), self.opts["p"], self.opts["q"],
+                               mask=rows_eff, dim=1)
+                live = rows_eff.any(1)
+                entry["pq_index_neuron_mean"] = float(per[live].mean()) if live.any() else 0.0
+            layers[n] = entry
+        out = {"connectivity_pct": 100.0 * (1.0 - self.masks.pruning_rate()),
+               "updates": self._updates, "regrow_fraction": self._last_fraction,
+               "rewired": sum(v["pruned"] for v in self._epoch_log.values()),
+               "regrown": sum(v["regrown"] for v in self._epoch_log.values()),
+               "layers": layers}
+        self._reset_log()
+        return out
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = super().state()
+        tensors["rng"] = self.generator.get_state()
+        tensors.update({f"grad.{n}": t.contiguous() for n, t in self._grad.items()})
+        meta["last_fraction"] = self._last_fraction
+        meta["epoch_log"] = self._epoch_log
+        meta["updates"] = self._updates
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        super().load_state(tensors, meta)
+        if self.masks is None:
+            return
+        if "rng" in tensors:
+            self.generator.set_state(tensors["rng"].to(torch.uint8))
+        for n in self._grad:
+            key = f"grad.{n}"
+            if key in tensors:
+                if tuple(tensors[key].shape) != tuple(self._grad[n].shape):
+                    raise CheckpointError(f"pruner state {key} has shape {tuple(tensors[key].shape)}"
+                                      f", the model needs {tuple(self._grad[n].shape)}")
+                self._grad[n].copy_(tensors[key])
+        self._last_fraction = meta.get("last_fraction")
+        if "epoch_log" in meta:
+            self._epoch_log = {n: dict(v) for n, v in meta["epoch_log"].items()}
+        self._updates = int(meta.get("updates", 0))
+
+
+class PQLayerPruner(PQPruner):
+    """``--prune pq-layer``: one PQ index and one rewiring count per layer."""
+
+    name = "pq-layer"
+    granularity = "layer"
+
+
+class PQNeuronPruner(PQPruner):
+    """``--prune pq-neuron``: one PQ index and rewiring count per output neuron / channel."""
+
+    name = "pq-neuron"
+    granularity = "neuron"
