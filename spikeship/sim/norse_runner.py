@@ -1,0 +1,165 @@
+"""Norse as the second opinion: run a NIR graph through ``norse.torch.from_nir`` (Norse 1.1).
+
+Norse implements the same discrete-time equations as the reference simulator
+(:mod:`spikeship.sim.reference`), with a few differences this runner adapts to or
+refuses, so that what Norse runs *is* the graph's meaning:
+
+1. ``dt``: ``from_nir`` assumes ``dt = 1e-3`` unless told; we pass the graph's ``dt``
+   (metadata) or the caller's ``dt_s``.
+2. ``r`` of ``LIF`` / ``IF`` is ignored by Norse. Where ``r != 1``, it is folded into the
+   incoming ``Affine`` / ``Linear`` / ``Conv2d`` (weight rows and bias times ``r``), which
+   is exact when that layer feeds only this neuron; otherwise :class:`GraphError`.
+   (Our own exports have ``r = 1``: ``1/(1-beta)`` is already in the weights.)
+3. Batch: Norse's ``Flatten`` keeps NIR's ``start_dim = 0``, which on a batched tensor
+   would flatten the batch too, so samples run one at a time, unbatched.
+4. ``v_reset`` of LIF / CubaLIF / IF is ignored by Norse's importer (it resets to 0):
+   a non-zero ``v_reset`` is refused. Norse's CubaLIF current also leaks towards
+   ``v_leak``: a non-zero ``v_leak`` on a CubaLIF is refused.
+5. Node types Norse 1.1 does not map (``LI``, ``Scale``, ``AvgPool2d``) raise
+   :class:`UnsupportedNodeError`.
+
+Recurrent edges: nirtorch's ``GraphExecutor`` feeds a node's recurrent input from the
+previous step's cache, the reference's semantics. Per-node spikes are read from that
+cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from spikeship._optional import require
+from spikeship.errors import GraphError, SimulationError, UnsupportedNodeError
+from spikeship.export.nir_import import LoadedGraph, read_nir
+from spikeship.sim.reference import _as_graph, input_stats
+from spikeship.sim.result import SimResult
+
+NORSE_TYPES = ("Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "Flatten",
+               "LIF", "IF", "CubaLIF")
+
+
+def _fold_r(g: LoadedGraph, name: str, nodes: dict, notes: list[str]) -> None:
+    node = nodes[name]
+    r = np.asarray(node.r, dtype=np.float64)
+    if np.allclose(r, 1.0, rtol=0, atol=0):
+        return
+    srcs = g.sources[name] + g.recurrent[name]
+    for s in srcs:
+        src, consumers = nodes[s], [b for a, b in g.graph.edges if a == s]
+        t = type(src).__name__
+        if t not in ("Affine", "Linear", "Conv2d") or consumers != [name]:
+            raise GraphError(f"Norse ignores r of {type(node).__name__} {name!r}; it can be "
+                             f"folded only into Affine/Linear/Conv2d sources feeding nothing "
+                             f"else, but {s!r} is a {t} feeding {consumers}")
+        if t == "Conv2d":
+            per_c = r.reshape(r.shape[0], -1)
+            if not np.all(per_c == per_c[:, :1]):
+                raise GraphError(f"Norse: r of {name!r} varies within a channel; cannot fold "
+                                 f"it into Conv2d {s!r}")
+            rows = per_c[:, 0]
+        else:
+            rows = r.reshape(-1)
+        w = np.asarray(src.weight, dtype=np.float64)
+        changes = {"weight": (w * rows.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)}
+        if t != "Linear":
+            changes["bias"] = (np.asarray(src.bias, dtype=np.float64) * rows).astype(np.float32)
+        nodes[s] = dataclasses.replace(src, **changes)
+    nodes[name] = dataclasses.replace(node, r=np.ones_like(node.r))
+    notes.append(f"r of {name} folded into {srcs}")
+
+
+def prepare_for_norse(g: LoadedGraph) -> tuple[nir.NIRGraph, list[str]]:
+    """A copy of the graph Norse runs as the reference would (see the module docstring)."""
+    nodes = dict(g.nodes)
+    notes: list[str] = []
+    for name in g.order:
+        node, t = nodes[name], g.type_of(name)
+        if t not in NORSE_TYPES:
+            raise UnsupportedNodeError(f"Norse 1.1 cannot run node {name!r} of type {t}; it maps "
+                                       f"{', '.join(NORSE_TYPES)}")
+        if t in ("LIF", "IF", "CubaLIF") and np.any(np.asarray(node.v_reset) != 0):
+            raise GraphError(f"Norse ignores v_reset of {name!r} (it resets to 0); its v_reset "
+                             "is not 0")
+        if t == "CubaLIF" and np.any(np.asarray(node.v_leak) != 0):
+            raise GraphError(f"Norse's CubaLIF current leaks towards v_leak; {name!r} has a "
+                             "non-zero v_leak")
+        if t == "SumPool2d" and np.any(np.asarray(node.padding) != 0):
+            raise GraphError(f"Norse's SumPool2d ignores padding; {name!r} is padded")
+        if t in ("LIF", "IF"):
+            _fold_r(g, name, nodes, notes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(g.graph.edges), metadata=dict(g.metadata),
+                         type_check=False)
+    return graph, notes
+
+
+def load_norse(g: LoadedGraph, dt_s: float):
+    """The Norse module (a nirtorch ``GraphExecutor``) of ``g`` plus the adaptation notes."""
+    norse_torch = require("norse.torch")
+    graph, notes = prepare_for_norse(g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            module = norse_torch.from_nir(graph, ignore_warnings=True, dt=float(dt_s))
+        except (ValueError, TypeError, KeyError, AssertionError, RuntimeError) as e:
+            raise SimulationError(f"Norse cannot load the graph: {e}") from e
+    return module, notes
+
+
+def simulate_norse(graph, inputs: np.ndarray, *, dt_s: float | None = None
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+    """Run ``graph`` in Norse on ``inputs`` (N, T, *input shape), one sample at a time.
+
+    Returns (output per step (N, T, *out), spike counts per spiking node, notes).
+    """
+    import torch
+
+    from spikeship.export.nir_import import SPIKING
+
+    g = _as_graph(graph)
+    dt = dt_s if dt_s is not None else g.dt_s
+    if dt is None:
+        needs = [n for n in g.order if g.type_of(n) in ("LIF", "CubaLIF")]
+        if needs:
+            raise GraphError(f"the graph has no dt and nodes {needs} need one; pass dt_s")
+        dt = 1e-3
+    module, notes = load_norse(g, dt)
+    inputs = np.asarray(inputs, dtype=np.float32)
+    n, steps = inputs.shape[:2]
+    if tuple(inputs.shape[2:]) != tuple(g.out_shape[g.input]):
+        raise SimulationError(f"inputs must be (N, T, *{list(g.out_shape[g.input])}), "
+                              f"got {inputs.shape}")
+    out = np.zeros((n, steps, *g.out_shape[g.output]), dtype=np.float32)
+    spiking = [m for m in g.order if g.type_of(m) in SPIKING]
+    counts = {m: np.zeros(g.out_shape[m], dtype=np.int64) for m in spiking}
+    key = {m: m.replace(".", "_") for m in spiking}
+    with torch.no_grad():
+        for i in range(n):
+            state = None
+            for t in range(steps):
+                y, state = module(torch.from_numpy(inputs[i, t]), state)
+                out[i, t] = y.numpy().reshape(out.shape[2:])
+                for m in spiking:
+                    counts[m] += state.cache[key[m]].numpy().reshape(counts[m].shape).astype(np.int64)
+    return out, counts, notes
+
+
+def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
+               options: dict | None = None) -> SimResult:
+    """Target ``norse``: ``run_dir/model.nir`` in Norse (options: ``dt_s``)."""
+    options = dict(options or {})
+    g = read_nir(Path(run_dir) / "model.nir")
+    t0 = time.perf_counter()
+    out, counts, notes = simulate_norse(g, inputs, dt_s=options.get("dt_s"))
+    wall = time.perf_counter() - t0
+    count, total = input_stats(inputs)
+    return SimResult(target="norse", timesteps=int(inputs.shape[1]),
+                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
+                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
+                     extra={"dt_s": options.get("dt_s", g.dt_s), "adaptations": notes,
+                            "batched": False})

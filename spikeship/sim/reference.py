@@ -1,0 +1,236 @@
+"""The reference NIR simulator: exact discrete-time semantics, batched, torch on CPU.
+
+It is the yardstick the other targets (Norse, ONNX Runtime, Lava) are compared to,
+so its semantics are written down here and nowhere else. One call of
+:meth:`ReferenceSim.step` advances every node by one step of the graph's ``dt``
+(graph metadata ``dt``, or ``dt_s`` given by the caller), visiting nodes in the
+order of :class:`~spikeship.export.nir_import.LoadedGraph` (the input first):
+
+- a node's input ``I[t]`` is the sum of its feed-forward sources' outputs at step
+  ``t`` plus its recurrent sources' outputs at step ``t-1`` (zero at ``t = 0``);
+  there is no synaptic delay on feed-forward edges, so an input at step ``t`` can
+  reach the output at step ``t``, as in the snntorch training model;
+- ``Input``: the sample's ``x[t]``; ``Output``: ``I[t]`` (the graph's output);
+- ``Affine``: ``W I + b``; ``Linear``: ``W I``; ``Scale``: ``s * I``; ``Conv2d``:
+  cross-correlation with zero padding (torch ``conv2d``); ``SumPool2d``: window sums;
+  ``AvgPool2d``: window means (padding counted); ``Flatten``: over the unbatched dims.
+- neurons, forward Euler with step ``dt``; spike on ``v > v_threshold`` (strict) and
+  reset to ``v_reset`` in the same step::
+
+    LIF     v[t] = v[t-1] + dt/tau * (v_leak - v[t-1] + r I[t])
+            z[t] = v[t] > v_threshold;  v[t] <- v_reset where z[t];  output z[t]
+    IF      v[t] = v[t-1] + r I[t]          (per step, no dt: the discrete IF of Sinabs,
+            then spike and reset as LIF      Norse and snnTorch; NIR's ODE dv/dt = R I
+                                             would scale by dt)
+    LI      v[t] = v[t-1] + dt/tau * (v_leak - v[t-1] + r I[t]);   output v[t]
+    CubaLIF i[t] = i[t-1] + dt/tau_syn * (-i[t-1] + w_in I[t])      (current first,
+            v[t] = v[t-1] + dt/tau_mem * (v_leak - v[t-1] + r i[t])  then voltage with
+            spike and reset as LIF                                   the new current)
+
+  With ``dt/tau = 1 - beta``, ``r = 1``, ``v_leak = 0`` and the factor ``1/(1-beta)``
+  folded into the incoming weights (our exports), LIF is DPAP Eq 1-2 /
+  snntorch ``Leaky(reset_mechanism="zero")``: ``u[t] = beta u[t-1] + I[t]``.
+  Norse 1.1 implements the same equations (``lif_box_feed_forward_step``, ``iaf``,
+  the ``CubaLIF`` of ``norse.torch.utils.import_nir``), except that its CubaLIF
+  current also leaks towards ``v_leak`` and it ignores ``r`` of LIF / IF.
+
+State is computed in float64 by default (``dtype="float32"`` is available): the
+reference is exact to the equations, not to one framework's float rounding.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spikeship.errors import GraphError, SimulationError
+from spikeship.export.nir_import import SPIKING, LoadedGraph, load_graph, read_nir
+from spikeship.export.nir_shapes import conv_params, pool_params
+from spikeship.sim.result import SimResult
+
+_DT_FREE = ("IF",)
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def _t(a, dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64)).to(dtype)
+
+
+class ReferenceSim:
+    """Step-by-step simulator of one validated NIR graph for a batch of samples."""
+
+    def __init__(self, graph: LoadedGraph, *, dt_s: float | None = None, dtype: str = "float64"):
+        if dtype not in _DTYPES:
+            raise SimulationError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.g, self.dtype = graph, _DTYPES[dtype]
+        self.dt_s = dt_s if dt_s is not None else graph.dt_s
+        needs_dt = [n for n in graph.order if graph.type_of(n) in ("LIF", "LI", "CubaLIF")]
+        if needs_dt and self.dt_s is None:
+            raise GraphError(f"the graph has no dt in its metadata and nodes {needs_dt} need one; "
+                             "pass dt_s")
+        self.p: dict[str, dict[str, Any]] = {n: self._params(n) for n in graph.order}
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self.prev: dict[str, torch.Tensor] = {}
+
+    def _params(self, name: str) -> dict[str, Any]:
+        node, t, d = self.g.nodes[name], self.g.type_of(name), self.dtype
+        if t in ("Affine", "Linear"):
+            return {"w": _t(node.weight, d), "b": _t(node.bias, d) if t == "Affine" else None}
+        if t == "Scale":
+            return {"s": _t(node.scale, d)}
+        if t == "Conv2d":
+            p = conv_params(name, node)
+            return {**p, "weight": _t(p["weight"], d), "bias": _t(p["bias"], d)}
+        if t in ("SumPool2d", "AvgPool2d"):
+            return pool_params(name, node)
+        if t == "Flatten":
+            nd = len(self.g.in_shape[name])
+            s, e = int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim))
+            return {"start": (s + nd if s < 0 else s) + 1, "end": (e + nd if e < 0 else e) + 1}
+        out: dict[str, Any] = {}
+        for key in ("r", "v_leak", "v_threshold", "v_reset", "w_in"):
+            if getattr(node, key, None) is not None:
+                out[key] = _t(node.__dict__[key], d)
+        for key, tau in (("k", "tau"), ("k_mem", "tau_mem"), ("k_syn", "tau_syn")):
+            if getattr(node, tau, None) is not None:     # dt/tau in float64, then cast
+                out[key] = _t(self.dt_s / np.asarray(node.__dict__[tau], dtype=np.float64), d)
+        return out
+
+    def reset(self, batch: int) -> None:
+        """Zero every state (``v``, ``i``) and every recurrent value for ``batch`` samples."""
+        self.state = {}
+        for n in self.g.order:
+            t = self.g.type_of(n)
+            shape = (batch, *self.g.out_shape[n])
+            if t in ("LIF", "IF", "LI"):
+                self.state[n] = {"v": torch.zeros(shape, dtype=self.dtype)}
+            elif t == "CubaLIF":
+                self.state[n] = {"v": torch.zeros(shape, dtype=self.dtype),
+                                 "i": torch.zeros(shape, dtype=self.dtype)}
+        self.prev = {n: torch.zeros((batch, *self.g.out_shape[n]), dtype=self.dtype)
+                     for srcs in self.g.recurrent.values() for n in srcs}
+
+    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Advance one step with input ``x`` (batch, *input shape); returns every node's output."""
+        outs: dict[str, torch.Tensor] = {}
+        for n in self.g.order:
+            if n == self.g.input:
+                outs[n] = x.to(self.dtype)
+                continue
+            total = None
+            for s in self.g.sources[n]:
+                total = outs[s] if total is None else total + outs[s]
+            for s in self.g.recurrent[n]:
+                total = self.prev[s] if total is None else total + self.prev[s]
+            outs[n] = self._node(n, total)
+        for s in self.prev:
+            self.prev[s] = outs[s]
+        return outs
+
+    def _node(self, n: str, x: torch.Tensor) -> torch.Tensor:
+        t, p = self.g.type_of(n), self.p[n]
+        if t == "Output":
+            return x
+        if t in ("Affine", "Linear"):
+            return F.linear(x, p["w"], p["b"])
+        if t == "Scale":
+            return x * p["s"]
+        if t == "Conv2d":
+            return F.conv2d(x, p["weight"], p["bias"], p["stride"], p["padding"], p["dilation"],
+                            p["groups"])
+        if t in ("SumPool2d", "AvgPool2d"):
+            return F.avg_pool2d(x, p["kernel"], p["stride"], p["padding"], count_include_pad=True,
+                                divisor_override=1 if t == "SumPool2d" else None)
+        if t == "Flatten":
+            return torch.flatten(x, p["start"], p["end"])
+        st = self.state[n]
+        if t == "CubaLIF":
+            st["i"] = st["i"] + p["k_syn"] * (-st["i"] + p["w_in"] * x)
+            x = st["i"]
+            st["v"] = st["v"] + p["k_mem"] * (p["v_leak"] - st["v"] + p["r"] * x)
+        elif t in ("LIF", "LI"):
+            st["v"] = st["v"] + p["k"] * (p["v_leak"] - st["v"] + p["r"] * x)
+        else:  # IF
+            st["v"] = st["v"] + p["r"] * x
+        if t == "LI":
+            return st["v"]
+        z = st["v"] > p["v_threshold"]
+        st["v"] = torch.where(z, p["v_reset"], st["v"])
+        return z.to(self.dtype)
+
+
+def _as_graph(graph) -> LoadedGraph:
+    if isinstance(graph, LoadedGraph):
+        return graph
+    if isinstance(graph, nir.NIRGraph):
+        return load_graph(graph)
+    if isinstance(graph, (str, os.PathLike)):
+        return read_nir(graph)
+    raise GraphError(f"expected a NIR graph or file, got {type(graph).__name__}")
+
+
+def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str = "float64",
+             batch_size: int = 256) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run ``graph`` (LoadedGraph, ``nir.NIRGraph`` or path) on ``inputs`` (N, T, *input shape).
+
+    Returns the graph output per step, (N, T, *output shape) float, and the spike count
+    of every spiking node (LIF / IF / CubaLIF) summed over samples and steps, in the
+    node's shape.
+    """
+    g = _as_graph(graph)
+    inputs = np.asarray(inputs)
+    want = g.out_shape[g.input]
+    if inputs.ndim != 2 + len(want) or tuple(inputs.shape[2:]) != tuple(want):
+        raise SimulationError(f"inputs must be (N, T, {', '.join(map(str, want))}), "
+                              f"got {inputs.shape}")
+    sim = ReferenceSim(g, dt_s=dt_s, dtype=dtype)
+    n, steps = inputs.shape[:2]
+    out = np.zeros((n, steps, *g.out_shape[g.output]), dtype=np.float64)
+    counts = {m: torch.zeros(g.out_shape[m], dtype=torch.float64) for m in g.neuron_nodes()}
+    with torch.no_grad():
+        for lo in range(0, n, batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(inputs[lo:lo + batch_size]))
+            sim.reset(xb.shape[0])
+            for t in range(steps):
+                outs = sim.step(xb[:, t])
+                out[lo:lo + xb.shape[0], t] = outs[g.output].double().numpy()
+                for m in counts:
+                    counts[m] += outs[m].sum(0).double()
+    return out, {m: c.numpy().astype(np.int64) for m, c in counts.items()}
+
+
+def input_stats(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``input_count`` (how often each input element was non-zero) and ``input_sum``."""
+    x = np.asarray(inputs)
+    return ((x != 0).sum(axis=(0, 1)).astype(np.int64), x.sum(axis=(0, 1), dtype=np.float64))
+
+
+def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
+               options: dict | None = None) -> SimResult:
+    """Target ``reference``: run ``run_dir/model.nir`` on ``inputs`` (N, T, C, H, W).
+
+    ``options``: ``dtype`` ("float64" | "float32"), ``dt_s``, ``batch_size``.
+    """
+    options = dict(options or {})
+    path = Path(run_dir) / "model.nir"
+    g = read_nir(path)
+    t0 = time.perf_counter()
+    out, counts = simulate(g, inputs, dt_s=options.get("dt_s"),
+                           dtype=options.get("dtype", "float64"),
+                           batch_size=int(options.get("batch_size", 256)))
+    wall = time.perf_counter() - t0
+    if g.type_of(g.output) == "Output" and not np.isin(out, (0.0, 1.0)).all():
+        raise SimulationError("the graph's output is not a spike train (0/1)")
+    count, total = input_stats(inputs)
+    return SimResult(target="reference", timesteps=int(inputs.shape[1]),
+                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
+                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
+                     extra={"dtype": options.get("dtype", "float64"),
+                            "dt_s": options.get("dt_s", g.dt_s), "graph": str(path)})
