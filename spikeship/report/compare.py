@@ -1,0 +1,277 @@
+"""``spikeship compare``: run directories side by side, in the shape of the papers' tables.
+
+Columns (the PQ poster's Table 1 and DPAP's comparison tables): method, architecture,
+T, top-1 accuracy, accuracy change vs the dense run, connectivity, parameters
+remaining, synaptic operations per sample, epochs to the dense accuracy. Plus the
+epochs trained, so a reader sees the runs were matched.
+
+- *Connectivity* = ``params_remaining / params_total`` over the weights of the
+  prunable layers (``summary.json``).
+- *Accuracy change* = ``acc - acc_dense`` in percentage points. The dense run is the
+  ``--dense`` run, or else the input run with ``pruner = none`` and the same dataset,
+  model, ANN flag and T (the same seed preferred); without one, a run's own
+  ``dense_baseline_accuracy`` from its summary is used.
+- *Epochs to dense accuracy*: first epoch in ``metrics.jsonl`` whose test accuracy
+  reaches the dense run's final accuracy.
+- *SynOps per sample*: ``energy.json`` totals, effective (deployed graph) beside
+  dense (unpruned architecture), per STYLE rule 9. A cell left empty says why.
+
+Writes Markdown to stdout, and with ``--out FILE`` also ``FILE`` (Markdown) and
+``FILE`` with suffix ``.json`` (the same rows, numbers unformatted).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spikeship.errors import RunDirError
+from spikeship.io import read_jsonl, write_json_atomic, write_text_atomic
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ``compare`` reads from one run directory."""
+
+    path: Path
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    energy: dict[str, Any] | None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field from ``summary.json``, else ``config.json``."""
+        if self.summary.get(key) is not None:
+            return self.summary[key]
+        return self.config.get(key, default)
+
+    @property
+    def is_dense(self) -> bool:
+        return self.get("pruner", self.get("prune", "none")) == "none"
+
+    @property
+    def key(self) -> tuple:
+        """Runs comparable with each other share this."""
+        return (self.get("dataset"), self.get("model"), bool(self.get("ann", False)),
+                None if self.get("ann", False) else self.get("timesteps"))
+
+
+@dataclass
+class Row:
+    """One line of the table (``None`` = empty cell; ``notes[field]`` says why)."""
+
+    run: str
+    method: str
+    architecture: str
+    timesteps: int | None
+    epochs: int | None
+    top1_accuracy_pct: float | None
+    accuracy_change_pct: float | None
+    connectivity_pct: float | None
+    params_remaining: int | None
+    params_total: int | None
+    synops_effective_per_sample: float | None
+    synops_dense_per_sample: float | None
+    epochs_to_dense_accuracy: int | None
+    dense_run: str | None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+# ---- reading ---------------------------------------------------------------------
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunDirError(f"{path} is unreadable: {e}") from e
+    if not isinstance(d, dict):
+        raise RunDirError(f"{path} does not hold a JSON object")
+    return d
+
+
+def load_run(path: str | Path) -> RunInfo:
+    """Read a run directory; it needs ``summary.json`` (a finished ``spikeship train``)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise RunDirError(f"run directory {p} does not exist")
+    if not (p / "summary.json").exists():
+        raise RunDirError(f"run directory {p} has no summary.json (train it to the end first)")
+    summary = _read_json(p / "summary.json")
+    config = _read_json(p / "config.json") if (p / "config.json").exists() else {}
+    energy = _read_json(p / "energy.json") if (p / "energy.json").exists() else None
+    return RunInfo(p, summary, config, read_jsonl(p / "metrics.jsonl"), energy)
+
+
+# ---- the columns -----------------------------------------------------------------
+def pick_dense(run: RunInfo, runs: list[RunInfo], forced: RunInfo | None) -> RunInfo | None:
+    """The dense reference of ``run`` (see module docstring)."""
+    if forced is not None:
+        return forced
+    same = [r for r in runs if r.is_dense and r.key == run.key]
+    if not same:
+        return None
+    if run in same:
+        return run
+    return next((r for r in same if r.get("seed") == run.get("seed")), same[0])
+
+
+def method_label(run: RunInfo) -> str:
+    """``dense`` or the pruner name with its options, e.g. ``magnitude (target=0.6)``."""
+    if run.is_dense:
+        return "dense"
+    name = run.get("pruner", run.get("prune"))
+    opts = run.get("prune_options") or {}
+    if not opts:
+        return str(name)
+    return f"{name} (" + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) + ")"
+
+
+def synops(energy: dict[str, Any] | None, kind: str) -> tuple[float | None, str | None]:
+    """(synops per sample of ``kind`` = effective|dense, or None and the reason)."""
+    if energy is None:
+        return None, "no energy.json (run `spikeship energy RUN`)"
+    tot = energy.get("totals") or energy.get("total") or {}
+    for k in (f"synops_{kind}_per_sample", f"synops_{kind}"):
+        if isinstance(tot.get(k), (int, float)):
+            return float(tot[k]), None
+    layers = energy.get("layers")
+    if isinstance(layers, list) and layers and all(
+            isinstance(x.get(f"synops_{kind}"), (int, float)) for x in layers):
+        return float(sum(x[f"synops_{kind}"] for x in layers)), None
+    return None, f"energy.json has no synops_{kind} totals"
+
+
+def epochs_to(metrics: list[dict[str, Any]], accuracy: float) -> int | None:
+    """First epoch whose ``test_accuracy`` reaches ``accuracy``."""
+    return next((int(m["epoch"]) for m in metrics
+                 if m.get("test_accuracy") is not None and m["test_accuracy"] >= accuracy), None)
+
+
+def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
+    """One table row for ``run`` against its dense reference."""
+    notes: dict[str, str] = {}
+    acc = run.get("test_accuracy")
+    total, remaining = run.get("params_total"), run.get("params_remaining")
+    conn = 100.0 * remaining / total if total and remaining is not None else None
+    if conn is None:
+        notes["connectivity_pct"] = "summary.json has no params_total/params_remaining"
+    dense_acc = dense.get("test_accuracy") if dense is not None else run.get(
+        "dense_baseline_accuracy")
+    change = to_dense = None
+    if dense_acc is None:
+        notes["accuracy_change_pct"] = notes["epochs_to_dense_accuracy"] = \
+            "no dense run of the same dataset/model/T among the inputs"
+    else:
+        if acc is not None:
+            change = 100.0 * (acc - dense_acc)
+        if dense is None and run.get("epochs_to_baseline") is not None:
+            to_dense = int(run.get("epochs_to_baseline"))
+        else:
+            to_dense = epochs_to(run.metrics, dense_acc)
+        if to_dense is None:
+            notes["epochs_to_dense_accuracy"] = (
+                f"not reached in {run.get('epochs', len(run.metrics))} epochs"
+                if run.metrics else "no metrics.jsonl")
+    eff, why = synops(run.energy, "effective")
+    den, why_d = synops(run.energy, "dense")
+    if why:
+        notes["synops_effective_per_sample"] = why
+    if why_d:
+        notes["synops_dense_per_sample"] = why_d
+    ann = bool(run.get("ann", False))
+    return Row(
+        run=run.path.name, method=method_label(run),
+        architecture=str(run.get("model")) + (" (ANN)" if ann else ""),
+        timesteps=None if ann else run.get("timesteps"), epochs=run.get("epochs"),
+        top1_accuracy_pct=None if acc is None else 100.0 * acc,
+        accuracy_change_pct=change, connectivity_pct=conn,
+        params_remaining=remaining, params_total=total,
+        synops_effective_per_sample=eff, synops_dense_per_sample=den,
+        epochs_to_dense_accuracy=to_dense,
+        dense_run=str(dense.path) if dense is not None else None, notes=notes)
+
+
+def compare_runs(paths: list[str | Path], dense: str | Path | None = None) -> list[Row]:
+    """Rows for ``paths`` in the given order."""
+    runs = [load_run(p) for p in paths]
+    forced = load_run(dense) if dense is not None else None
+    return [build_row(r, pick_dense(r, runs, forced)) for r in runs]
+
+
+# ---- writing ---------------------------------------------------------------------
+COLUMNS = [  # (field, header, formatter)
+    ("method", "Method", str),
+    ("architecture", "Architecture", str),
+    ("timesteps", "T", str),
+    ("epochs", "Epochs", str),
+    ("top1_accuracy_pct", "Top-1 Acc. (%)", lambda v: f"{v:.2f}"),
+    ("accuracy_change_pct", "Acc. change (%)", lambda v: f"{v:+.2f}"),
+    ("connectivity_pct", "Conn. (%)", lambda v: f"{v:.2f}"),
+    ("params_remaining", "Params remaining", lambda v: f"{v:,}"),
+    ("synops_effective_per_sample", "SynOps/sample (deployed)", lambda v: _si(v)),
+    ("synops_dense_per_sample", "SynOps/sample (dense)", lambda v: _si(v)),
+    ("epochs_to_dense_accuracy", "Epochs to dense acc.", str),
+    ("run", "Run", str),
+]
+
+
+def _si(v: float) -> str:
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(v) >= div:
+            return f"{v / div:.3g} {suffix}"
+    return f"{v:.3g}"
+
+
+def to_markdown(rows: list[Row]) -> str:
+    """The table; empty cells carry a footnote number, the notes follow the table."""
+    footnotes: list[str] = []
+    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = []
+        for key, _, fmt in COLUMNS:
+            v = getattr(r, key)
+            if v is not None:
+                cells.append(fmt(v))
+                continue
+            reason = r.notes.get(key)
+            if reason is None:
+                cells.append("—")
+                continue
+            if reason not in footnotes:
+                footnotes.append(reason)
+            cells.append(f"— [{footnotes.index(reason) + 1}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    dense = sorted({r.dense_run for r in rows if r.dense_run})
+    out = "\n".join(lines) + "\n"
+    if dense:
+        out += "\nDense reference: " + ", ".join(f"`{d}`" for d in dense) + ".\n"
+    if footnotes:
+        out += "\n" + "\n".join(f"[{i}] {t}" for i, t in enumerate(footnotes, 1)) + "\n"
+    return out
+
+
+def to_json(rows: list[Row]) -> dict[str, Any]:
+    return {"columns": [k for k, _, _ in COLUMNS], "rows": [asdict(r) for r in rows]}
+
+
+@click.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", type=click.Path(), default=None,
+              help="Write the Markdown table to FILE and the JSON next to it (FILE.json).")
+@click.option("--dense", type=click.Path(), default=None,
+              help="The dense reference run (default: the input run with --prune none).")
+def compare(runs: tuple[str, ...], out: str | None, dense: str | None) -> None:
+    """Compare run directories in a paper-style table (Markdown + JSON)."""
+    rows = compare_runs(list(runs), dense)
+    md = to_markdown(rows)
+    click.echo(md, nl=False)
+    if out:
+        path = Path(out)
+        md_path = path if path.suffix != ".json" else path.with_suffix(".md")
+        write_text_atomic(md_path, md)
+        write_json_atomic(md_path.with_suffix(".json"), to_json(rows))
+        click.echo(f"wrote {md_path} and {md_path.with_suffix('.json')}", err=True)

@@ -1,0 +1,104 @@
+"""``spikeship compare`` on run directories written to tmp_path (the trainer's file shapes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spikeship.cli import main
+from spikeship.errors import RunDirError
+from spikeship.io import append_jsonl, write_json_atomic
+from spikeship.report.compare import compare_runs, to_markdown
+
+
+def make_run(root, name, *, pruner="none", accs=(0.5, 0.8, 0.9), remaining=1000, total=1000,
+             options=None, seed=0, timesteps=4, model="dpap-mnist", energy=None):
+    d = root / name
+    d.mkdir()
+    for e, a in enumerate(accs, 1):
+        append_jsonl(d / "metrics.jsonl", {"epoch": e, "test_accuracy": a})
+    write_json_atomic(d / "config.json", {"dataset": "digits", "model": model, "ann": False,
+                                          "timesteps": timesteps, "seed": seed,
+                                          "prune": pruner, "prune_options": options or {}})
+    write_json_atomic(d / "summary.json", {
+        "dataset": "digits", "model": model, "ann": False, "pruner": pruner,
+        "prune_options": options or {}, "timesteps": timesteps, "seed": seed,
+        "test_accuracy": accs[-1], "params_total": total, "params_remaining": remaining,
+        "pruning_rate": 1 - remaining / total, "epochs": len(accs),
+        "dense_baseline_accuracy": None, "epochs_to_baseline": None})
+    if energy is not None:
+        write_json_atomic(d / "energy.json", energy)
+    return d
+
+
+def test_rows_against_the_dense_run(tmp_path):
+    dense = make_run(tmp_path, "dense", accs=(0.5, 0.8, 0.9))
+    pq = make_run(tmp_path, "pq", pruner="pq-layer", accs=(0.6, 0.92, 0.91), remaining=406,
+                  options={"end": 2}, energy={"totals": {"synops_effective_per_sample": 1.5e5,
+                                                         "synops_dense_per_sample": 4.0e5}})
+    mag = make_run(tmp_path, "mag", pruner="magnitude", accs=(0.4, 0.7, 0.85), remaining=406)
+    rows = compare_runs([dense, pq, mag])
+    d, p, m = rows
+    assert d.method == "dense" and d.accuracy_change_pct == pytest.approx(0.0)
+    assert d.epochs_to_dense_accuracy == 3
+    assert p.method == "pq-layer (end=2)"
+    assert p.top1_accuracy_pct == pytest.approx(91.0)
+    assert p.accuracy_change_pct == pytest.approx(1.0)
+    assert p.connectivity_pct == pytest.approx(40.6)
+    assert p.epochs_to_dense_accuracy == 2
+    assert p.synops_effective_per_sample == 1.5e5 and p.synops_dense_per_sample == 4.0e5
+    assert m.accuracy_change_pct == pytest.approx(-5.0)
+    assert m.epochs_to_dense_accuracy is None
+    assert "not reached in 3 epochs" in m.notes["epochs_to_dense_accuracy"]
+    assert "no energy.json" in m.notes["synops_effective_per_sample"]
+    md = to_markdown(rows)
+    assert "| pq-layer (end=2) | dpap-mnist | 4 | 3 | 91.00 | +1.00 | 40.60 | 406 | 150 K |" in md
+    assert "no energy.json" in md and "not reached in 3 epochs" in md
+
+
+def test_cli_writes_markdown_and_json(tmp_path, capsys):
+    dense = make_run(tmp_path, "dense")
+    rnd = make_run(tmp_path, "rnd", pruner="random", accs=(0.3, 0.6), remaining=250,
+                   energy={"layers": [{"synops_effective": 10.0, "synops_dense": 30.0},
+                                      {"synops_effective": 5.0, "synops_dense": 7.0}]})
+    out = tmp_path / "tables" / "cmp.md"
+    assert main(["compare", str(dense), str(rnd), "--out", str(out)]) == 0
+    assert "| random |" in capsys.readouterr().out
+    md = out.read_text()
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert sum(line.startswith("| ") for line in md.splitlines()) == 3   # header + 2 rows
+    r = data["rows"][1]
+    assert r["run"] == "rnd" and r["connectivity_pct"] == pytest.approx(25.0)
+    assert r["synops_effective_per_sample"] == 15.0 and r["synops_dense_per_sample"] == 37.0
+    assert r["accuracy_change_pct"] == pytest.approx(-30.0)
+    assert r["dense_run"] == str(dense)
+
+
+def test_no_matching_dense_run_says_why(tmp_path):
+    dense = make_run(tmp_path, "dense", timesteps=8)
+    pq = make_run(tmp_path, "pq", pruner="pq-neuron", timesteps=4)
+    rows = compare_runs([dense, pq])
+    assert rows[1].accuracy_change_pct is None
+    assert "no dense run" in rows[1].notes["accuracy_change_pct"]
+    forced = compare_runs([pq], dense=dense)[0]       # --dense overrides the matching
+    assert forced.accuracy_change_pct == pytest.approx(0.0)
+
+
+def test_prefers_the_dense_run_with_the_same_seed(tmp_path):
+    d0 = make_run(tmp_path, "d0", accs=(0.7,), seed=0)
+    d1 = make_run(tmp_path, "d1", accs=(0.9,), seed=1)
+    pq = make_run(tmp_path, "pq", pruner="pq-layer", accs=(0.8,), seed=1)
+    assert compare_runs([d0, d1, pq])[2].accuracy_change_pct == pytest.approx(-10.0)
+
+
+def test_bad_run_dirs(tmp_path):
+    with pytest.raises(RunDirError, match="does not exist"):
+        compare_runs([tmp_path / "nope"])
+    (tmp_path / "half").mkdir()
+    with pytest.raises(RunDirError, match="no summary.json"):
+        compare_runs([tmp_path / "half"])
+    (tmp_path / "half" / "summary.json").write_text("{broken")
+    with pytest.raises(RunDirError, match="unreadable"):
+        compare_runs([tmp_path / "half"])
+    assert main(["compare", str(tmp_path / "nope")]) == 1
