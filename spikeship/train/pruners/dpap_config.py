@@ -1,0 +1,126 @@
+"""Options of the DPAP pruner (``--prune dpap --prune-opt key=value``), validated.
+
+Defaults are the paper's and NOTES.md's (LIF trace tau = 0.5, gamma = 0.999,
+beta = 10, warm-up 5 epochs; conv channels eps 0.65, eta 12, C 5; FC synapses and
+neurons eps 1.5, eta 13, C 2), except where a choice had to be made between the
+paper and the authors' script; those defaults were picked by measurement, see
+:mod:`spikeship.train.pruners.dpap`.
+
+Schedule scaling: the paper's schedule is written in epochs of a ~100-epoch run.
+``scale = s`` makes every training epoch stand for ``s`` of those epochs:
+0-based epoch ``e`` is the paper's epoch ``v = e * s`` (warm-up and the decay
+``w(v)`` of Eq 16-17 are read at ``v``), and one update applies ``s`` epochs'
+worth of change, ``F <- gamma**s * F + s * w(v) * dF``. ``scale = 1`` is the
+paper exactly. ``run_epochs = N`` sets ``s = paper_epochs / N`` (default
+``paper_epochs = 100``), i.e. fits the paper's whole schedule into an N-epoch run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from spikeship.errors import ConfigError
+from spikeship.train.pruners.dpap_criteria import DECAYS, NORMALISATIONS, SPINES
+
+CRITERIA = ("bcm", "hebb", "stdp")
+WINDOWS = ("epoch", "cumulative")
+
+_CHOICES = {"criterion": CRITERIA, "normalisation": NORMALISATIONS, "decay": DECAYS,
+            "window": WINDOWS, "spine": SPINES}
+_POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs"}
+_NON_NEGATIVE = {"tau", "gamma", "warmup", "eps_conv", "eps_fc", "c_conv", "c_fc",
+                 "run_epochs"}
+
+
+@dataclass(frozen=True)
+class DPAPConfig:
+    """Every DPAP option (names are the ``--prune-opt`` keys)."""
+
+    criterion: str = "bcm"              # synaptic criterion: Eq 7 BCM | hebb | stdp (Fig 4H)
+    normalisation: str = "p75"          # Eq 12-13: "minmax" (paper) | "p75" (script)
+    decay: str = "staircase"            # Eq 16-17: "exp" (paper) | "staircase" (script)
+    window: str = "epoch"               # Eq 10 per epoch | "cumulative" (script never resets)
+    spine: str = "minmax-product"       # Eq 11 variant, see dpap_criteria
+    tau: float = 0.5                    # trace decay, Eq 5-6
+    beta: float = 10.0                  # initial survival value
+    gamma: float = 0.999                # survival decay, Eq 16-17
+    warmup: float = 5.0                 # paper epochs before the first update
+    eps_conv: float = 0.65              # decay value epsilon, conv channels
+    eta_conv: float = 12.0              # decay rate eta, conv
+    c_conv: float = 5.0                 # protection C, conv
+    eps_fc: float = 1.5                 # FC synapses and neurons
+    eta_fc: float = 13.0
+    c_fc: float = 2.0
+    scale: float = 1.0                  # paper epochs per training epoch
+    run_epochs: int = 0                 # > 0: scale = paper_epochs / run_epochs
+    paper_epochs: float = 100.0
+    conv_synapses: bool = False         # also prune conv channel pairs (C_out x C_in kernels)
+    output_synapses: bool = True        # prune synapses of the output layer (never its units)
+    history: int = 8                    # survival values kept per unit / synapse (Fig 4E-F)
+
+    def __post_init__(self):
+        for key, allowed in _CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"dpap option {key}={getattr(self, key)!r}: "
+                                  f"choose one of {list(allowed)}")
+        for key in _POSITIVE:
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"dpap option {key} must be > 0, got {getattr(self, key)}")
+        for key in _NON_NEGATIVE:
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"dpap option {key} must be >= 0, got {getattr(self, key)}")
+        if not self.scale > 0:
+            raise ConfigError(f"dpap option scale must be > 0, got {self.scale}")
+        if self.gamma > 1 or self.tau > 1:
+            raise ConfigError("dpap options gamma and tau must be <= 1")
+
+    @property
+    def epoch_scale(self) -> float:
+        """Paper epochs per training epoch (``scale``, or from ``run_epochs``)."""
+        return self.paper_epochs / self.run_epochs if self.run_epochs > 0 else self.scale
+
+    def kind_params(self, kind: str) -> tuple[float, float, float]:
+        """(eps, eta, C) for a layer kind ("conv" | "fc")."""
+        if kind == "conv":
+            return self.eps_conv, self.eta_conv, self.c_conv
+        return self.eps_fc, self.eta_fc, self.c_fc
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> DPAPConfig:
+        """Build from ``--prune-opt`` values (strings or native); unknown keys are errors."""
+        options = dict(options or {})
+        types = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(options) - set(types))
+        if unknown:
+            raise ConfigError(f"unknown dpap option(s) {unknown}; known: {sorted(types)}")
+        if "scale" in options and "run_epochs" in options:
+            raise ConfigError("dpap options scale and run_epochs exclude each other")
+        values = {k: _coerce(k, v, types[k]) for k, v in options.items()}
+        return cls(**values)
+
+
+def _coerce(key: str, value: Any, typ: str) -> Any:
+    try:
+        if typ == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ == "int":
+            f = float(value)
+            if f != int(f):
+                raise ValueError(value)
+            return int(f)
+        if typ == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"dpap option {key}={value!r} is not a valid {typ}") from e

@@ -1,0 +1,318 @@
+"""The DPAP pruner on tiny explicit nets: hooks, Eq 5-17 end to end, masks, state.
+
+Fixture ``hand_net``: tiny-mlp 7 -> 5 -> 3 (LIF, beta 0.2, V_th 0.5, T = 3), weights set
+so every spike is known by hand. Hidden unit k receives input k (identity on the
+first five inputs); output 0 <- 0.6 * h0, output 1 <- 0.6 * h1, output 2 <- 0.3 * h4.
+A LIF with constant input 0.6 fires every step; 0.45 fires at step 2 only
+(0.45, 0.09 + 0.45 = 0.54 -> spike, then 0.45); 0.3 never (0.3, 0.36, 0.372).
+"""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from spikeship.errors import CheckpointError, ConfigError
+from spikeship.train.masks import MaskSet
+from spikeship.train.models import ModelSpec, build_model, forward_sequence
+from spikeship.train.neuron import NeuronParams, make_lif
+from spikeship.train.pruners import get_pruner_class
+from spikeship.train.pruners.dpap import DPAPPruner
+from spikeship.train.structure import describe
+
+X_A = [0.6, 0.45, 0.3, 0.0, 0.6, 0.0, 0.0]
+X_B = [0.45, 0.6, 0.0, 0.6, 0.3, 0.0, 0.0]
+# traces after T = 3 with tau = 0.5: every step -> 1.75, step 2 only -> 0.5
+POST_A = [1.75, 0.5, 0.0, 0.0, 1.75]        # hidden layer, sample A
+POST_B = [0.5, 1.75, 0.0, 1.75, 0.0]        # hidden layer, sample B
+OUT_A = [1.75, 0.5, 0.0]                    # output layer, sample A
+
+
+def hand_net():
+    spec = ModelSpec("tiny-mlp", (1, 1, 7), 3, hidden=5)
+    model = build_model(spec)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model[1].weight[:, :5] = torch.eye(5)
+        model[3].weight[0, 0] = model[3].weight[1, 1] = 0.6
+        model[3].weight[2, 4] = 0.3
+    layers = describe(model, spec.input_shape)
+    return model, layers, MaskSet(model, layers)
+
+
+def run_batch(model, pruner, rows, timesteps=3):
+    model.train()
+    forward_sequence(model, torch.tensor(rows).view(len(rows), 1, 1, 7), timesteps)
+    pruner.after_batch()
+
+
+def test_registered_and_options_validated():
+    assert get_pruner_class("dpap") is DPAPPruner
+    with pytest.raises(ConfigError, match="nonsense"):
+        DPAPPruner({"nonsense": "1"})
+
+
+def test_traces_and_bcm_of_two_batches_by_hand():
+    model, layers, masks = hand_net()
+    pr = DPAPPruner()
+    pr.attach(model, masks, layers)
+    run_batch(model, pr, [X_A])
+    a, b = torch.tensor(POST_A), torch.tensor(POST_B)
+    pre_a, pre_b = 1.75 * torch.tensor(X_A), 1.75 * torch.tensor(X_B)   # static input traced
+    # batch 1: theta = 0 -> BCM = outer(post^2, pre)
+    bcm1 = torch.outer(a * a, pre_a)
+    assert torch.allclose(pr.t["imp_epoch.1"], bcm1)
+    assert torch.allclose(pr.t["imp_epoch.3"], torch.outer(torch.tensor(OUT_A) ** 2, a))
+    run_batch(model, pr, [X_B])
+    # batch 2: theta = mean of batch 1 = POST_A
+    bcm2 = torch.outer(b * (b - a), pre_b)
+    assert torch.allclose(pr.t["imp_epoch.1"], bcm1 + bcm2)
+    assert torch.allclose(pr.t["trace_epoch.1"], a + b)
+    assert pr.t["n_epoch"].item() == 2
+    # eval-mode forwards are not collected
+    model.eval()
+    forward_sequence(model, torch.tensor([X_A]).view(1, 1, 1, 7), 3)
+    assert pr._batch["1"].post is None
+
+
+def test_theta_is_per_sample_mean_independent_of_batch_size():
+    results = []
+    for split in ([[X_A, X_B], [X_A]], [[X_A], [X_B], [X_A]]):
+        model, layers, masks = hand_net()
+        pr = DPAPPruner()
+        pr.attach(model, masks, layers)
+        for rows in split:
+            run_batch(model, pr, rows)
+        pr.end_epoch(1)
+        results.append(pr.t["trace_total.1"] / pr.t["n_total"])
+    expected = (2 * torch.tensor(POST_A) + torch.tensor(POST_B)) / 3
+    for theta in results:
+        assert torch.allclose(theta.float(), expected)
+
+
+def test_one_epoch_survival_update_and_prune_decision_by_hand():
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"beta": 1, "warmup": 0, "output_synapses": "false"})
+    pr.attach(model, masks, layers)
+    run_batch(model, pr, [X_A])
+    report = pr.end_epoch(1)
+    # BCM rows of layer 1 are post^2 * sum(pre): minmax -> [1, 0.25/3.0625, 0, 0, 1];
+    # trace minmax -> [1, 0.5/1.75, 0, 0, 1]; D = product = [1, 0.02332, 0, 0, 1];
+    # p75 of D = 1 and min 0, so Normalized(D) = D; delta = 2D - 1.5;
+    # dF = [2.5, -1.45335, -1.5, -1.5, 2.5]; F = 0.999 * 1 + 1 * dF (staircase w = 1)
+    d1 = (0.25 / 3.0625) * (0.5 / 1.75)
+    expected = torch.tensor([3.499, 0.999 + 2 * d1 - 1.5, -0.501, -0.501, 3.499])
+    assert torch.allclose(pr.t["f_unit.1"], expected, atol=1e-5)
+    assert masks.units["1"].tolist() == [True, False, False, False, True]
+    pruned = report["layers"]["1"]["pruned_units"]
+    assert [p["index"] for p in pruned] == [1, 2, 3]
+    assert pruned[0]["survival"] == pytest.approx([expected[1].item()], abs=1e-5)
+    assert report["layers"]["1"]["units_remaining"] == 2
+    assert masks.units["3"].all()                        # output units never pruned
+    assert "f_syn.3" not in pr.t                         # output_synapses=false
+    json.dumps(report)                                   # JSON-able for metrics.jsonl
+
+
+def test_warmup_and_scale_delay_updates():
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"beta": 0.1, "warmup": 5, "scale": 2})   # epoch e is paper epoch 2(e-1)
+    pr.attach(model, masks, layers)
+    for epoch in (1, 2, 3):                                   # paper epochs 0, 2, 4
+        run_batch(model, pr, [X_A])
+        assert not pr.end_epoch(epoch)["active"]
+    assert masks.units["1"].all() and torch.all(pr.t["f_unit.1"] == 0.1)
+    run_batch(model, pr, [X_A])
+    rep = pr.end_epoch(4)                                     # paper epoch 6
+    assert rep["active"] and rep["layers"]["1"]["decay_weight"] == 2.0
+    assert not masks.units["1"].all()
+
+
+def conv_net():
+    """Conv(2->5, 3x3) -> BN -> LIF -> AvgPool2 -> Flatten -> FC(20->3) -> LIF, input 2x4x4."""
+    lif = NeuronParams()
+    model = nn.Sequential(nn.Conv2d(2, 5, 3, padding=1), nn.BatchNorm2d(5), make_lif(lif),
+                          nn.AvgPool2d(2), nn.Flatten(), nn.Linear(20, 3), make_lif(lif))
+    layers = describe(model, (2, 4, 4))
+    return model, layers, MaskSet(model, layers)
+
+
+def test_conv_bcm_is_channel_by_channel():
+    torch.manual_seed(0)
+    model, layers, masks = conv_net()
+    pr = DPAPPruner()
+    pr.attach(model, masks, layers)
+    model.train()
+    x = torch.rand(4, 2, 4, 4) * 3
+    seen = []
+    h = model[2].register_forward_hook(lambda m, a, o: seen.append(o.detach()))
+    forward_sequence(model, x, 1)                        # one step: trace = activity
+    h.remove()
+    assert pr.t["imp_epoch.0"].shape == (5, 2)
+    assert pr.t["imp_epoch.5"].shape == (3, 20)          # FC after Flatten: per input column
+    pre = pr._batch["0"].pre
+    assert torch.allclose(pre, x.sum((2, 3)))            # first layer's pre trace = input
+    post = pr._batch["0"].post
+    assert torch.equal(post, seen[0].sum((2, 3))) and post.sum() > 0   # Eq 6 populations
+    pr.after_batch()
+    assert torch.allclose(pr.t["imp_epoch.0"], (post * post).T @ pre)
+
+
+def test_pruned_unit_stays_silent_on_any_input():
+    torch.manual_seed(1)
+    model, layers, masks = conv_net()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.1)
+    pr = DPAPPruner({"beta": 0.01, "warmup": 0, "eps_conv": 1.9, "eps_fc": 1.9})
+    pr.attach(model, masks, layers)
+    for epoch in (1, 2):
+        for _ in range(3):
+            model.train()
+            out = forward_sequence(model, torch.rand(8, 2, 4, 4) * 2, 4)
+            loss = out.mean(0).sum()
+            opt.zero_grad()
+            loss.backward()
+            masks.mask_grads()
+            opt.step()
+            masks.apply(opt)
+            pr.after_batch()
+        pr.end_epoch(epoch)
+        masks.apply(opt)
+    dead = ~masks.units["0"]
+    assert dead.any() and masks.units["0"].any()
+    # one more optimizer step with a loss that would push every parameter
+    model.train()
+    loss = forward_sequence(model, torch.rand(8, 2, 4, 4) * 5, 4).sum() + \
+        sum((p * p).sum() for p in model.parameters())
+    opt.zero_grad()
+    loss.backward()
+    masks.mask_grads()
+    opt.step()
+    masks.apply(opt)
+    assert torch.all(model[0].weight[dead] == 0) and torch.all(model[0].bias[dead] == 0)
+    assert torch.all(model[1].weight[dead] == 0) and torch.all(model[1].bias[dead] == 0)
+    cols = dead.repeat_interleave(4)
+    assert torch.all(model[5].weight[:, cols] == 0)      # outgoing synapses gone
+    # silent on any input, in training (batch-stat BN) and eval mode
+    seen = []
+    h = model[2].register_forward_hook(lambda m, a, o: seen.append(o.detach()))
+    for mode in (True, False):
+        model.train(mode)
+        for scale in (1.0, 100.0, -100.0):
+            forward_sequence(model, torch.randn(16, 2, 4, 4) * scale, 5)
+    h.remove()
+    spikes = torch.stack(seen)                           # (calls, B, 5, 4, 4)
+    assert spikes[:, :, dead].sum() == 0
+    assert spikes[:, :, ~dead].sum() > 0                 # the test can see spikes at all
+
+
+def test_reduced_stats_give_identical_decisions_on_two_workers():
+    """Two data-parallel workers: summing reducible_stats (all-reduce) -> same masks."""
+    workers = []
+    for rows in ([X_A], [X_B]):
+        model, layers, masks = hand_net()
+        pr = DPAPPruner({"beta": 1, "warmup": 0, "criterion": "hebb"})
+        pr.attach(model, masks, layers)
+        run_batch(model, pr, rows)
+        workers.append((pr, masks))
+    stats = [w[0].reducible_stats() for w in workers]
+    total = {k: stats[0][k] + stats[1][k] for k in stats[0]}
+    for s in stats:                                      # what all_reduce(SUM) does in place
+        for k, v in s.items():
+            v.copy_(total[k])
+    # reference: one worker seeing both samples in one batch
+    model, layers, masks = hand_net()
+    ref = DPAPPruner({"beta": 1, "warmup": 0, "criterion": "hebb"})
+    ref.attach(model, masks, layers)
+    run_batch(model, ref, [X_A, X_B])
+    ref.end_epoch(1)
+    for pr, m in workers:
+        pr.end_epoch(1)
+        assert torch.equal(m.units["1"], masks.units["1"])
+        assert torch.equal(m.weight["1"], masks.weight["1"])
+        assert torch.allclose(pr.t["f_syn.1"], ref.t["f_syn.1"])
+
+
+def test_state_roundtrip_through_files_resumes_exactly(tmp_path):
+    opts = {"beta": 2, "warmup": 0, "window": "cumulative"}
+
+    def epoch(model, pr, masks, e):
+        run_batch(model, pr, [X_A, X_B])
+        run_batch(model, pr, [X_B])
+        return pr.end_epoch(e)
+
+    model, layers, masks = hand_net()
+    pr = DPAPPruner(opts)
+    pr.attach(model, masks, layers)
+    epoch(model, pr, masks, 1)
+    tensors, meta = pr.state()
+    save_file(tensors, str(tmp_path / "dpap.safetensors"))
+    (tmp_path / "dpap.json").write_text(json.dumps(meta))
+    save_file(masks.state(), str(tmp_path / "masks.safetensors"))
+    final = epoch(model, pr, masks, 2)
+
+    model2, layers2, masks2 = hand_net()
+    masks2.load_state(load_file(str(tmp_path / "masks.safetensors")))
+    pr2 = DPAPPruner(opts)
+    pr2.attach(model2, masks2, layers2)
+    pr2.load_state(load_file(str(tmp_path / "dpap.safetensors")),
+                   json.loads((tmp_path / "dpap.json").read_text()))
+    final2 = epoch(model2, pr2, masks2, 2)
+    assert final2 == final
+    assert set(pr2.t) == set(pr.t)
+    for k in pr.t:
+        assert torch.equal(pr.t[k], pr2.t[k]), k
+    # other options or another model: a clear error
+    with pytest.raises(CheckpointError, match="beta"):
+        DPAPPruner({**opts, "beta": 3}).load_state(*pr.state())
+    model3, layers3, masks3 = conv_net()
+    pr3 = DPAPPruner(opts)
+    pr3.attach(model3, masks3, layers3)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        pr3.load_state(*pr.state())
+
+
+@pytest.mark.parametrize("criterion", ["hebb", "stdp"])
+def test_ablation_criteria_by_hand(criterion):
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"criterion": criterion, "warmup": 0, "beta": 0.5})
+    pr.attach(model, masks, layers)
+    run_batch(model, pr, [X_A])
+    imp = pr.t["imp_epoch.1"].clone()
+    if criterion == "hebb":
+        hebb = torch.outer(torch.tensor(POST_A), 1.75 * torch.tensor(X_A))
+        assert torch.allclose(imp, hebb)
+    else:
+        # hidden 1 fires at t2 only; its input 0.45 is there every step (pre trace
+        # 0.45, 0.675, 0.7875): LTP at t2 = 0.675; LTD at t3 = post trace 1 * 0.45.
+        assert imp[1, 1].item() == pytest.approx(0.675 - 0.45)
+        # hidden 0 fires every step on 0.6: LTP 0.6 + 0.9 + 1.05, LTD 1*0.6 + 1.5*0.6
+        assert imp[0, 0].item() == pytest.approx(2.55 - 1.5)
+        assert imp[2].abs().sum() == 0 and imp[:, 5:].abs().sum() == 0
+    report = pr.end_epoch(1)
+    assert report["criterion"] == criterion
+    pr.detach()
+    run_batch(model, pr, [X_A])                          # hooks are gone
+    assert torch.all(pr.t["imp_epoch.1"] == 0)
+
+
+def test_ann_twin_uses_relu_outputs_and_logits():
+    torch.manual_seed(0)
+    spec = ModelSpec("tiny-mlp", (1, 1, 7), 3, hidden=5, ann=True)
+    model = build_model(spec)
+    layers = describe(model, spec.input_shape)
+    assert layers[-1].neuron is None                     # ANN output gives logits
+    masks = MaskSet(model, layers)
+    pr = DPAPPruner()
+    pr.attach(model, masks, layers, ann=True)
+    model.train()
+    x = torch.randn(6, 1, 1, 7)
+    forward_sequence(model, x, ann=True)
+    lin = torch.nn.functional.linear                     # (calling the modules would fire hooks)
+    hidden = torch.relu(lin(x.flatten(1), model[1].weight, model[1].bias))  # Eq 18
+    logits = lin(hidden, model[3].weight, model[3].bias)
+    assert torch.allclose(pr._batch["1"].post, hidden, atol=1e-6)
+    assert torch.allclose(pr._batch["3"].post, torch.relu(logits), atol=1e-6)
+    pr.after_batch()
+    assert torch.allclose(pr.t["imp_epoch.1"], (hidden * hidden).T @ x.flatten(1), atol=1e-5)
