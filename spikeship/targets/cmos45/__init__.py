@@ -1,0 +1,1 @@
+"""cmos45: chip specification (spec.py)."""

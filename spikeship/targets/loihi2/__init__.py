@@ -1,0 +1,1 @@
+"""loihi2: chip specification (spec.py)."""

@@ -1,0 +1,1 @@
+"""spinnaker2: chip specification (spec.py)."""

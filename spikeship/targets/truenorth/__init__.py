@@ -1,0 +1,1 @@
+"""truenorth: chip specification (spec.py)."""
