@@ -1,0 +1,302 @@
+"""Checkpoints as a directory of safetensors + JSON, written atomically, never unpickled.
+
+``run_dir/checkpoint/`` holds
+
+- ``tensors.safetensors``: ``model/<state key>`` (weights, masks already applied),
+  ``mask/<weight|units>.<layer>`` (:meth:`MaskSet.state`, uint8), ``optim/<i>/<key>``
+  (AdamW moments and step of parameter ``i``), ``pruner/<key>`` (the pruner's
+  tensors) and ``rng/torch``, ``rng/numpy`` (random-generator states as uint8).
+- ``meta.json`` (written last): ``format_version``, ``spec`` (:meth:`ModelSpec.to_json`),
+  ``config``, ``epoch``, ``scheduler``, ``optimizer`` (param groups and scalar state),
+  ``pruner`` (name and JSON meta), ``rng`` (the JSON parts), ``metrics`` (every epoch
+  so far) and ``tensors_sha256``.
+
+Atomic swap: the new checkpoint is written to ``checkpoint.new/`` (fsynced), the old
+one renamed to ``checkpoint.old/``, the new one renamed to ``checkpoint/``, then the
+old one removed. A crash at any point leaves one complete checkpoint, which
+:func:`load_checkpoint` finds (and puts back under ``checkpoint/`` when it can).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikeship.errors import CheckpointError, ConfigError, MaskError
+from spikeship.io import write_json_atomic
+from spikeship.train.masks import MaskSet
+from spikeship.train.models import ModelSpec, build_model
+from spikeship.train.structure import LayerInfo, describe
+
+FORMAT_VERSION = 1
+CKPT, NEW, OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
+TENSORS, META = "tensors.safetensors", "meta.json"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint. ``model`` is in eval mode with the masks applied."""
+
+    model: nn.Sequential
+    masks: MaskSet
+    layers: list[LayerInfo]
+    spec: ModelSpec
+    config: dict[str, Any]
+    epoch: int
+    path: Path
+    meta: dict[str, Any] = field(repr=False)
+    tensors: dict[str, torch.Tensor] = field(repr=False)
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        """The per-epoch metrics recorded up to this checkpoint."""
+        return list(self.meta.get("metrics", []))
+
+    def group(self, prefix: str) -> dict[str, torch.Tensor]:
+        """Tensors saved under ``<prefix>/`` with the prefix stripped."""
+        p = prefix + "/"
+        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+    def optimizer_state_dict(self) -> dict[str, Any]:
+        """The optimizer's ``state_dict`` as :meth:`torch.optim.Optimizer.load_state_dict` wants it."""
+        opt = self.meta["optimizer"]
+        state: dict[int, dict[str, Any]] = {}
+        for key, t in self.group("optim").items():
+            i, name = key.split("/", 1)
+            state.setdefault(int(i), {})[name] = t
+        for i, scalars in opt.get("scalars", {}).items():
+            state.setdefault(int(i), {}).update(scalars)
+        groups = [dict(g) for g in opt["param_groups"]]
+        for g in groups:
+            if "betas" in g:
+                g["betas"] = tuple(g["betas"])
+        return {"state": state, "param_groups": groups}
+
+    def pruner_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """What :meth:`Pruner.state` returned when the checkpoint was written."""
+        return self.group("pruner"), dict(self.meta.get("pruner", {}).get("meta", {}))
+
+
+# ---- writing -------------------------------------------------------------------------------
+def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, spec: ModelSpec,
+                    masks: MaskSet, config: dict[str, Any], epoch: int,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: dict[str, Any] | None = None, pruner=None,
+                    metrics: list[dict[str, Any]] | None = None) -> Path:
+    """Write ``run_dir/checkpoint/`` atomically (see the module docstring); return its path."""
+    run_dir = Path(run_dir)
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        tensors[f"model/{k}"] = v
+    for k, v in masks.state().items():
+        tensors[f"mask/{k}"] = v
+    opt_meta: dict[str, Any] = {"param_groups": [], "scalars": {}}
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        opt_meta["param_groups"] = sd["param_groups"]
+        for i, st in sd["state"].items():
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    tensors[f"optim/{i}/{k}"] = v
+                else:
+                    opt_meta["scalars"].setdefault(str(i), {})[k] = v
+    pruner_meta: dict[str, Any] = {"name": getattr(pruner, "name", "none"), "meta": {}}
+    if pruner is not None:
+        p_tensors, p_meta = pruner.state()
+        for k, v in p_tensors.items():
+            tensors[f"pruner/{k}"] = v
+        pruner_meta["meta"] = p_meta
+    rng_meta = _rng_state(tensors)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    meta = {
+        "format_version": FORMAT_VERSION, "spec": spec.to_json(), "config": config,
+        "epoch": int(epoch), "scheduler": scheduler or {}, "optimizer": opt_meta,
+        "pruner": pruner_meta, "rng": rng_meta, "metrics": metrics or [],
+    }
+    return _write_dir(run_dir, tensors, meta)
+
+
+def _rng_state(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    import random
+
+    tensors["rng/torch"] = torch.get_rng_state()
+    np_state = np.random.get_state()
+    tensors["rng/numpy"] = torch.from_numpy(np_state[1].astype("<u4").view(np.uint8).copy())
+    py = random.getstate()
+    return {"numpy": {"pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                      "cached_gaussian": float(np_state[4])},
+            "python": [py[0], list(py[1]), py[2]]}
+
+
+def restore_rng(ckpt: Checkpoint) -> None:
+    """Put the torch, numpy and Python random generators back as they were at save time."""
+    import random
+
+    rng = ckpt.meta["rng"]
+    torch.set_rng_state(ckpt.tensors["rng/torch"])
+    keys = ckpt.tensors["rng/numpy"].numpy().view("<u4").astype(np.uint32)
+    n = rng["numpy"]
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    py = rng["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def _write_dir(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    new, old, cur = run_dir / NEW, run_dir / OLD, run_dir / CKPT
+    if new.exists():
+        shutil.rmtree(new)
+    new.mkdir()
+    save_file(tensors, str(new / TENSORS))
+    _fsync(new / TENSORS)
+    meta["tensors_sha256"] = _sha256(new / TENSORS)
+    write_json_atomic(new / META, meta)
+    _fsync_dir(new)
+    if cur.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(cur, old)
+    os.replace(new, cur)
+    _fsync_dir(run_dir)
+    if old.exists():
+        shutil.rmtree(old)
+    return cur
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- reading -------------------------------------------------------------------------------
+def _read_meta(d: Path) -> dict[str, Any] | None:
+    """The meta of a complete checkpoint directory, or None if ``d`` is not one."""
+    try:
+        meta = json.loads((d / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or "format_version" not in meta or not (d / TENSORS).is_file():
+        return None
+    return meta
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    """The complete checkpoint directory of ``run_dir``, recovering an interrupted swap.
+
+    Prefers ``checkpoint.new/`` when it is complete (it is the newer one), then
+    ``checkpoint/``, then ``checkpoint.old/``; renames the winner to ``checkpoint/``
+    and removes the rest when the directory is writable.
+    """
+    run_dir = Path(run_dir)
+    new, old, cur = run_dir / NEW, run_dir / OLD, run_dir / CKPT
+    candidates = [d for d in (new, cur, old) if d.is_dir() and _read_meta(d) is not None]
+    if not candidates:
+        found = [d.name for d in (new, cur, old) if d.exists()]
+        if found:
+            raise CheckpointError(f"no complete checkpoint in {run_dir} (found incomplete "
+                                  f"{found}: {META} or {TENSORS} missing or unreadable)")
+        raise CheckpointError(f"no checkpoint in {run_dir} (expected {cur}/)")
+    best = candidates[0]
+    if best != cur:
+        try:
+            if cur.exists():
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(cur, old)
+            os.replace(best, cur)
+            best = cur
+        except OSError:
+            return best  # read-only run directory: read the complete one where it is
+    for d in (new, old):
+        if d.exists():
+            with contextlib.suppress(OSError):
+                shutil.rmtree(d)
+    return best
+
+
+def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu"
+                    ) -> Checkpoint:
+    """Load ``run_dir/checkpoint`` (see :func:`checkpoint_dir`): model rebuilt from its
+    spec, weights and masks restored and applied, model in eval mode on ``device``.
+
+    Raises :class:`CheckpointError` if the checkpoint is missing, corrupt or its
+    weights do not fit its architecture, :class:`MaskError` if its masks do not fit.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    d = checkpoint_dir(run_dir)
+    meta = _read_meta(d)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{d}: checkpoint format {meta.get('format_version')!r} is not "
+                              f"supported (this spikeship reads format {FORMAT_VERSION})")
+    want = meta.get("tensors_sha256")
+    if want is not None and _sha256(d / TENSORS) != want:
+        raise CheckpointError(f"{d / TENSORS} is corrupt (SHA-256 differs from {META})")
+    try:
+        tensors = load_file(str(d / TENSORS), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {d / TENSORS}: {e}") from e
+    try:
+        spec = ModelSpec.from_json(meta["spec"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"{d / META}: bad model spec: {e}") from e
+    model = build_model(spec)
+    load_model_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
+                     where=str(d))
+    model.to(device)
+    layers = describe(model, spec.input_shape)
+    masks = MaskSet(model, layers)
+    masks.load_state({k[5:]: v for k, v in tensors.items() if k.startswith("mask/")})
+    masks.apply()
+    model.eval()
+    return Checkpoint(model=model, masks=masks, layers=layers, spec=spec,
+                      config=dict(meta.get("config", {})), epoch=int(meta["epoch"]), path=d,
+                      meta=meta, tensors=tensors)
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: str = "") -> None:
+    """``model.load_state_dict(state, strict=True)`` with a :class:`CheckpointError` naming
+    the missing, unexpected and mis-shaped entries (another architecture)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or extra or shapes:
+        raise CheckpointError(f"checkpoint {where} does not fit the model: missing {missing}, "
+                              f"unexpected {extra}, shape mismatches {shapes}")
+    model.load_state_dict(state, strict=True)
+
+
+__all__ = ["Checkpoint", "CheckpointError", "MaskError", "checkpoint_dir", "load_checkpoint",
+           "load_model_state", "restore_rng", "save_checkpoint"]

@@ -1,0 +1,113 @@
+"""``spikeship train``: train an SNN (or its ANN twin), optionally pruning while it learns.
+
+The configuration is resolved in layers, later ones winning: the defaults of
+:class:`~spikeship.train.config.TrainConfig`, the saved ``config.json`` of the run
+(with ``--resume``), a ``--config`` file (TOML or JSON, same field names), then the
+flags given on the command line. The resolved configuration is saved as
+``OUT/config.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from spikeship.errors import ConfigError
+
+# flag name -> TrainConfig field
+_FLAGS = {
+    "dataset": "dataset", "data_dir": "data_dir", "data_seed": "data_seed", "model": "model",
+    "ann": "ann", "timesteps": "timesteps", "seed": "seed", "epochs": "epochs",
+    "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
+    "warmup_epochs": "warmup_epochs", "loss": "loss", "prune": "prune", "device": "device",
+    "pool": "pool",
+}
+
+
+def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path | None,
+                   prune_opts: tuple[str, ...]):
+    """The :class:`TrainConfig` from saved run config, file, and the given flags."""
+    import json
+
+    from spikeship.train.config import TrainConfig, load_config_file, parse_prune_option
+
+    d: dict = {}
+    if resume:
+        saved = out / "config.json"
+        if saved.exists():
+            try:
+                d.update(json.loads(saved.read_text(encoding="utf-8")))
+            except ValueError as e:
+                raise ConfigError(f"{saved} is malformed: {e}") from e
+    if config_file is not None:
+        d.update(load_config_file(config_file))
+    for flag, fieldname in _FLAGS.items():
+        if values.get(flag) is not None:
+            d[fieldname] = values[flag]
+    if prune_opts:
+        opts = dict(d.get("prune_options") or {})
+        opts.update(parse_prune_option(t) for t in prune_opts)
+        d["prune_options"] = opts
+    source = str(config_file) if config_file is not None else "command line"
+    return TrainConfig.from_mapping(d, source=source)
+
+
+@click.command("train")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run directory (config.json, metrics.jsonl, summary.json, checkpoint/).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML or JSON file with TrainConfig fields (flags override it).")
+@click.option("--dataset", default=None,
+              help="digits (default) | digits-events | mnist | cifar10 | nmnist | dvs-gesture.")
+@click.option("--data-dir", default=None, help="Where the dataset files are (or the cache).")
+@click.option("--data-seed", type=int, default=None, help="Seed of the train/test split.")
+@click.option("--model", default=None, help="dpap-mnist (default) | dpap-cifar | lenet-dnn | "
+                                            "vgg16-bn | tiny-mlp.")
+@click.option("--ann/--snn", "ann", default=None, help="Train the ANN twin (ReLU, no time).")
+@click.option("--pool", default=None, help="Pooling of conv blocks: avg | max.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--timesteps", type=int, default=None, help="Time steps T per sample (default 8).")
+@click.option("--seed", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW, cosine).")
+@click.option("--weight-decay", type=float, default=None)
+@click.option("--warmup-epochs", type=int, default=None)
+@click.option("--loss", default=None, help="mse_rate (SNN default, Eq 3) | ce_rate | ce_mem | ce.")
+@click.option("--prune", default=None, help="Pruner: none (default) | dpap | pq-layer | "
+                                            "pq-neuron | magnitude | random.")
+@click.option("--prune-opt", "prune_opts", multiple=True, metavar="KEY=VALUE",
+              help="Pruner option (repeatable); the value is read as JSON when it parses.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--device", default=None, help="cpu (default) | cuda | auto.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Dense run directory to compare with (summary: epochs_to_baseline).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (one line per epoch).")
+@click.option("--stop-after", type=int, default=None, hidden=True,
+              help="Stop after this epoch, as an interruption would (tests).")
+def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, stop_after,
+          **values):
+    """Train an SNN (or with --ann its ANN twin) on local data, optionally pruning."""
+    import torch
+
+    from spikeship.train.trainer import train as run_training
+
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    config = resolve_config(values, out=out, resume=resume, config_file=config_file,
+                            prune_opts=prune_opts)
+    summary = run_training(config, out, resume=resume, baseline_dir=baseline,
+                           stop_after=stop_after, progress=not no_progress)
+    if summary:
+        base = summary["dense_baseline_accuracy"]
+        extra = "" if base is None else (f", dense baseline {100 * base:.2f}% "
+                                         f"(reached at epoch {summary['epochs_to_baseline']})")
+        click.echo(f"{summary['model']}{' (ANN)' if summary['ann'] else ''} on "
+                   f"{summary['dataset']}: test accuracy {100 * summary['test_accuracy']:.2f}% "
+                   f"after {summary['epochs']} epochs, {100 * summary['pruning_rate']:.1f}% "
+                   f"pruned{extra}; run in {out}")
+    else:
+        click.echo(f"stopped after epoch {stop_after}; continue with --resume --out {out}")

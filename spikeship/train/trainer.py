@@ -1,0 +1,369 @@
+"""BPTT training of an SNN (or its ANN twin) with a pruner plugged in, resumable bit for bit.
+
+One epoch (``B`` = batch, ``T`` = time steps)::
+
+    for each batch (x, y), shuffled with a generator seeded by (seed, epoch):
+        out = forward_sequence(model, x, T)        # (T, B, K) spikes; BPTT through T steps
+        loss = L(out, y)                           # Eq 3 (MSE of rate vs one-hot) by default
+        loss.backward()                            # surrogate gradient of Eq 4
+        pruner.after_backward()
+        masks.mask_grads(); AdamW step (lr from warm-up + cosine); masks.apply(optimizer)
+        pruner.after_batch()
+    pruner.end_epoch(epoch); masks.apply(optimizer)
+    test accuracy (of the pruned net, as checkpointed); checkpoint; metrics.jsonl line
+
+The pruner life cycle is exactly that of :mod:`spikeship.train.pruners.base`; the
+trainer never knows which pruner it drives. Determinism: weights come from
+``torch.manual_seed(seed)``, shuffling from a per-epoch generator, and every
+random-generator state is checkpointed, so on CPU ``stop after epoch k`` + resume
+gives the same weights, bit for bit, as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikeship.errors import CheckpointError, ConfigError, RunDirError
+from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
+from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
+                                        restore_rng, save_checkpoint)
+from spikeship.train.config import TrainConfig, lr_at
+from spikeship.train.data import ArrayDataset, DatasetBundle, load_dataset
+from spikeship.train.losses import get_loss, predict
+from spikeship.train.masks import MaskSet
+from spikeship.train.models import ModelSpec, build_model, forward_sequence
+from spikeship.train.pruners import get_pruner_class
+from spikeship.train.structure import describe
+
+EVAL_BATCH = 256
+# Fields that may differ between a checkpoint's config and the one resuming it.
+RESUMABLE_CHANGES = ("epochs", "device")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` | ``cuda`` | ``auto`` (cuda when available) -> a torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("field 'device': cuda was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def model_spec(config: TrainConfig, data: DatasetBundle) -> ModelSpec:
+    """The architecture of ``config`` for the input shape and classes of ``data``."""
+    return ModelSpec(preset=config.model, input_shape=tuple(data.input_shape),
+                     num_classes=data.num_classes, ann=config.ann, pool=config.pool,
+                     hidden=config.hidden)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of ``epoch``: depends only on (seed, epoch), so resume reproduces it."""
+    g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return torch.randperm(n, generator=g)
+
+
+class Trainer:
+    """Train ``config`` into ``run_dir`` (``config.json``, ``metrics.jsonl``, ``summary.json``,
+    ``checkpoint/``). ``baseline_dir``: a dense run whose accuracy sets
+    ``dense_baseline_accuracy`` / ``epochs_to_baseline`` in the summary."""
+
+    def __init__(self, config: TrainConfig, run_dir, *, baseline_dir=None,
+                 progress: bool = True, quiet: bool = False, console=None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.baseline_dir = Path(baseline_dir) if baseline_dir is not None else None
+        self.progress, self.quiet = progress, quiet
+        if console is None:
+            from rich.console import Console
+
+            console = Console(stderr=True, highlight=False)
+        self.console = console
+        self.device = resolve_device(config.device)
+        self.loss_fn = get_loss(config.loss, config.ann)
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        random.seed(cfg.seed)
+        self.data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, timesteps=cfg.timesteps,
+                                 seed=cfg.data_seed)
+        self.spec = model_spec(cfg, self.data)
+        self.model = build_model(self.spec).to(self.device)
+        self.layers = describe(self.model, self.spec.input_shape)
+        self.masks = MaskSet(self.model, self.layers)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        self.pruner = get_pruner_class(cfg.prune)(dict(cfg.prune_options))
+        self.pruner.attach(self.model, self.masks, self.layers, ann=cfg.ann)
+        self.masks.apply(self.optimizer)
+        n = len(self.data.train)
+        self.steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup_steps = self.steps_per_epoch * cfg.warmup_epochs
+        self.step = 0
+        self.epoch = 0
+        self.metrics: list[dict[str, Any]] = []
+        self.elapsed_s = 0.0
+
+    def _start_fresh(self) -> None:
+        ensure_writable_dir(self.run_dir)
+        leftovers = [n for n in (CKPT, NEW, OLD) if (self.run_dir / n).exists()]
+        if leftovers:
+            raise RunDirError(f"{self.run_dir} already holds a training run ({leftovers[0]}/); "
+                              f"continue it with --resume or choose another --out")
+        for name in ("metrics.jsonl", "summary.json"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        write_json_atomic(self.run_dir / "config.json", self.config.to_json())
+
+    def _resume(self) -> None:
+        ckpt = load_checkpoint(self.run_dir, device=self.device)
+        saved = TrainConfig.from_mapping(ckpt.config, source=f"{ckpt.path}/meta.json")
+        diffs = [k for k, v in saved.to_json().items()
+                 if k not in RESUMABLE_CHANGES and self.config.to_json()[k] != v]
+        if diffs:
+            k = diffs[0]
+            raise ConfigError(f"field '{k}': the run in {self.run_dir} was trained with "
+                              f"{k}={saved.to_json()[k]!r}, not {self.config.to_json()[k]!r}; "
+                              f"resume with the same settings or choose another --out")
+        if ckpt.spec != self.spec:
+            raise CheckpointError(f"checkpoint in {self.run_dir} is for {ckpt.spec}, "
+                                  f"the config builds {self.spec}")
+        if ckpt.epoch > self.config.epochs:
+            raise ConfigError(f"field 'epochs': the run already trained {ckpt.epoch} epochs, "
+                              f"more than epochs={self.config.epochs}")
+        load_model_state(self.model, {k: v.to(self.device) for k, v in ckpt.group("model").items()},
+                         where=str(ckpt.path))
+        self.masks.load_state(ckpt.group("mask"))
+        try:
+            self.optimizer.load_state_dict(ckpt.optimizer_state_dict())
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"optimizer state in {ckpt.path} does not fit: {e}") from e
+        self.pruner.load_state(*ckpt.pruner_state())
+        self.masks.apply(self.optimizer)
+        restore_rng(ckpt)
+        self.epoch = ckpt.epoch
+        self.step = int(ckpt.meta.get("scheduler", {}).get("step", self.epoch * self.steps_per_epoch))
+        self.metrics = ckpt.metrics[: self.epoch]
+        self.elapsed_s = float(self.metrics[-1].get("elapsed_s", 0.0)) if self.metrics else 0.0
+        # metrics.jsonl may hold lines written after the checkpoint's epoch: rewrite it.
+        write_text_atomic(self.run_dir / "metrics.jsonl",
+                          "".join(json.dumps(m) + "\n" for m in self.metrics))
+        write_json_atomic(self.run_dir / "config.json", self.config.to_json())
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def _batches(self, ds, order: torch.Tensor, batch_size: int):
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            if isinstance(ds, ArrayDataset):
+                x, y = ds.x[idx], ds.y[idx]
+            else:
+                items = [ds[int(j)] for j in idx]
+                x = torch.stack([torch.as_tensor(it[0], dtype=torch.float32) for it in items])
+                y = torch.tensor([int(it[1]) for it in items], dtype=torch.int64)
+            yield x.to(self.device), y.to(self.device)
+
+    def forward(self, x: torch.Tensor, membrane: bool = False) -> torch.Tensor:
+        """Outputs ``(T, B, K)`` for a batch ``x`` (B, C, H, W) or (B, T, C, H, W).
+
+        ``membrane=True`` returns the output layer's membrane ``u[t]`` (Eq 1, before
+        the reset) instead of its spikes, for the ``ce_mem`` loss.
+        """
+        if x.dim() == 5:
+            x = x.transpose(0, 1)  # (T, B, C, H, W)
+        if self.config.ann:
+            return forward_sequence(self.model, x, ann=True)
+        if not membrane:
+            return forward_sequence(self.model, x, self.config.timesteps)
+        mems: list[torch.Tensor] = []
+        hook = self.model[-1].register_forward_hook(lambda m, i, o: mems.append(m.mem))
+        try:
+            forward_sequence(self.model, x, self.config.timesteps)
+        finally:
+            hook.remove()
+        return torch.stack(mems)
+
+    def train_epoch(self, epoch: int, progress=None, task=None) -> dict[str, float]:
+        cfg, model = self.config, self.model
+        model.train()
+        order = epoch_permutation(len(self.data.train), cfg.seed, epoch)
+        total_loss, correct, seen = 0.0, 0, 0
+        membrane = cfg.loss == "ce_mem"
+        for x, y in self._batches(self.data.train, order, cfg.batch_size):
+            lr = lr_at(self.step, self.total_steps, self.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=True)
+            out = self.forward(x, membrane=membrane)
+            loss = self.loss_fn(out, y)
+            loss.backward()
+            self.pruner.after_backward()
+            self.masks.mask_grads()
+            self.optimizer.step()
+            self.masks.apply(self.optimizer)
+            self.pruner.after_batch()
+            self.step += 1
+            total_loss += float(loss.detach()) * len(y)
+            correct += int((predict(out.detach()) == y).sum())
+            seen += len(y)
+            if progress is not None:
+                progress.update(task, advance=1, description=f"epoch {epoch} loss {total_loss / seen:.4f}")
+        return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+                "lr": lr}
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Test accuracy: prediction = most output spikes (SNN) / largest logit (ANN)."""
+        self.model.eval()
+        ds = self.data.test
+        correct = 0
+        for x, y in self._batches(ds, torch.arange(len(ds)), EVAL_BATCH):
+            correct += int((predict(self.forward(x)) == y).sum())
+        return correct / max(len(ds), 1)
+
+    # ---- the run -----------------------------------------------------------------------------
+    def run(self, *, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+        """Train to ``config.epochs`` (from the checkpoint with ``resume``); return the summary.
+
+        ``stop_after=k`` stops after epoch ``k`` as a crash would (checkpoint written,
+        no summary): for tests and for splitting a long run.
+        """
+        self._build()
+        if resume:
+            self._resume()
+        else:
+            self._start_fresh()
+        try:
+            while self.epoch < self.config.epochs:
+                if stop_after is not None and self.epoch >= stop_after:
+                    return {}
+                self._one_epoch(self.epoch + 1)
+        finally:
+            self.pruner.detach()
+        summary = self.summary()
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        return summary
+
+    def _one_epoch(self, epoch: int) -> None:
+        t0 = time.perf_counter()
+        if self.progress and not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+                TimeElapsedColumn
+
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=self.console, transient=True) as bar:
+                task = bar.add_task(f"epoch {epoch}", total=self.steps_per_epoch)
+                stats = self.train_epoch(epoch, bar, task)
+        else:
+            stats = self.train_epoch(epoch)
+        pruner_metrics = self.pruner.end_epoch(epoch) or {}
+        self.masks.apply(self.optimizer)
+        acc = self.evaluate()
+        dt = time.perf_counter() - t0
+        self.elapsed_s += dt
+        self.epoch = epoch
+        m = self._epoch_metrics(epoch, stats, acc, dt, pruner_metrics)
+        self.metrics.append(m)
+        save_checkpoint(self.run_dir, model=self.model, spec=self.spec, masks=self.masks,
+                        config=self.config.to_json(), epoch=epoch, optimizer=self.optimizer,
+                        scheduler={"step": self.step, "total_steps": self.total_steps,
+                                   "warmup_steps": self.warmup_steps},
+                        pruner=self.pruner, metrics=self.metrics)
+        append_jsonl(self.run_dir / "metrics.jsonl", m)
+        if not self.quiet:
+            self.console.print(
+                f"epoch {epoch:>3}/{self.config.epochs}  loss {m['train_loss']:.4f}  "
+                f"train {100 * m['train_accuracy']:.1f}%  test {100 * acc:.2f}%  "
+                f"params {m['params_remaining']:,}/{m['params_total']:,} "
+                f"({100 * m['pruning_rate']:.1f}% pruned)  lr {m['lr']:.2e}  {dt:.1f} s",
+                soft_wrap=True)
+
+    def _epoch_metrics(self, epoch, stats, acc, dt, pruner_metrics) -> dict[str, Any]:
+        counts = self.masks.counts()
+        total = sum(c.synapses_total for c in counts)
+        remaining = sum(c.synapses_remaining for c in counts)
+        return {
+            "epoch": epoch, "train_loss": stats["train_loss"],
+            "train_accuracy": stats["train_accuracy"], "test_accuracy": acc,
+            "params_total": total, "params_remaining": remaining,
+            "pruning_rate": self.masks.pruning_rate(),
+            "units_total": sum(c.units_total for c in counts),
+            "units_remaining": sum(c.units_remaining for c in counts),
+            "layers": [{"name": c.name, "kind": c.kind,
+                        "synapses_total": c.synapses_total,
+                        "synapses_remaining": c.synapses_remaining,
+                        "synapses_pruned": c.synapses_total - c.synapses_remaining,
+                        "units_total": c.units_total, "units_remaining": c.units_remaining,
+                        "units_pruned": c.units_total - c.units_remaining} for c in counts],
+            "lr": stats["lr"], "wall_time_s": dt, "elapsed_s": self.elapsed_s,
+            "pruner": _jsonable(pruner_metrics),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` (DESIGN.md): final accuracy, size, pruning rate, baseline comparison."""
+        cfg, last = self.config, self.metrics[-1]
+        base = read_baseline_accuracy(self.baseline_dir) if self.baseline_dir else None
+        to_base = None
+        if base is not None:
+            to_base = next((m["epoch"] for m in self.metrics if m["test_accuracy"] >= base), None)
+        return {
+            "dataset": cfg.dataset, "model": cfg.model, "ann": cfg.ann, "pruner": cfg.prune,
+            "prune_options": dict(cfg.prune_options), "timesteps": cfg.timesteps,
+            "seed": cfg.seed, "loss": cfg.loss,
+            "test_accuracy": last["test_accuracy"],
+            "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics),
+            "dense_baseline_accuracy": base,
+            "baseline_run": str(self.baseline_dir) if self.baseline_dir else None,
+            "params_total": last["params_total"], "params_remaining": last["params_remaining"],
+            "pruning_rate": last["pruning_rate"], "units_total": last["units_total"],
+            "units_remaining": last["units_remaining"],
+            "epochs": self.epoch, "epochs_to_baseline": to_base,
+            "wall_time_s": self.elapsed_s, "device": str(self.device),
+            "samples_train": len(self.data.train), "samples_test": len(self.data.test),
+        }
+
+
+def read_baseline_accuracy(baseline_dir: Path) -> float:
+    """``test_accuracy`` of a finished dense run's ``summary.json``."""
+    p = Path(baseline_dir) / "summary.json"
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        return float(d["test_accuracy"])
+    except FileNotFoundError as e:
+        raise RunDirError(f"baseline run {baseline_dir} has no summary.json "
+                          f"(train it to the end first)") from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"baseline summary {p} is unreadable: {e}") from e
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    """A pruner's end_epoch metrics with tensors/arrays turned into lists/numbers."""
+    def conv(v):
+        if torch.is_tensor(v):
+            return v.item() if v.numel() == 1 else v.tolist()
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+    return conv(dict(d))
+
+
+def train(config: TrainConfig, run_dir, *, resume: bool = False, baseline_dir=None,
+          stop_after: int | None = None, progress: bool = True, quiet: bool = False
+          ) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`)."""
+    return Trainer(config, run_dir, baseline_dir=baseline_dir, progress=progress,
+                   quiet=quiet).run(resume=resume, stop_after=stop_after)
