@@ -1,0 +1,103 @@
+"""``spikeship export RUN_DIR [--formats nir,onnx,netx]``: checkpoint -> deployable files.
+
+Writes ``model.nir``, ``model.onnx`` (and ``model.net`` when the netx writer
+``spikeship.export.netx.write_netx(nir_graph, path)`` is installed) into the run
+directory, each atomically, plus ``export.json``: the weight shapes before and after
+unit removal, synapse counts, and what was written.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import click
+
+from spikeship.errors import ConfigError, RunDirError
+
+FORMATS = ("nir", "onnx", "netx")
+FRAME_DATASETS = ("digits-events", "nmnist", "dvs-gesture")
+
+
+def encoding_of(config: dict) -> str:
+    """``"frames"`` for event datasets, else ``"direct"`` (or the config's ``encoding``)."""
+    if config.get("encoding"):
+        return str(config["encoding"])
+    return "frames" if config.get("dataset") in FRAME_DATASETS else "direct"
+
+
+def _netx_writer():
+    try:
+        module = importlib.import_module("spikeship.export.netx")
+    except ModuleNotFoundError as e:
+        if e.name in ("spikeship.export.netx",):
+            return None
+        raise
+    return getattr(module, "write_netx", None)
+
+
+def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), *,
+               dt_s: float = 1e-3, onnx_mode: str = "step") -> dict:
+    """Export the checkpoint of ``run_dir``; returns the ``export.json`` document."""
+    from spikeship.export.nir_export import to_nir, write_nir
+    from spikeship.export.surgery import build_deployable, shape_table
+    from spikeship.io import write_json_atomic
+    from spikeship.train.checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"no run directory at {run_dir}")
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+    ck = load_checkpoint(run_dir)
+    config = dict(ck.config)
+    config.setdefault("timesteps", 8)
+    config["encoding"] = encoding_of(config)
+    net = build_deployable(ck.model, ck.masks, ck.spec, config, dt_s=dt_s,
+                           source_run=str(run_dir.resolve()))
+    graph = to_nir(net)
+    written, notes = {}, []
+    if "nir" in formats or "netx" in formats:
+        written["nir"] = str(write_nir(graph, run_dir / "model.nir"))
+    if "onnx" in formats:
+        from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
+
+        model = to_onnx(net, mode=onnx_mode, timesteps=config["timesteps"])
+        written["onnx"] = str(write_onnx(model, run_dir / "model.onnx"))
+        notes.append(f"onnx: mode {onnx_mode}, opset {OPSET}, IR version {IR_VERSION}")
+    if "netx" in formats:
+        writer = _netx_writer()
+        if writer is None:
+            notes.append("netx skipped: spikeship.export.netx.write_netx is not installed")
+        else:
+            writer(graph, run_dir / "model.net")
+            written["netx"] = str(run_dir / "model.net")
+    doc = {"source_run": str(run_dir.resolve()), "epoch": ck.epoch, "dt_s": dt_s,
+           "timesteps": config["timesteps"], "encoding": config["encoding"],
+           "formats": written, "notes": notes, "layers": shape_table(net),
+           "neurons": [{"layer": l.name, "before": list(l.original_shape),
+                        "after": list(l.shape)} for l in net.neuron_layers()]}
+    write_json_atomic(run_dir / "export.json", doc)
+    return doc
+
+
+@click.command(name="export")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--formats", default="nir,onnx,netx", show_default=True,
+              help="Comma-separated: nir, onnx, netx (netx when its writer is installed).")
+@click.option("--dt", "dt_s", type=float, default=1e-3, show_default=True,
+              help="Time step of the exported graph, seconds.")
+@click.option("--onnx-mode", type=click.Choice(["step", "unrolled"]), default="step",
+              show_default=True, help="Stateful single-step or unrolled T-step ONNX graph.")
+def export(run_dir: Path, formats: str, dt_s: float, onnx_mode: str) -> None:
+    """Export RUN_DIR's checkpoint with pruned units physically removed."""
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    doc = export_run(run_dir, fmts, dt_s=dt_s, onnx_mode=onnx_mode)
+    for fmt, path in doc["formats"].items():
+        click.echo(f"{fmt:5s} {path}")
+    for note in doc["notes"]:
+        click.echo(f"note: {note}")
+    for row in doc["layers"]:
+        click.echo(f"  {row['layer']:10s} {str(tuple(row['before'])):>20s} -> "
+                   f"{str(tuple(row['after'])):<20s} synapses {row['synapses']}")

@@ -1,0 +1,149 @@
+"""``spikeship inspect FILE``: what a ``.nir`` / ``.onnx`` / ``.net`` file holds.
+
+Per layer: type, input and output shape, synapses (weight entries), non-zero weights
+and sparsity (``1 - nonzero / entries``), neurons. A NIR file is read and validated
+by :func:`~spikeship.export.nir_import.read_nir`; ONNX by ``onnx.load`` (initializers
+and op counts); a lava-dl netx ``.net`` file (HDF5) is walked generically with h5py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import click
+import numpy as np
+
+from spikeship.errors import GraphError
+
+
+def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
+    nz = int(np.count_nonzero(w))
+    return {"name": name, "type": kind, "shape": list(w.shape), "synapses": int(w.size),
+            "nonzero": nz, "sparsity": 1.0 - nz / w.size if w.size else 0.0, **(extra or {})}
+
+
+def describe_nir(path: Path) -> dict:
+    from spikeship.export.nir_import import NEURONS, read_nir
+
+    g = read_nir(path)
+    rows = []
+    for n in g.order:
+        node, t = g.nodes[n], g.type_of(n)
+        row = {"name": n, "type": t, "in": list(g.in_shape[n]), "out": list(g.out_shape[n])}
+        if hasattr(node, "weight"):
+            row.update({k: v for k, v in _weights_row(n, t, np.asarray(node.weight)).items()
+                        if k not in ("name", "type")})
+            mask = (node.metadata or {}).get("mask")
+            if mask is not None:
+                row["mask_synapses"] = int(np.count_nonzero(mask))
+        if t in NEURONS:
+            row["neurons"] = int(np.prod(g.out_shape[n]))
+        if g.recurrent[n]:
+            row["recurrent_from"] = list(g.recurrent[n])
+        rows.append(row)
+    meta = {k: (v.tolist() if isinstance(v, np.ndarray) else
+                v.item() if isinstance(v, np.generic) else v) for k, v in g.metadata.items()}
+    return {"file": str(path), "format": "nir", "metadata": meta, "dt_s": g.dt_s,
+            "layers": rows, **_totals(rows)}
+
+
+def describe_onnx(path: Path) -> dict:
+    import onnx
+    from google.protobuf.message import DecodeError
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except (OSError, ValueError, DecodeError) as e:
+        raise GraphError(f"{path} is not a readable ONNX file: {e}") from e
+    rows = []
+    for init in model.graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.ndim >= 2 and not init.name.endswith(".ones"):   # pool kernels are not synapses
+            rows.append(_weights_row(init.name, "initializer", w))
+    ops = Counter(n.op_type for n in model.graph.node)
+    io = {"inputs": [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
+                     for i in model.graph.input],
+          "outputs": [o.name for o in model.graph.output]}
+    return {"file": str(path), "format": "onnx", "ir_version": model.ir_version,
+            "opset": [(o.domain or "ai.onnx", o.version) for o in model.opset_import],
+            "metadata": {p.key: p.value for p in model.metadata_props if p.key != "layers"},
+            "ops": dict(ops), **io, "layers": rows, **_totals(rows)}
+
+
+def describe_h5(path: Path) -> dict:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise GraphError(f"{path} is not an HDF5 (netx) file: {e}") from e
+    rows = []
+    with f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                if obj.dtype.kind in "iuf" and obj.size > 1:
+                    rows.append(_weights_row(name, "dataset", np.asarray(obj[()])))
+                elif obj.dtype.kind in "iufS" and obj.size == 1:
+                    rows.append({"name": name, "type": "value", "value": _scalar(obj[()])})
+        f.visititems(visit)
+    return {"file": str(path), "format": "netx (HDF5)", "layers": rows,
+            **_totals([r for r in rows if "synapses" in r and r["name"].endswith("weight")])}
+
+
+def _scalar(v):
+    v = np.asarray(v).reshape(-1)[0]
+    return v.decode() if isinstance(v, bytes) else v.item()
+
+
+def _totals(rows: list[dict]) -> dict:
+    syn = sum(r.get("synapses", 0) for r in rows)
+    nz = sum(r.get("nonzero", 0) for r in rows)
+    return {"synapses_total": syn, "nonzero_total": nz,
+            "neurons_total": sum(r.get("neurons", 0) for r in rows),
+            "sparsity": 1.0 - nz / syn if syn else 0.0}
+
+
+def describe_file(path: str | Path) -> dict:
+    """A dict describing ``path`` by its suffix (``.nir``, ``.onnx``, ``.net`` / ``.h5``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraphError(f"no file at {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".nir":
+        return describe_nir(path)
+    if suffix == ".onnx":
+        return describe_onnx(path)
+    if suffix in (".net", ".h5", ".hdf5"):
+        return describe_h5(path)
+    raise GraphError(f"{path}: unknown file type {suffix!r} (expected .nir, .onnx or .net)")
+
+
+@click.command(name="inspect")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def inspect(file: Path, as_json: bool) -> None:
+    """Show the layers, shapes, synapse counts and sparsity of FILE."""
+    d = describe_file(file)
+    if as_json:
+        click.echo(json.dumps(d, indent=2, default=str))
+        return
+    click.echo(f"{d['file']}  [{d['format']}]")
+    for key in ("ir_version", "opset", "dt_s", "metadata", "ops"):
+        if d.get(key) not in (None, {}, []):
+            click.echo(f"{key}: {d[key]}")
+    for r in d["layers"]:
+        shape = (f"{r.get('in')} -> {r.get('out')}" if "in" in r else str(r.get("shape", "")))
+        extra = ""
+        if "synapses" in r:
+            extra = (f"  weights {r['shape']} synapses {r['synapses']} nonzero {r['nonzero']} "
+                     f"sparsity {r['sparsity']:.3f}")
+        if "neurons" in r:
+            extra += f"  neurons {r['neurons']}"
+        if "value" in r:
+            extra = f"  = {r['value']}"
+        click.echo(f"  {r['name']:14s} {r['type']:10s} {shape}{extra}")
+    click.echo(f"total: synapses {d['synapses_total']}, nonzero {d['nonzero_total']}, "
+               f"neurons {d['neurons_total']}, sparsity {d['sparsity']:.3f}")

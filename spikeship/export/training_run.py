@@ -1,0 +1,84 @@
+"""Target ``snntorch``: the training-time model itself, the yardstick of agreement.
+
+Every deployed target (reference, Norse, ONNX Runtime, Lava) is compared with what
+the trained snntorch model (checkpoint, masks applied, eval mode) does on the same
+inputs. Output spikes are ``(N, T, classes)`` in training steps; per-layer spike
+counts are named like the NIR nodes (``lif1``, ``lif4``, ...) and restricted to the
+units the export keeps, so they have the exported nodes' shapes (a removed unit
+cannot fire: its bias, BN channel and weights are zero).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import snntorch as snn
+import torch
+
+from spikeship.errors import SimulationError
+from spikeship.sim.result import SimResult
+
+
+def record_model(model: torch.nn.Sequential, inputs: np.ndarray, *, batch_size: int = 256
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run ``model`` on ``inputs`` (N, T, *input shape); return output spikes (N, T, classes)
+    and each ``Leaky`` layer's spike count (over samples and steps) keyed ``lif<index>``."""
+    from spikeship.train.models import forward_sequence
+
+    counts: dict[str, torch.Tensor] = {}
+    hooks = []
+    for i, m in enumerate(model):
+        if isinstance(m, snn.Leaky):
+            name = f"lif{i}"
+
+            def hook(_mod, _inp, out, name=name):
+                spk = out[0] if isinstance(out, tuple) else out
+                s = spk.detach().sum(0).double()
+                counts[name] = counts[name] + s if name in counts else s
+
+            hooks.append(m.register_forward_hook(hook))
+    outs = []
+    try:
+        with torch.no_grad():
+            x_all = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+            for lo in range(0, x_all.shape[0], batch_size):
+                xb = x_all[lo:lo + batch_size].transpose(0, 1)          # (T, B, ...)
+                outs.append(forward_sequence(model, xb).transpose(0, 1).cpu().numpy())
+    finally:
+        for h in hooks:
+            h.remove()
+    return np.concatenate(outs), {k: v.cpu().numpy() for k, v in counts.items()}
+
+
+def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
+               options: dict | None = None) -> SimResult:
+    """Run the checkpoint of ``run_dir`` (snntorch, float32) on ``inputs`` (N, T, C, H, W)."""
+    from spikeship.export.surgery import build_deployable
+    from spikeship.sim.reference import input_stats
+    from spikeship.train.checkpoint import load_checkpoint
+
+    options = dict(options or {})
+    ck = load_checkpoint(run_dir)
+    if ck.spec.ann:
+        raise SimulationError(f"run {run_dir} is an ANN twin: there are no spikes to compare")
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    out, full = record_model(ck.model, inputs, batch_size=int(options.get("batch_size", 256)))
+    wall = time.perf_counter() - t0
+    net = build_deployable(ck.model, ck.masks, ck.spec, ck.config)
+    counts = {}
+    for layer in net.neuron_layers():
+        c = full.get(layer.name)
+        if c is not None:
+            counts[layer.name] = np.rint(c[layer.kept]).astype(np.int64)
+    if not np.isin(out, (0.0, 1.0)).all():
+        raise SimulationError("the model's output is not a spike train")
+    count, total = input_stats(inputs)
+    return SimResult(target="snntorch", timesteps=int(inputs.shape[1]),
+                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
+                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
+                     extra={"removed_units_spikes": {
+                         k: int(v.sum() - counts.get(k, np.zeros(1)).sum())
+                         for k, v in ((k, np.rint(v)) for k, v in full.items())}})

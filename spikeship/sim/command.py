@@ -1,0 +1,122 @@
+"""``spikeship simulate RUN_DIR --target NAME [--samples N]``.
+
+Runs a registered target (:mod:`spikeship.sim.registry`) on the test split of the
+run's dataset (the inputs the trainer feeds: direct images repeated over ``T``
+steps, or event frames), compares its output spikes with the training-time model
+(target ``snntorch``, cached as ``simulate-snntorch.*`` and recomputed when stale)
+and writes ``simulate-<target>.json`` / ``.npz`` (:class:`SimResult`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from spikeship.errors import ConfigError, RunDirError
+from spikeship.sim.result import SimResult
+
+
+def run_config(run_dir: Path) -> dict:
+    """The resolved configuration of a run (``config.json``, else the checkpoint's)."""
+    path = run_dir / "config.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise RunDirError(f"{path} is not valid JSON: {e}") from e
+    from spikeship.train.checkpoint import load_checkpoint
+
+    return dict(load_checkpoint(run_dir).config)
+
+
+def test_split(run_dir: Path, samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` test inputs (N, T, C, H, W) and labels of the run's dataset."""
+    from spikeship.train.data import load_dataset, test_inputs
+
+    cfg = run_config(run_dir)
+    if "dataset" not in cfg:
+        raise RunDirError(f"{run_dir}: the configuration names no dataset")
+    bundle = load_dataset(cfg["dataset"], data_dir=cfg.get("data_dir"),
+                          timesteps=int(cfg.get("timesteps", 8)),
+                          seed=int(cfg.get("data_seed", 0)))
+    return test_inputs(bundle, limit=samples)
+
+
+test_split.__test__ = False
+
+
+def _fresh_baseline(run_dir: Path, labels: np.ndarray, shape: tuple) -> SimResult | None:
+    npz = run_dir / "simulate-snntorch.npz"
+    if not npz.exists():
+        return None
+    ck_meta = run_dir / "checkpoint" / "meta.json"
+    if ck_meta.exists() and ck_meta.stat().st_mtime > npz.stat().st_mtime:
+        return None
+    try:
+        base = SimResult.load(run_dir, "snntorch")
+    except RunDirError:
+        return None
+    if base.output_spikes.shape != shape or base.labels is None \
+            or not np.array_equal(base.labels, labels):
+        return None
+    return base
+
+
+def simulate_run(run_dir: str | Path, target: str, samples: int | None = None,
+                 options: dict | None = None) -> SimResult:
+    """Run ``target`` on the run's test split, compare with ``snntorch``, save; return it."""
+    from spikeship.sim.registry import get_target
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"no run directory at {run_dir}")
+    if samples is not None and samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {samples}")
+    runner = get_target(target)
+    inputs, labels = test_split(run_dir, samples)
+    result = runner(run_dir, inputs, labels, dict(options or {}))
+    if target == "snntorch":
+        base = result
+    else:
+        base = _fresh_baseline(run_dir, labels, result.output_spikes.shape)
+        if base is None:
+            base = get_target("snntorch")(run_dir, inputs, labels, {})
+            base.compare_to(base)
+            base.save(run_dir)
+    result.compare_to(base)
+    result.save(run_dir)
+    return result
+
+
+def _parse_options(items: tuple[str, ...]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--option must be key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+@click.command(name="simulate")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--target", required=True, help="reference | norse | onnx | snntorch | lava-...")
+@click.option("--samples", type=int, default=None, help="First N test samples (default: all).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Target option, e.g. dtype=float32 (repeatable).")
+def simulate(run_dir: Path, target: str, samples: int | None, options: tuple[str, ...]) -> None:
+    """Run RUN_DIR's exported graph on a target and compare with the trained model."""
+    r = simulate_run(run_dir, target, samples, _parse_options(options))
+    a = r.agreement or {}
+    acc = "n/a" if r.accuracy is None else f"{r.accuracy:.4f}"
+    click.echo(f"{r.target}: {r.samples} samples, accuracy {acc}, wall {r.wall_time_s:.2f} s")
+    click.echo(f"agreement with snntorch: spikes {a.get('spikes', float('nan')):.6f} "
+               f"({a.get('spikes_differing')} differ), predictions "
+               f"{a.get('predictions', float('nan')):.6f} ({a.get('predictions_differing')} differ)")
+    click.echo(f"wrote {Path(run_dir) / f'simulate-{r.target}.json'}")

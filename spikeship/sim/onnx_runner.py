@@ -1,0 +1,112 @@
+"""ONNX Runtime target: run ``model.onnx`` (see :mod:`spikeship.export.onnx_export`).
+
+The stateful single-step graph (``mode="step"``) runs batched: zeros as the first
+membrane state, each step's ``v_<lif>_next`` fed back as ``v_<lif>``, spikes of every
+neuron layer read from ``z_<lif>``. An unrolled graph (``mode="unrolled"``) runs the
+whole sequence in one call; its length must equal the input's ``T``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikeship._optional import require
+from spikeship.errors import GraphError, SimulationError
+from spikeship.sim.reference import input_stats
+from spikeship.sim.result import SimResult
+
+
+def open_session(path: str | os.PathLike, threads: int = 1):
+    """An onnxruntime session on CPU for ``path`` (GraphError if ORT cannot load it)."""
+    ort = require("onnxruntime")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own (non-exported) exception types
+        raise GraphError(f"onnxruntime cannot load {path}: {e}") from e
+
+
+def simulate_onnx(path: str | os.PathLike, inputs: np.ndarray, *, batch_size: int = 256,
+                  threads: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """Run the ONNX file on ``inputs`` (N, T, *input shape).
+
+    Returns (output spikes (N, T, classes), spike counts per neuron layer summed over
+    samples and steps, the model's metadata).
+    """
+    sess = open_session(path, threads)
+    meta = dict(sess.get_modelmeta().custom_metadata_map)
+    mode = meta.get("mode", "step")
+    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    n, steps = inputs.shape[:2]
+    in_names = [i.name for i in sess.get_inputs()]
+    outs, counts = [], {}
+    try:
+        for lo in range(0, n, batch_size):
+            xb = inputs[lo:lo + batch_size]
+            if mode == "unrolled":
+                y, c = _run_unrolled(sess, xb)
+            else:
+                y, c = _run_step(sess, xb, in_names)
+            outs.append(y)
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
+    except Exception as e:
+        if isinstance(e, (SimulationError, GraphError)):
+            raise
+        raise SimulationError(f"onnxruntime failed on {path}: {e}") from e
+    return np.concatenate(outs), {k: v.astype(np.int64) for k, v in counts.items()}, meta
+
+
+def _run_step(sess, xb: np.ndarray, in_names: list[str]):
+    states = {i.name: np.zeros((xb.shape[0], *i.shape[1:]), dtype=np.float32)
+              for i in sess.get_inputs() if i.name != "x"}
+    if "x" not in in_names:
+        raise GraphError("the ONNX model has no input 'x' (not a spikeship export?)")
+    out_names = [o.name for o in sess.get_outputs()]
+    zs = [o for o in out_names if o.startswith("z_")]
+    spikes, counts = [], {z[2:]: 0 for z in zs}
+    for t in range(xb.shape[1]):
+        res = dict(zip(out_names, sess.run(out_names, {"x": xb[:, t], **states})))
+        spikes.append(res["spikes"])
+        for name in states:
+            states[name] = res[f"{name}_next"]
+        for z in zs:
+            counts[z[2:]] = counts[z[2:]] + res[z].sum(0)
+    return np.stack(spikes, axis=1), counts
+
+
+def _run_unrolled(sess, xb: np.ndarray):
+    want = sess.get_inputs()[0].shape[1]
+    if isinstance(want, int) and want != xb.shape[1]:
+        raise SimulationError(f"the unrolled ONNX graph has {want} steps, the input {xb.shape[1]}")
+    out_names = [o.name for o in sess.get_outputs()]
+    res = dict(zip(out_names, sess.run(out_names, {"x": xb})))
+    counts = {o[len("count_"):]: res[o].sum(0) for o in out_names if o.startswith("count_")}
+    return res["spikes"], counts
+
+
+def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
+               options: dict | None = None) -> SimResult:
+    """Target ``onnx``: ``run_dir/model.onnx`` in ONNX Runtime (options: ``batch_size``,
+    ``threads``)."""
+    options = dict(options or {})
+    path = Path(run_dir) / "model.onnx"
+    if not path.is_file():
+        raise GraphError(f"no ONNX export at {path} (run `spikeship export {run_dir}` first)")
+    t0 = time.perf_counter()
+    out, counts, meta = simulate_onnx(path, inputs, batch_size=int(options.get("batch_size", 256)),
+                                      threads=int(options.get("threads", 1)))
+    wall = time.perf_counter() - t0
+    count, total = input_stats(inputs)
+    return SimResult(target="onnx", timesteps=int(inputs.shape[1]),
+                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
+                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
+                     extra={"onnx_mode": meta.get("mode"), "opset": 17})
