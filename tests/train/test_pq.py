@@ -272,11 +272,11 @@ def drive(pruner, model, masks, epochs, seed):
 
 @pytest.mark.parametrize("regrow", ["gradient", "random"])
 def test_resume_is_exact(tmp_path, regrow):
-    opts = {"regrow": regrow, "interval": "2", "start": "0.5", "end": "4", "seed": "3"}
-    a, model_a, masks_a = attached(PQNeuronPruner, opts)
+    opts = {"regrow": regrow, "interval": "2", "start": "0", "end": "8", "seed": "3"}
+    a, model_a, masks_a = attached(PQLayerPruner, opts)
     drive(a, model_a, masks_a, range(1, 5), seed=11)
 
-    b, model_b, masks_b = attached(PQNeuronPruner, opts)
+    b, model_b, masks_b = attached(PQLayerPruner, opts)
     drive(b, model_b, masks_b, range(1, 3), seed=11)
     tensors, meta = b.state()
     save_file(tensors, tmp_path / "pruner.safetensors")
@@ -284,7 +284,7 @@ def test_resume_is_exact(tmp_path, regrow):
     save_file(masks_b.state(), tmp_path / "masks.safetensors")
     weights = {n: model_b[int(n)].weight.detach().clone() for n in masks_b.layers}
 
-    c = PQNeuronPruner(opts)
+    c = PQLayerPruner(opts)
     model_c, masks_c, layers_c = tiny()
     masks_c.load_state(load_file(tmp_path / "masks.safetensors"))
     with torch.no_grad():
@@ -299,6 +299,7 @@ def test_resume_is_exact(tmp_path, regrow):
         for n in masks_c.layers:
             torch.randn(model_c[int(n)].weight.shape, generator=g)
             torch.randn(model_c[int(n)].weight.shape, generator=g)
+    regrown_after_resume = 0
     for epoch in range(3, 5):
         for _ in range(3):
             with torch.no_grad():
@@ -311,8 +312,39 @@ def test_resume_is_exact(tmp_path, regrow):
                 w.grad = torch.randn(w.shape, generator=g)
             c.after_backward()
             c.after_batch()
-        c.end_epoch(epoch)
+        regrown_after_resume += c.end_epoch(epoch)["regrown"]
         masks_c.apply()
+    assert regrown_after_resume > 0       # the resumed part really regrows (uses the RNG)
     for n in masks_a.layers:
         assert torch.equal(masks_a.weight[n], masks_c.weight[n])
         assert torch.equal(model_a[int(n)].weight, model_c[int(n)].weight)
+
+
+# ---- through the real trainer ----------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("prune, opts", [
+    ("pq-neuron", {"interval": 7, "start": 0.2, "end": 2, "regrow": "random"}),
+    ("pq-layer", {"start": 1, "end": 3}),
+])
+def test_trainer_run_and_exact_resume(tmp_path, prune, opts):
+    trainer = pytest.importorskip("spikeship.train.trainer")
+    from spikeship.train.checkpoint import load_checkpoint
+    from spikeship.train.config import TrainConfig
+
+    torch.set_num_threads(1)
+    cfg = TrainConfig(dataset="digits", model="tiny-mlp", hidden=11, epochs=3, timesteps=2,
+                      batch_size=64, prune=prune, prune_options=opts, seed=5)
+    full = trainer.train(cfg, tmp_path / "full", progress=False, quiet=True)
+    trainer.train(cfg, tmp_path / "split", stop_after=1, progress=False, quiet=True)
+    split = trainer.train(cfg, tmp_path / "split", resume=True, progress=False, quiet=True)
+    assert full["pruning_rate"] > 0 and split["pruning_rate"] == full["pruning_rate"]
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "split")
+    for n in a.masks.layers:
+        assert torch.equal(a.masks.weight[n], b.masks.weight[n])
+        w = a.model[int(n)].weight
+        assert torch.equal(w, b.model[int(n)].weight)
+        assert torch.all(w[~a.masks.effective(n)] == 0)
+    rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").open()]
+    assert [r["pruner"]["connectivity_pct"] for r in rows] == pytest.approx(
+        [100 * (1 - r["pruning_rate"]) for r in rows])
+    assert sum(r["pruner"]["rewired"] for r in rows) > 0
