@@ -24,6 +24,10 @@ LOIHI2_BRIEF = Source(
     "Intel Labs, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', "
     "technology brief, 2021",
     "Table 1 (Loihi vs Loihi 2 resources)")
+LAVA_WEIGHTS = Source(
+    "lava-weights",
+    "lava-nc 0.10, lava/utils/weightutils.py (Dense/Sparse weights: 8 bits, num_weight_bits=8)",
+    "https://github.com/lava-nc/lava")
 LAVA_LIF = Source(
     "lava-lif",
     "lava-nc 0.10, lava/proc/lif/models.py (fixed-point LIF: 24-bit u and v)",
@@ -40,14 +44,15 @@ SPEC = ChipSpec(
         synapse_memory_bits=192 * 1024 * 8,  # Loihi 2 brief: 192 KB per core, shared
         synapses_per_core=120_000_000 // 128,  # Loihi 2 brief: 120 M synapses per chip
         neuron_state_bits=48,            # assumption: Lava fixed-point LIF u, v 24-bit
-        weight_bits=8,
+        weight_bits=8,                   # Lava's Loihi 2 synapses: 8-bit weights
+                                         # (lava/utils/weightutils.py, num_weight_bits=8)
         synapse_format="loihi",          # assumption: Loihi's encoding
         sources={"cores_per_chip": "intel-loihi2-brief",
                  "neurons_per_core": "intel-loihi2-brief",
                  "synapse_memory_bits": "intel-loihi2-brief",
                  "synapses_per_core": "intel-loihi2-brief",
-                 "neuron_state_bits": "lava-lif"},
+                 "neuron_state_bits": "lava-lif", "weight_bits": "lava-weights"},
         note="memory shared by neuron state and synapses; fan-in/fan-out unpublished",
     ),
-    references=(LOIHI2_BRIEF, LAVA_LIF),
+    references=(LOIHI2_BRIEF, LAVA_LIF, LAVA_WEIGHTS),
 )
