@@ -1,0 +1,214 @@
+"""Vanish check of what Lava really holds: the built processes and the netx file.
+
+Lava processes are built from ``model.nir`` exactly as the ``lava-float`` /
+``lava-fixed`` targets build them (:func:`spikeship.targets.loihi.lower.lower`,
+:func:`~spikeship.targets.loihi.quantize.quantize_deployment`,
+:func:`spikeship.sim.lava.build`; nothing is compiled or run) and read back from the
+processes' ``Var`` initial values:
+
+- ``Sparse``: stored entries = the CSR structure (``weights.init``), so a pruned
+  synapse is absent when it is not in the structure;
+- ``Dense``: every entry is stored (a pruned zero there is an explicit zero);
+- ``Conv``: every kernel entry is stored (Lava has no sparse convolution), in Lava's
+  flipped ``(O, kW, kH, I)`` layout, converted back to NIR's ``(O, I, kH, kW)``;
+- host layers (direct-encoded first layer, evaluated off-chip as dense MACs): every
+  entry stored.
+
+Pools folded into a synapse make one NIR synapse into ``k x k`` Lava synapses
+(repeated kernel taps for a conv, one column per pooled neuron for a dense layer);
+those are mapped back to the NIR entry (the NIR entry is non-zero if any of its Lava
+copies is, stored if any is stored). The netx file (``model.net``) is read with h5py
+(see :func:`netx_layers`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from spikeship.errors import GraphError, MissingDependencyError, RuleError, SpikeshipError
+from spikeship.sim.energy import vanish
+from spikeship.sim.energy.graph import SynapticLayer, meta, synaptic_layers
+from spikeship.sim.energy.vanish import DeployedLayer
+
+
+def checks(run_dir: Path, graph, pruned: dict, include_lava: bool = True) -> list:
+    """The ``netx`` and ``lava-float`` / ``lava-fixed`` format checks of a run."""
+    out = [netx_check(run_dir / "model.net", graph, pruned)]
+    if not include_lava:
+        out.append(vanish.not_checked("lava", "skipped (--no-lava-check)"))
+        return out
+    try:
+        built = build_processes(graph)
+    except (MissingDependencyError, RuleError, GraphError, ImportError) as e:
+        out.append(vanish.not_checked("lava", f"cannot build the Lava processes: {e}"))
+        return out
+    for fmt, layers in built.items():
+        out.append(vanish.check_format(fmt, layers, pruned,
+                                       "built Lava processes: Sparse stores its CSR structure, "
+                                       "Dense/Conv/host layers every entry"))
+    return out
+
+
+# ---- index maps from Lava back to NIR -------------------------------------------------
+def _nir_index_of_source(layer: SynapticLayer) -> np.ndarray:
+    """For each element of the presynaptic population (C-order), the NIR input column
+    of ``layer`` it feeds through the folded pools (-1: in no pool window)."""
+    idx = np.arange(int(np.prod(layer.in_shape)), dtype=np.int64)
+    for st in reversed(layer.stages):
+        idx = idx.reshape(st.out_shape)
+        if st.kind == "flatten":
+            idx = idx.reshape(st.in_shape)
+            continue
+        if st.kernel != st.stride or st.padding != (0, 0):
+            raise GraphError(f"pool {st.name}: only kernel == stride, no padding is folded")
+        full = np.full(st.in_shape, -1, dtype=np.int64)
+        k0, k1 = st.kernel
+        _, hp, wp = st.out_shape
+        full[:, :hp * k0, :wp * k1] = np.repeat(np.repeat(idx, k0, axis=1), k1, axis=2)
+        idx = full
+    return idx.reshape(-1)
+
+
+def _scatter(n_rows: int, n_cols: int, rows, cols, vals, stored_mask=None):
+    """(max |value|, any stored) per NIR entry from Lava entries at (rows, cols)."""
+    value = np.zeros((n_rows, n_cols))
+    stored = np.zeros((n_rows, n_cols), dtype=bool)
+    ok = cols >= 0
+    rows, cols, vals = rows[ok], cols[ok], np.abs(np.asarray(vals, dtype=np.float64)[ok])
+    np.maximum.at(value, (rows, cols), vals)
+    st = np.ones(rows.size, bool) if stored_mask is None else np.asarray(stored_mask)[ok]
+    stored[rows[st], cols[st]] = True
+    return value, stored
+
+
+def dense_to_nir(layer: SynapticLayer, weights) -> tuple[np.ndarray, np.ndarray]:
+    """A Dense (ndarray) or Sparse (scipy) weight over the presynaptic neurons -> NIR
+    (value, stored) in the NIR weight's shape."""
+    from scipy import sparse
+
+    colmap = _nir_index_of_source(layer)
+    n_out, n_in = layer.weight.shape
+    if weights.shape != (n_out, colmap.size):
+        raise GraphError(f"Lava synapse of {layer.name} has shape {weights.shape}, expected "
+                         f"({n_out}, {colmap.size})")
+    if sparse.issparse(weights):
+        coo = weights.tocoo()
+        return _scatter(n_out, n_in, coo.row, colmap[coo.col], coo.data)
+    r, c = np.indices(weights.shape)
+    return _scatter(n_out, n_in, r.ravel(), colmap[c.ravel()], np.asarray(weights).ravel())
+
+
+def conv_to_nir(layer: SynapticLayer, kernel_nir_layout: np.ndarray):
+    """A conv kernel ``(O, I, kH', kW')`` with pools folded (``kH' = k kH``) -> NIR."""
+    k = np.asarray(kernel_nir_layout, dtype=np.float64)
+    o, i, kh, kw = layer.weight.shape
+    if k.shape[:2] != (o, i) or k.shape[2] % kh or k.shape[3] % kw:
+        raise GraphError(f"Lava kernel of {layer.name} has shape {k.shape}, NIR {layer.weight.shape}")
+    f0, f1 = k.shape[2] // kh, k.shape[3] // kw
+    value = np.abs(k).reshape(o, i, kh, f0, kw, f1).max(axis=(3, 5))
+    return value, np.ones(value.shape, dtype=bool)
+
+
+# ---- built processes ------------------------------------------------------------------
+def build_processes(graph) -> dict[str, list[DeployedLayer]]:
+    """Build the Lava processes of ``graph`` (float and fixed) and read their weights."""
+    from spikeship.sim.lava import build
+    from spikeship.targets.loihi.lower import graph_encoding, lower
+    from spikeship.targets.loihi.quantize import quantize_deployment
+
+    layers = {l.name: l for l in synaptic_layers(graph)}
+    kept = {n: meta_dict(graph, l) for n, l in layers.items()}
+    mode = "current" if graph_encoding(graph) == "direct" else "spikes"
+    dep = lower(graph, input_mode=mode)
+    out = {}
+    for fmt, d in (("lava-float", dep), ("lava-fixed", quantize_deployment(dep))):
+        net = build(d, timesteps=1, chunk_steps=1)
+        found = []
+        for spec in d.synapses:
+            name = spec.name.split("->")[0]
+            layer = layers.get(name)
+            if layer is None or layer.source_layer is None:
+                continue
+            proc = net.synapses[spec.name]
+            if spec.kind == "conv":
+                w = np.asarray(proc.weight.init)
+                value, stored = conv_to_nir(layer, w.transpose(0, 3, 2, 1)[:, :, ::-1, ::-1])
+            else:
+                value, stored = dense_to_nir(layer, proc.weights.init)
+            found.append(DeployedLayer(fmt, name, layer.source_layer, value, stored, None,
+                                       *kept[name]))
+        for h in d.host_layers:
+            layer = layers.get(h.name.split("->")[0])
+            if layer is None or layer.source_layer is None:
+                continue
+            value, stored = (conv_to_nir(layer, h.weights) if h.kind == "conv"
+                             else dense_to_nir(layer, np.asarray(h.weights)))
+            found.append(DeployedLayer(fmt, layer.name, layer.source_layer, value, stored,
+                                       None, *kept[layer.name]))
+        out[fmt] = found
+    return out
+
+
+# ---- netx -----------------------------------------------------------------------------
+def netx_check(path: Path, graph, pruned: dict):
+    if not path.exists():
+        return vanish.not_checked("netx", "model.net not present")
+    try:
+        layers = netx_layers(path, graph)
+    except (OSError, KeyError, SpikeshipError) as e:
+        return vanish.not_checked("netx", f"cannot read {path.name}: {e}")
+    return vanish.check_format("netx", layers, pruned,
+                               "netx HDF5 stores dense weight arrays (every entry)")
+
+
+def netx_layers(path: Path, graph) -> list[DeployedLayer]:
+    """The dense/conv layers of a netx HDF5 file, matched in order to the NIR graph's
+    on-chip synaptic layers (the file holds every entry of its weight arrays)."""
+    import h5py
+
+    layers = [l for l in synaptic_layers(graph) if l.source_layer is not None]
+    with h5py.File(path, "r") as f:
+        group = f["layer"]
+        entries = [group[k] for k in sorted(group, key=int)]
+        weights = []
+        for e in entries:
+            kind = e["type"][()]
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind in ("dense", "conv"):
+                weights.append((kind, np.asarray(e["weight"][()])))
+    on_chip = [l for l in layers if not l.pre_is_input] if len(weights) < len(layers) else layers
+    if len(weights) != len(on_chip):
+        raise GraphError(f"{path.name} has {len(weights)} synaptic layers, the NIR graph "
+                         f"{len(on_chip)}")
+    out = []
+    for (kind, w), layer in zip(weights, on_chip):
+        md = meta_dict(graph, layer)
+        if kind == "conv":
+            value, stored = conv_to_nir(layer, _netx_conv_to_nir(w, layer))
+        else:
+            value, stored = dense_to_nir(layer, w)
+            stored = np.ones_like(stored)
+        out.append(DeployedLayer("netx", layer.name, layer.source_layer, value, stored, None,
+                                 *md))
+    return out
+
+
+def meta_dict(graph, layer: SynapticLayer):
+    m = meta(graph.nodes[layer.name])
+    return (np.asarray(m.get("kept_out", np.arange(layer.weight.shape[0]))),
+            np.asarray(m.get("kept_in", np.arange(layer.weight.shape[1]))))
+
+
+def _netx_conv_to_nir(w: np.ndarray, layer: SynapticLayer) -> np.ndarray:
+    """netx conv weights are stored as lava-dl writes them: ``(O, I, kH, kW)``
+    (torch layout; netx flips at load). Accept that, or Lava's ``(O, kW, kH, I)``."""
+    o, i = layer.weight.shape[:2]
+    if w.ndim == 5:                         # lava-dl writes (O, I, kH, kW, 1)
+        w = w[..., 0]
+    if w.shape[:2] == (o, i):
+        return w
+    if w.shape[0] == o and w.shape[3] == i:
+        return w.transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
+    raise GraphError(f"netx conv weight {w.shape} does not fit NIR {layer.weight.shape}")
