@@ -36,8 +36,12 @@ def _fmt(x) -> str:
                    "labelled as such; 1.0 is a true upper bound).")
 @click.option("--no-lava-check", is_flag=True,
               help="Skip building the Lava processes for the vanish check.")
+@click.option("--allow-explicit-zeros", "allow_zeros", multiple=True,
+              type=click.Choice(["nir", "onnx", "netx", "lava-float", "lava-fixed"]),
+              help="Report, but do not fail on, pruned synapses stored as explicit zeros in "
+                   "this format (e.g. onnx: dense initializers). Repeatable.")
 def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: float | None,
-           no_lava_check: bool) -> None:
+           no_lava_check: bool, allow_zeros: tuple[str, ...]) -> None:
     """Count synaptic operations of the deployed graph, price them per chip, map cores,
     and check that every pruned connection is gone from every deployed artifact."""
     from spikeship.sim.energy.report import estimate, write_energy
@@ -45,7 +49,8 @@ def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: f
     if spikes_from is not None and assume_rate is not None:
         raise ConfigError("give either --spikes-from or --assume-rate, not both")
     doc, van = estimate(run_dir, hardware=hardware, spikes_from=spikes_from,
-                        assume_rate=assume_rate, check_lava=not no_lava_check)
+                        assume_rate=assume_rate, check_lava=not no_lava_check,
+                        allow_explicit_zeros=allow_zeros)
     path = write_energy(run_dir, doc)
     t = doc["totals_per_sample"]
     click.echo(f"spikes: {doc['spikes']['label']} ({doc['spikes']['source']}, "

@@ -97,3 +97,25 @@ def test_missing_export_and_unknown_hardware_are_named_errors(tmp_path, capsys):
     assert main(["energy", str(tmp_path), "--no-lava-check"]) != 0
     assert "model.nir" in capsys.readouterr().err
     assert main(["energy", str(tmp_path), "--hardware", "loihi9"]) != 0
+
+
+def test_onnx_explicit_zeros_fail_unless_allowed(run, tmp_path, capsys):
+    import shutil
+
+    from spikeship.export.command import export_run
+
+    d = tmp_path / "with_onnx"
+    shutil.copytree(run, d)
+    export_run(d, ("onnx",))
+    assert main(["energy", str(d), "--spikes-from", "reference", "--no-lava-check"]) != 0
+    assert "onnx" in capsys.readouterr().err
+    doc = json.loads((d / "energy.json").read_text())
+    onnx_doc = doc["vanish_check"]["formats"]["onnx"]
+    assert onnx_doc["explicit_zero"]["count"] > 0 and onnx_doc["nonzero"]["count"] == 0
+    assert main(["energy", str(d), "--spikes-from", "reference", "--no-lava-check",
+                 "--allow-explicit-zeros", "onnx"]) == 0
+    doc = json.loads((d / "energy.json").read_text())
+    onnx_doc = doc["vanish_check"]["formats"]["onnx"]
+    assert onnx_doc["passed"] is True and onnx_doc["tolerated"] == ["explicit_zero"]
+    assert onnx_doc["explicit_zero"]["count"] > 0                # still reported
+    assert "tolerated" in doc["vanish_check"]["summary"]

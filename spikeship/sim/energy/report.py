@@ -112,9 +112,13 @@ def _cores(graph, original_shapes) -> dict:
     return out
 
 
-def run_vanish(run_dir: Path, graph, pruned: dict | None,
-               include_lava: bool = True) -> vanish.VanishReport | None:
-    """Check every deployed artifact of ``run_dir`` against the checkpoint's masks."""
+def run_vanish(run_dir: Path, graph, pruned: dict | None, include_lava: bool = True,
+               allow_explicit_zeros: tuple[str, ...] = ()) -> vanish.VanishReport | None:
+    """Check every deployed artifact of ``run_dir`` against the checkpoint's masks.
+
+    ``allow_explicit_zeros``: formats whose explicit zeros are reported but do not fail
+    the check (a user's choice, recorded in energy.json as ``tolerated``).
+    """
     if pruned is None:
         return None
     checks = [vanish.check_format("nir", artifacts.nir_layers(graph), pruned,
@@ -137,6 +141,8 @@ def run_vanish(run_dir: Path, graph, pruned: dict | None,
             checks.append(vanish.not_checked(f"fired:{target}", str(e)))
             continue
         checks.append(vanish.check_fired(f"fired:{target}", res.neuron_counts, pops, pruned))
+    allowed = set(allow_explicit_zeros)
+    checks = [c.tolerate("explicit_zero") if c.format in allowed else c for c in checks]
     return vanish.summarise(checks, pruned)
 
 
@@ -151,7 +157,8 @@ def _lava_checks(run_dir: Path, graph, pruned: dict, include_lava: bool) -> list
 
 
 def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str | None = None,
-             assume_rate: float | None = None, check_lava: bool = True
+             assume_rate: float | None = None, check_lava: bool = True,
+             allow_explicit_zeros: tuple[str, ...] = ()
              ) -> tuple[dict, vanish.VanishReport | None]:
     """Build the ``energy.json`` document of ``run_dir`` (nothing is written)."""
     run_dir = Path(run_dir)
@@ -170,7 +177,8 @@ def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str |
     specs = all_specs()
     chips = {name: price(rep, s) for name, s in specs.items()}
     ann = ann_comparison(rep)
-    van = run_vanish(run_dir, graph, pruned, include_lava=check_lava)
+    van = run_vanish(run_dir, graph, pruned, include_lava=check_lava,
+                     allow_explicit_zeros=allow_explicit_zeros)
     e = chips[chosen.name]
     eff = rep.total("synops_effective")
     dense = rep.total("synops_dense")

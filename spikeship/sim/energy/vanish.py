@@ -103,15 +103,23 @@ class FormatCheck:
     absent: int = 0                 # of those, gone (cut out, not stored)
     counts: Mapping[str, int] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
+    tolerated: tuple[str, ...] = ()     # categories reported but not failing (user's choice)
 
     @property
     def passed(self) -> bool:
-        return self.checked and not any(self.counts.get(c, 0) for c in CATEGORIES)
+        return self.checked and not any(self.counts.get(c, 0) for c in CATEGORIES
+                                        if c not in self.tolerated)
+
+    def tolerate(self, *categories: str) -> FormatCheck:
+        """A copy whose ``passed`` ignores ``categories`` (they stay reported)."""
+        from dataclasses import replace
+
+        return replace(self, tolerated=tuple(sorted(set(self.tolerated) | set(categories))))
 
     def to_json(self) -> dict:
         d = {"checked": self.checked, "passed": self.passed if self.checked else None,
              "note": self.reason, "pruned_checked": self.pruned_checked,
-             "absent": self.absent}
+             "absent": self.absent, "tolerated": list(self.tolerated)}
         for c in CATEGORIES:
             fs = [f.to_json() for f in self.findings if f.category == c]
             d[c] = {"count": int(self.counts.get(c, 0)), "listed": fs}
@@ -139,8 +147,11 @@ class VanishReport:
         for f in self.formats:
             if not f.checked:
                 parts.append(f"{f.format}: not checked ({f.reason})")
-            elif f.passed:
+            elif f.passed and not any(f.counts.get(c) for c in CATEGORIES):
                 parts.append(f"{f.format}: clean")
+            elif f.passed:
+                n = ", ".join(f"{f.counts[c]} {c}" for c in f.tolerated if f.counts.get(c))
+                parts.append(f"{f.format}: {n} (tolerated)")
             else:
                 n = ", ".join(f"{f.counts[c]} {c}" for c in CATEGORIES if f.counts.get(c))
                 first = f.findings[0]
