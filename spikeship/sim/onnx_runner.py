@@ -20,6 +20,14 @@ from spikeship.sim.reference import input_stats
 from spikeship.sim.result import SimResult
 
 
+def _ort_errors(ort) -> tuple[type[BaseException], ...]:
+    """onnxruntime's own exception classes (pybind types deriving from ``Exception``)."""
+    state = ort.capi.onnxruntime_pybind11_state
+    own = tuple(v for v in vars(state).values()
+                if isinstance(v, type) and issubclass(v, Exception))
+    return own + (RuntimeError, ValueError)
+
+
 def open_session(path: str | os.PathLike, threads: int = 1):
     """An onnxruntime session on CPU for ``path`` (GraphError if ORT cannot load it)."""
     ort = require("onnxruntime")
@@ -30,7 +38,7 @@ def open_session(path: str | os.PathLike, threads: int = 1):
     try:
         return ort.InferenceSession(str(path), sess_options=opts,
                                     providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own (non-exported) exception types
+    except _ort_errors(ort) as e:
         raise GraphError(f"onnxruntime cannot load {path}: {e}") from e
 
 
@@ -42,6 +50,7 @@ def simulate_onnx(path: str | os.PathLike, inputs: np.ndarray, *, batch_size: in
     samples and steps, the model's metadata).
     """
     sess = open_session(path, threads)
+    errors = _ort_errors(require("onnxruntime"))
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     mode = meta.get("mode", "step")
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
@@ -58,9 +67,7 @@ def simulate_onnx(path: str | os.PathLike, inputs: np.ndarray, *, batch_size: in
             outs.append(y)
             for k, v in c.items():
                 counts[k] = counts.get(k, 0) + v
-    except Exception as e:
-        if isinstance(e, (SimulationError, GraphError)):
-            raise
+    except errors as e:
         raise SimulationError(f"onnxruntime failed on {path}: {e}") from e
     return np.concatenate(outs), {k: v.astype(np.int64) for k, v in counts.items()}, meta
 

@@ -89,3 +89,30 @@ def inputs_for(spec: ModelSpec, n: int = 6, steps: int = 5, seed: int = 0) -> np
     rng = np.random.default_rng(seed)
     x = rng.random((n, *spec.input_shape), dtype=np.float32)
     return np.repeat(x[:, None], steps, axis=1)
+
+
+def make_run(run_dir, *, prune_units: dict[str, list[int]] | None = None, seed: int = 0):
+    """A run directory (config.json + checkpoint) of an untrained, hand-pruned ``dpap-mnist``
+    on the digits dataset, weights scaled so that every layer spikes."""
+    import json
+    from pathlib import Path
+
+    from spikeship.train.checkpoint import save_checkpoint
+    from spikeship.train.config import TrainConfig
+    from spikeship.train.models import build_model
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(dataset="digits", model="dpap-mnist", timesteps=4, epochs=1,
+                         seed=seed).to_json()
+    spec = ModelSpec("dpap-mnist", (1, 8, 8), 10)
+    torch.manual_seed(seed)
+    model = build_model(spec).eval()
+    with torch.no_grad():
+        for i, gain, shift in ((0, 3.0, 0.0), (3, 3.0, 0.0), (7, 4.0, 0.1), (9, 6.0, 0.3)):
+            model[i].weight.mul_(gain)
+            model[i].bias.add_(shift)
+    masks = prune(masks_for(model, spec), prune_units or {}, weight_frac=0.3, seed=seed)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    save_checkpoint(run_dir, model=model, spec=spec, masks=masks, config=config, epoch=1)
+    return run_dir, model, masks
