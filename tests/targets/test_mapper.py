@@ -90,9 +90,20 @@ def test_fan_out_rule_names_the_population():
 def test_cores_before_and_after_pruning(tmp_path):
     nir.write(tmp_path / "c.nir", convnet())
     g = nir.read(tmp_path / "c.nir")
-    before = map_graph(g, get_spec("loihi"), original=True)
-    after = map_graph(g, get_spec("loihi"))
+    before = map_graph(g, get_spec("loihi"), original=True, host_input=False)
+    after = map_graph(g, get_spec("loihi"), host_input=False)
     assert [l.neurons for l in before.layers] == [7 * 7 * 9, 6 * 2 * 2, 3]
     assert [l.neurons for l in after.layers] == [5 * 7 * 9, 4 * 2 * 2, 3]
     assert all(b.synapses > a.synapses for b, a in zip(before.layers, after.layers))
     assert before.cores >= after.cores
+
+
+def test_direct_encoded_first_layer_runs_on_the_host(tmp_path):
+    nir.write(tmp_path / "d.nir", convnet(encoding="direct"))
+    g = nir.read(tmp_path / "d.nir")
+    host = map_graph(g, get_spec("loihi"))
+    chip = map_graph(g, get_spec("loihi"), host_input=False)
+    assert host.layers[0].synapses == 0 and host.layers[0].max_fan_in == 0
+    assert chip.layers[0].synapses > 0 and chip.layers[0].max_fan_in > 0
+    assert [l.synapses for l in host.layers[1:]] == [l.synapses for l in chip.layers[1:]]
+    assert host.layers[0].neurons == chip.layers[0].neurons == 5 * 7 * 9

@@ -26,7 +26,9 @@ rule (``core-neurons-per-core``, ``core-fan-in-axons``, ``core-synapse-memory-bi
 ``core-synapses-per-core``, ``core-fan-out-axons``) and the layer. Connectivity is unrolled exactly (conv positions, borders,
 padding, stride, pools folded into the next layer: a neuron feeding a pool connects
 to every synapse of its pooled element). *Before pruning* maps the unpruned
-architecture (all original units and synapses); *after* maps the deployed graph.
+architecture (all original units and synapses); *after* maps the deployed graph. A
+layer fed by graded (direct-encoded) input runs on the host, as the Lava target
+deploys it, so it adds no synapses or axons to the cores of its population.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ import scipy.sparse as sp
 
 from spikeship.errors import ConfigError, RuleError
 from spikeship.sim.energy.fanout import conv_geometry
-from spikeship.sim.energy.graph import SynapticLayer, Stage, neuron_populations, synaptic_layers
+from spikeship.sim.energy.graph import (SynapticLayer, Stage, meta, neuron_populations,
+                                        synaptic_layers)
 from spikeship.targets.specs import ChipSpec, CoreLimits
 
 MAX_UNROLLED = 30_000_000     # synapse instances the exact mapper will unroll per layer
@@ -219,11 +222,18 @@ def _fits(costs, limits: CoreLimits) -> str | None:
 
 
 def map_graph(graph: nir.NIRGraph, spec: ChipSpec, *, original: bool = False,
-              original_shapes: dict | None = None) -> ChipMapping:
-    """Cores per population of ``graph`` on ``spec`` (deployed, or original wiring)."""
+              original_shapes: dict | None = None, host_input: bool | None = None) -> ChipMapping:
+    """Cores per population of ``graph`` on ``spec`` (deployed, or original wiring).
+
+    ``host_input``: a layer fed by graded input runs on the host (its synapses take no
+    core memory or axons; its population still needs cores). Default: True when the
+    graph's ``encoding`` metadata is ``"direct"`` (as the Lava target deploys it).
+    """
     limits = spec.limits
     if limits is None:
         raise ConfigError(f"{spec.name} has no published per-core limits to map onto")
+    if host_input is None:
+        host_input = meta(graph).get("encoding") == "direct"
     layers = synaptic_layers(graph, original_shapes)
     pops = neuron_populations(graph)
     if original:
@@ -231,8 +241,14 @@ def map_graph(graph: nir.NIRGraph, spec: ChipSpec, *, original: bool = False,
         layers = [original_layer(l, out_ch.get(l.presynaptic)) for l in layers]
     into: dict[str, list[tuple[SynapticLayer, sp.csr_matrix]]] = {}
     for l in layers:
-        if l.postsynaptic is not None:
-            into.setdefault(l.postsynaptic, []).append((l, connectivity(l)))
+        if l.postsynaptic is None:
+            continue
+        if host_input and l.pre_is_input:       # on the host: no on-chip synapses
+            m = sp.csr_matrix((int(np.prod(l.out_shape)), int(np.prod(l.pre_shape))),
+                              dtype=np.int8)
+        else:
+            m = connectivity(l)
+        into.setdefault(l.postsynaptic, []).append((l, m))
     parts: dict[str, tuple[int, str, list]] = {}
     for pop, items in into.items():
         a = sp.hstack([m for _, m in items]).tocsr() if len(items) > 1 else items[0][1]
