@@ -14,7 +14,7 @@ Names (see :data:`DATASETS`):
 name           source                                         input (C, H, W), classes
 ============== ============================================== ===========================
 digits         scikit-learn's 8x8 handwritten digits          (1, 8, 8), 10
-digits-events  the same digits through a simulated DVS sensor (2, 20, 20), 10
+digits-events  the same digits through a simulated DVS sensor (2, 10, 10), 10
                on N-MNIST-style saccades (cached on disk)
 mnist          IDX files in ``data_dir``                      (1, 28, 28), 10
 cifar10        ``cifar-10-batches-py`` pickle batches          (3, 32, 32), 10
