@@ -234,3 +234,19 @@ def test_unsupported_node_between_neurons_and_synapses_is_named():
     c = SpikeCounts("x", "simulation", 1, 2, {"lif2": np.zeros(3)}, np.ones(4), np.ones(4))
     with pytest.raises(UnsupportedNodeError, match="Scale"):
         count_synops(g, c)
+
+
+def test_layers_come_in_topological_order_after_a_roundtrip(tmp_path):
+    # HDF5 lists groups alphabetically: fc11 would come before fc9
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+             "fc9": nir.Affine(weight=np.ones((3, 4), np.float32), bias=np.zeros(3, np.float32)),
+             "lif10": lif((3,)),
+             "fc11": nir.Affine(weight=np.ones((2, 3), np.float32), bias=np.zeros(2, np.float32)),
+             "lif12": lif((2,)), "output": nir.Output(output_type={"output": np.array([2])})}
+    g = roundtrip(chain(nodes), tmp_path)
+    assert list(g.nodes).index("fc11") < list(g.nodes).index("fc9")
+    c = SpikeCounts("x", "simulation", 1, 2, {"lif10": np.ones(3), "lif12": np.ones(2)},
+                    np.ones(4), np.ones(4))
+    rep = count_synops(g, c)
+    assert [l.layer for l in rep.layers] == ["fc9", "fc11"]
+    assert [p.name for p in rep.populations] == ["lif10", "lif12"]

@@ -101,6 +101,45 @@ def node_shape(node: nir.NIRNode) -> tuple[int, ...] | None:
     return tuple(int(v) for v in np.atleast_1d(np.asarray(shp)))
 
 
+def topological_order(graph: nir.NIRGraph) -> list[str]:
+    """Node names from the inputs forward (edges closing a cycle are ignored).
+
+    A NIR file read back from HDF5 lists its nodes alphabetically (``fc10`` before
+    ``fc7``), so the order of ``graph.nodes`` cannot be trusted.
+    """
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for s, d in graph.edges:
+        if s in succ:
+            succ[s].append(d)
+    seen: set[str] = set()
+    post: list[str] = []
+
+    def visit(n: str) -> None:
+        stack = [(n, iter(succ.get(n, ())))]
+        seen.add(n)
+        while stack:
+            node, it = stack[-1]
+            nxt = next((m for m in it if m not in seen), None)
+            if nxt is None:
+                stack.pop()
+                post.append(node)
+            else:
+                seen.add(nxt)
+                stack.append((nxt, iter(succ.get(nxt, ()))))
+
+    starts = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    for n in starts + sorted(graph.nodes, key=_natural):
+        if n not in seen:
+            visit(n)
+    return post[::-1]
+
+
+def _natural(name: str):
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def _pred(graph: nir.NIRGraph, name: str) -> list[str]:
     return [s for s, d in graph.edges if d == name]
 
@@ -145,14 +184,15 @@ def _walk_back(graph: nir.NIRGraph, name: str) -> tuple[str, list[str]]:
 def synaptic_layers(graph: nir.NIRGraph,
                     original_shapes: dict[str, tuple[int, ...]] | None = None
                     ) -> list[SynapticLayer]:
-    """The synaptic layers of ``graph`` in graph order.
+    """The synaptic layers of ``graph`` in topological order.
 
     ``original_shapes`` maps a ``source_layer`` (or node name) to the unpruned
     weight shape; it wins over node metadata.
     """
     original_shapes = original_shapes or {}
     out = []
-    for name, node in graph.nodes.items():
+    for name in topological_order(graph):
+        node = graph.nodes[name]
         if isinstance(node, nir.NIRGraph):
             raise UnsupportedNodeError(f"node {name} is a nested NIRGraph; flatten it first")
         if not isinstance(node, SYNAPTIC):
@@ -222,9 +262,10 @@ def _layer(graph, name, node, original_shapes) -> SynapticLayer:
 
 
 def neuron_populations(graph: nir.NIRGraph) -> dict[str, tuple[int, ...]]:
-    """Spiking neuron nodes and their shapes, in graph order."""
+    """Spiking neuron nodes and their shapes, in topological order."""
     out = {}
-    for name, node in graph.nodes.items():
+    for name in topological_order(graph):
+        node = graph.nodes[name]
         if isinstance(node, NEURONS):
             shp = node_shape(node)
             if shp is None:

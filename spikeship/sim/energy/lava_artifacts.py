@@ -23,6 +23,7 @@ copies is, stored if any is stored). The netx file (``model.net``) is read with 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,8 @@ def build_processes(graph) -> dict[str, list[DeployedLayer]]:
     dep = lower(graph, input_mode=mode)
     out = {}
     for fmt, d in (("lava-float", dep), ("lava-fixed", quantize_deployment(dep))):
-        net = build(d, timesteps=1, chunk_steps=1)
+        with tempfile.TemporaryDirectory(prefix="spikeship-vanish-") as io_dir:
+            net = build(d, timesteps=1, chunk_steps=1, io_dir=io_dir)
         found = []
         for spec in d.synapses:
             name = spec.name.split("->")[0]
