@@ -1,0 +1,450 @@
+"""NIR graph -> float :class:`Deployment`: the graph in Lava's units (pure, no Lava).
+
+Neurons (forward Euler, one step = ``dt``; ``a = dt/tau``; reset to 0 in the step it
+fires, ``v > v_threshold``). With ``I[t]`` the summed input of the step:
+
+- ``LIF``:     ``v[t] = (1 - a) v[t-1] + a v_leak + a r I[t]``
+- ``IF``:      ``v[t] = v[t-1] + r I[t]`` (no ``dt``: the NIR IF as Norse and Sinabs step it)
+- ``CubaLIF``: ``i[t] = (1 - a_s) i[t-1] + a_s w_in I[t]``;
+  ``v[t] = (1 - a_m) v[t-1] + a_m v_leak + a_m r i[t]`` (current first, as snnTorch
+  ``Synaptic``, Norse and Lava)
+
+Lava's LIF (float) is ``u = (1 - du) u + a_in``, ``v = (1 - dv) v + u + bias``, so
+
+- LIF/IF: ``du = 1`` (the current lasts one step), ``dv = a`` (0 for IF), the
+  synaptic input ``a_in = g W s`` with ``g = a r`` (``r`` for IF), and
+  ``bias = g b + a v_leak`` (``b``: the Affine/Conv bias);
+- CubaLIF: ``du = a_s``, ``dv = a_m``, ``u = a_m r i`` so ``g = a_m r a_s w_in``;
+  ``bias = a_m v_leak``. The Affine bias ``b`` belongs to the current: with
+  ``a_s = 1`` it is the bias ``g b``; otherwise it is a synapse from a unit that is
+  1 at every step (source ``"const"``), weights ``g b``.
+
+Lava has one threshold per population: a per-neuron threshold is normalised away by
+scaling neuron ``i``'s equation by ``c_i = vth_ref / v_threshold_i`` (exact: the
+dynamics are linear and reset to 0); ``v_scale = c``. ``g c`` is folded into the rows
+of every incoming weight matrix (per output channel for a conv: rule
+``conv-channel-uniform``).
+
+Structure:
+
+- Affine/Linear -> ``dense``, or ``sparse`` holding only the synapses that exist when
+  any synapse is absent: ``False`` in the node's ``mask`` metadata (spikeship
+  exports) or an exact zero weight (third-party graphs, no mask). Always Sparse for a
+  pruned layer, whatever its density: a pruned synapse never exists in Lava.
+- Conv2d -> ``conv`` (stride, padding, dilation, groups). Pruned kernel entries stay
+  zeros in the shared kernel (Lava's Conv has no sparse form).
+- SumPool2d / AvgPool2d -> folded into the next synaptic layer (rule
+  ``pool-foldable``): a conv ``W`` (kernel ``k``, stride ``s``, padding ``p``) after a
+  ``P x P`` pool becomes a conv with kernel ``P k``, ``K[.., a, b] = W[.., a//P, b//P]``,
+  stride ``P s``, padding ``P p``; an Affine after ``pool -> flatten`` gets each column
+  repeated over its ``P x P`` block. AvgPool multiplies by ``1 / P^2``. netx has no
+  pool either, and Loihi has no pooling unit.
+- Flatten -> a port reshape in Lava (``transpose([2, 1, 0]).flatten()`` turns Lava's
+  ``(W, H, C)`` into NIR's C-order flattening of ``(C, H, W)``).
+- A population onto itself (braille's ``w_rec``) -> a synapse with ``recurrent=True``.
+
+Input (``input_mode``): ``"spikes"`` feeds the input through a synapse (binary spikes,
+or graded payloads with ``input_message_bits > 0``); ``"current"`` (default for
+``encoding="direct"`` graphs) evaluates the first synaptic layer on the host and
+injects its output into the first population's ``a_in`` (:class:`HostLayerSpec`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import nir
+import numpy as np
+
+from spikeship.errors import ConfigError, GraphError
+from spikeship.targets.loihi import rules
+from spikeship.targets.loihi.deployment import (SOURCE_CONST, SOURCE_INPUT, Deployment,
+                                                HostLayerSpec, PopulationSpec, SynapseSpec)
+
+NEURONS = ("LIF", "CubaLIF", "IF")
+SYNAPTIC = ("Affine", "Linear", "Conv2d")
+POOLS = ("SumPool2d", "AvgPool2d")
+
+
+def _pair(v) -> tuple[int, int]:
+    a = np.asarray(v).astype(int).ravel()
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+def _kind(node) -> str:
+    return type(node).__name__
+
+
+def graph_dt(graph: nir.NIRGraph, dt_s: float | None) -> float | None:
+    """``dt_s`` if given, else the graph's ``dt`` metadata, else None."""
+    if dt_s is not None:
+        return float(dt_s)
+    dt = (graph.metadata or {}).get("dt")
+    return None if dt is None else float(np.asarray(dt).ravel()[0])
+
+
+def graph_encoding(graph: nir.NIRGraph) -> str | None:
+    """The graph's ``encoding`` metadata ("direct" | "frames"), or None."""
+    enc = (graph.metadata or {}).get("encoding")
+    if enc is None or isinstance(enc, str):
+        return enc
+    enc = np.asarray(enc).ravel()[0]
+    return enc.decode() if isinstance(enc, bytes) else str(enc)
+
+
+@dataclass
+class _Linear:
+    """A synaptic layer with everything before it folded in (NIR layout, float64)."""
+
+    kind: str                       # "dense" | "conv"
+    weights: np.ndarray
+    mask: np.ndarray                # bool, weights' shape: True = synapse exists
+    bias: np.ndarray | None         # (C_out,) or (out,)
+    source_shape: tuple[int, ...]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    folded: tuple[str, ...] = ()
+    flatten: bool = False
+
+
+class _Graph:
+    """Shapes and paths of a NIR graph (one instance per :func:`lower` call)."""
+
+    def __init__(self, graph: nir.NIRGraph):
+        self.g = graph
+        for name, node in graph.nodes.items():
+            rules.supported_node(name, node)
+        self.preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
+        self.succs: dict[str, list[str]] = {n: [] for n in graph.nodes}
+        for a, b in graph.edges:
+            if a not in graph.nodes or b not in graph.nodes:
+                raise GraphError(f"edge ({a}, {b}) names a node that does not exist")
+            self.preds[b].append(a)
+            self.succs[a].append(b)
+        inputs = [n for n, v in graph.nodes.items() if _kind(v) == "Input"]
+        outputs = [n for n, v in graph.nodes.items() if _kind(v) == "Output"]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise GraphError(f"need exactly one Input and one Output node, got {inputs}, {outputs}")
+        self.input, self.output = inputs[0], outputs[0]
+        self.input_shape = tuple(int(v) for v in
+                                 np.asarray(graph.nodes[self.input].input_type["input"]).ravel())
+        self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def node(self, name):
+        return self.g.nodes[name]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Output shape (unbatched NIR) of node ``name``."""
+        if name in self._shapes:
+            return self._shapes[name]
+        node, kind = self.node(name), _kind(self.node(name))
+        if kind == "Input":
+            s = self.input_shape
+        elif kind in NEURONS:
+            s = tuple(np.shape(node.v_threshold if kind != "IF" else node.r))
+            if len(s) == 0:
+                feed = [p for p in self.preds[name] if p != name]
+                if not feed:
+                    raise GraphError(f"cannot infer the shape of neuron node '{name}'")
+                self._shapes[name] = ()          # guard against cycles
+                s = self.shape(feed[0])
+        else:
+            (src,) = self.single_pred(name)
+            s = self._op_shape(name, node, kind, self.shape(src))
+        self._shapes[name] = tuple(int(v) for v in s)
+        return self._shapes[name]
+
+    def _op_shape(self, name, node, kind, ins):
+        if kind in ("Affine", "Linear"):
+            return (node.weight.shape[0],)
+        if kind == "Flatten":
+            nd = len(ins)
+            a, b = int(node.start_dim) % max(nd, 1), int(node.end_dim) % max(nd, 1)
+            return (*ins[:a], int(np.prod(ins[a:b + 1])), *ins[b + 1:])
+        if len(ins) != 3:
+            raise GraphError(f"node '{name}' ({kind}) needs a (C, H, W) input, got {ins}")
+        if kind == "Conv2d":
+            k = node.weight.shape[2:]
+            st, pad, dil, _ = conv_params(name, node)
+            hw = [(ins[i + 1] + 2 * pad[i] - dil[i] * (k[i] - 1) - 1) // st[i] + 1 for i in (0, 1)]
+            return (node.weight.shape[0], *hw)
+        k, st, pad = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+        return (ins[0], *[(ins[i + 1] + 2 * pad[i] - k[i]) // st[i] + 1 for i in (0, 1)])
+
+    def single_pred(self, name: str) -> list[str]:
+        p = self.preds[name]
+        if len(p) != 1:
+            raise rules.violation("one-synapse-per-path", name,
+                                  f"{_kind(self.node(name))} has {len(p)} inputs; only neuron "
+                                  f"populations may sum several inputs")
+        return p
+
+    def paths_into(self, pop: str) -> list[tuple[str, list[str]]]:
+        """``(source, [op, ..., synaptic])`` for every edge into neuron node ``pop``."""
+        out = []
+        for pred in self.preds[pop]:
+            ops, cur = [], pred
+            while _kind(self.node(cur)) not in (*NEURONS, "Input"):
+                ops.insert(0, cur)
+                (cur,) = self.single_pred(cur)
+            n_syn = sum(_kind(self.node(o)) in SYNAPTIC for o in ops)
+            rules.one_synapse_per_path(pop, [cur, *ops, pop], n_syn)
+            if _kind(self.node(ops[-1])) not in SYNAPTIC:
+                raise rules.violation("one-synapse-per-path", pop,
+                                      f"{ops[-1]} sits between the synaptic layer and the "
+                                      f"population; only pools/flattens before it are folded")
+            out.append((cur, ops))
+        return out
+
+
+def conv_params(name: str, node) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
+    """stride, padding, dilation (H, W) and groups of a NIR Conv2d ('same'/'valid' resolved)."""
+    st, dil = _pair(node.stride), _pair(node.dilation)
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            pad = (0, 0)
+        else:
+            k = node.weight.shape[2:]
+            if any((d * (kk - 1)) % 2 for d, kk in zip(dil, k)) or st != (1, 1):
+                raise rules.violation("supported-node", name, "padding='same' needs an odd "
+                                      "effective kernel and stride 1")
+            pad = tuple(d * (kk - 1) // 2 for d, kk in zip(dil, k))
+    else:
+        pad = _pair(node.padding)
+    return st, pad, dil, int(np.asarray(node.groups).ravel()[0])
+
+
+def _existing(node) -> np.ndarray:
+    """Which synapses of a synaptic node exist: its ``mask`` metadata, else nonzero weights."""
+    w = np.asarray(node.weight)
+    mask = (node.metadata or {}).get("mask") if hasattr(node, "metadata") else None
+    if mask is None:
+        return w != 0
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape != w.shape:
+        raise GraphError(f"mask metadata of shape {mask.shape} does not fit weight {w.shape}")
+    return mask
+
+
+def _fold_path(g: _Graph, ops: list[str]) -> _Linear:
+    """The synaptic node of ``ops`` with the pools/flattens before it folded in."""
+    syn = g.node(ops[-1])
+    kind = "conv" if _kind(syn) == "Conv2d" else "dense"
+    w = np.asarray(syn.weight, dtype=np.float64)
+    bias = None if _kind(syn) == "Linear" else np.asarray(syn.bias, dtype=np.float64)
+    lin = _Linear(kind, w.copy(), _existing(syn), bias, g.shape(g.preds[ops[-1]][0]))
+    if kind == "conv":
+        lin.stride, lin.padding, lin.dilation, lin.groups = conv_params(ops[-1], syn)
+    for name in reversed(ops[:-1]):
+        node, nk = g.node(name), _kind(g.node(name))
+        in_shape = g.shape(g.preds[name][0])
+        if nk == "Flatten":
+            rules.flatten_to_vector(name, g.shape(name), lin.kind)
+            lin.flatten, lin.source_shape = True, in_shape
+        else:
+            _fold_pool(name, node, nk, in_shape, lin)
+        lin.folded = (name, *lin.folded)
+    if lin.kind == "dense" and len(lin.source_shape) != 1 and not lin.flatten:
+        raise rules.violation("flatten-to-vector", ops[-1],
+                              f"Affine reads a {lin.source_shape} input without a Flatten")
+    return lin
+
+
+def _fold_pool(name, node, nk, in_shape, lin: _Linear) -> None:
+    k, st, pad = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+    rules.pool_foldable(name, k, st, pad, in_shape[1:], lin.kind,
+                        lin.padding if lin.kind == "conv" else (0, 0))
+    scale = 1.0 / (k[0] * k[1]) if nk == "AvgPool2d" else 1.0
+    if lin.kind == "conv":
+        if lin.dilation != (1, 1):
+            raise rules.violation("pool-foldable", name, "the next conv is dilated")
+        rep = lambda a: np.repeat(np.repeat(a, k[0], axis=2), k[1], axis=3)  # noqa: E731
+        lin.weights, lin.mask = rep(lin.weights) * scale, rep(lin.mask)
+        lin.stride = (lin.stride[0] * k[0], lin.stride[1] * k[1])
+        lin.padding = (lin.padding[0] * k[0], lin.padding[1] * k[1])
+    else:
+        c, hp, wp = (in_shape[0], in_shape[1] // k[0], in_shape[2] // k[1])
+        out = lin.weights.shape[0]
+        w4, m4 = lin.weights.reshape(out, c, hp, wp), lin.mask.reshape(out, c, hp, wp)
+        w = np.zeros((out, *in_shape))
+        m = np.zeros((out, *in_shape), dtype=bool)
+        rep = lambda a: np.repeat(np.repeat(a, k[0], axis=2), k[1], axis=3)  # noqa: E731
+        w[:, :, :hp * k[0], :wp * k[1]] = rep(w4) * scale
+        m[:, :, :hp * k[0], :wp * k[1]] = rep(m4)
+        lin.weights, lin.mask = w.reshape(out, -1), m.reshape(out, -1)
+    lin.source_shape = tuple(in_shape)
+
+
+@dataclass
+class _Neuron:
+    du: float
+    dv: float
+    vth: float
+    gain: np.ndarray       # g * c, per neuron (NIR shape): folded into incoming rows
+    leak_bias: np.ndarray  # a v_leak * c
+    v_scale: np.ndarray    # c
+
+
+def _neuron(name: str, node, shape, dt_s: float | None) -> _Neuron:
+    kind = _kind(node)
+    p = {f: np.broadcast_to(np.asarray(getattr(node, f), dtype=np.float64), shape)
+         for f in ("r", "v_threshold", "v_reset", "v_leak", "tau", "tau_syn", "tau_mem", "w_in")
+         if getattr(node, f, None) is not None}
+    rules.reset_to_zero(name, p["v_reset"])
+    rules.threshold_positive(name, p["v_threshold"])
+    if kind != "IF" and dt_s is None:
+        raise ConfigError(f"graph has no 'dt' metadata: pass dt_s to run its {kind} node '{name}'")
+    if kind == "LIF":
+        a = dt_s / rules.uniform_time_constant(name, "tau", p["tau"])
+        rules.decay_range(name, "dv", a)
+        du, dv, gain, leak = 1.0, a, a * p["r"], a * p["v_leak"]
+    elif kind == "IF":
+        du, dv, gain, leak = 1.0, 0.0, p["r"], np.zeros(shape)
+    else:
+        a_s = dt_s / rules.uniform_time_constant(name, "tau_syn", p["tau_syn"])
+        a_m = dt_s / rules.uniform_time_constant(name, "tau_mem", p["tau_mem"])
+        rules.decay_range(name, "du", a_s)
+        rules.decay_range(name, "dv", a_m)
+        du, dv, gain, leak = min(a_s, 1.0), a_m, a_m * p["r"] * a_s * p["w_in"], a_m * p["v_leak"]
+    vth = p["v_threshold"]
+    vref = float(vth.max())
+    c = vref / vth
+    return _Neuron(float(min(du, 1.0)), float(min(dv, 1.0)), vref,
+                   np.asarray(gain * c, dtype=np.float64), np.asarray(leak * c, dtype=np.float64),
+                   np.asarray(c, dtype=np.float64))
+
+
+def _depths(g: _Graph, pops: list[str], paths: dict, current: bool) -> dict[str, int]:
+    """Depth per population (Kahn's order); raises on cycles and misaligned inputs."""
+    ff = {p: {s for s, _ in paths[p] if s != p} for p in pops}
+    depth: dict[str, int] = {}
+    todo = set(pops)
+    while todo:
+        ready = [p for p in sorted(todo) if all(s == g.input or s in depth for s in ff[p])]
+        if not ready:
+            p = sorted(todo)[0]
+            rules.self_recurrence_only(p, sorted(ff[p] - set(depth))[0])
+        for p in ready:
+            d = {s: (0 if current else 1) if s == g.input else depth[s] + 1 for s in ff[p]}
+            if not d:
+                raise rules.violation("uniform-delay", p, "population has no feed-forward input")
+            rules.uniform_delay(p, d)
+            depth[p] = next(iter(d.values()))
+            todo.discard(p)
+    return depth
+
+
+def lower(graph: nir.NIRGraph, *, dt_s: float | None = None, input_mode: str | None = None,
+          input_message_bits: int = 0, source: str = "") -> Deployment:
+    """The float :class:`Deployment` of ``graph`` (see the module docstring for the math).
+
+    ``dt_s`` overrides the graph's ``dt`` metadata. ``input_mode``: ``"current"`` or
+    ``"spikes"``; default ``"current"`` when the graph's metadata says
+    ``encoding="direct"``, else ``"spikes"``. ``input_message_bits`` (spikes mode):
+    0 for binary input, > 0 for graded payloads (event counts).
+    """
+    g = _Graph(graph)
+    meta = graph.metadata or {}
+    rules.graph_reset_mode("graph", meta.get("reset") if isinstance(meta.get("reset"), str)
+                           else None)
+    dt_s = graph_dt(graph, dt_s)
+    if input_mode is None:
+        input_mode = "current" if graph_encoding(graph) == "direct" else "spikes"
+    if input_mode not in ("current", "spikes"):
+        raise ConfigError(f"input_mode must be 'current' or 'spikes', got '{input_mode}'")
+    current = input_mode == "current"
+    pops = [n for n, v in graph.nodes.items() if _kind(v) in NEURONS]
+    paths = {p: g.paths_into(p) for p in pops}
+    depth = _depths(g, pops, paths, current)
+    (out_src,) = g.single_pred(g.output)
+    rules.output_is_population(g.output, _kind(g.node(out_src)))
+
+    populations, synapses, hosts, used = [], [], [], set()
+    for p in sorted(pops, key=lambda n: (depth[n], pops.index(n))):
+        shape = g.shape(p)
+        nrn = _neuron(p, g.node(p), shape, dt_s)
+        bias, slow_bias = nrn.leak_bias.copy(), np.zeros(shape)
+        for src, ops in paths[p]:
+            lin = _fold_path(g, ops)
+            _apply_gain(ops[-1], lin, nrn.gain, shape)
+            name = ops[-1] if ops[-1] not in used else f"{ops[-1]}->{p}"
+            used.add(name)
+            b_full = _bias_full(lin, shape)
+            if current and src == g.input:
+                hosts.append(HostLayerSpec(name, lin.kind, p, lin.weights, b_full,
+                                           lin.source_shape, lin.stride, lin.padding,
+                                           lin.dilation, lin.groups, lin.folded))
+                continue
+            synapses.append(_synapse(name, lin, src, p, g, input_message_bits))
+            if nrn.du < 1.0:         # CubaLIF with a slow current: bias through the current
+                slow_bias += b_full
+            else:
+                bias += b_full
+        if np.any(slow_bias != 0):
+            synapses.append(SynapseSpec(f"{p}.bias", "dense", SOURCE_CONST, p,
+                                        slow_bias.reshape(-1, 1), source_shape=(1,)))
+        populations.append(PopulationSpec(
+            p, _kind(g.node(p)), shape, depth[p], nrn.du, nrn.dv, nrn.vth, bias,
+            np.zeros(shape, dtype=np.int64), nrn.v_scale))
+    return Deployment("float", float(dt_s) if dt_s is not None else 0.0, g.input_shape,
+                      input_mode, int(input_message_bits) if not current else 0,
+                      tuple(populations), tuple(synapses), tuple(hosts), out_src, source)
+
+
+def _apply_gain(name: str, lin: _Linear, gain: np.ndarray, shape) -> None:
+    """Scale output rows (channels for conv) of ``lin`` and its bias by ``gain``."""
+    if lin.kind == "conv":
+        if tuple(shape) != tuple(gain.shape) or len(shape) != 3:
+            raise GraphError(f"conv '{name}' feeds a population of shape {shape}")
+        rules.conv_channel_uniform(name, gain)
+        f = gain.reshape(shape[0], -1)[:, 0]
+        lin.weights = lin.weights * f[:, None, None, None]
+    else:
+        f = gain.reshape(-1)
+        if f.size != lin.weights.shape[0]:
+            raise GraphError(f"'{name}' has {lin.weights.shape[0]} outputs for a population "
+                             f"of {f.size} neurons")
+        lin.weights = lin.weights * f[:, None]
+    if lin.bias is not None:
+        lin.bias = lin.bias * f
+
+
+def _bias_full(lin: _Linear, shape) -> np.ndarray:
+    if lin.bias is None:
+        return np.zeros(shape)
+    if lin.kind == "conv":
+        return np.broadcast_to(lin.bias[:, None, None], shape).astype(np.float64)
+    return lin.bias.reshape(shape).astype(np.float64)
+
+
+def _synapse(name: str, lin: _Linear, src: str, target: str, g: _Graph, bits: int) -> SynapseSpec:
+    from scipy.sparse import csr_matrix
+
+    if lin.kind == "conv":
+        lin_shape = g.shape(src) if src != g.input else g.input_shape
+        if len(lin_shape) != 3:
+            raise GraphError(f"conv '{name}' reads a non-(C, H, W) source {lin_shape}")
+    pruned = not bool(lin.mask.all())
+    kind, weights = lin.kind, lin.weights
+    if kind == "dense" and pruned:
+        rows, cols = np.nonzero(lin.mask)
+        weights = csr_matrix((lin.weights[rows, cols], (rows, cols)), shape=lin.weights.shape)
+        kind = "sparse"
+    elif kind == "conv":
+        weights = np.where(lin.mask, lin.weights, 0.0)
+    source = SOURCE_INPUT if src == g.input else src
+    return SynapseSpec(name, kind, source, target, weights, recurrent=(src == target),
+                       num_message_bits=bits if source == SOURCE_INPUT else 0,
+                       source_shape=tuple(lin.source_shape),
+                       flatten_source=lin.flatten or (kind != "conv" and len(lin.source_shape) > 1),
+                       stride=lin.stride, padding=lin.padding, dilation=lin.dilation,
+                       groups=lin.groups, folded=lin.folded, pruned=pruned)
+
+
+def with_input_bits(dep: Deployment, bits: int) -> Deployment:
+    """``dep`` with graded (``bits > 0``) or binary input synapses."""
+    syn = tuple(replace(s, num_message_bits=bits) if s.source == SOURCE_INPUT else s
+                for s in dep.synapses)
+    return replace(dep, synapses=syn, input_message_bits=bits)
