@@ -8,6 +8,11 @@ Loihi 2 and no per-core fan-in/fan-out limits, so those are ``None``: the energy
 model does not price Loihi 2 (it says so), and the mapper checks neurons, memory
 and synapse count only.
 
+Caveat: the brief itself could not be re-read from this machine; third-party
+summaries agree on 128 cores, 1 M neurons and 120 M synapses per chip and "up to
+~8,000 neurons per core", but some quote 128 KB instead of 192 KB of SRAM per core.
+With 128 KB the Loihi 2 core counts of the mapper would rise for memory-bound layers.
+
 Assumptions (stated, not published): a stored synapse costs what it costs on Loihi
 (NxSDK encoding, see ``targets/loihi/spec.py``); each neuron takes 48 bits of the
 shared memory (the 24-bit u and 24-bit v state of Lava's fixed-point LIF model,
