@@ -1,0 +1,334 @@
+"""Batched, bit-exact emulator of Lava's fixed-point (Loihi) simulation: target ``loihi-emu``.
+
+Input is the fixed-point :class:`~spikeship.targets.loihi.deployment.Deployment`
+that :func:`spikeship.sim.lava.deployment_for` builds (``lower`` then
+``quantize_deployment``, the one quantisation the ``lava-fixed`` target also runs),
+so the two cannot drift apart. The integer arithmetic of every Lava process model
+is in :mod:`spikeship.sim.loihi_emu_ops` (each operation next to the Lava file and
+function it mirrors); this module wires it as Lava's process graph does.
+
+Timing. Lava streams the samples back to back (:mod:`spikeship.sim.lava`): a
+population at depth ``d`` handles sample ``n``, step ``t`` (0-based) at Lava step
+``n T + t + 1 + d``; ``LIFReset`` zeroes its ``u, v`` at the first step of each
+such window and a ``Reset`` process zeroes a recurrent synapse's buffer at the last
+step of the previous one. So each (sample, population) window starts from zero
+state, and whatever a population did before its window (bias-driven spikes while
+the input had not reached it yet, the previous sample) arrives at the next
+population before *its* window starts and is wiped by its reset. The emulator
+therefore runs every sample in its own aligned frame, all samples of a batch at
+once, with ``t = 0 .. T-1`` and, per population in depth order::
+
+    a_in[t] = sum_ff  a_out(src[t])          # the synapse's one-step delay is the
+            + sum_rec a_out(self[t - 1])     #   depth offset of the aligned frame;
+            + host current[t]                #   recurrent input really is one step late
+    u, v, s = lif_step(u, v, a_in)           # u = v = 0 and self[-1] = 0 at t = 0
+
+which is what Lava computes in the windows its runner reads (``output_spikes[n, t]``
+is Lava's output sink at step ``n T + t + 1 + depth``, as
+:func:`spikeship.sim.lava.run_deployment` aligns it). The one place the stream is
+not window-local is a constant source (a CubaLIF bias through a synapse) into a
+depth-0 population: Lava's Dense sends its initial zero buffer at Lava step 1, so
+sample 0 misses that input at ``t = 0``; the emulator reproduces it for the sample at
+index 0 of a run.
+
+Outputs: per-population spike counts over all samples and steps (NIR shape),
+output spikes ``(N, T, classes)``, optionally per-step integer voltages (``v``
+after the reset, as a Lava ``Monitor`` reads it) and spikes of chosen populations.
+Everything runs on ``device`` (CPU here, CUDA if given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeship.errors import ConfigError
+from spikeship.sim import lava_host
+from spikeship.sim.loihi_emu_ops import LifParams, SynapseOp, conv_op, dense_op, lif_step
+from spikeship.sim.loihi_emu_ops import lava_synapse_weights
+from spikeship.sim.result import SimResult
+from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
+
+TARGET = "loihi-emu"
+STATE_BUDGET_BYTES = 256 * 2 ** 20
+
+
+@dataclass
+class EmuRun:
+    """What one emulator run produced (numpy, NIR layouts, aligned steps)."""
+
+    output_spikes: np.ndarray                     # (N, T, classes) uint8
+    counts: dict[str, np.ndarray]                 # population -> (shape) int64
+    voltages: dict[str, np.ndarray] = field(default_factory=dict)   # (N, T, *shape) int64
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)     # (N, T, *shape) uint8
+    input_saturated: int = 0
+
+
+@dataclass(eq=False)
+class _Pop:
+    name: str
+    shape: tuple[int, ...]
+    size: int
+    depth: int
+    lif: LifParams
+    ff: list[tuple[str, SynapseOp]]       # (source, op), source != self
+    rec: list[SynapseOp]                  # recurrent ops (source == self)
+
+
+class LoihiEmulator:
+    """A fixed-point :class:`Deployment` compiled to batched integer torch operators.
+
+    ``input_max``: largest graded input payload the run will send (binary input: 1);
+    it bounds the integer sums (exactness checks, see ``loihi_emu_ops``). Default:
+    ``2^input_message_bits - 1``.
+    """
+
+    def __init__(self, dep: Deployment, *, device: str | torch.device = "cpu",
+                 input_max: int | None = None, allow_float32: bool = True):
+        if dep.precision != "fixed":
+            raise ConfigError(f"the Loihi emulator runs fixed-point deployments, got "
+                              f"precision '{dep.precision}' (quantize it first)")
+        self.dep = dep
+        self.device = torch.device(device)
+        bits = int(dep.input_message_bits)
+        self.input_max = int(input_max) if input_max is not None else \
+            (2 ** bits - 1 if bits > 0 else 1)
+        self.pops: list[_Pop] = []
+        for p in dep.populations:
+            ff, rec, bound = [], [], 0
+            for s in dep.incoming(p.name):
+                op = self._op(s, allow_float32)
+                bound += op.out_bound
+                (rec.append(op) if s.recurrent else ff.append((s.source, op)))
+            for h in dep.host_layers:
+                if h.target == p.name:
+                    bound += int(np.ceil(h.injection_max))
+            lif = LifParams.build(p.du, p.dv, p.vth, p.bias_mant, p.bias_exp, bound, self.device)
+            self.pops.append(_Pop(p.name, tuple(p.shape), p.size, p.depth, lif, ff, rec))
+        self.const_first_step_missing = {
+            p.name for p in self.pops if p.depth == 0 and any(src == SOURCE_CONST
+                                                              for src, _ in p.ff)}
+
+    def _op(self, s, allow_float32: bool) -> SynapseOp:
+        graded = int(s.num_message_bits) > 0
+        src_max = self.input_max if s.source == SOURCE_INPUT and graded else 1
+        if s.kind == "conv":
+            return conv_op(np.asarray(s.weights), graded=graded, input_max=src_max,
+                           stride=s.stride, padding=s.padding, dilation=s.dilation,
+                           groups=s.groups, device=self.device)
+        if s.kind == "sparse":            # only the stored synapses; absent ones add 0
+            w = s.weights.tocsr(copy=True)
+            w.data = lava_synapse_weights(w.data)
+            w = w.toarray()
+        else:
+            w = lava_synapse_weights(np.asarray(s.weights))
+        return dense_op(w, graded=graded, weight_exp=s.weight_exp, input_max=src_max,
+                        device=self.device, sparse=s.kind == "sparse",
+                        allow_float32=allow_float32)
+
+    # ------------------------------------------------------------------ running
+    def batch_size_for(self, timesteps: int, record: bool) -> int:
+        """Samples per batch keeping the state (and records) under a memory budget."""
+        per = sum(p.size for p in self.pops) * 8 * (6 + (timesteps if record else 0))
+        return max(1, STATE_BUDGET_BYTES // max(per, 1))
+
+    @torch.no_grad()
+    def run(self, inputs: np.ndarray, *, batch_size: int | None = None,
+            record_voltages: tuple[str, ...] = (), record_spikes: tuple[str, ...] = (),
+            progress: bool = False, threads: int | None = 1) -> EmuRun:
+        """Run ``inputs`` ``(N, T, *input_shape)`` (what the Lava runner receives).
+
+        ``threads``: torch CPU threads during the run (restored after; None keeps
+        torch's setting). One is the default: the per-step tensors are small, and on a
+        shared machine intra-op threads cost more than they give.
+        """
+        with _torch_threads(threads if self.device.type == "cpu" else None):
+            return self._run(inputs, batch_size, record_voltages, record_spikes, progress)
+
+    def _run(self, inputs, batch_size, record_voltages, record_spikes, progress) -> EmuRun:
+        dep = self.dep
+        x = np.asarray(inputs)
+        if x.ndim < 3 or tuple(x.shape[2:]) != tuple(dep.input_shape):
+            raise ConfigError(f"inputs must be (samples, T, {', '.join(map(str, dep.input_shape))})"
+                              f", got {x.shape}")
+        for name in (*record_voltages, *record_spikes):
+            if name not in {p.name for p in self.pops}:
+                raise ConfigError(f"no population '{name}' to record; have "
+                                  f"{[p.name for p in self.pops]}")
+        n, t = int(x.shape[0]), int(x.shape[1])
+        bs = int(batch_size or self.batch_size_for(t, bool(record_voltages or record_spikes)))
+        if bs < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {bs}")
+        counts = {p.name: torch.zeros(p.size, dtype=torch.int64, device=self.device)
+                  for p in self.pops}
+        out_pop = next(p for p in self.pops if p.name == dep.output)
+        outputs, volts, spks, saturated = [], {k: [] for k in record_voltages}, \
+            {k: [] for k in record_spikes}, 0
+        prog, task = _progress(progress, n, f"{TARGET} ({n} samples)")
+        with prog:
+            for b0 in range(0, n, bs):
+                xb = x[b0:b0 + bs]
+                feeds, sat = self._feeds(xb)
+                saturated += sat
+                res = self._run_batch(feeds, xb.shape[0], t, first=(b0 == 0),
+                                      rec_v=record_voltages, rec_s=record_spikes)
+                for name, c in res["counts"].items():
+                    counts[name] += c
+                outputs.append(res["spikes"][out_pop.name].cpu())
+                for k in record_voltages:
+                    volts[k].append(res["v"][k].cpu())
+                for k in record_spikes:
+                    spks[k].append(res["spikes"][k].cpu())
+                prog.update(task, completed=min(n, b0 + bs))
+        shape_of = {p.name: p.shape for p in self.pops}
+        full = lambda parts, k, dt: torch.cat(parts).numpy().astype(dt).reshape(  # noqa: E731
+            n, t, *shape_of[k])
+        return EmuRun(
+            output_spikes=torch.cat(outputs).numpy().astype(np.uint8).reshape(n, t, -1),
+            counts={k: c.cpu().numpy().reshape(shape_of[k]) for k, c in counts.items()},
+            voltages={k: full(v, k, np.int64) for k, v in volts.items()},
+            spikes={k: full(v, k, np.uint8) for k, v in spks.items()},
+            input_saturated=saturated)
+
+    def _feeds(self, xb: np.ndarray) -> tuple[dict[str, torch.Tensor], int]:
+        """What the host sends per step: the input payload (spikes mode) or, per target
+        population, the injected integer current (current mode; ``lava_host.injected``,
+        the function the Lava runner calls)."""
+        if self.dep.input_mode == "current":
+            streams, sat = lava_host.injected(self.dep, xb)
+            return {k: torch.as_tensor(v.astype(np.int64)).to(self.device)
+                    for k, v in streams.items()}, sat
+        pay = lava_host.payload(self.dep, xb).astype(np.int64)
+        top = int(np.abs(pay).max(initial=0))
+        if self.dep.input_message_bits > 0 and top > self.input_max:
+            raise ConfigError(f"graded input payload {top} exceeds input_max={self.input_max} "
+                              f"the emulator was built for")
+        return {SOURCE_INPUT: torch.as_tensor(pay).to(self.device)}, 0
+
+    def _run_batch(self, feeds, b: int, t: int, *, first: bool, rec_v, rec_s) -> dict:
+        dev = self.device
+        state = {p.name: (torch.zeros(b, p.size, dtype=torch.int64, device=dev),
+                          torch.zeros(b, p.size, dtype=torch.int64, device=dev))
+                 for p in self.pops}
+        prev = {p.name: torch.zeros(b, p.size, dtype=torch.bool, device=dev) for p in self.pops}
+        counts = {p.name: torch.zeros(p.size, dtype=torch.int64, device=dev) for p in self.pops}
+        keep_s = set(rec_s) | {self.dep.output}
+        spikes = {k: [] for k in keep_s}
+        volts = {k: [] for k in rec_v}
+        shapes = {p.name: p.shape for p in self.pops}
+        ones = torch.ones(b, 1, dtype=torch.int64, device=dev)
+        for step in range(t):
+            cur: dict[str, torch.Tensor] = {}
+            for p in self.pops:
+                a_in = torch.zeros(b, p.size, dtype=torch.int64, device=dev)
+                if p.name in feeds:                       # host current (current mode)
+                    a_in += feeds[p.name][:, step].reshape(b, -1)
+                for src, op in p.ff:
+                    if src == SOURCE_INPUT:
+                        s = feeds[SOURCE_INPUT][:, step]
+                    elif src == SOURCE_CONST:
+                        s = ones
+                        if first and step == 0 and p.name in self.const_first_step_missing:
+                            s = ones.clone()
+                            s[0] = 0
+                    else:
+                        s = cur[src].reshape(b, *shapes[src])
+                    a_in += op.forward(s)
+                for op in p.rec:
+                    a_in += op.forward(prev[p.name].reshape(b, *p.shape))
+                u, v = state[p.name]
+                if step == 0:                             # LIFReset at the window start
+                    u, v = torch.zeros_like(u), torch.zeros_like(v)
+                u, v, s = lif_step(u, v, a_in, p.lif)
+                state[p.name] = (u, v)
+                cur[p.name] = s
+                counts[p.name] += s.sum(dim=0)
+                if p.name in volts:
+                    volts[p.name].append(v)
+                if p.name in spikes:
+                    spikes[p.name].append(s)
+            prev = cur
+        return {"counts": counts,
+                "spikes": {k: torch.stack(v, dim=1) for k, v in spikes.items()},
+                "v": {k: torch.stack(v, dim=1) for k, v in volts.items()}}
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _progress(enabled: bool, total: int, label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), transient=True,
+                    disable=not enabled)
+    return prog, prog.add_task(label, total=total)
+
+
+def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | None = None, *,
+                   device: str = "cpu", batch_size: int | None = None,
+                   record_voltages: tuple[str, ...] = (), progress: bool = False,
+                   threads: int | None = 1, traces: dict[str, np.ndarray] | None = None) -> SimResult:
+    """Emulate ``dep`` on ``inputs`` ``(N, T, *input_shape)``; a :class:`SimResult`.
+
+    ``traces`` (optional dict) receives ``v/<pop>`` ``(N, T, *shape)`` int64 voltages of
+    the populations in ``record_voltages`` (aligned steps, Lava integer units).
+    """
+    wall0 = time.perf_counter()
+    x = np.asarray(inputs)
+    bits = int(dep.input_message_bits)
+    top = int(np.abs(lava_host.payload(dep, x)).max(initial=0)) \
+        if dep.input_mode == "spikes" and bits > 0 else None
+    emu = LoihiEmulator(dep, device=device, input_max=top)
+    build_s = time.perf_counter() - wall0
+    run0 = time.perf_counter()
+    r = emu.run(x, batch_size=batch_size, record_voltages=record_voltages, progress=progress,
+                threads=threads)
+    run_s = time.perf_counter() - run0
+    if traces is not None:
+        traces.update({f"v/{k}": v for k, v in r.voltages.items()})
+    n = x.shape[0]
+    extra = {
+        "lava_precision": "fixed", "input_mode": dep.input_mode, "device": str(emu.device),
+        "threads": threads, "build_s": build_s, "run_s": run_s,
+        "samples_per_s_run": n / run_s if run_s > 0 else None,
+        "input_saturated": r.input_saturated,
+        "guarded_populations": [p.name for p in emu.pops if p.lif.guarded],
+        "deployment": dep.summary(),
+    }
+    if dep.report:
+        extra["quantisation"] = dep.report
+    return SimResult(
+        target=TARGET, timesteps=int(x.shape[1]), output_spikes=r.output_spikes,
+        neuron_counts=r.counts,
+        input_count=(x != 0).sum(axis=(0, 1)).astype(np.int64),
+        input_sum=x.sum(axis=(0, 1)).astype(np.float64),
+        labels=None if labels is None else np.asarray(labels).astype(np.int64),
+        wall_time_s=time.perf_counter() - wall0, extra=extra)
+
+
+def run_target(run_dir, inputs, labels, options) -> SimResult:
+    """Registry target ``loihi-emu``: ``run_dir/model.nir`` quantised exactly as
+    ``lava-fixed`` does it, emulated. Options: ``device``, ``batch_size``, ``threads``,
+    ``input_mode``, ``dt_s``, ``progress``."""
+    from spikeship.sim.lava import deployment_for, load_graph
+
+    options = dict(options or {})
+    graph = load_graph(Path(run_dir) / "model.nir")
+    dep = deployment_for(graph, "fixed", inputs, options)
+    return run_deployment(dep, inputs, labels, device=str(options.get("device", "cpu")),
+                          batch_size=options.get("batch_size"),
+                          progress=bool(options.get("progress", True)),
+                          threads=options.get("threads", 1))

@@ -1,0 +1,284 @@
+"""The integer operations of Lava's bit-accurate Loihi models, on batched torch tensors.
+
+Every function here mirrors a named piece of Lava 0.10's fixed-point process models
+(``lava/proc/...`` in the installed package) on ``int64`` tensors with a leading batch
+dimension. The models keep their state in ``np.int32`` arrays; wherever an ``int32``
+result can overflow in Lava, :func:`wrap32` reproduces numpy's two's-complement
+wrap, and it is skipped only where a static bound proves it a no-op (see
+:class:`LifParams` and :class:`SynapseOp`).
+
+LIF, ``lava/proc/lif/models.py``, ``AbstractPyLifModelFixed.subthr_dynamics`` (used
+by ``PyLifModelBitAcc`` and ``PyLifResetModelBitAcc``), per step with ``M = 2^23``::
+
+    x = u * (4096 - (du + 1))                     # ds_offset = 1, int64 product
+    u' = sgn(x) * (|x| >> 12) + (a_in << 6)       # round toward zero; act_shift = 6
+    u  = u' - 2M if u' > M;  then  u' + 2M if (that) <= -M      # 24-bit wrap, one fold
+    y = v * (4096 - dv)                           # dm_offset = 0
+    v = clip(sgn(y) * (|y| >> 12) + u + bias, -M + 1, M - 1)     # 24-bit saturation
+    s = v > (vth << 6);  v[s] = 0                 # spiking_activation, reset_voltage
+
+with ``bias = bias_mant << bias_exp`` (``scale_bias``; a negative exponent shifts
+right). ``LIFReset`` zeroes ``u`` and ``v`` before that at the first step of every
+sample window (``PyLifResetModelBitAcc.run_spk``).
+
+Synapses, one step of delay each (``a_out.send(a_buff)`` before ``a_buff`` is
+recomputed): ``Dense`` (``lava/proc/dense/models.py``,
+``AbstractPyDenseModelBitAcc.run_spk``) and ``Sparse`` (``lava/proc/sparse/models.py``,
+``AbstractPySparseModelBitAcc.run_spk``) clip and truncate their weights once
+(``lava/utils/weightutils.py``: ``determine_sign_mode``, ``clip_weights``,
+``truncate_weights``; :func:`lava_synapse_weights`), then send ``W s`` shifted by
+``weight_exp`` (left if > 0, else arithmetic right). Binary input (``num_message_bits
+= 0``) uses ``s != 0``; graded input the payload (``weights.dot(s_in)`` in int32).
+``Conv`` (``lava/proc/conv/models.py``, ``PyConvModelFixed``) convolves in float64
+(``lava/proc/conv/utils.py``, ``conv_scipy``), casts to int32 and wraps to 24 bits
+(``utils.signed_clamp(x, bits=24)``); it has no weight exponent and no weight clipping.
+Every port carries int32 (the channel takes the sender's type); a LIF's ``a_in`` is the
+int32 sum of all its ports (``PyInPortVectorDense.recv``).
+
+Integer sums are computed as float matmuls/convolutions and rounded back: exact
+because every partial sum is an integer whose magnitude is bounded by ``sum |w| *
+max|s|`` (:attr:`SynapseOp.bound`), below ``2^24`` for float32 (used for dense and
+sparse layers on the CPU) and ``2^53`` for float64 (everything else; a
+convolution's algorithm may reorder or transform, so its result is rounded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spikeship.errors import SimulationError
+
+# lava/proc/lif/models.py, AbstractPyLifModelFixed.__init__
+DS_OFFSET = 1            # ds_offset: added to du
+DM_OFFSET = 0            # dm_offset: added to dv
+UV_BITWIDTH = 24         # u, v are 24-bit
+MAX_UV = 2 ** (UV_BITWIDTH - 1)   # max_uv_val
+DECAY_SHIFT = 12         # decay_shift
+DECAY_UNITY = 2 ** DECAY_SHIFT    # decay_unity
+VTH_SHIFT = 6            # vth_shift
+ACT_SHIFT = 6            # act_shift
+CONV_BITS = 24           # lava/proc/conv/models.py, PyConvModelFixed.clamp_precision
+INT32_LIMIT = 2 ** 31
+FLOAT32_EXACT = 2 ** 24  # every integer of magnitude <= 2^24 is a float32
+FLOAT64_EXACT = 2 ** 52  # (conservative) and <= 2^53 a float64
+
+
+def wrap32(x: torch.Tensor) -> torch.Tensor:
+    """numpy ``int32`` two's-complement wrap of an int64 tensor (``x mod 2^32`` signed)."""
+    return ((x + INT32_LIMIT) & (2 * INT32_LIMIT - 1)) - INT32_LIMIT
+
+
+def signed_clamp(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``lava/proc/conv/utils.py``, ``signed_clamp``: ``(x + 2^(b-1)) % 2^b - 2^(b-1)``."""
+    base = 1 << bits
+    return torch.remainder(x + base // 2, base) - base // 2
+
+
+def trunc_shift12(x: torch.Tensor) -> torch.Tensor:
+    """``np.sign(x) * np.right_shift(np.abs(x), decay_shift)``: ``x / 4096`` toward zero."""
+    return torch.sign(x) * (torch.abs(x) >> DECAY_SHIFT)
+
+
+# ----------------------------------------------------------------------------- weights
+def lava_synapse_weights(w: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
+    """The weights a Lava ``Dense``/``Sparse`` fixed-point model uses (int64 copy).
+
+    Mirrors ``AbstractPyDenseModelBitAcc.run_spk`` (first step): ``sign_mode =
+    determine_sign_mode(weights)``, ``clip_weights(weights, sign_mode, num_bits=8)``,
+    ``truncate_weights(weights, sign_mode, num_weight_bits)`` from
+    ``lava/utils/weightutils.py``. ``w`` holds the matrix's values (for a Sparse
+    matrix its stored entries; the implicit zeros cannot change the sign mode:
+    ``np.min``/``np.max`` of a CSR matrix include them, and a zero never decides
+    between excitatory, inhibitory and mixed differently).
+    """
+    w = np.asarray(w).astype(np.int64)
+    if w.size == 0:
+        return w
+    lo, hi = int(w.min()), int(w.max())
+    mixed, inhib = lo < 0 < hi, hi <= 0 and lo < 0   # determine_sign_mode (min >= 0: excit.)
+    if inhib:
+        w = -w
+    w = np.clip(w, -(2 ** 8) * int(mixed), 2 ** 8 - 1)          # clip_weights
+    k = 8 - num_weight_bits + int(mixed)                           # truncate_weights
+    w = (w >> k) << k
+    return -w if inhib else w
+
+
+# ----------------------------------------------------------------------------- LIF
+def _wrap16(a: np.ndarray) -> np.ndarray:
+    return ((a + 2 ** 15) % 2 ** 16) - 2 ** 15
+
+
+@dataclass(frozen=True, eq=False)
+class LifParams:
+    """One ``LIFReset`` population's constants as the fixed-point model uses them.
+
+    ``u_factor = 4096 - (du + ds_offset)``, ``v_factor = 4096 - (dv + dm_offset)``,
+    ``vth_eff = vth << vth_shift`` (``scale_threshold``), ``bias`` the per-neuron
+    ``effective_bias`` (``scale_bias``; flat NIR C-order). ``guarded`` selects the
+    int32-wrapping path: needed only when ``|a_in| < 2^17`` is not guaranteed, since
+    then ``|a_in << 6| < 2^23``, ``|u| <= 2^23`` and every int32 sum stays in range.
+    """
+
+    u_factor: int
+    v_factor: int
+    vth_eff: int
+    bias: torch.Tensor           # (size,) int64
+    guarded: bool
+
+    @classmethod
+    def build(cls, du: int, dv: int, vth: int, bias_mant: np.ndarray, bias_exp: np.ndarray,
+              a_in_bound: int, device) -> LifParams:
+        # bias_mant, bias_exp: LavaPyType(np.ndarray, np.int16): stored as int16
+        mant = _wrap16(np.asarray(bias_mant).astype(np.int64).ravel())
+        exp = _wrap16(np.broadcast_to(np.asarray(bias_exp).astype(np.int64),
+                                      np.shape(bias_mant)).ravel())
+        # scale_bias: np.where(bias_exp >= 0, left_shift(mant, exp), right_shift(mant, -exp))
+        bias = np.where(exp >= 0, mant << np.maximum(exp, 0), mant >> np.maximum(-exp, 0))
+        bias = wrap32(torch.as_tensor(bias, dtype=torch.int64))   # computed in int32
+        guarded = (a_in_bound << ACT_SHIFT >= MAX_UV
+                   or int(bias.abs().max().item() if bias.numel() else 0) >= 2 ** 24)
+        return cls(DECAY_UNITY - (int(du) + DS_OFFSET), DECAY_UNITY - (int(dv) + DM_OFFSET),
+                   int(vth) << VTH_SHIFT, bias.to(device), bool(guarded))
+
+
+def lif_step(u: torch.Tensor, v: torch.Tensor, a_in: torch.Tensor,
+             p: LifParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of ``AbstractPyLifModelFixed`` (``subthr_dynamics``, then
+    ``PyLifResetModelBitAcc.spiking_activation`` and ``reset_voltage``).
+
+    ``u``, ``v``, ``a_in``: int64 ``(batch, size)``. Returns the new ``u``, ``v`` and
+    the spikes (bool). A decay factor of 0 (``du = 4095``) or 4096 (``dv = 0``) skips
+    the product, which is exact: ``sgn(0) * 0 = 0`` and ``(4096 |v|) >> 12 = |v|``.
+    """
+    # decayed_curr = np.int64(self.u) * (self.decay_unity - decay_const_u)
+    # decayed_curr = np.sign(decayed_curr) * np.right_shift(np.abs(decayed_curr), 12)
+    # activation_in = np.left_shift(activation_in, self.act_shift); decayed_curr += ...
+    if p.guarded:                # a_in: int32 sum of the ports; shift and add in int32
+        act = wrap32(wrap32(a_in) << ACT_SHIFT)
+    else:
+        act = a_in << ACT_SHIFT
+    if p.u_factor == 0:
+        x = act
+    else:
+        x = (u if p.u_factor == DECAY_UNITY else trunc_shift12(u * p.u_factor)) + act
+        if p.guarded:
+            x = wrap32(x)
+    # wrapped_curr = np.where(decayed_curr > max_uv_val, decayed_curr - 2 * max_uv_val, ...)
+    # wrapped_curr = np.where(wrapped_curr <= -max_uv_val, decayed_curr + 2 * max_uv_val, ...)
+    w = torch.where(x > MAX_UV, x - 2 * MAX_UV, x)
+    u = torch.where(w <= -MAX_UV, x + 2 * MAX_UV, w)
+    # decayed_volt = np.int64(self.v) * (self.decay_unity - decay_const_v) ... (as for u)
+    # updated_volt = decayed_volt + self.u + self.effective_bias  (int32)
+    if p.v_factor == DECAY_UNITY:
+        y = v + u + p.bias
+    elif p.v_factor == 0:
+        y = u + p.bias
+    else:
+        y = trunc_shift12(v * p.v_factor) + u + p.bias
+    if p.guarded:
+        y = wrap32(y)
+    # self.v[:] = np.clip(updated_volt, neg_voltage_limit, pos_voltage_limit)
+    v = torch.clamp(y, -MAX_UV + 1, MAX_UV - 1)
+    # spiking_activation: self.v > self.effective_vth;  reset_voltage: self.v[s] = 0
+    s = v > p.vth_eff
+    v = v.masked_fill(s, 0)
+    return u, v, s
+
+
+# ----------------------------------------------------------------------------- synapses
+@dataclass(eq=False)
+class SynapseOp:
+    """A Lava connection process as a batched integer operator.
+
+    ``forward(s)`` takes the source's output ``(batch, *source_shape)`` (spikes as 0/1
+    or graded int payloads, any numeric dtype) and returns ``a_out`` int64 ``(batch,
+    target_size)``: exactly the int32 vector the Lava process sends one step later.
+    """
+
+    kind: str                      # "dense" | "sparse" | "conv"
+    weight: torch.Tensor           # float; dense/sparse: (in, out) = W^T; conv: NIR kernel
+    graded: bool                   # num_message_bits > 0
+    weight_exp: int
+    bound: int                     # max |sum| of one output (before the exponent)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        dt = self.weight.dtype
+        if not self.graded:          # s_in = self.s_in.recv().astype(bool)
+            x = (s != 0).to(dt)
+        else:                        # s_in = self.s_in.recv()  (int32 payload)
+            x = s.to(dt)
+        if self.kind == "conv":
+            # utils.conv -> conv_scipy (float64), .astype(int32), signed_clamp(bits=24)
+            acc = F.conv2d(x, self.weight, stride=self.stride, padding=self.padding,
+                           dilation=self.dilation, groups=self.groups)
+            acc = torch.round(acc).to(torch.int64).reshape(acc.shape[0], -1)
+            return signed_clamp(acc, CONV_BITS)
+        x = x.reshape(x.shape[0], -1)
+        if self.weight.is_sparse_csr:
+            acc = torch.sparse.mm(self.weight, x.t()).t()     # weight: (out, in) CSR
+        else:
+            acc = x @ self.weight
+        acc = torch.round(acc).to(torch.int64)
+        if self.graded:
+            acc = wrap32(acc)        # self.weights.dot(s_in): int32 accumulation
+        # a_buff = left_shift(a_accum, weight_exp) if weight_exp > 0 else right_shift(...)
+        if self.weight_exp > 0:
+            acc = acc << self.weight_exp
+        elif self.weight_exp < 0:
+            acc = acc >> -self.weight_exp
+        return wrap32(acc)           # a_out: int32 channel
+
+    @property
+    def out_bound(self) -> int:
+        """Max ``|a_out|`` (after the exponent and the port's int32)."""
+        if self.kind == "conv":
+            return min(self.bound, 2 ** (CONV_BITS - 1))
+        b = self.bound << max(self.weight_exp, 0)
+        return min(b, INT32_LIMIT)
+
+
+def _float_dtype(bound: int, device: torch.device, allow_float32: bool) -> torch.dtype:
+    if bound >= FLOAT64_EXACT:
+        raise SimulationError(f"integer sums up to {bound} cannot be computed exactly in "
+                              f"float64; the emulator refuses rather than differ from Lava")
+    if allow_float32 and device.type == "cpu" and bound < FLOAT32_EXACT:
+        return torch.float32
+    return torch.float64
+
+
+def dense_op(w: np.ndarray, *, graded: bool, weight_exp: int, input_max: int,
+             device: torch.device, sparse: bool = False, allow_float32: bool = True) -> SynapseOp:
+    """``Dense``/``Sparse`` of weights ``w`` ``(out, in)`` (already Lava's weights).
+
+    A large Sparse layer (more than 2^22 entries) is multiplied as a torch CSR matrix,
+    a smaller one as a dense matrix holding zeros where synapses are absent (the same
+    integer sums, faster).
+    """
+    w = np.asarray(w, dtype=np.int64)
+    bound = int(np.abs(w).sum(axis=1).max(initial=0)) * max(int(input_max), 1)
+    dt = _float_dtype(bound, device, allow_float32=allow_float32)
+    wt = torch.as_tensor(w.T.copy(), dtype=dt)
+    if sparse and w.size > 2 ** 22:
+        wt = torch.as_tensor(w, dtype=dt).to_sparse_csr()
+    return SynapseOp("sparse" if sparse else "dense", wt.to(device), graded, int(weight_exp),
+                     bound)
+
+
+def conv_op(w: np.ndarray, *, graded: bool, input_max: int, stride, padding, dilation,
+            groups: int, device: torch.device) -> SynapseOp:
+    """``Conv`` with NIR/torch kernel ``w`` ``(C_out, C_in / groups, kH, kW)``."""
+    w = np.asarray(w, dtype=np.int64)
+    bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) \
+        * max(int(input_max), 1)
+    dt = _float_dtype(bound, device, allow_float32=False)
+    return SynapseOp("conv", torch.as_tensor(w, dtype=dt).to(device), graded, 0, bound,
+                     tuple(stride), tuple(padding), tuple(dilation), int(groups))
