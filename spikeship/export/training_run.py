@@ -68,17 +68,15 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     out, full = record_model(ck.model, inputs, batch_size=int(options.get("batch_size", 256)))
     wall = time.perf_counter() - t0
     net = build_deployable(ck.model, ck.masks, ck.spec, ck.config)
-    counts = {}
+    counts, removed = {}, {}
     for layer in net.neuron_layers():
-        c = full.get(layer.name)
-        if c is not None:
-            counts[layer.name] = np.rint(c[layer.kept]).astype(np.int64)
+        c = np.rint(full[layer.name]).astype(np.int64)
+        counts[layer.name] = c[layer.kept]
+        removed[layer.name] = int(c.sum() - counts[layer.name].sum())   # must be 0
     if not np.isin(out, (0.0, 1.0)).all():
         raise SimulationError("the model's output is not a spike train")
     count, total = input_stats(inputs)
     return SimResult(target="snntorch", timesteps=int(inputs.shape[1]),
                      output_spikes=out.astype(np.uint8), neuron_counts=counts,
                      input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
-                     extra={"removed_units_spikes": {
-                         k: int(v.sum() - counts.get(k, np.zeros(1)).sum())
-                         for k, v in ((k, np.rint(v)) for k, v in full.items())}})
+                     extra={"removed_units_spikes": removed})

@@ -51,11 +51,10 @@ import torch
 import torch.nn.functional as F
 
 from spikeship.errors import GraphError, SimulationError
-from spikeship.export.nir_import import SPIKING, LoadedGraph, load_graph, read_nir
+from spikeship.export.nir_import import LoadedGraph, load_graph, read_nir
 from spikeship.export.nir_shapes import conv_params, pool_params
 from spikeship.sim.result import SimResult
 
-_DT_FREE = ("IF",)
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
