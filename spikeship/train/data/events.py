@@ -88,9 +88,9 @@ def _shift(canvas: np.ndarray, dx: float, dy: float) -> np.ndarray:
     out = np.zeros_like(canvas)
     for sx, sy, w in ((ix, iy, (1 - fx) * (1 - fy)), (ix + 1, iy, fx * (1 - fy)),
                       (ix, iy + 1, (1 - fx) * fy), (ix + 1, iy + 1, fx * fy)):
-        if w == 0:
-            continue
         h, wd = canvas.shape[1:]
+        if w == 0 or abs(sx) >= wd or abs(sy) >= h:
+            continue
         ys, xs = slice(max(sy, 0), min(h, h + sy)), slice(max(sx, 0), min(wd, wd + sx))
         ys0, xs0 = slice(max(-sy, 0), min(h, h - sy)), slice(max(-sx, 0), min(wd, wd - sx))
         out[:, ys, xs] += w * canvas[:, ys0, xs0]
@@ -157,6 +157,7 @@ def to_frames(events: np.ndarray, timesteps: int, params: DVSParams = DVSParams(
     from tonic.transforms import ToFrame
 
     d = params.duration_us
+    events = events[np.argsort(events["t"], kind="stable")]  # ToFrame slices sorted times
     frames = ToFrame(sensor_size=params.sensor_size, time_window=d / timesteps,
                      start_time=0, end_time=d)(events)
     if frames.shape[0] != timesteps:  # float rounding of the last window edge
