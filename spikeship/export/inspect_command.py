@@ -83,14 +83,18 @@ def describe_h5(path: Path) -> dict:
     rows = []
     with f:
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                if obj.dtype.kind in "iuf" and obj.size > 1:
-                    rows.append(_weights_row(name, "dataset", np.asarray(obj[()])))
-                elif obj.dtype.kind in "iufS" and obj.size == 1:
-                    rows.append({"name": name, "type": "value", "value": _scalar(obj[()])})
+            if not isinstance(obj, h5py.Dataset):
+                return
+            if obj.dtype.kind in "iuf" and name.rsplit("/", 1)[-1] == "weight":
+                rows.append(_weights_row(name, "weight", np.asarray(obj[()])))
+            elif obj.dtype.kind in "iuf" and obj.size > 1:
+                v = np.asarray(obj[()])
+                rows.append({"name": name, "type": "array", "shape": list(v.shape),
+                             **({"value": v.tolist()} if v.size <= 4 else {})})
+            elif obj.dtype.kind in "iufSO" and obj.size == 1:
+                rows.append({"name": name, "type": "value", "value": _scalar(obj[()])})
         f.visititems(visit)
-    return {"file": str(path), "format": "netx (HDF5)", "layers": rows,
-            **_totals([r for r in rows if "synapses" in r and r["name"].endswith("weight")])}
+    return {"file": str(path), "format": "netx (HDF5)", "layers": rows, **_totals(rows)}
 
 
 def _scalar(v):
@@ -144,6 +148,8 @@ def inspect(file: Path, as_json: bool) -> None:
             extra += f"  neurons {r['neurons']}"
         if "value" in r:
             extra = f"  = {r['value']}"
+        elif r["type"] == "array":
+            extra = "  array"
         click.echo(f"  {r['name']:14s} {r['type']:10s} {shape}{extra}")
     click.echo(f"total: synapses {d['synapses_total']}, nonzero {d['nonzero_total']}, "
                f"neurons {d['neurons_total']}, sparsity {d['sparsity']:.3f}")
