@@ -225,8 +225,8 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
                            dtype=options.get("dtype", "float64"),
                            batch_size=int(options.get("batch_size", 256)))
     wall = time.perf_counter() - t0
-    if g.type_of(g.output) == "Output" and not np.isin(out, (0.0, 1.0)).all():
-        raise SimulationError("the graph's output is not a spike train (0/1)")
+    if not np.isin(out, (0.0, 1.0)).all():
+        raise SimulationError(f"{path}: the graph's output is not a spike train (0/1)")
     count, total = input_stats(inputs)
     return SimResult(target="reference", timesteps=int(inputs.shape[1]),
                      output_spikes=out.astype(np.uint8), neuron_counts=counts,
