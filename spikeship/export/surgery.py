@@ -216,6 +216,8 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
                 if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
                     raise ExportError(f"layer {name}: only groups=1, numeric zero padding convs "
                                       "are exported")
+                if len(sig_orig) != 3:
+                    raise ExportError(f"layer {name}: Conv2d on a {sig_orig} signal")
                 kept_in = kept_sig
             else:
                 if len(sig_orig) != 1:

@@ -75,3 +75,14 @@ def test_bad_mode_and_zero_steps():
     no_steps = build_deployable(model, None, spec)          # config without timesteps
     with pytest.raises(ExportError, match="timesteps"):
         to_onnx(no_steps, mode="unrolled")
+
+
+def test_if_neurons_beta_one_run_identically(tmp_path):
+    model, spec = nets.conv_net(seed=1, beta=1.0)
+    net = build_deployable(model, None, spec)
+    path = write_onnx(to_onnx(net), tmp_path / "if.onnx")
+    x = nets.inputs_for(spec, n=4, seed=2)
+    want, _ = record_model(model, x)
+    out, _, _ = simulate_onnx(path, x)
+    assert want.sum() > 0
+    np.testing.assert_array_equal(out, want)
