@@ -5,12 +5,13 @@ Eq 2:  o[t+1] = 1 if u[t+1] > V_th else 0
 Eq 4:  dH/du = (1/a) * 1{|u - V_th| < a/2}
 
 Built on ``snntorch.Leaky(beta=lambda, threshold=V_th, reset_mechanism="zero")``.
-snntorch's update order (``Leaky.forward``, snntorch 1.0): the reset flag of the
-previous step is applied to the previous membrane, then ``mem = beta*mem + input``,
-then ``spk = H(mem - threshold)``, then (``reset_delay=False``) ``mem`` is zeroed
-where it spiked. That is Eq 1-2 exactly (the zeroing after a spike is the
-``(1 - o[t])`` factor applied one step early; the recorded membrane of a spiking
-step reads 0). ``tests/train/test_neuron.py`` checks it against a hand trace.
+snntorch's update order (``Leaky.forward``, snntorch 1.0, default ``reset_delay=True``):
+the reset flag ``o[t] = H(u[t] - threshold)`` of the previous membrane is computed,
+the previous membrane is zeroed where it spiked, then ``mem = beta*mem + input``,
+then ``spk = H(mem - threshold)``. That is Eq 1-2 exactly: the zeroing is the
+``(1 - o[t])`` factor, and the membrane read after a step (``module.mem``) is
+``u[t+1]`` before any reset (a spiking step reads its supra-threshold value).
+``tests/train/test_neuron.py`` checks it against a hand trace.
 
 One deliberate difference from the paper's Eq 2: spikes fire on ``u > V_th``
 (strict), not ``>=``. That is the convention of snntorch, Norse, NIR simulators and
