@@ -1,0 +1,70 @@
+"""``spikeship train``: flags, config file, resolved config, resume, errors as one line."""
+
+import json
+
+from spikeship import cli
+from spikeship.errors import ConfigError, RunDirError
+from spikeship.io import read_jsonl
+
+BASE = ["train", "--model", "tiny-mlp", "--epochs", "2", "--batch-size", "64", "--no-progress"]
+
+
+def test_train_command_writes_the_run(tmp_path, capsys):
+    out = tmp_path / "r"
+    rc = cli.main([*BASE, "--out", str(out), "--seed", "3", "--timesteps", "4", "--lr", "0.003",
+                   "--prune", "none", "--prune-opt", "eps=0.65", "--prune-opt", "mode=neuron",
+                   "--threads", "1"])
+    assert rc == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["model"], cfg["seed"], cfg["timesteps"], cfg["lr"], cfg["epochs"]) == \
+        ("tiny-mlp", 3, 4, 0.003, 2)
+    assert cfg["prune_options"] == {"eps": 0.65, "mode": "neuron"}
+    assert cfg["dataset"] == "digits" and cfg["loss"] == "mse_rate"
+    assert len(read_jsonl(out / "metrics.jsonl")) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"{100 * summary['test_accuracy']:.2f}%" in capsys.readouterr().out
+
+
+def test_config_file_with_flags_overriding(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text('model = "tiny-mlp"\nepochs = 5\nbatch_size = 64\nhidden = 6\nann = true\n'
+                 '[prune_options]\nc = 2\n')
+    out = tmp_path / "r"
+    assert cli.main(["train", "--config", str(f), "--epochs", "1", "--prune-opt", "d=1",
+                     "--no-progress", "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["epochs"], cfg["hidden"], cfg["ann"], cfg["loss"]) == (1, 6, True, "ce")
+    assert cfg["prune_options"] == {"c": 2, "d": 1}
+    j = tmp_path / "t.json"
+    j.write_text(json.dumps({"model": "tiny-mlp", "epochs": 1, "hiden": 3}))
+    rc = cli.main(["train", "--config", str(j), "--out", str(tmp_path / "j")])
+    assert rc == ConfigError.exit_code
+
+
+def test_stop_and_resume_from_the_command_line(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert cli.main([*BASE, "--out", out, "--stop-after", "1"]) == 0
+    assert "--resume" in capsys.readouterr().out
+    assert read_jsonl(tmp_path / "r" / "metrics.jsonl")[-1]["epoch"] == 1
+    # --resume alone: the saved config is reused
+    assert cli.main(["train", "--out", out, "--resume", "--no-progress"]) == 0
+    assert read_jsonl(tmp_path / "r" / "metrics.jsonl")[-1]["epoch"] == 2
+    # resuming a finished run is a no-op that rewrites the summary (the pipeline does this)
+    assert cli.main([*BASE, "--out", out, "--resume"]) == 0
+    capsys.readouterr()
+    assert cli.main([*BASE, "--out", out]) == RunDirError.exit_code
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_bad_values_are_one_line_errors_naming_the_field(tmp_path, capsys):
+    for args, field in ((["--epochs", "0"], "'epochs'"), (["--dataset", "imagenet"], "'dataset'"),
+                        (["--prune", "oracle"], "'prune'"), (["--model", "lenet-dnn"], "'model'"),
+                        (["--prune-opt", "novalue"], "key=value")):
+        rc = cli.main(["train", "--out", str(tmp_path / "x"), *args])
+        err = capsys.readouterr().err
+        assert rc == ConfigError.exit_code, args
+        assert field in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    rc = cli.main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
+                   "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "train-images-idx3-ubyte" in err and str(tmp_path / "none") in err
