@@ -76,6 +76,8 @@ class Row:
     params_total: int | None
     synops_effective_per_sample: float | None
     synops_dense_per_sample: float | None
+    macs_effective_per_sample: float | None
+    macs_dense_per_sample: float | None
     epochs_to_dense_accuracy: int | None
     dense_run: str | None
     notes: dict[str, str] = field(default_factory=dict)
@@ -130,10 +132,15 @@ def method_label(run: RunInfo) -> str:
 
 
 def synops(energy: dict[str, Any] | None, kind: str) -> tuple[float | None, str | None]:
-    """(synops per sample of ``kind`` = effective|dense, or None and the reason)."""
+    """(synops per sample of ``kind`` = effective|dense, or None and the reason).
+
+    Read from ``energy.json``'s ``totals_per_sample`` (spike-driven accumulates; a
+    direct-encoded first layer's MACs are counted apart, see :func:`macs`), else
+    summed over its ``layers``.
+    """
     if energy is None:
         return None, "no energy.json (run `spikeship energy RUN`)"
-    tot = energy.get("totals") or energy.get("total") or {}
+    tot = energy.get("totals_per_sample") or energy.get("totals") or energy.get("total") or {}
     for k in (f"synops_{kind}_per_sample", f"synops_{kind}"):
         if isinstance(tot.get(k), (int, float)):
             return float(tot[k]), None
@@ -142,6 +149,13 @@ def synops(energy: dict[str, Any] | None, kind: str) -> tuple[float | None, str 
             isinstance(x.get(f"synops_{kind}"), (int, float)) for x in layers):
         return float(sum(x[f"synops_{kind}"] for x in layers)), None
     return None, f"energy.json has no synops_{kind} totals"
+
+
+def macs(energy: dict[str, Any] | None, kind: str) -> float | None:
+    """MACs per sample of a first layer fed non-binary input (``energy.json``), if given."""
+    tot = (energy or {}).get("totals_per_sample") or {}
+    v = tot.get(f"macs_{kind}")
+    return float(v) if isinstance(v, (int, float)) else None
 
 
 def epochs_to(metrics: list[dict[str, Any]], accuracy: float) -> int | None:
@@ -190,6 +204,8 @@ def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
         accuracy_change_pct=change, connectivity_pct=conn,
         params_remaining=remaining, params_total=total,
         synops_effective_per_sample=eff, synops_dense_per_sample=den,
+        macs_effective_per_sample=macs(run.energy, "effective"),
+        macs_dense_per_sample=macs(run.energy, "dense"),
         epochs_to_dense_accuracy=to_dense,
         dense_run=str(dense.path) if dense is not None else None, notes=notes)
 
@@ -249,6 +265,9 @@ def to_markdown(rows: list[Row]) -> str:
     out = "\n".join(lines) + "\n"
     if dense:
         out += "\nDense reference: " + ", ".join(f"`{d}`" for d in dense) + ".\n"
+    if any(r.macs_effective_per_sample for r in rows):
+        out += ("\nSynOps: spike-driven accumulates per test sample; the MACs of a first layer "
+                "fed non-binary (direct-encoded) input are counted apart (JSON: macs_*).\n")
     if footnotes:
         out += "\n" + "\n".join(f"[{i}] {t}" for i, t in enumerate(footnotes, 1)) + "\n"
     return out

@@ -35,8 +35,9 @@ def make_run(root, name, *, pruner="none", accs=(0.5, 0.8, 0.9), remaining=1000,
 def test_rows_against_the_dense_run(tmp_path):
     dense = make_run(tmp_path, "dense", accs=(0.5, 0.8, 0.9))
     pq = make_run(tmp_path, "pq", pruner="pq-layer", accs=(0.6, 0.92, 0.91), remaining=406,
-                  options={"end": 2}, energy={"totals": {"synops_effective_per_sample": 1.5e5,
-                                                         "synops_dense_per_sample": 4.0e5}})
+                  options={"end": 2}, energy={"per": "sample", "totals_per_sample": {
+                      "synops_effective": 1.5e5, "synops_dense": 4.0e5,
+                      "macs_effective": 800.0, "macs_dense": 1200.0}})
     mag = make_run(tmp_path, "mag", pruner="magnitude", accs=(0.4, 0.7, 0.85), remaining=406)
     rows = compare_runs([dense, pq, mag])
     d, p, m = rows
@@ -48,6 +49,7 @@ def test_rows_against_the_dense_run(tmp_path):
     assert p.connectivity_pct == pytest.approx(40.6)
     assert p.epochs_to_dense_accuracy == 2
     assert p.synops_effective_per_sample == 1.5e5 and p.synops_dense_per_sample == 4.0e5
+    assert p.macs_effective_per_sample == 800.0 and m.macs_effective_per_sample is None
     assert m.accuracy_change_pct == pytest.approx(-5.0)
     assert m.epochs_to_dense_accuracy is None
     assert "not reached in 3 epochs" in m.notes["epochs_to_dense_accuracy"]
@@ -55,6 +57,7 @@ def test_rows_against_the_dense_run(tmp_path):
     md = to_markdown(rows)
     assert "| pq-layer (end=2) | dpap-mnist | 4 | 3 | 91.00 | +1.00 | 40.60 | 406 | 150 K |" in md
     assert "no energy.json" in md and "not reached in 3 epochs" in md
+    assert "MACs of a first layer" in md
 
 
 def test_cli_writes_markdown_and_json(tmp_path, capsys):
