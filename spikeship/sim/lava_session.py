@@ -33,8 +33,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import numpy as np
-
 from spikeship.errors import SimulationError, SimulationTimeoutError
 
 
@@ -162,10 +160,10 @@ class LavaSession:
         """``var.set(value)`` while paused (errors surfaced like :meth:`run`)."""
         self._guard(f"setting {var.name}", lambda: var.set(value))
 
-    def get(self, var) -> np.ndarray:
-        """``var.get()`` while paused."""
+    def get(self, var):
+        """``var.get()`` while paused (an ndarray, or a CSR matrix for Sparse weights)."""
         box = []
-        self._guard(f"reading {var.name}", lambda: box.append(np.asarray(var.get())))
+        self._guard(f"reading {var.name}", lambda: box.append(var.get()))
         return box[0]
 
     def get_monitor(self, monitor) -> dict:
