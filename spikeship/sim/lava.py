@@ -223,8 +223,15 @@ def deployment_for(graph, precision: str, inputs: np.ndarray, options: dict) -> 
     return quantize_deployment(dep) if precision == "fixed" else dep
 
 
+TARGET_OPTIONS = ("timeout_s", "progress", "chunk_samples", "dt_s", "input_mode")
+
+
 def _run_target(run_dir, inputs, labels, options, precision: str) -> SimResult:
     options = dict(options or {})
+    unknown = set(options) - set(TARGET_OPTIONS)
+    if unknown:
+        raise ConfigError(f"unknown lava-{precision} options {sorted(unknown)}; "
+                          f"known: {', '.join(TARGET_OPTIONS)}")
     graph = load_graph(Path(run_dir) / "model.nir")
     dep = deployment_for(graph, precision, inputs, options)
     from spikeship.sim.lava_run import run_deployment
@@ -236,7 +243,12 @@ def _run_target(run_dir, inputs, labels, options, precision: str) -> SimResult:
 
 
 def run_float_target(run_dir, inputs, labels, options) -> SimResult:
-    """Registry target ``lava-float``: ``run_dir/model.nir`` in Lava ``floating_pt``."""
+    """Registry target ``lava-float``: ``run_dir/model.nir`` in Lava ``floating_pt``.
+
+    ``options``: ``timeout_s`` (default: none), ``progress`` (rich bar, default on),
+    ``chunk_samples`` (samples per run chunk), ``dt_s`` (for graphs without ``dt``),
+    ``input_mode`` (``"current"`` | ``"spikes"``, default from the graph's encoding).
+    """
     return _run_target(run_dir, inputs, labels, options, "float")
 
 

@@ -212,3 +212,27 @@ def test_registry_targets_read_model_nir_and_write_results(tmp_path):
         out[name] = res
     assert set(out["lava-fixed"].neuron_counts) == {"lif1", "lif4", "lif7", "lif9"}
     _same_as_step(out["lava-float"], nir.read(tmp_path / "model.nir"), x)
+
+
+def test_ctrl_c_stops_lava_and_leaves_no_child_process():
+    import os
+    import signal
+    import threading
+
+    before = set(mp.active_children())
+    timer = threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_deployment(lower(event_cnn()), event_inputs(400, 50), timeout_s=120)
+    finally:
+        timer.cancel()
+    assert set(mp.active_children()) <= before
+
+
+def test_unknown_target_option_is_a_config_error(tmp_path):
+    from spikeship.errors import ConfigError
+
+    nir.write(tmp_path / "model.nir", event_cnn())
+    with pytest.raises(ConfigError, match="timeout_sec"):
+        lava.run_fixed_target(tmp_path, event_inputs(1, 2), None, {"timeout_sec": 3})

@@ -105,10 +105,6 @@ class SynapseSpec:
     folded: tuple[str, ...] = ()     # NIR pool/flatten nodes folded into this synapse
     pruned: bool = False             # some trained synapses were pruned (mask or zeros)
 
-    @property
-    def out_size(self) -> int:
-        return int(self.weights.shape[0]) if self.kind != "conv" else -1
-
     def connections(self) -> int:
         """Synapses present in the process (nonzero structure of Sparse; all of Dense;
         kernel entries of Conv, shared over positions)."""
