@@ -37,7 +37,7 @@ def _fmt(x) -> str:
 @click.option("--no-lava-check", is_flag=True,
               help="Skip building the Lava processes for the vanish check.")
 @click.option("--allow-explicit-zeros", "allow_zeros", multiple=True,
-              type=click.Choice(["nir", "onnx", "netx", "lava-float", "lava-fixed"]),
+              type=click.Choice(["nir", "onnx", "netx", "netx-sparse", "lava-float", "lava-fixed"]),
               help="Report, but do not fail on, pruned synapses stored as explicit zeros in "
                    "this format (e.g. onnx: dense initializers). Repeatable.")
 def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: float | None,

@@ -12,6 +12,8 @@ no torch prune parametrizations, which neurobench's binary copy cannot see throu
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from types import SimpleNamespace
 
 import nir
@@ -65,6 +67,23 @@ def _model_and_masks():
     masks.prune_weights("5", torch.rand(masks.weight["5"].shape, generator=g) < 0.4)
     masks.apply()                      # permanent zeros, no parametrizations
     return seq, masks
+
+
+@contextlib.contextmanager
+def _thread_lock_for_tqdm():
+    """neurobench's tqdm bar would create a multiprocessing lock, which fixes the process's
+    start method; Lava's import then fails ('context has already been set'). A thread
+    lock keeps the multiprocessing context untouched for the Lava tests that follow."""
+    import tqdm
+
+    had = "_lock" in vars(tqdm.tqdm)
+    if not had:
+        tqdm.tqdm.set_lock(threading.RLock())
+    try:
+        yield
+    finally:
+        if not had:
+            del tqdm.tqdm._lock
 
 
 def _neurobench_per_layer(seq, x):
@@ -122,7 +141,11 @@ def test_effective_synops_agree_with_neurobench(tmp_path):
     bench = Benchmark(SNNTorchModel(_Seq(seq), custom_forward=True),
                       torch.utils.data.DataLoader(data, batch_size=5), [], [],
                       [[], [SynapticOperations]])
-    res = bench.run(quiet=True)["SynapticOperations"]
+    with _thread_lock_for_tqdm():
+        res = bench.run(quiet=True)["SynapticOperations"]
     assert res["Effective_MACs"] == pytest.approx(rep.total("synops_effective", "MAC"))
     assert res["Effective_ACs"] == pytest.approx(rep.total("synops_effective", "AC"))
     assert nb is not None
+    import multiprocessing
+
+    assert multiprocessing.get_start_method(allow_none=True) in (None, "fork")

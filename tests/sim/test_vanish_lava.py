@@ -15,7 +15,7 @@ pytestmark = pytest.mark.lava
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("lava_run")
-    masks = pruned_run(d, input_shape=(1, 8, 12), formats=("nir",))   # pools tile exactly
+    masks = pruned_run(d, input_shape=(1, 8, 12), formats=("nir", "netx"))  # pools tile exactly
     return d, vanish.pruned_layers_from_masks(masks)
 
 
@@ -59,11 +59,42 @@ def test_lava_stores_what_a_broken_nir_claims(run, tmp_path):
         assert got["nonzero"] == ("fc7", (int(kout[r1]), int(kin[c1])))
 
 
-def test_checks_report_lava_and_missing_netx(run):
+def test_checks_report_every_lava_format(run):
     d, pruned = run
     g = nir.read(d / "model.nir")
     out = {c.format: c for c in lava_artifacts.checks(d, g, pruned, include_lava=True)}
-    assert not out["netx"].checked and "model.net" in out["netx"].reason
+    assert set(out) == {"netx", "netx-sparse", "lava-float", "lava-fixed"}
     assert out["lava-float"].passed and out["lava-fixed"].passed
+    # the netx file stores dense arrays: the unstructured pruned fc synapses are zeros in it
+    n_masked = sum(int((~np.asarray(g.nodes[k].metadata["mask"])).sum()) for k in ("fc7", "fc9"))
+    assert out["netx"].counts["explicit_zero"] == n_masked > 0
+    assert out["netx"].counts["nonzero"] == 0
+    assert out["netx-sparse"].passed                    # sparse_fc_layer=True drops them
     skipped = lava_artifacts.checks(d, g, pruned, include_lava=False)
-    assert [c.format for c in skipped] == ["netx", "lava"] and not skipped[1].checked
+    assert [c.format for c in skipped] == ["netx", "netx-sparse", "lava"]
+    assert not skipped[-1].checked
+
+
+def test_restored_weight_in_the_netx_file_is_caught(run, tmp_path):
+    import shutil
+
+    import h5py
+
+    d, pruned = run
+    g = nir.read(d / "model.nir")
+    shutil.copy(d / "model.net", tmp_path / "model.net")
+    mask = np.asarray(g.nodes["fc9"].metadata["mask"]).astype(bool)
+    r, c = np.argwhere(~mask)[2]
+    with h5py.File(tmp_path / "model.net", "r+") as f:
+        for key in f["layer"]:
+            lay = f["layer"][key]
+            if "name" in lay and lay["name"][()][0] == b"lif10":
+                w = lay["weight"][()]
+                w[r, c] = 17
+                lay["weight"][...] = w
+    out = {x.format: x for x in lava_artifacts.netx_check(tmp_path / "model.net", g, pruned)}
+    for fmt in ("netx", "netx-sparse"):
+        bad = [f for f in out[fmt].findings if f.category == "nonzero"]
+        kout, kin = g.nodes["fc9"].metadata["kept_out"], g.nodes["fc9"].metadata["kept_in"]
+        assert [(f.layer, f.index, f.value) for f in bad] == \
+            [("fc9", (int(kout[r]), int(kin[c])), 17.0)], fmt

@@ -17,8 +17,9 @@ processes' ``Var`` initial values:
 Pools folded into a synapse make one NIR synapse into ``k x k`` Lava synapses
 (repeated kernel taps for a conv, one column per pooled neuron for a dense layer);
 those are mapped back to the NIR entry (the NIR entry is non-zero if any of its Lava
-copies is, stored if any is stored). The netx file (``model.net``) is read with h5py
-(see :func:`netx_layers`).
+copies is, stored if any is stored). The netx file (``model.net``) is checked twice:
+as stored (h5py; dense arrays, every entry a synapse, which is what netx's default
+``Dense`` blocks hold) and as lava-dl builds it with ``sparse_fc_layer=True``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from spikeship.sim.energy.vanish import DeployedLayer
 
 def checks(run_dir: Path, graph, pruned: dict, include_lava: bool = True) -> list:
     """The ``netx`` and ``lava-float`` / ``lava-fixed`` format checks of a run."""
-    out = [netx_check(run_dir / "model.net", graph, pruned)]
+    out = netx_check(run_dir / "model.net", graph, pruned)
     if not include_lava:
         out.append(vanish.not_checked("lava", "skipped (--no-lava-check)"))
         return out
@@ -154,46 +155,123 @@ def build_processes(graph) -> dict[str, list[DeployedLayer]]:
 
 
 # ---- netx -----------------------------------------------------------------------------
-def netx_check(path: Path, graph, pruned: dict):
+def netx_check(path: Path, graph, pruned: dict) -> list:
+    """``netx``: the file as stored (dense arrays: every entry is a synapse, as netx's
+    default ``Dense`` blocks hold it); ``netx-sparse``: the processes lava-dl builds from
+    it with ``sparse_fc_layer=True`` (dense layers become ``Sparse``, zeros dropped)."""
     if not path.exists():
-        return vanish.not_checked("netx", "model.net not present")
+        return [vanish.not_checked("netx", "model.net not present")]
     try:
         layers = netx_layers(path, graph)
-    except (OSError, KeyError, SpikeshipError) as e:
-        return vanish.not_checked("netx", f"cannot read {path.name}: {e}")
-    return vanish.check_format("netx", layers, pruned,
-                               "netx HDF5 stores dense weight arrays (every entry)")
+    except (OSError, KeyError, ValueError, SpikeshipError) as e:
+        return [vanish.not_checked("netx", f"cannot read {path.name}: {e}")]
+    out = [vanish.check_format("netx", layers, pruned,
+                               "netx HDF5 stores dense arrays: every entry is a synapse "
+                               "(Dense blocks; Conv kernels)")]
+    try:
+        built = netx_processes(path, graph)
+    except (MissingDependencyError, GraphError, RuleError, ImportError) as e:
+        out.append(vanish.not_checked("netx-sparse", f"cannot build netx: {e}"))
+        return out
+    out.append(vanish.check_format("netx-sparse", built, pruned,
+                                   "lava-dl netx Network(sparse_fc_layer=True): Sparse holds "
+                                   "the non-zero entries"))
+    return out
 
 
-def netx_layers(path: Path, graph) -> list[DeployedLayer]:
-    """The dense/conv layers of a netx HDF5 file, matched in order to the NIR graph's
-    on-chip synaptic layers (the file holds every entry of its weight arrays)."""
+def _by_population(graph) -> dict[str, SynapticLayer]:
+    out = {}
+    for layer in synaptic_layers(graph):
+        if layer.postsynaptic is not None:
+            out.setdefault(layer.postsynaptic, layer)
+    return out
+
+
+def _s(group, key: str) -> str:
+    v = group[key][()]
+    v = v[0] if np.ndim(v) else v
+    return v.decode("ascii") if isinstance(v, bytes) else str(v)
+
+
+def netx_layers(path: Path, graph, fmt: str = "netx") -> list[DeployedLayer]:
+    """The synaptic layers stored in a spikeship ``model.net`` (layout of
+    :mod:`spikeship.export.netx`): ``layer/<i>/{type, weight, name}`` with ``name`` the
+    NIR population the layer feeds, and the host layer in ``spikeship_host``."""
     import h5py
 
-    layers = [l for l in synaptic_layers(graph) if l.source_layer is not None]
+    pops = _by_population(graph)
+    layers = {l.name: l for l in synaptic_layers(graph)}
+    out = []
     with h5py.File(path, "r") as f:
         group = f["layer"]
-        entries = [group[k] for k in sorted(group, key=int)]
-        weights = []
-        for e in entries:
-            kind = e["type"][()]
-            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind in ("dense", "conv"):
-                weights.append((kind, np.asarray(e["weight"][()])))
-    on_chip = [l for l in layers if not l.pre_is_input] if len(weights) < len(layers) else layers
-    if len(weights) != len(on_chip):
-        raise GraphError(f"{path.name} has {len(weights)} synaptic layers, the NIR graph "
-                         f"{len(on_chip)}")
+        for key in sorted(group, key=int):
+            g = group[key]
+            kind = _s(g, "type")
+            if kind not in ("dense", "conv"):
+                continue
+            layer = pops.get(_s(g, "name"))
+            if layer is None:
+                raise GraphError(f"{path.name} layer {key} feeds '{_s(g, 'name')}', which no "
+                                 f"synaptic layer of model.nir feeds")
+            out.append(_from_weights(fmt, graph, layer, kind, np.asarray(g["weight"][()]),
+                                     nir_layout=True))
+        if "spikeship_host" in f:
+            h = f["spikeship_host"]
+            layer = layers.get(_s(h, "name"))
+            if layer is None:
+                raise GraphError(f"{path.name}: host layer '{_s(h, 'name')}' is not in model.nir")
+            out.append(_from_weights(fmt, graph, layer, _s(h, "kind"),
+                                     np.asarray(h["weight"][()]), nir_layout=True))
+    return [d for d in out if d is not None]
+
+
+def _from_weights(fmt, graph, layer: SynapticLayer, kind: str, w, nir_layout: bool,
+                  stored=None) -> DeployedLayer | None:
+    if layer.source_layer is None:
+        return None
+    if kind == "conv":
+        k = w if nir_layout else w.transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
+        value, st = conv_to_nir(layer, k)
+    else:
+        value, st = dense_to_nir(layer, w)
+        if stored is None:
+            st = np.ones_like(st)
+    return DeployedLayer(fmt, layer.name, layer.source_layer, value, st, None,
+                         *meta_dict(graph, layer))
+
+
+def netx_processes(path: Path, graph) -> list[DeployedLayer]:
+    """Build lava-dl's netx ``Network`` from ``path`` with ``sparse_fc_layer=True`` (as
+    the ``lava-netx`` target can) and read its synapse processes back."""
+    from spikeship.sim.netx import build_netx, read_deployment
+
+    dep = read_deployment(path)
+    pops = _by_population(graph)
     out = []
-    for (kind, w), layer in zip(weights, on_chip):
-        md = meta_dict(graph, layer)
-        if kind == "conv":
-            value, stored = conv_to_nir(layer, _netx_conv_to_nir(w, layer))
-        else:
-            value, stored = dense_to_nir(layer, w)
-            stored = np.ones_like(stored)
-        out.append(DeployedLayer("netx", layer.name, layer.source_layer, value, stored, None,
-                                 *md))
+    with tempfile.TemporaryDirectory(prefix="spikeship-vanish-") as io_dir:
+        lnet, _ = build_netx(path, dep, timesteps=1, chunk_steps=1, io_dir=Path(io_dir),
+                             sparse_fc_layer=True)
+        for spec in dep.synapses:
+            proc = lnet.synapses.get(spec.name)
+            layer = pops.get(spec.target)
+            if proc is None or layer is None:
+                continue
+            if spec.kind == "conv":
+                d = _from_weights("netx-sparse", graph, layer, "conv",
+                                  np.asarray(proc.weight.init), nir_layout=False)
+            else:
+                value, st = dense_to_nir(layer, proc.weights.init)
+                d = DeployedLayer("netx-sparse", layer.name, layer.source_layer, value, st,
+                                  None, *meta_dict(graph, layer))
+            if d is not None and d.source_layer is not None:
+                out.append(d)
+        for h in dep.host_layers:
+            layer = {l.name: l for l in synaptic_layers(graph)}.get(h.name)
+            if layer is not None:
+                d = _from_weights("netx-sparse", graph, layer, h.kind, np.asarray(h.weights),
+                                  nir_layout=True)
+                if d is not None:
+                    out.append(d)
     return out
 
 
@@ -201,16 +279,3 @@ def meta_dict(graph, layer: SynapticLayer):
     m = meta(graph.nodes[layer.name])
     return (np.asarray(m.get("kept_out", np.arange(layer.weight.shape[0]))),
             np.asarray(m.get("kept_in", np.arange(layer.weight.shape[1]))))
-
-
-def _netx_conv_to_nir(w: np.ndarray, layer: SynapticLayer) -> np.ndarray:
-    """netx conv weights are stored as lava-dl writes them: ``(O, I, kH, kW)``
-    (torch layout; netx flips at load). Accept that, or Lava's ``(O, kW, kH, I)``."""
-    o, i = layer.weight.shape[:2]
-    if w.ndim == 5:                         # lava-dl writes (O, I, kH, kW, 1)
-        w = w[..., 0]
-    if w.shape[:2] == (o, i):
-        return w
-    if w.shape[0] == o and w.shape[3] == i:
-        return w.transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
-    raise GraphError(f"netx conv weight {w.shape} does not fit NIR {layer.weight.shape}")
