@@ -68,7 +68,7 @@ class Checkpoint:
         return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
 
     def optimizer_state_dict(self) -> dict[str, Any]:
-        """The optimizer's ``state_dict`` as :meth:`torch.optim.Optimizer.load_state_dict` wants it."""
+        """The optimizer's ``state_dict``, as ``Optimizer.load_state_dict`` wants it."""
         opt = self.meta["optimizer"]
         state: dict[int, dict[str, Any]] = {}
         for key, t in self.group("optim").items():

@@ -65,7 +65,8 @@ def model_spec(config: TrainConfig, data: DatasetBundle) -> ModelSpec:
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of ``epoch``: depends only on (seed, epoch), so resume reproduces it."""
-    g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    state = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+    g = torch.Generator().manual_seed(int(state))
     return torch.randperm(n, generator=g)
 
 
@@ -151,7 +152,8 @@ class Trainer:
         self.masks.apply(self.optimizer)
         restore_rng(ckpt)
         self.epoch = ckpt.epoch
-        self.step = int(ckpt.meta.get("scheduler", {}).get("step", self.epoch * self.steps_per_epoch))
+        sched = ckpt.meta.get("scheduler", {})
+        self.step = int(sched.get("step", self.epoch * self.steps_per_epoch))
         self.metrics = ckpt.metrics[: self.epoch]
         self.elapsed_s = float(self.metrics[-1].get("elapsed_s", 0.0)) if self.metrics else 0.0
         # metrics.jsonl may hold lines written after the checkpoint's epoch: rewrite it.
@@ -215,7 +217,8 @@ class Trainer:
             correct += int((predict(out.detach()) == y).sum())
             seen += len(y)
             if progress is not None:
-                progress.update(task, advance=1, description=f"epoch {epoch} loss {total_loss / seen:.4f}")
+                progress.update(task, advance=1,
+                                description=f"epoch {epoch} loss {total_loss / seen:.4f}")
         return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                 "lr": lr}
 

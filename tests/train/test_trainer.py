@@ -84,29 +84,34 @@ def test_snn_and_ann_twin_learn_digits(tmp_path):
     assert a["test_accuracy"] > 0.8 and a["loss"] == "ce"
 
 
-def test_frames_dataset_trains_through_time(tmp_path, monkeypatch):
-    """A frames bundle is fed one frame per step ((B, T, ...) -> (T, B, ...))."""
+def toy_frames(*, data_dir=None, timesteps=3, seed=0):
+    """A frames dataset whose class is *when* a pixel is on (step 1 or step 2)."""
     import numpy as np
 
-    from spikeship.train import data as data_mod
     from spikeship.train.data import ArrayDataset, DatasetBundle
 
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 60)
-    x = np.zeros((60, 3, 1, 2, 2), np.float32)
-    x[np.arange(60), 1 + y, 0, 0, 0] = 3.0   # the class is *when* the pixel is on
-    bundle = DatasetBundle("toy", ArrayDataset(x, y), ArrayDataset(x, y), (1, 2, 2), 2,
-                           "frames", 3)
-    monkeypatch.setattr("spikeship.train.trainer.load_dataset", lambda *a, **k: bundle)
-    assert data_mod.load_dataset("digits").name == "digits"  # the real loader is untouched
-    t = Trainer(TrainConfig(model="tiny-mlp", hidden=5, epochs=1, batch_size=7, timesteps=3),
-                tmp_path / "f", progress=False, quiet=True)
+    y = np.random.default_rng(seed).integers(0, 2, 60)
+    x = np.zeros((60, timesteps, 1, 2, 2), np.float32)
+    x[np.arange(60), 1 + y, 0, 0, 0] = 3.0
+    return DatasetBundle("toy", ArrayDataset(x, y), ArrayDataset(x, y), (1, 2, 2), 2,
+                         "frames", timesteps)
+
+
+def test_frames_dataset_is_fed_one_frame_per_step(tmp_path, monkeypatch):
+    from spikeship.train.data import DATASETS
+
+    monkeypatch.setitem(DATASETS, "toy", "tests.train.test_trainer:toy_frames")
+    t = Trainer(TrainConfig(dataset="toy", model="tiny-mlp", hidden=5, epochs=1, batch_size=7,
+                            timesteps=3), tmp_path / "f", progress=False, quiet=True)
     t.run()
+    x = t.data.test.x[:4]                       # (B, T, C, H, W)
     seen = []
     h = t.model[1].register_forward_hook(lambda m, i, o: seen.append(i[0].detach().clone()))
-    t.forward(torch.from_numpy(x[:4]))
+    t.forward(x)
     h.remove()
-    assert len(seen) == 3 and torch.equal(seen[1].view(4, -1)[:, 0], torch.from_numpy(x[:4, 1, 0, 0, 0]))
+    assert len(seen) == 3
+    for step in range(3):
+        assert torch.equal(seen[step].view(4, -1)[:, 0], x[:, step, 0, 0, 0])
 
 
 def test_baseline_comparison_in_summary(tmp_path, test_pruners):

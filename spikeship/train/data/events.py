@@ -225,7 +225,8 @@ def load_events(seed: int = 0, data_dir=None, params: DVSParams = DVSParams()
 def load_frames(seed: int, timesteps: int, data_dir=None, params: DVSParams = DVSParams()
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``(N, T, 2, H, W)`` int16 frames of all digits and labels (cached per T)."""
-    path = cache_dir(data_dir) / f"digits-events-v{CACHE_VERSION}-{_key(seed, params)}-T{timesteps}.npz"
+    name = f"digits-events-v{CACHE_VERSION}-{_key(seed, params)}-T{timesteps}.npz"
+    path = cache_dir(data_dir) / name
     z = _load_npz(path, ("frames", "labels"))
     if z is not None:
         return z["frames"], z["labels"]
