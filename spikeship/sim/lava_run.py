@@ -10,6 +10,7 @@ are rewritten and the sink frames read, in the host's memory (no Lava messages).
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -36,9 +37,13 @@ def chunk_samples(dep: Deployment, n: int, t: int, requested: int | None = None)
 
 
 def io_dir() -> Path:
-    """A fresh directory for stream files (in /dev/shm when available: RAM-backed)."""
+    """A fresh directory for stream files: RAM-backed /dev/shm when it has room for a few
+    chunks (containers often give it only 64 MB), else the system temp directory."""
     shm = Path("/dev/shm")
-    base = shm if shm.is_dir() else None
+    base = None
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        if shutil.disk_usage(shm).free > 4 * SINK_BUDGET_BYTES:
+            base = shm
     return Path(tempfile.mkdtemp(prefix="spikeship-lava-", dir=base))
 
 

@@ -99,6 +99,11 @@ def test_cnn_sinabs_agrees_with_the_reference_on_random_events():
         np.testing.assert_array_equal(float_res.neuron_counts[name], c, err_msg=name)
     step = nir_step(g, x, 1e-4)
     assert all(np.array_equal(step[k].sum(axis=(0, 1)), c) for k, c in counts.items())
+    from spikeship.sim.norse_runner import simulate_norse
+
+    norse_out, _, _ = simulate_norse(g, x)               # float32: compare predictions
+    agree = (norse_out.reshape(float_res.output_spikes.shape) == float_res.output_spikes).mean()
+    assert agree >= 0.99
     fixed = run_deployment(quantize_deployment(lower(g)), x, timeout_s=600)
     # 8-bit weights: a few threshold crossings move (reported, not hidden)
     for name, c in counts.items():
