@@ -165,13 +165,17 @@ def lif_step(u: torch.Tensor, v: torch.Tensor, a_in: torch.Tensor,
     if p.u_factor == 0:
         x = act
     else:
-        x = (u if p.u_factor == DECAY_UNITY else trunc_shift12(u * p.u_factor)) + act
+        x = trunc_shift12(u * p.u_factor) + act
         if p.guarded:
             x = wrap32(x)
     # wrapped_curr = np.where(decayed_curr > max_uv_val, decayed_curr - 2 * max_uv_val, ...)
     # wrapped_curr = np.where(wrapped_curr <= -max_uv_val, decayed_curr + 2 * max_uv_val, ...)
-    w = torch.where(x > MAX_UV, x - 2 * MAX_UV, x)
-    u = torch.where(w <= -MAX_UV, x + 2 * MAX_UV, w)
+    # (a no-op when u does not decay and |a_in| < 2^17: then |x| < 2^23)
+    if p.u_factor == 0 and not p.guarded:
+        u = x
+    else:
+        w = torch.where(x > MAX_UV, x - 2 * MAX_UV, x)
+        u = torch.where(w <= -MAX_UV, x + 2 * MAX_UV, w)
     # decayed_volt = np.int64(self.v) * (self.decay_unity - decay_const_v) ... (as for u)
     # updated_volt = decayed_volt + self.u + self.effective_bias  (int32)
     if p.v_factor == DECAY_UNITY:
@@ -186,8 +190,58 @@ def lif_step(u: torch.Tensor, v: torch.Tensor, a_in: torch.Tensor,
     v = torch.clamp(y, -MAX_UV + 1, MAX_UV - 1)
     # spiking_activation: self.v > self.effective_vth;  reset_voltage: self.v[s] = 0
     s = v > p.vth_eff
-    v = v.masked_fill(s, 0)
+    v = v * ~s
     return u, v, s
+
+
+def feedforward_fast(p: LifParams) -> bool:
+    """Whether :func:`lif_run_feedforward` may run population ``p`` (no recurrence is
+    checked by the caller): ``u`` does not decay (``du = 4095``) and is not guarded."""
+    return p.u_factor == 0 and not p.guarded
+
+
+def lif_run_feedforward(a_in: torch.Tensor, p: LifParams,
+                        v_record: torch.Tensor | None = None) -> torch.Tensor:
+    """All ``T`` steps of a population whose input does not depend on its own spikes
+    and whose ``u`` does not decay (LIF and IF: ``du = 4095``); :func:`lif_step`
+    specialised, bit for bit, for speed.
+
+    ``a_in``: int64 ``(batch, T, size)``, the whole input; returns the spikes (bool,
+    same shape) and writes ``v`` after each step into ``v_record`` if given. With
+    ``u_factor = 0`` and ``|a_in| < 2^17`` (not guarded) ``lif_step`` reduces to::
+
+        u = a_in << 6                      (|u| < 2^23: the 24-bit wrap is a no-op)
+        v = max(sgn(y) (|y| >> 12) + u + bias, -2^23 + 1),  y = v * v_factor
+        s = v > vth << 6;  v = v * !s
+
+    where the upper clip at ``2^23 - 1`` is dropped because it cannot change the
+    result: ``vth << 6 <= (2^17 - 1) * 64 < 2^23 - 1``, so a ``v`` it would clip
+    spikes either way and is reset to 0. ``u + bias`` is computed for all steps at once.
+    """
+    ub = a_in << ACT_SHIFT                       # u = a_in << act_shift
+    ub += p.bias                                 #   + effective_bias, all steps at once
+    quiet = torch.empty(a_in.shape, dtype=torch.bool, device=a_in.device)
+    v = torch.zeros_like(ub[:, 0])
+    y, mag = torch.empty_like(v), torch.empty_like(v)     # in place: no allocation per step
+    for step in range(a_in.shape[1]):
+        if p.v_factor == DECAY_UNITY:
+            y.copy_(v)
+        elif p.v_factor == 0:
+            y.zero_()
+        else:                                    # y = sgn(v df) * (|v df| >> 12)
+            torch.mul(v, p.v_factor, out=y)
+            torch.abs(y, out=mag)
+            mag.bitwise_right_shift_(DECAY_SHIFT)
+            torch.sign(y, out=y)
+            y.mul_(mag)
+        y.add_(ub[:, step])
+        y.clamp_min_(-MAX_UV + 1)
+        q = quiet[:, step]
+        torch.le(y, p.vth_eff, out=q)            # q = !s
+        torch.mul(y, q, out=v)                   # v[s] = 0
+        if v_record is not None:
+            v_record[:, step] = v
+    return ~quiet
 
 
 # ----------------------------------------------------------------------------- synapses
@@ -195,13 +249,16 @@ def lif_step(u: torch.Tensor, v: torch.Tensor, a_in: torch.Tensor,
 class SynapseOp:
     """A Lava connection process as a batched integer operator.
 
-    ``forward(s)`` takes the source's output ``(batch, *source_shape)`` (spikes as 0/1
-    or graded int payloads, any numeric dtype) and returns ``a_out`` int64 ``(batch,
-    target_size)``: exactly the int32 vector the Lava process sends one step later.
+    ``forward(s)`` takes the source's output ``(batch, *source_shape)`` (spikes as bool
+    or 0/1, or graded int payloads) and returns ``a_out`` int64 ``(batch, target_size)``:
+    exactly the int32 vector the Lava process sends one step later. The wraps of Lava's
+    int32 (Dense/Sparse) and 24-bit (Conv) results are applied unless ``bound`` proves
+    them no-ops.
     """
 
     kind: str                      # "dense" | "sparse" | "conv"
-    weight: torch.Tensor           # float; dense/sparse: (in, out) = W^T; conv: NIR kernel
+    weight: torch.Tensor           # float; (in, out) matrix (W^T, or the conv's matrix),
+    #                                (out, in) CSR (large sparse), or the NIR conv kernel
     graded: bool                   # num_message_bits > 0
     weight_exp: int
     bound: int                     # max |sum| of one output (before the exponent)
@@ -209,41 +266,48 @@ class SynapseOp:
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    kernel: bool = False           # conv evaluated with F.conv2d (else as a matrix)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         dt = self.weight.dtype
         if not self.graded:          # s_in = self.s_in.recv().astype(bool)
-            x = (s != 0).to(dt)
+            x = (s if s.dtype == torch.bool else s != 0).to(dt)
         else:                        # s_in = self.s_in.recv()  (int32 payload)
             x = s.to(dt)
-        if self.kind == "conv":
-            # utils.conv -> conv_scipy (float64), .astype(int32), signed_clamp(bits=24)
+        if self.kernel:
+            # utils.conv -> conv_scipy (float64 sums), .astype(int32)
             acc = F.conv2d(x, self.weight, stride=self.stride, padding=self.padding,
                            dilation=self.dilation, groups=self.groups)
-            acc = torch.round(acc).to(torch.int64).reshape(acc.shape[0], -1)
-            return signed_clamp(acc, CONV_BITS)
-        x = x.reshape(x.shape[0], -1)
-        if self.weight.is_sparse_csr:
-            acc = torch.sparse.mm(self.weight, x.t()).t()     # weight: (out, in) CSR
-        else:
-            acc = x @ self.weight
-        acc = torch.round(acc).to(torch.int64)
-        if self.graded:
+            acc = torch.round(acc).reshape(acc.shape[0], -1)
+        elif self.weight.is_sparse_csr:
+            acc = torch.sparse.mm(self.weight, x.reshape(x.shape[0], -1).t()).t()
+        else:                        # weights[:, s_in].sum(axis=1) / weights.dot(s_in)
+            acc = x.reshape(x.shape[0], -1) @ self.weight
+        acc = acc.to(torch.int64)
+        if self.kind == "conv":      # PyConvModelFixed.clamp_precision: signed_clamp(bits=24)
+            return signed_clamp(acc, CONV_BITS) if self.bound >= 2 ** (CONV_BITS - 1) else acc
+        if self.graded and self.bound >= INT32_LIMIT:
             acc = wrap32(acc)        # self.weights.dot(s_in): int32 accumulation
         # a_buff = left_shift(a_accum, weight_exp) if weight_exp > 0 else right_shift(...)
         if self.weight_exp > 0:
             acc = acc << self.weight_exp
         elif self.weight_exp < 0:
             acc = acc >> -self.weight_exp
-        return wrap32(acc)           # a_out: int32 channel
+        return wrap32(acc) if self.shifted_bound >= INT32_LIMIT else acc   # int32 channel
+
+    @property
+    def shifted_bound(self) -> int:
+        return self.bound << max(self.weight_exp, 0)
 
     @property
     def out_bound(self) -> int:
         """Max ``|a_out|`` (after the exponent and the port's int32)."""
         if self.kind == "conv":
             return min(self.bound, 2 ** (CONV_BITS - 1))
-        b = self.bound << max(self.weight_exp, 0)
-        return min(b, INT32_LIMIT)
+        return min(self.shifted_bound, INT32_LIMIT)
+
+
+MATRIX_MAX_ENTRIES = 2 ** 22   # larger Sparse layers stay CSR; larger convs stay kernels
 
 
 def _float_dtype(bound: int, device: torch.device, allow_float32: bool) -> torch.dtype:
@@ -259,26 +323,45 @@ def dense_op(w: np.ndarray, *, graded: bool, weight_exp: int, input_max: int,
              device: torch.device, sparse: bool = False, allow_float32: bool = True) -> SynapseOp:
     """``Dense``/``Sparse`` of weights ``w`` ``(out, in)`` (already Lava's weights).
 
-    A large Sparse layer (more than 2^22 entries) is multiplied as a torch CSR matrix,
-    a smaller one as a dense matrix holding zeros where synapses are absent (the same
-    integer sums, faster).
+    A large Sparse layer (more than ``MATRIX_MAX_ENTRIES``) is multiplied as a torch
+    CSR matrix, a smaller one as a dense matrix holding zeros where synapses are absent
+    (the same integer sums, faster).
     """
     w = np.asarray(w, dtype=np.int64)
     bound = int(np.abs(w).sum(axis=1).max(initial=0)) * max(int(input_max), 1)
     dt = _float_dtype(bound, device, allow_float32=allow_float32)
-    wt = torch.as_tensor(w.T.copy(), dtype=dt)
-    if sparse and w.size > 2 ** 22:
+    if sparse and w.size > MATRIX_MAX_ENTRIES:
         wt = torch.as_tensor(w, dtype=dt).to_sparse_csr()
+    else:
+        wt = torch.as_tensor(w.T.copy(), dtype=dt)
     return SynapseOp("sparse" if sparse else "dense", wt.to(device), graded, int(weight_exp),
                      bound)
 
 
-def conv_op(w: np.ndarray, *, graded: bool, input_max: int, stride, padding, dilation,
-            groups: int, device: torch.device) -> SynapseOp:
-    """``Conv`` with NIR/torch kernel ``w`` ``(C_out, C_in / groups, kH, kW)``."""
+def conv_op(w: np.ndarray, *, source_shape, graded: bool, input_max: int, stride, padding,
+            dilation, groups: int, device: torch.device,
+            allow_float32: bool = True) -> SynapseOp:
+    """``Conv`` with NIR/torch kernel ``w`` ``(C_out, C_in / groups, kH, kW)`` reading a
+    ``source_shape`` ``(C, H, W)`` input.
+
+    When the layer's ``in x out`` matrix has at most ``MATRIX_MAX_ENTRIES`` entries it
+    is built once (the convolution of every one-hot input, exact in float64) and each
+    step is a matrix product like a Dense layer's; otherwise ``F.conv2d`` in float64
+    with the result rounded (an algorithm may reorder the sum; its error is far below
+    0.5 for sums under ``2^52``).
+    """
     w = np.asarray(w, dtype=np.int64)
     bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) \
         * max(int(input_max), 1)
-    dt = _float_dtype(bound, device, allow_float32=False)
-    return SynapseOp("conv", torch.as_tensor(w, dtype=dt).to(device), graded, 0, bound,
-                     tuple(stride), tuple(padding), tuple(dilation), int(groups))
+    kw = dict(stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
+              groups=int(groups))
+    k64 = torch.as_tensor(w, dtype=torch.float64)
+    n_in = int(np.prod(source_shape))
+    n_out = int(F.conv2d(torch.zeros(1, *source_shape, dtype=torch.float64), k64, **kw).numel())
+    if n_in * n_out <= MATRIX_MAX_ENTRIES:
+        eye = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *source_shape)
+        mat = F.conv2d(eye, k64, **kw).reshape(n_in, n_out)
+        dt = _float_dtype(bound, device, allow_float32=allow_float32)
+        return SynapseOp("conv", mat.to(dt).to(device), graded, 0, bound, **kw)
+    _float_dtype(bound, device, allow_float32=False)
+    return SynapseOp("conv", k64.to(device), graded, 0, bound, kernel=True, **kw)

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from spikeship.errors import ConfigError
-from spikeship.sim import loihi_emu
+from spikeship.sim import loihi_emu, loihi_emu_ops
 from spikeship.sim.loihi_emu_ops import (LifParams, conv_op, lava_synapse_weights, lif_step,
                                          wrap32)
 from spikeship.targets.loihi.lower import lower
@@ -175,6 +175,25 @@ def test_fast_path_equals_guarded_path_in_range():
         assert torch.equal(u1, u2) and torch.equal(v1, v2) and torch.equal(s1, s2)
 
 
+@pytest.mark.parametrize("dv", [0, 1, 819, 4095])
+def test_feedforward_fast_path_equals_lif_step(dv):
+    # Large biases push v past both clip limits; a_in up to the fast path's 2^17 bound.
+    rng = np.random.default_rng(dv)
+    n, t = 37, 25
+    mant, exp = rng.integers(-4095, 4096, n), rng.integers(0, 8, n)
+    p = LifParams.build(4095, dv, 2 ** 17 - 1, mant, exp, 2 ** 17 - 1, "cpu")
+    assert loihi_emu_ops.feedforward_fast(p)
+    a_in = torch.as_tensor(rng.integers(-2 ** 17 + 1, 2 ** 17, (3, t, n)))
+    v_fast = torch.empty(3, t, n, dtype=torch.int64)
+    s_fast = loihi_emu_ops.lif_run_feedforward(a_in, p, v_fast)
+    u = v = torch.zeros(3, n, dtype=torch.int64)
+    for step in range(t):
+        u, v, s = lif_step(u, v, a_in[:, step], p)
+        assert torch.equal(s, s_fast[:, step]) and torch.equal(v, v_fast[:, step])
+    assert 0 < int(s_fast.sum()) < s_fast.numel()
+    assert int(v_fast.min()) == -2 ** 23 + 1          # the lower clip was reached
+
+
 @pytest.mark.parametrize("lo,hi", [(-300, 300), (0, 400), (-400, 0), (-3, 5)])
 def test_synapse_weights_as_lava_dense_clips_and_truncates(lava_models, lo, hi):
     wu = lava_models[1]
@@ -192,15 +211,20 @@ def test_wrap32_is_numpys_int32_cast():
 
 
 @pytest.mark.parametrize("graded", [False, True])
-def test_conv_op_equals_lava_conv_utils(lava_models, graded):
+@pytest.mark.parametrize("as_matrix", [True, False])
+def test_conv_op_equals_lava_conv_utils(lava_models, graded, as_matrix, monkeypatch):
+    from spikeship.sim import loihi_emu_ops
     from spikeship.sim.lava import lava_conv_weight
 
+    if not as_matrix:
+        monkeypatch.setattr(loihi_emu_ops, "MATRIX_MAX_ENTRIES", 0)
     conv_utils = lava_models[2]
     rng = np.random.default_rng(int(graded))
     w = rng.integers(-254, 255, (6, 2, 3, 5))           # groups=2: (C_out, C_in/2, kH, kW)
     x = rng.integers(0, 3000 if graded else 2, (2, 4, 9, 8))
-    op = conv_op(w, graded=graded, input_max=3000, stride=(2, 1), padding=(1, 2),
-                 dilation=(1, 2), groups=2, device=torch.device("cpu"))
+    op = conv_op(w, source_shape=(4, 9, 8), graded=graded, input_max=3000, stride=(2, 1),
+                 padding=(1, 2), dilation=(1, 2), groups=2, device=torch.device("cpu"))
+    assert op.kernel == (not as_matrix)
     got = op.forward(torch.as_tensor(x)).numpy()
     for b in range(2):
         xin = x[b].transpose(2, 1, 0).astype(np.int32)       # NIR (C, H, W) -> Lava (W, H, C)
