@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from spikeship.errors import ConfigError, DatasetError
-from spikeship.train.data import ArrayDataset, DatasetBundle, load_dataset, test_inputs
+from spikeship.train.data import (ArrayDataset, DatasetBundle, load_dataset, load_run_dataset,
+                                  test_inputs)
 from spikeship.train.data.digits import digits_arrays, stratified_split
 
 
@@ -77,3 +78,13 @@ def test_bad_encoding_and_mismatched_arrays():
         DatasetBundle("x", None, None, (1, 1, 1), 2, "rate", 1)
     with pytest.raises(DatasetError, match="3 samples but 2 labels"):
         ArrayDataset(np.zeros((3, 1)), np.zeros(2))
+
+
+def test_run_dataset_uses_the_split_seed_not_the_training_seed(tmp_path):
+    from spikeship.train.config import TrainConfig
+
+    cfg = TrainConfig(seed=5, data_seed=2, timesteps=3).to_json()
+    b = load_run_dataset(cfg)
+    ref = load_dataset("digits", timesteps=3, seed=2)
+    assert b.timesteps == 3 and torch.equal(b.test.y, ref.test.y)
+    assert not torch.equal(b.test.y, load_dataset("digits", seed=5).test.y)

@@ -34,7 +34,8 @@ from torch.utils.data import Dataset
 
 from spikeship.errors import ConfigError, DatasetError
 
-__all__ = ["DATASETS", "ArrayDataset", "DatasetBundle", "load_dataset", "test_inputs"]
+__all__ = ["DATASETS", "ArrayDataset", "DatasetBundle", "load_dataset", "load_run_dataset",
+           "test_inputs"]
 
 
 class ArrayDataset(Dataset):
@@ -99,6 +100,14 @@ def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0)
     module, attr = DATASETS[name].split(":")
     loader = getattr(importlib.import_module(module), attr)
     return loader(data_dir=data_dir, timesteps=timesteps, seed=seed)
+
+
+def load_run_dataset(config: dict) -> DatasetBundle:
+    """The dataset a run was trained on, from its resolved config (``config.json`` or
+    ``Checkpoint.config``): same name, files, time steps and split (``data_seed``)."""
+    return load_dataset(config["dataset"], data_dir=config.get("data_dir"),
+                        timesteps=int(config.get("timesteps", 8)),
+                        seed=int(config.get("data_seed", 0)))
 
 
 def test_inputs(bundle: DatasetBundle, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
