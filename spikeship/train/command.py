@@ -61,18 +61,20 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
 @click.option("--dataset", default=None,
               help="digits (default) | digits-events | mnist | cifar10 | nmnist | dvs-gesture.")
 @click.option("--data-dir", default=None, help="Where the dataset files are (or the cache).")
-@click.option("--data-seed", type=int, default=None, help="Seed of the train/test split.")
+@click.option("--data-seed", type=int, default=None,
+              help="Seed of the digits split and sensor noise (default 0).")
 @click.option("--model", default=None, help="dpap-mnist (default) | dpap-cifar | lenet-dnn | "
                                             "vgg16-bn | tiny-mlp.")
 @click.option("--ann/--snn", "ann", default=None, help="Train the ANN twin (ReLU, no time).")
 @click.option("--pool", default=None, help="Pooling of conv blocks: avg | max.")
-@click.option("--epochs", type=int, default=None)
+@click.option("--epochs", type=int, default=None, help="Epochs (default 20).")
 @click.option("--timesteps", type=int, default=None, help="Time steps T per sample (default 8).")
-@click.option("--seed", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW, cosine).")
-@click.option("--weight-decay", type=float, default=None)
-@click.option("--warmup-epochs", type=int, default=None)
+@click.option("--seed", type=int, default=None, help="Seed of weights and shuffling (default 0).")
+@click.option("--batch-size", type=int, default=None, help="Batch size (default 32).")
+@click.option("--lr", type=float, default=None, help="Peak learning rate of AdamW + cosine "
+                                                 "(default 2e-3 SNN, 1e-2 ANN).")
+@click.option("--weight-decay", type=float, default=None, help="AdamW (default 0.01).")
+@click.option("--warmup-epochs", type=int, default=None, help="Linear warm-up (default 1).")
 @click.option("--loss", default=None, help="mse_rate (SNN default, Eq 3) | ce_rate | ce_mem | ce.")
 @click.option("--prune", default=None, help="Pruner: none (default) | dpap | pq-layer | "
                                             "pq-neuron | magnitude | random.")
