@@ -40,6 +40,7 @@ from spikeship.train.losses import get_loss, predict
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.pruners import get_pruner_class
+from spikeship.train.pruners.base import all_reduce_stats
 from spikeship.train.structure import describe
 
 EVAL_BATCH = 256
@@ -267,6 +268,7 @@ class Trainer:
                 stats = self.train_epoch(epoch, bar, task)
         else:
             stats = self.train_epoch(epoch)
+        all_reduce_stats(self.pruner)  # no-op unless torch.distributed is initialised
         pruner_metrics = self.pruner.end_epoch(epoch) or {}
         self.masks.apply(self.optimizer)
         acc = self.evaluate()
