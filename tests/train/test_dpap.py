@@ -95,7 +95,8 @@ def test_theta_is_per_sample_mean_independent_of_batch_size():
 
 def test_one_epoch_survival_update_and_prune_decision_by_hand():
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"beta": 1, "warmup": 0, "output_synapses": "false"})
+    pr = DPAPPruner({"beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
+                     "decay": "staircase"})
     pr.attach(model, masks, layers)
     run_batch(model, pr, [X_A])
     report = pr.end_epoch(1)
@@ -118,7 +119,7 @@ def test_one_epoch_survival_update_and_prune_decision_by_hand():
 
 def test_warmup_and_scale_delay_updates():
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"beta": 0.1, "warmup": 5, "scale": 2})   # epoch e is paper epoch 2(e-1)
+    pr = DPAPPruner({"beta": 0.1, "warmup": 5, "scale": 2, "decay": "staircase"})   # epoch e is paper epoch 2(e-1)
     pr.attach(model, masks, layers)
     for epoch in (1, 2, 3):                                   # paper epochs 0, 2, 4
         run_batch(model, pr, [X_A])

@@ -127,6 +127,6 @@ def test_config_validation_names_the_option():
     cfg = DPAPConfig.from_options({"tau": "0.25", "conv_synapses": "true", "run_epochs": "20",
                                    "criterion": "hebb"})
     assert (cfg.tau, cfg.conv_synapses, cfg.criterion) == (0.25, True, "hebb")
-    assert cfg.epoch_scale == 5.0                                       # 100 / 20
+    assert cfg.epoch_scale == 3.0                                       # 60 / 20
     assert cfg.kind_params("conv") == (0.65, 12.0, 5.0)
     assert cfg.kind_params("fc") == (1.5, 13.0, 2.0)
