@@ -25,11 +25,18 @@ once, with ``t = 0 .. T-1`` and, per population in depth order::
 
 which is what Lava computes in the windows its runner reads (``output_spikes[n, t]``
 is Lava's output sink at step ``n T + t + 1 + depth``, as
-:func:`spikeship.sim.lava.run_deployment` aligns it). The one place the stream is
-not window-local is a constant source (a CubaLIF bias through a synapse) into a
-depth-0 population: Lava's Dense sends its initial zero buffer at Lava step 1, so
-sample 0 misses that input at ``t = 0``; the emulator reproduces it for the sample at
-index 0 of a run.
+:func:`spikeship.sim.lava.run_deployment` aligns it). A constant source (a CubaLIF
+bias through a synapse) sends ``W 1`` at every step: the Lava builder preloads that
+Dense's ``a_buff`` with it, so it is there from Lava step 1 on, also for a depth-0
+population in sample 0.
+
+Order of evaluation. A population's input does not depend on its own spikes except
+through a recurrent synapse, so each batch is evaluated population by population in
+depth order: the feed-forward ``a_in`` of all ``T`` steps is one operator call on the
+sources' complete spike trains, then the LIF steps through time (recurrent input added
+per step). A population without recurrence whose ``u`` does not decay (LIF, IF) runs
+the in-place fast path :func:`~spikeship.sim.loihi_emu_ops.lif_run_feedforward`,
+tested bit for bit against :func:`~spikeship.sim.loihi_emu_ops.lif_step`.
 
 Outputs: per-population spike counts over all samples and steps (NIR shape),
 output spikes ``(N, T, classes)``, optionally per-step integer voltages (``v``
@@ -115,9 +122,6 @@ class LoihiEmulator:
             lif = LifParams.build(p.du, p.dv, p.vth, p.bias_mant, p.bias_exp, bound, self.device)
             self.pops.append(_Pop(p.name, tuple(p.shape), p.size, p.depth, lif, ff, rec))
         self._shape = {p.name: p.shape for p in self.pops}
-        self.const_first_step_missing = {
-            p.name for p in self.pops if p.depth == 0 and any(src == SOURCE_CONST
-                                                              for src, _ in p.ff)}
 
     def _op(self, s, allow_float32: bool) -> SynapseOp:
         graded = int(s.num_message_bits) > 0
@@ -189,8 +193,7 @@ class LoihiEmulator:
                 feeds = {k: torch.as_tensor(v[b0:b0 + bs].astype(np.int64)).to(self.device)
                          for k, v in streams.items()}
                 b = min(bs, n - b0)
-                res = self._run_batch(feeds, b, t, first=(b0 == 0),
-                                      rec_v=record_voltages, rec_s=record_spikes)
+                res = self._run_batch(feeds, b, t, rec_v=record_voltages, rec_s=record_spikes)
                 for name, c in res["counts"].items():
                     counts[name] += c
                 outputs.append(res["spikes"][out_pop.name].cpu())
@@ -241,7 +244,7 @@ class LoihiEmulator:
                 vrec[:, step] = v
         return out
 
-    def _run_batch(self, feeds, b: int, t: int, *, first: bool, rec_v, rec_s) -> dict:
+    def _run_batch(self, feeds, b: int, t: int, *, rec_v, rec_s) -> dict:
         """One batch, population by population in depth order: a population's
         feed-forward input of *all* steps is one operator call on its sources' complete
         spike trains (they do not depend on it), then its LIF steps through time with
@@ -255,10 +258,7 @@ class LoihiEmulator:
                 if src == SOURCE_INPUT:
                     x = feeds[SOURCE_INPUT].reshape(b * t, *self.dep.input_shape)
                 elif src == SOURCE_CONST:
-                    x = torch.ones(b, t, 1, dtype=torch.int64, device=dev)
-                    if first and p.name in self.const_first_step_missing:
-                        x[0, 0] = 0
-                    x = x.reshape(b * t, 1)
+                    x = torch.ones(b * t, 1, dtype=torch.int64, device=dev)
                 else:
                     x = spikes[src].reshape(b * t, *self._shape[src])
                 part = op.forward(x).reshape(b, t, p.size)

@@ -306,6 +306,23 @@ def test_recurrent_cubalif_with_bias_through_const_equal_lava():
 
 
 @pytest.mark.lava
+def test_const_source_into_first_population_from_lava_step_one():
+    # Host current into the recurrent CubaLIF (depth 0): the recurrent Affine's bias
+    # comes through a constant source. Its first window starts at Lava step 1, where a
+    # fresh Dense would send a zero buffer; the Lava builder preloads it, so sample 0
+    # sees the bias at t = 0 like every later sample (same input -> same voltages).
+    x = np.repeat(3 * np.random.default_rng(10).random((3, 1, 7)).astype(np.float32), 8, axis=1)
+    x[1] = x[0]
+    dep = fixed(recurrent_net(), x, input_mode="current")
+    const = [s for s in dep.synapses if s.source == "const"]
+    assert [dep.population(s.target).depth for s in const] == [0]
+    assert np.any(np.asarray(const[0].weights) != 0)
+    compare_with_lava(dep, x)
+    v = loihi_emu.LoihiEmulator(dep).run(x, record_voltages=("lif1",)).voltages["lif1"]
+    assert np.array_equal(v[0], v[1]) and not np.array_equal(v[0], v[2])
+
+
+@pytest.mark.lava
 def test_direct_encoding_host_current_equal_lava():
     img = np.random.default_rng(5).random((3, 1, 1, 5, 5)).astype(np.float32)
     x = np.repeat(img, 6, axis=1)
