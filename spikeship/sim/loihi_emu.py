@@ -301,7 +301,8 @@ def _progress(enabled: bool, total: int, label: str):
 def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | None = None, *,
                    device: str = "cpu", batch_size: int | None = None,
                    record_voltages: tuple[str, ...] = (), progress: bool = False,
-                   threads: int | None = 1, traces: dict[str, np.ndarray] | None = None) -> SimResult:
+                   threads: int | None = 1,
+                   traces: dict[str, np.ndarray] | None = None) -> SimResult:
     """Emulate ``dep`` on ``inputs`` ``(N, T, *input_shape)``; a :class:`SimResult`.
 
     ``traces`` (optional dict) receives ``v/<pop>`` ``(N, T, *shape)`` int64 voltages of

@@ -362,6 +362,20 @@ def test_lif_norse_fixture_equals_lava_fixed_every_step():
     assert steps.tolist() == [461, 511, 711, 761]
 
 
+@pytest.mark.lava
+@pytest.mark.slow
+@pytest.mark.parametrize("name,steps,rate", [("braille_noDelay_bias_zero", 20, 0.3),
+                                             ("cnn_sinabs", 12, 0.1)])
+def test_third_party_fixture_equals_lava(name, steps, rate):
+    # Recurrent CubaLIF with biases through constant sources (snnTorch's braille net);
+    # IF neurons, strided/padded convs and SumPool (Sinabs' N-MNIST CNN).
+    graph = nir.read(f"{FIXTURES}/{name}.nir")
+    (inp,) = [n for n in graph.nodes.values() if type(n).__name__ == "Input"]
+    shape = tuple(int(v) for v in np.asarray(inp.input_type["input"]).ravel())
+    x = _spikes((2, steps, *shape), p=rate, seed=11)
+    compare_with_lava(fixed(graph, x, dt_s=1e-4), x)
+
+
 # ----------------------------------------------------------------------------- 3: emulator
 def test_batching_and_recording_do_not_change_results():
     x = _spikes((5, 6, 2, 11, 7), p=0.5, seed=7)
