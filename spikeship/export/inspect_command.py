@@ -49,18 +49,34 @@ def describe_nir(path: Path) -> dict:
             "layers": rows, **_totals(rows)}
 
 
-def describe_onnx(path: Path) -> dict:
+def describe_onnx(path: Path, limits=None) -> dict:
     import onnx
     from google.protobuf.message import DecodeError
     from onnx import numpy_helper
 
+    from spikeship.export.nir_import import Limits
+
+    limits = limits or Limits()
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except (OSError, ValueError, DecodeError) as e:
         raise GraphError(f"{path} is not a readable ONNX file: {e}") from e
+    if not model.graph.node:
+        raise GraphError(f"{path} is not an ONNX model: it holds no graph nodes")
     rows = []
     for init in model.graph.initializer:
-        w = numpy_helper.to_array(init)
+        n = float(np.prod(np.asarray(init.dims, dtype=np.float64))) if init.dims else 1.0
+        if n > limits.max_array_elements:
+            raise GraphError(f"{path}: initializer {init.name!r} declares {list(init.dims)} = "
+                             f"{n:.0f} elements (limit {limits.max_array_elements}); "
+                             "refusing to read it")
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise GraphError(f"{path}: initializer {init.name!r} lives in an external file; "
+                             "spikeship exports are self-contained and reads no other file")
+        try:
+            w = numpy_helper.to_array(init)
+        except (ValueError, TypeError, KeyError) as e:
+            raise GraphError(f"{path}: initializer {init.name!r} is malformed: {e}") from e
         if w.ndim >= 2 and not init.name.endswith(".ones"):   # pool kernels are not synapses
             rows.append(_weights_row(init.name, "initializer", w))
     ops = Counter(n.op_type for n in model.graph.node)
@@ -73,33 +89,52 @@ def describe_onnx(path: Path) -> dict:
             "ops": dict(ops), **io, "layers": rows, **_totals(rows)}
 
 
-def describe_h5(path: Path) -> dict:
+def describe_h5(path: Path, limits=None) -> dict:
     import h5py
 
+    from spikeship.export.nir_import import H5_ERRORS, Limits
+
+    limits = limits or Limits()
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise GraphError(f"{path} is not an HDF5 (netx) file: {e}") from e
     rows = []
+    total = 0
+
+    def visit(name, obj):
+        nonlocal total
+        if not isinstance(obj, h5py.Dataset):
+            return
+        size = float(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1.0
+        total += size
+        if size > limits.max_array_elements or total > limits.max_total_elements:
+            raise GraphError(f"{path}: array {name} declares {obj.shape} elements (limits "
+                             f"{limits.max_array_elements} per array, "
+                             f"{limits.max_total_elements} in all); refusing to read it")
+        if obj.dtype.kind in "iuf" and name.rsplit("/", 1)[-1] == "weight":
+            rows.append(_weights_row(name, "weight", np.asarray(obj[()])))
+        elif obj.dtype.kind in "iuf" and obj.size > 1:
+            v = np.asarray(obj[()])
+            rows.append({"name": name, "type": "array", "shape": list(v.shape),
+                         **({"value": v.tolist()} if v.size <= 4 else {})})
+        elif obj.dtype.kind in "iufSO" and obj.size == 1:
+            rows.append({"name": name, "type": "value", "value": _scalar(obj[()])})
+
     with f:
-        def visit(name, obj):
-            if not isinstance(obj, h5py.Dataset):
-                return
-            if obj.dtype.kind in "iuf" and name.rsplit("/", 1)[-1] == "weight":
-                rows.append(_weights_row(name, "weight", np.asarray(obj[()])))
-            elif obj.dtype.kind in "iuf" and obj.size > 1:
-                v = np.asarray(obj[()])
-                rows.append({"name": name, "type": "array", "shape": list(v.shape),
-                             **({"value": v.tolist()} if v.size <= 4 else {})})
-            elif obj.dtype.kind in "iufSO" and obj.size == 1:
-                rows.append({"name": name, "type": "value", "value": _scalar(obj[()])})
-        f.visititems(visit)
+        try:
+            f.visititems(visit)
+        except H5_ERRORS as e:
+            raise GraphError(f"{path}: cannot read the HDF5 file (damaged?): "
+                             f"{type(e).__name__}: {e}") from e
     return {"file": str(path), "format": "netx (HDF5)", "layers": rows, **_totals(rows)}
 
 
 def _scalar(v):
     v = np.asarray(v).reshape(-1)[0]
-    return v.decode() if isinstance(v, bytes) else v.item()
+    if isinstance(v, bytes):
+        return v.decode("utf8", "replace")
+    return v.item() if hasattr(v, "item") else str(v)
 
 
 def _totals(rows: list[dict]) -> dict:

@@ -20,6 +20,8 @@ Two forms:
 Per layer (the equations of the NIR export, forward Euler, ``k = dt/tau = 1 - beta``)::
 
     conv   Conv(x, W, b)                         fc     Gemm(x, W^T, b)
+    W      dense initializer, or, for a layer with pruned synapses, only the surviving
+           entries (values + indices) scattered into zeros at load time (see _weight)
     pool   Conv(x, ones(C,1,k,k), group=C)       (sum pool; exact for spikes)
     flatten Flatten(axis=1)
     lif    v' = v + k * (I - v);  z = Greater(v', th);  v'' = Where(z, 0, v');  Cast(z)
@@ -69,8 +71,34 @@ class _Builder:
         return out
 
 
+def _weight(b: _Builder, layer: SynapseLayer) -> str:
+    """The weight tensor; pruned synapses are not stored when the layer has any.
+
+    A layer without unstructured pruning stores its dense initializer
+    ``<name>.weight``. A layer with pruned synapses (``mask`` False somewhere) stores
+    only the surviving ones, in coordinate form: ``<name>.weight.values`` (nnz,),
+    ``<name>.weight.indices`` (nnz, rank) and ``<name>.weight.shape``; the graph
+    rebuilds the dense tensor at load time with ``ScatterND(ConstantOfShape(shape),
+    indices, values)`` (a constant-folded subgraph for ONNX Runtime). The file thus
+    holds no entry for a pruned synapse, which the vanish check verifies.
+    """
+    name = f"{layer.name}.weight"
+    if name in b.inits or any(n.output[0] == name for n in b.nodes):
+        return name
+    w = layer.weight.astype(np.float32)
+    if layer.mask.all():
+        return b.const(name, w)
+    idx = np.argwhere(layer.mask).astype(np.int64)
+    vals = b.const(f"{name}.values", w[layer.mask])
+    ind = b.const(f"{name}.indices", idx)
+    shape = b.const(f"{name}.shape", np.array(w.shape, dtype=np.int64))
+    zeros = b.op("ConstantOfShape", [shape], f"{name}.zeros",
+                 value=numpy_helper.from_array(np.zeros(1, dtype=np.float32)))
+    return b.op("ScatterND", [zeros, ind, vals], name)
+
+
 def _synapse(b: _Builder, layer: SynapseLayer, x: str, tag: str) -> str:
-    w = b.const(f"{layer.name}.weight", layer.weight.astype(np.float32))
+    w = _weight(b, layer)
     bias = b.const(f"{layer.name}.bias", layer.bias.astype(np.float32))
     if layer.kind == "conv":
         p = layer.padding

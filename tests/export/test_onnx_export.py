@@ -39,10 +39,21 @@ def test_onnx_round_trip_checker_and_runtime_agree_with_snntorch(tmp_path, prune
 
 
 def test_pruned_onnx_initializers_are_smaller_and_spike_is_a_comparison(tmp_path):
-    shapes = {}
+    shapes, stored = {}, {}
     for pruned in (False, True):
-        m = to_onnx(_net(pruned)[2])
-        shapes[pruned] = {i.name: numpy_helper.to_array(i).shape for i in m.graph.initializer}
+        net = _net(pruned)[2]
+        m = to_onnx(net)
+        inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+        shapes[pruned] = {k: v.shape for k, v in inits.items() if not k.endswith(".shape")}
+        stored[pruned] = sum(v.size for k, v in inits.items()
+                             if not k.endswith((".shape", ".indices")))
+        for layer in net.layers:
+            name = f"{getattr(layer, 'name', '')}.weight"
+            if f"{name}.values" in inits:       # pruned synapses: only survivors stored
+                assert inits[f"{name}.values"].size == int(layer.mask.sum()) < layer.mask.size
+                shapes[pruned][name] = tuple(int(d) for d in inits[f"{name}.shape"])
+            elif hasattr(layer, "mask"):
+                assert layer.mask.all()
         ops = {n.op_type for n in m.graph.node}
         assert "Greater" in ops and "Where" in ops
         assert all(n.domain in ("", "ai.onnx") for n in m.graph.node)   # no custom ops
@@ -51,8 +62,7 @@ def test_pruned_onnx_initializers_are_smaller_and_spike_is_a_comparison(tmp_path
     assert shapes[True]["conv4.weight"] == (4, 4, 3, 3)
     assert shapes[True]["fc8.weight"] == (6, 8)         # 4 channels x 2 columns kept
     assert shapes[True]["fc10.bias"] == (3,)
-    total = {k: sum(int(np.prod(s)) for s in v.values()) for k, v in shapes.items()}
-    assert total[True] < total[False]
+    assert stored[True] < stored[False]
 
 
 def test_step_graph_io_names_and_metadata():

@@ -119,3 +119,30 @@ def pruned_run(run_dir, *, seed: int = 0, input_shape=(1, 9, 7), num_classes: in
     save_checkpoint(run_dir, model=model, spec=spec, masks=masks, config=config, epoch=1)
     export_run(run_dir, tuple(formats))
     return masks
+
+
+def densify_onnx(src, dst):
+    """Rewrite a spikeship ONNX export as a naive exporter would write it: every weight a
+    dense initializer, pruned synapses stored as explicit zeros (same function)."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(src)
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    bases = [n[: -len(".values")] for n in inits if n.endswith(".weight.values")]
+    if not bases:
+        raise ValueError(f"{src} has no coordinate-form (pruned) weights")
+    keep = [t for t in m.graph.initializer
+            if not t.name.endswith((".weight.values", ".weight.indices", ".weight.shape"))]
+    for base in bases:
+        w = np.zeros(tuple(inits[f"{base}.shape"]), dtype=np.float32)
+        idx = inits[f"{base}.indices"]
+        w[tuple(idx[:, k] for k in range(idx.shape[1]))] = inits[f"{base}.values"]
+        keep.append(numpy_helper.from_array(w, base))
+    nodes = [n for n in m.graph.node
+             if not any(o in bases or o.endswith(".weight.zeros") for o in n.output)]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.save(m, dst)

@@ -7,7 +7,9 @@ the artifact, read by its own loader, yields no synapse for it):
   synapse exists) is the sparsity structure every spikeship loader honours, so an
   entry is stored iff its mask is True (all entries when a node has no mask).
 - ``model.onnx``: a dense initializer stores (and ONNX Runtime multiplies) every
-  entry; a ``sparse_initializer`` stores only its listed entries. Layers and kept
+  entry; a ``sparse_initializer``, or spikeship's coordinate form
+  (``<layer>.weight.values/.indices/.shape``, scattered into zeros at load time),
+  stores only its listed entries. Layers and kept
   indices come from the model's ``layers`` metadata (``spikeship-onnx/1``).
 - ``model.net`` and the built Lava processes: see :mod:`.lava_artifacts`.
 """
@@ -118,6 +120,16 @@ def onnx_layers(path: str | Path, fmt: str = "onnx") -> list[DeployedLayer]:
     for sp in model.graph.sparse_initializer:
         name, d, s = _sparse_to_dense(sp)
         dense[name] = (d, s)
+    for name in [n[: -len(".values")] for n in dense if n.endswith(".weight.values")]:
+        # spikeship's coordinate form (values + indices + shape, rebuilt by ScatterND):
+        # only the listed entries are stored.
+        vals = dense[f"{name}.values"][0].ravel()
+        idx = dense[f"{name}.indices"][0].astype(np.int64)
+        shape = tuple(int(d) for d in dense[f"{name}.shape"][0])
+        w, stored = np.zeros(shape, dtype=vals.dtype), np.zeros(shape, dtype=bool)
+        coords = tuple(idx[:, k] for k in range(idx.shape[1]))
+        w[coords], stored[coords] = vals, True
+        dense[name] = (w, stored)
     out = []
     for l in layers:
         if l.get("kind") != "SynapseLayer":
