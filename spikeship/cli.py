@@ -95,7 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("spikeship: interrupted", err=True)
         return 130
+    except MemoryError as e:
+        if debug:
+            raise
+        click.echo(f"spikeship: error: out of memory ({e or 'allocation failed'})", err=True)
+        return INTERNAL_ERROR_EXIT
+    except Exception as e:  # noqa: BLE001 - the last line of defence: still one line, no trace
+        if debug:
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        click.echo(f"spikeship: internal error: {type(e).__name__}: {first} (a bug: this should "
+                   "have been a named error; --debug shows the traceback)", err=True)
+        return INTERNAL_ERROR_EXIT
     return 0
+
+
+# Exit code of an exception that is not a SpikeshipError (EX_SOFTWARE of sysexits.h).
+INTERNAL_ERROR_EXIT = 70
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,25 +55,50 @@ class PipelineConfig:
     targets: tuple[str, ...] = TARGETS_DEFAULT
     sim_samples: int | None = None       # None = whole test split
     lava_samples: int | None = 120       # Lava targets step one sample at a time
+    # `energy` reports every chip; the first one prices its per-layer table
     hardware: tuple[str, ...] = ("loihi", "loihi2", "truenorth", "spinnaker2")
     quick: bool = False
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise ConfigError(f"field 'epochs' must be >= 1, got {self.epochs}")
-        if self.timesteps < 1:
-            raise ConfigError(f"field 'timesteps' must be >= 1, got {self.timesteps}")
-        for name in ("sim_samples", "lava_samples", "batch_size"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"field '{name}' must be >= 1, got {v}")
-        if self.lr is not None and not 0 < self.lr < 1:
-            raise ConfigError(f"field 'lr' must be in (0, 1), got {self.lr}")
+        """Check every field before anything runs, so a bad value fails in a second with a
+        named field, not after an hour of training in the stage that first reads it."""
         from spikeship.sim.registry import TARGETS
+        from spikeship.targets.specs import CHIPS
+        from spikeship.train.data import DATASETS
+        from spikeship.train.models import PRESETS
+        from spikeship.train.pruners import PRUNERS
 
-        bad = [t for t in self.targets if t not in TARGETS]
-        if bad:
-            raise ConfigError(f"field 'targets': unknown {bad}; choose from {sorted(TARGETS)}")
+        for name in ("out", "dataset", "model", "prune"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"field '{name}' must be a non-empty string, "
+                                  f"got {getattr(self, name)!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise ConfigError(f"field 'data_dir' must be a path string, got {self.data_dir!r}")
+        for name, table in (("dataset", DATASETS), ("model", PRESETS), ("prune", PRUNERS)):
+            if getattr(self, name) not in table:
+                raise ConfigError(f"field '{name}': unknown {getattr(self, name)!r}; choose one "
+                                  f"of {sorted(table)}")
+        if not isinstance(self.quick, bool):
+            raise ConfigError(f"field 'quick' must be true or false, got {self.quick!r}")
+        for name, low in (("epochs", 1), ("timesteps", 1), ("seed", 0)):
+            _check_int(name, getattr(self, name), low)
+        for name in ("sim_samples", "lava_samples", "batch_size"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        if self.lr is not None and (isinstance(self.lr, bool)
+                                    or not isinstance(self.lr, (int, float))
+                                    or not 0 < self.lr < 1):
+            raise ConfigError(f"field 'lr' must be in (0, 1), got {self.lr!r}")
+        if not isinstance(self.prune_options, dict) or not all(
+                isinstance(k, str) for k in self.prune_options):
+            raise ConfigError("field 'prune_options' must be a table of name = value")
+        for name, table in (("targets", TARGETS), ("hardware", CHIPS)):
+            v = getattr(self, name)
+            if not v or not all(isinstance(x, str) for x in v):
+                raise ConfigError(f"field '{name}' must be a non-empty list of names, got {v!r}")
+            bad = [x for x in v if x not in table]
+            if bad:
+                raise ConfigError(f"field '{name}': unknown {bad}; choose from {sorted(table)}")
 
     @classmethod
     def from_mapping(cls, d: dict[str, Any], source: str = "config") -> PipelineConfig:
@@ -97,10 +122,20 @@ class PipelineConfig:
                                                             or isinstance(v, bool)):
                 raise ConfigError(f"{source}: field '{k}' must be an integer, got {v!r}")
             kw[k] = v
-        return cls(**kw)
+        try:
+            return cls(**kw)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from e
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"field '{name}' must be an integer, got {value!r}")
+    if value < low:
+        raise ConfigError(f"field '{name}' must be >= {low}, got {value}")
 
 
 QUICK = {"epochs": 8, "sim_samples": 60, "lava_samples": 20}
@@ -220,7 +255,8 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
                             [out / f"simulate-{t}.json", out / f"simulate-{t}.npz"]))
     spikes_from = next((t for t in ("lava-fixed", "loihi-emu", "lava-float", "reference")
                         if t in cfg.targets), None)
-    energy_argv = ["energy", str(out), "--hardware", ",".join(cfg.hardware)]
+    # `energy` reports every chip; --hardware picks the one pricing the per-layer table
+    energy_argv = ["energy", str(out), "--hardware", cfg.hardware[0]]
     if spikes_from:
         energy_argv += ["--spikes-from", spikes_from]
     sims = [out / f"simulate-{t}.npz" for t in cfg.targets]

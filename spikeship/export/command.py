@@ -2,12 +2,15 @@
 
 Writes ``model.nir``, ``model.onnx`` (and ``model.net`` when the netx writer
 ``spikeship.export.netx.write_netx(nir_graph, path)`` is installed) into the run
-directory, each atomically, plus ``export.json``: the weight shapes before and after
-unit removal, synapse counts, and what was written.
+directory plus ``export.json`` (the weight shapes before and after unit removal,
+synapse counts, and what was written), all or nothing: every file is written under a
+temporary name and renamed only when every format succeeded, so a failing export
+leaves the files of the previous one untouched and no partial file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from pathlib import Path
 
@@ -41,7 +44,7 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     """Export the checkpoint of ``run_dir``; returns the ``export.json`` document."""
     from spikeship.export.nir_export import to_nir, write_nir
     from spikeship.export.surgery import build_deployable, shape_table
-    from spikeship.io import write_json_atomic
+    from spikeship.io import atomic_path, write_json_atomic
     from spikeship.train.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
@@ -57,28 +60,35 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     net = build_deployable(ck.model, ck.masks, ck.spec, config, dt_s=dt_s,
                            source_run=str(run_dir.resolve()))
     graph = to_nir(net)
-    written, notes = {}, []
-    if "nir" in formats or "netx" in formats:
-        written["nir"] = str(write_nir(graph, run_dir / "model.nir"))
+    onnx_model, notes = None, []
     if "onnx" in formats:
         from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
 
-        model = to_onnx(net, mode=onnx_mode, timesteps=config["timesteps"])
-        written["onnx"] = str(write_onnx(model, run_dir / "model.onnx"))
+        onnx_model = to_onnx(net, mode=onnx_mode, timesteps=config["timesteps"])
         notes.append(f"onnx: mode {onnx_mode}, opset {OPSET}, IR version {IR_VERSION}")
-    if "netx" in formats:
-        writer = _netx_writer()
-        if writer is None:
-            notes.append("netx skipped: spikeship.export.netx.write_netx is not installed")
-        else:
-            writer(graph, run_dir / "model.net")
-            written["netx"] = str(run_dir / "model.net")
-    doc = {"source_run": str(run_dir.resolve()), "epoch": ck.epoch, "dt_s": dt_s,
-           "timesteps": config["timesteps"], "encoding": config["encoding"],
-           "formats": written, "notes": notes, "layers": shape_table(net),
-           "neurons": [{"layer": l.name, "before": list(l.original_shape),
-                        "after": list(l.shape)} for l in net.neuron_layers()]}
-    write_json_atomic(run_dir / "export.json", doc)
+    writer = _netx_writer() if "netx" in formats else None
+    if "netx" in formats and writer is None:
+        notes.append("netx skipped: spikeship.export.netx.write_netx is not installed")
+    # All or nothing: every file goes to a temporary name first; the renames happen only
+    # after every writer succeeded, so a failing format leaves the old files untouched.
+    written = {}
+    with contextlib.ExitStack() as stack:
+        def target(key: str, name: str) -> Path:
+            written[key] = str(run_dir / name)
+            return stack.enter_context(atomic_path(run_dir / name))
+
+        if "nir" in formats or "netx" in formats:
+            write_nir(graph, target("nir", "model.nir"))
+        if onnx_model is not None:
+            write_onnx(onnx_model, target("onnx", "model.onnx"))
+        if writer is not None:
+            writer(graph, target("netx", "model.net"))
+        doc = {"source_run": str(run_dir.resolve()), "epoch": ck.epoch, "dt_s": dt_s,
+               "timesteps": config["timesteps"], "encoding": config["encoding"],
+               "formats": dict(written), "notes": notes, "layers": shape_table(net),
+               "neurons": [{"layer": l.name, "before": list(l.original_shape),
+                            "after": list(l.shape)} for l in net.neuron_layers()]}
+        write_json_atomic(stack.enter_context(atomic_path(run_dir / "export.json")), doc)
     return doc
 
 

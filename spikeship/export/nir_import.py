@@ -40,6 +40,12 @@ NEURONS = ("LIF", "CubaLIF", "IF", "LI")
 SPIKING = ("LIF", "CubaLIF", "IF")
 
 
+# What h5py raises on a damaged file (a bad B-tree or heap surfaces as RuntimeError,
+# KeyError, or a ValueError from a garbled datatype; a corrupt string as a decode error).
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError,
+             UnicodeDecodeError)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size limits checked before any array is read or any state allocated."""
@@ -143,13 +149,14 @@ def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGra
     except OSError as e:
         raise GraphError(f"{path} is not a NIR (HDF5) file: {e}") from e
     with f:
-        if "node" not in f or not isinstance(f["node"], h5py.Group):
-            raise GraphError(f"{path} is HDF5 but not NIR: no 'node' group")
-        _prescan(f["node"], limits, "node")
         try:
+            if "node" not in f or not isinstance(f["node"], h5py.Group):
+                raise GraphError(f"{path} is HDF5 but not NIR: no 'node' group")
+            _prescan(f["node"], limits, "node")
             data = nir.serialization.hdf2dict(f["node"])
-        except (OSError, ValueError, TypeError) as e:
-            raise GraphError(f"{path}: cannot read the graph: {e}") from e
+        except H5_ERRORS as e:   # a damaged file: HDF5 reports it as any of these
+            raise GraphError(f"{path}: cannot read the graph (damaged file?): "
+                             f"{type(e).__name__}: {e}") from e
     nodes = {}
     for name, d in data["nodes"].items():
         t = d.get("type")

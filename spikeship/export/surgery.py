@@ -303,6 +303,7 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
     if not layers or not isinstance(layers[-1], NeuronLayer):
         raise ExportError("the model must end with a neuron layer (output spikes)")
     final = tuple(_as_float32(l) for l in layers)
+    _check_finite(final)
     return DeployableNet(layers=final, input_shape=tuple(spec.input_shape),
                          num_classes=spec.num_classes, dt_s=float(dt_s),
                          timesteps=int(config.get("timesteps", 0) or 0),
@@ -322,6 +323,19 @@ def _as_float32(layer: Layer) -> Layer:
                         bias=np.ascontiguousarray(layer.bias, dtype=np.float32),
                         mask=np.ascontiguousarray(layer.mask, dtype=bool))
     return layer
+
+
+def _check_finite(layers) -> None:
+    """Refuse NaN / Inf in any exported number (a diverged run, a corrupt checkpoint, or a
+    fold that overflows float32): a deployed file must never carry them."""
+    for l in layers:
+        arrays = ({"weight": l.weight, "bias": l.bias} if isinstance(l, SynapseLayer) else
+                  {"beta": l.beta, "threshold": l.threshold} if isinstance(l, NeuronLayer)
+                  else {})
+        for what, v in arrays.items():
+            if not np.all(np.isfinite(np.asarray(v, dtype=np.float64))):
+                raise ExportError(f"layer {l.name}: {what} holds NaN or Inf (after folding, in "
+                                  "float32); nothing was exported")
 
 
 def shape_table(net: DeployableNet) -> list[dict]:

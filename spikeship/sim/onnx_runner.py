@@ -53,6 +53,7 @@ def simulate_onnx(path: str | os.PathLike, inputs: np.ndarray, *, batch_size: in
     errors = _ort_errors(require("onnxruntime"))
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     mode = meta.get("mode", "step")
+    check_interface(sess, mode)
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
     n, steps = inputs.shape[:2]
     in_names = [i.name for i in sess.get_inputs()]
@@ -72,11 +73,32 @@ def simulate_onnx(path: str | os.PathLike, inputs: np.ndarray, *, batch_size: in
     return np.concatenate(outs), {k: v.astype(np.int64) for k, v in counts.items()}, meta
 
 
+def check_interface(sess, mode: str, max_state_elements: int = 1 << 26) -> None:
+    """The inputs/outputs a spikeship ONNX export has (GraphError naming what is missing),
+    and state shapes that are concrete and of a sane size (checked before allocating)."""
+    in_names = [i.name for i in sess.get_inputs()]
+    out_names = [o.name for o in sess.get_outputs()]
+    if "x" not in in_names or "spikes" not in out_names:
+        raise GraphError("the ONNX model has no input 'x' or no output 'spikes' "
+                         "(not a spikeship export?)")
+    if mode == "unrolled":
+        return
+    for i in sess.get_inputs():
+        if i.name == "x":
+            continue
+        dims = list(i.shape[1:])
+        if not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise GraphError(f"ONNX state input {i.name!r} has no concrete shape: {i.shape}")
+        if float(np.prod(dims, dtype=np.float64)) > max_state_elements:
+            raise GraphError(f"ONNX state input {i.name!r} declares {dims} elements per sample "
+                             f"(limit {max_state_elements}); refusing to allocate it")
+        if f"{i.name}_next" not in out_names:
+            raise GraphError(f"ONNX state input {i.name!r} has no output {i.name + '_next'!r}")
+
+
 def _run_step(sess, xb: np.ndarray, in_names: list[str]):
     states = {i.name: np.zeros((xb.shape[0], *i.shape[1:]), dtype=np.float32)
               for i in sess.get_inputs() if i.name != "x"}
-    if "x" not in in_names:
-        raise GraphError("the ONNX model has no input 'x' (not a spikeship export?)")
     out_names = [o.name for o in sess.get_outputs()]
     zs = [o for o in out_names if o.startswith("z_")]
     spikes, counts = [], {z[2:]: 0 for z in zs}

@@ -20,6 +20,7 @@ energy estimator and the agreement checks need:
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,11 +104,13 @@ class SimResult:
         if self.labels is not None:
             arrays["labels"] = self.labels.astype(np.int64)
         arrays.update({f"count/{k}": v for k, v in self.neuron_counts.items()})
-        with atomic_path(run_dir / f"simulate-{self.target}.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
         path = run_dir / f"simulate-{self.target}.json"
-        write_json_atomic(path, self.summary())
+        # both or neither: the two renames happen only after both files are written
+        with atomic_path(run_dir / f"simulate-{self.target}.npz") as tmp_npz, \
+                atomic_path(path) as tmp_json:
+            with open(tmp_npz, "wb") as f:
+                np.savez_compressed(f, **arrays)
+            write_json_atomic(tmp_json, self.summary())
         return path
 
     @classmethod
@@ -122,18 +125,28 @@ class SimResult:
             meta = json.loads(jpath.read_text())
             with np.load(npath, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
             raise RunDirError(f"corrupt simulation result {npath}: {e}") from e
         known = {"target", "samples", "timesteps", "accuracy", "layer_spikes",
                  "layer_spikes_per_sample", "agreement_with_training", "wall_time_s",
                  "samples_per_s"}
-        return cls(
-            target=meta["target"], timesteps=int(meta["timesteps"]),
-            output_spikes=arrays["output_spikes"],
-            neuron_counts={k[len("count/"):]: v for k, v in arrays.items()
-                           if k.startswith("count/")},
-            input_count=arrays["input_count"], input_sum=arrays["input_sum"],
-            labels=arrays.get("labels"), wall_time_s=float(meta.get("wall_time_s", 0.0)),
-            extra={k: v for k, v in meta.items() if k not in known},
-            agreement=meta.get("agreement_with_training"),
-        )
+        try:
+            res = cls(
+                target=str(meta["target"]), timesteps=int(meta["timesteps"]),
+                output_spikes=arrays["output_spikes"],
+                neuron_counts={k[len("count/"):]: v for k, v in arrays.items()
+                               if k.startswith("count/")},
+                input_count=arrays["input_count"], input_sum=arrays["input_sum"],
+                labels=arrays.get("labels"), wall_time_s=float(meta.get("wall_time_s", 0.0)),
+                extra={k: v for k, v in meta.items() if k not in known},
+                agreement=meta.get("agreement_with_training"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise RunDirError(f"malformed simulation result {jpath} / {npath}: "
+                              f"{type(e).__name__}: {e}") from e
+        if res.output_spikes.ndim != 3 or (res.labels is not None
+                                           and res.labels.shape != (res.samples,)):
+            raise RunDirError(f"malformed simulation result {npath}: output_spikes "
+                              f"{res.output_spikes.shape}, labels "
+                              f"{None if res.labels is None else res.labels.shape}")
+        return res
