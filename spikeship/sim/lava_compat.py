@@ -18,6 +18,11 @@ never modified; every instance still gets its own fresh ``ByteEncoder`` (which i
 what the original code meant: on Python < 3.11 all instances *shared* one object).
 If a future Lava no longer contains the pattern, the module is loaded unchanged.
 
+The same hook makes Lava's ``mp.set_start_method('fork')`` (in
+``lava/magma/runtime/message_infrastructure/multiprocessing.py``) tolerate a
+multiprocessing context that was already set (see
+:func:`patch_multiprocessing_source`).
+
 The same hook serves ``lava/lib/dl/slayer/__init__.py`` (lava-dl 0.6.0) with its
 eager ``from . import object_detection as obd`` made lazy (a module ``__getattr__``):
 ``object_detection`` imports torchvision, which this project must not install (it
@@ -43,6 +48,7 @@ import sys
 from types import ModuleType
 
 _VAR_MODEL = "lava.magma.compiler.var_model"
+_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
 _SLAYER = "lava.lib.dl.slayer"
 _OLD = "= ByteEncoder()"
 _NEW = "= field(default_factory=ByteEncoder)"
@@ -77,7 +83,24 @@ def patch_slayer_init_source(source: str) -> str:
     return source.replace(_SLAYER_OLD, _SLAYER_NEW, 1)
 
 
-_PATCHES = {_VAR_MODEL: patch_var_model_source, _SLAYER: patch_slayer_init_source}
+_MP_OLD = "    mp.set_start_method('fork')\n"
+_MP_NEW = ("    if mp.get_start_method(allow_none=True) != 'fork':  # patched by spikeship\n"
+           "        mp.set_start_method('fork', force=True)\n")
+
+
+def patch_multiprocessing_source(source: str) -> str:
+    """Return the module's source with the start-method call made tolerant.
+
+    Lava calls ``mp.set_start_method('fork')`` at import, which raises "context has
+    already been set" when anything in the process (a tqdm bar, a multiprocessing
+    Lock) touched the default context first. Lava needs 'fork', so set it only
+    when it is not already the method, forcing it if another one was chosen.
+    """
+    return source.replace(_MP_OLD, _MP_NEW, 1)
+
+
+_PATCHES = {_VAR_MODEL: patch_var_model_source, _SLAYER: patch_slayer_init_source,
+            _MP: patch_multiprocessing_source}
 
 
 class _PatchedSourceLoader(importlib.machinery.SourceFileLoader):

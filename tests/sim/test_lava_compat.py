@@ -114,3 +114,22 @@ def test_netx_imports_without_torchvision():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_lava_imports_after_multiprocessing_context_was_set():
+    # Without the patch Lava's import raises "context has already been set".
+    code = ("import multiprocessing as mp; mp.Lock(); "
+            "import spikeship._optional as o; o.require('lava.magma.runtime.runtime'); "
+            "from lava.magma.runtime.message_infrastructure import multiprocessing; "
+            "print(mp.get_start_method())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "fork"
+    # and the call the patch targets is really in Lava's source
+    import importlib.util
+
+    lava_compat.install()
+    spec = importlib.util.find_spec("lava.magma.runtime.message_infrastructure.multiprocessing")
+    with open(spec.origin) as f:
+        src = f.read()
+    assert lava_compat.patch_multiprocessing_source(src) != src
