@@ -35,11 +35,19 @@ recomputed): ``Dense`` (``lava/proc/dense/models.py``,
 Every port carries int32 (the channel takes the sender's type); a LIF's ``a_in`` is the
 int32 sum of all its ports (``PyInPortVectorDense.recv``).
 
-Integer sums are computed as float matmuls/convolutions and rounded back: exact
-because every partial sum is an integer whose magnitude is bounded by ``sum |w| *
-max|s|`` (:attr:`SynapseOp.bound`), below ``2^24`` for float32 (used for dense and
-sparse layers on the CPU) and ``2^53`` for float64 (everything else; a
-convolution's algorithm may reorder or transform, so its result is rounded).
+Integer sums are computed as float matrix products: exact because every partial sum
+is an integer whose magnitude is bounded by ``sum |w| * max|s|``
+(:attr:`SynapseOp.bound`), below ``2^24`` for float32 (CPU) and ``2^52`` for float64
+(other devices: no TF32; or a larger bound). A convolution is a matrix too (built
+once from one-hot inputs), unless that matrix would be large; then ``F.conv2d`` in
+float64 with the result rounded (its algorithm may reorder or transform the sum; the
+error stays far below 0.5). A bound of ``2^52`` or more raises
+:class:`~spikeship.errors.SimulationError` rather than risk a difference.
+
+Conventions: ``a_in`` and the states are NIR-ordered flat vectors ``(batch, size)``
+(Lava's are ``(W, H, C)``-ordered; every LIF operation is elementwise, so the order
+does not matter); Lava's per-step ``int32`` casts are exact whenever the wrap is
+skipped (the bounds keep every value far inside int32).
 """
 
 from __future__ import annotations
@@ -120,8 +128,9 @@ class LifParams:
     ``u_factor = 4096 - (du + ds_offset)``, ``v_factor = 4096 - (dv + dm_offset)``,
     ``vth_eff = vth << vth_shift`` (``scale_threshold``), ``bias`` the per-neuron
     ``effective_bias`` (``scale_bias``; flat NIR C-order). ``guarded`` selects the
-    int32-wrapping path: needed only when ``|a_in| < 2^17`` is not guaranteed, since
-    then ``|a_in << 6| < 2^23``, ``|u| <= 2^23`` and every int32 sum stays in range.
+    int32-wrapping path: needed only when ``|a_in| < 2^17`` or ``|bias| < 2^24`` is not
+    guaranteed (``a_in_bound``: the sum of the incoming operators' bounds), since then
+    ``|a_in << 6| < 2^23``, ``|u| <= 2^23`` and every int32 sum stays far in range.
     """
 
     u_factor: int
@@ -196,8 +205,9 @@ def lif_step(u: torch.Tensor, v: torch.Tensor, a_in: torch.Tensor,
 
 def feedforward_fast(p: LifParams) -> bool:
     """Whether :func:`lif_run_feedforward` may run population ``p`` (no recurrence is
-    checked by the caller): ``u`` does not decay (``du = 4095``) and is not guarded."""
-    return p.u_factor == 0 and not p.guarded
+    checked by the caller): ``u`` does not decay (``du = 4095``), no int32 guard is
+    needed and the threshold is a 17-bit one (``vth << 6 < 2^23 - 1``)."""
+    return p.u_factor == 0 and not p.guarded and p.vth_eff < MAX_UV - 1
 
 
 def lif_run_feedforward(a_in: torch.Tensor, p: LifParams,

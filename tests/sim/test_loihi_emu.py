@@ -408,6 +408,10 @@ def test_refuses_float_deployments_bad_inputs_and_unknown_records():
         emu.run(x[..., :5])
     with pytest.raises(ConfigError, match="no population"):
         emu.run(x, record_voltages=("nope",))
+    counts = 2 * x                                   # graded payloads 0 / 2
+    graded = loihi_emu.LoihiEmulator(fixed(dense_net(), counts), input_max=1)
+    with pytest.raises(ConfigError, match="exceeds input_max"):
+        graded.run(counts)
 
 
 def test_registry_target_writes_and_reads_back(tmp_path):
