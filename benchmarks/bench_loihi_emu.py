@@ -4,8 +4,9 @@ Net: a DPAP-pruned ``dpap-mnist`` on ``digits`` (T = 8, direct encoding: host cu
 into the first LIF). ``--run DIR`` uses a trained run directory's ``model.nir``;
 without it a short DPAP training (2 epochs) is run in a temporary directory and
 exported, so the benchmark needs nothing prepared. Both targets get the same fixed-point
-deployment (:func:`spikeship.sim.lava.deployment_for`) and the same first
-``--samples`` test inputs; their output spikes must be identical (checked).
+deployment (:func:`spikeship.sim.lava.deployment_for`) and the same test inputs (the
+whole digits test split unless ``--samples``); their output spikes must be identical
+(checked, else the script fails).
 
 Lava: one compile, the samples streamed back to back (:mod:`spikeship.sim.lava_run`,
 Lava's own worker processes, one per process of the network). Emulator: one torch
@@ -55,7 +56,8 @@ def _trained_run(out: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=None, help="run directory with model.nir")
-    ap.add_argument("--samples", type=int, default=100, help="test samples run on both")
+    ap.add_argument("--samples", type=int, default=None,
+                    help="first N test samples, run on both (default: the whole split, 450)")
     ap.add_argument("--repeats", type=int, default=3, help="emulator repeats (best kept)")
     args = ap.parse_args()
     torch.set_num_threads(1)
