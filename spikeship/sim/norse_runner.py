@@ -22,8 +22,12 @@ refuses, so that what Norse runs *is* the graph's meaning:
    :class:`UnsupportedNodeError`.
 
 Recurrent edges: nirtorch's ``GraphExecutor`` feeds a node's recurrent input from the
-previous step's cache, the reference's semantics. Per-node spikes are read from that
-cache.
+previous step's cache, which starts at zero for every node. Where the loop closes
+through an ``Affine`` with a bias (the braille ``bias_zero`` fixture), that bias is
+therefore missing at step 0; snnTorch, which wrote such graphs, Lava and the reference
+apply it from step 0. Not adapted: compare Norse with
+``reference.simulate(..., recurrent_init="zero")`` on such graphs (the conformance test
+does, and shows the two readings differ). Per-node spikes are read from that cache.
 """
 
 from __future__ import annotations

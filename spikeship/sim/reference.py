@@ -7,7 +7,9 @@ so its semantics are written down here and nowhere else. One call of
 order of :class:`~spikeship.export.nir_import.LoadedGraph` (the input first):
 
 - a node's input ``I[t]`` is the sum of its feed-forward sources' outputs at step
-  ``t`` plus its recurrent sources' outputs at step ``t-1`` (zero at ``t = 0``);
+  ``t`` plus its recurrent sources' outputs at step ``t-1`` (at ``t = 0``: zero
+  spikes of a neuron, the zero-input output, i.e. the bias, of a stateless node, as
+  snnTorch does; ``recurrent_init="zero"`` zeroes it as nirtorch/Norse 1.1 do);
   there is no synaptic delay on feed-forward edges, so an input at step ``t`` can
   reach the output at step ``t``, as in the snntorch training model;
 - ``Input``: the sample's ``x[t]``; ``Output``: ``I[t]`` (the graph's output);
@@ -65,9 +67,13 @@ def _t(a, dtype) -> torch.Tensor:
 class ReferenceSim:
     """Step-by-step simulator of one validated NIR graph for a batch of samples."""
 
-    def __init__(self, graph: LoadedGraph, *, dt_s: float | None = None, dtype: str = "float64"):
+    def __init__(self, graph: LoadedGraph, *, dt_s: float | None = None, dtype: str = "float64",
+                 recurrent_init: str = "bias"):
         if dtype not in _DTYPES:
             raise SimulationError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        if recurrent_init not in ("bias", "zero"):
+            raise SimulationError(f"recurrent_init must be 'bias' or 'zero', got {recurrent_init!r}")
+        self.recurrent_init = recurrent_init
         self.g, self.dtype = graph, _DTYPES[dtype]
         self.dt_s = dt_s if dt_s is not None else graph.dt_s
         needs_dt = [n for n in graph.order if graph.type_of(n) in ("LIF", "LI", "CubaLIF")]
@@ -113,8 +119,20 @@ class ReferenceSim:
             elif t == "CubaLIF":
                 self.state[n] = {"v": torch.zeros(shape, dtype=self.dtype),
                                  "i": torch.zeros(shape, dtype=self.dtype)}
-        self.prev = {n: torch.zeros((batch, *self.g.out_shape[n]), dtype=self.dtype)
-                     for srcs in self.g.recurrent.values() for n in srcs}
+        # A recurrent source's value "before step 0": zero spikes for a neuron; for a
+        # stateless node (an Affine closing the loop) its output on zero input, i.e.
+        # its bias, as snnTorch's recurrent layers apply it from the first step.
+        # recurrent_init="zero" gives the other reading (nirtorch/Norse: the stored
+        # output of the loop's Affine starts at zero, its bias missing at step 0).
+        self.prev = {}
+        for srcs in self.g.recurrent.values():
+            for n in srcs:
+                if self.recurrent_init == "zero" or self.g.type_of(n) in ("LIF", "IF", "LI",
+                                                                          "CubaLIF"):
+                    self.prev[n] = torch.zeros((batch, *self.g.out_shape[n]), dtype=self.dtype)
+                else:
+                    zeros = torch.zeros((batch, *self.g.in_shape[n]), dtype=self.dtype)
+                    self.prev[n] = self._node(n, zeros)
 
     def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Advance one step with input ``x`` (batch, *input shape); returns every node's output."""
@@ -176,7 +194,8 @@ def _as_graph(graph) -> LoadedGraph:
 
 
 def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str = "float64",
-             batch_size: int = 256) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+             batch_size: int = 256, recurrent_init: str = "bias"
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run ``graph`` (LoadedGraph, ``nir.NIRGraph`` or path) on ``inputs`` (N, T, *input shape).
 
     Returns the graph output per step, (N, T, *output shape) float, and the spike count
@@ -189,7 +208,7 @@ def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str
     if inputs.ndim != 2 + len(want) or tuple(inputs.shape[2:]) != tuple(want):
         raise SimulationError(f"inputs must be (N, T, {', '.join(map(str, want))}), "
                               f"got {inputs.shape}")
-    sim = ReferenceSim(g, dt_s=dt_s, dtype=dtype)
+    sim = ReferenceSim(g, dt_s=dt_s, dtype=dtype, recurrent_init=recurrent_init)
     n, steps = inputs.shape[:2]
     out = np.zeros((n, steps, *g.out_shape[g.output]), dtype=np.float64)
     counts = {m: torch.zeros(g.out_shape[m], dtype=torch.float64) for m in g.neuron_nodes()}

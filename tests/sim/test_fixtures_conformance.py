@@ -40,6 +40,13 @@ def test_fixture_loads_type_checks_and_runs_alike_in_reference_and_norse(name):
     x = (rng.random((3, steps, *g.out_shape[g.input])) < density).astype(np.float32)
     ref, ref_counts = simulate(g, x, dt_s=DT)
     out, counts, notes = simulate_norse(g, x, dt_s=DT)
+    if name == "braille_noDelay_bias_zero.nir":
+        # Norse 1.1 (nirtorch) starts the loop's Affine output at zero, so w_rec's bias is
+        # missing at step 0; snnTorch (which wrote the file), Lava and our default apply
+        # it. The two readings differ, and Norse equals the reference's "zero" reading.
+        assert not np.array_equal(out, ref) or not all(
+            np.array_equal(counts[k], ref_counts[k]) for k in ref_counts)
+        ref, ref_counts = simulate(g, x, dt_s=DT, recurrent_init="zero")
     assert ref.sum() >= min_out and sum(int(c.sum()) for c in ref_counts.values()) >= ref.sum()
     np.testing.assert_array_equal(out, ref)
     assert set(counts) == set(ref_counts)

@@ -119,13 +119,8 @@ def test_braille_recurrent_cubalif_runs_and_agrees(name):
     res = run_deployment(lower(g, dt_s=1e-4), x, timeout_s=300)
     step = nir_step(g, x, 1e-4)
     np.testing.assert_array_equal(res.output_spikes, step["output"])   # snnTorch semantics
-    if name.endswith("bias_zero"):
-        # spikeship.sim.reference zeroes a recurrent Affine's *output* at t = 0, so w_rec's
-        # bias is missing at t = 0 there; snnTorch (which wrote this file: RSynaptic adds
-        # recurrent(spk = 0) = bias at its first step), nir_step and Lava apply it. Without
-        # that bias the two semantics coincide and Lava must equal the reference exactly.
-        g.nodes["lif1.w_rec"].bias = np.zeros_like(g.nodes["lif1.w_rec"].bias)
-        res = run_deployment(lower(g, dt_s=1e-4), x, timeout_s=300)
+    # The recurrent w_rec's bias acts from step 0 (snnTorch's RSynaptic adds
+    # recurrent(spk = 0) = bias at its first step) in Lava, nir_step and the reference.
     out, counts = simulate(g, x, dt_s=1e-4)
     np.testing.assert_array_equal(res.output_spikes, out)
     for k, c in counts.items():
