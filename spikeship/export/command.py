@@ -11,12 +11,13 @@ leaves the files of the previous one untouched and no partial file behind.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import importlib
 from pathlib import Path
 
 import click
 
-from spikeship.errors import ConfigError, RunDirError
+from spikeship.errors import ExportError, ConfigError, RunDirError
 
 FORMATS = ("nir", "onnx", "netx")
 FRAME_DATASETS = ("digits-events", "nmnist", "dvs-gesture")
@@ -40,8 +41,13 @@ def _netx_writer():
 
 
 def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), *,
-               dt_s: float = 1e-3, onnx_mode: str = "step") -> dict:
-    """Export the checkpoint of ``run_dir``; returns the ``export.json`` document."""
+               dt_s: float = 1e-3, onnx_mode: str = "step", netx_optional: bool = False
+               ) -> dict:
+    """Export the checkpoint of ``run_dir``; returns the ``export.json`` document.
+
+    ``netx_optional``: a graph netx cannot express (recurrent, ...) is skipped with a
+    note instead of failing the whole export (the default format list of the CLI).
+    """
     from spikeship.export.nir_export import to_nir, write_nir
     from spikeship.export.surgery import build_deployable, shape_table
     from spikeship.io import atomic_path, write_json_atomic
@@ -69,6 +75,21 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     writer = _netx_writer() if "netx" in formats else None
     if "netx" in formats and writer is None:
         notes.append("netx skipped: spikeship.export.netx.write_netx is not installed")
+    netx_tmp = None
+    if writer is not None:
+        # netx first, into a scratch file: a graph netx cannot express is an ExportError
+        # before anything is written (skipped with a note when netx is optional).
+        import tempfile
+
+        netx_tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".netx-")) / "model.net"
+        try:
+            writer(graph, netx_tmp)
+        except ExportError as e:
+            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
+            netx_tmp = None
+            if not netx_optional:
+                raise
+            notes.append(f"netx skipped: {e}")
     # All or nothing: every file goes to a temporary name first; the renames happen only
     # after every writer succeeded, so a failing format leaves the old files untouched.
     written = {}
@@ -81,8 +102,9 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
             write_nir(graph, target("nir", "model.nir"))
         if onnx_model is not None:
             write_onnx(onnx_model, target("onnx", "model.onnx"))
-        if writer is not None:
-            writer(graph, target("netx", "model.net"))
+        if netx_tmp is not None:
+            shutil.copyfile(netx_tmp, target("netx", "model.net"))
+            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
         doc = {"source_run": str(run_dir.resolve()), "epoch": ck.epoch, "dt_s": dt_s,
                "timesteps": config["timesteps"], "encoding": config["encoding"],
                "formats": dict(written), "notes": notes, "layers": shape_table(net),
@@ -94,16 +116,18 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
 
 @click.command(name="export")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--formats", default="nir,onnx,netx", show_default=True,
-              help="Comma-separated: nir, onnx, netx (netx when its writer is installed).")
+@click.option("--formats", default=None,
+              help="Comma-separated: nir, onnx, netx. Default: all three, netx skipped with a "
+                   "note when the graph is one netx cannot express.")
 @click.option("--dt", "dt_s", type=float, default=1e-3, show_default=True,
               help="Time step of the exported graph, seconds.")
 @click.option("--onnx-mode", type=click.Choice(["step", "unrolled"]), default="step",
               show_default=True, help="Stateful single-step or unrolled T-step ONNX graph.")
-def export(run_dir: Path, formats: str, dt_s: float, onnx_mode: str) -> None:
+def export(run_dir: Path, formats: str | None, dt_s: float, onnx_mode: str) -> None:
     """Export RUN_DIR's checkpoint with pruned units physically removed."""
-    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
-    doc = export_run(run_dir, fmts, dt_s=dt_s, onnx_mode=onnx_mode)
+    fmts = tuple(f.strip() for f in (formats or ",".join(FORMATS)).split(",") if f.strip())
+    doc = export_run(run_dir, fmts, dt_s=dt_s, onnx_mode=onnx_mode,
+                     netx_optional=formats is None)
     for fmt, path in doc["formats"].items():
         click.echo(f"{fmt:5s} {path}")
     for note in doc["notes"]:

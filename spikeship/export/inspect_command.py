@@ -64,6 +64,7 @@ def describe_onnx(path: Path, limits=None) -> dict:
     if not model.graph.node:
         raise GraphError(f"{path} is not an ONNX model: it holds no graph nodes")
     rows = []
+    arrays: dict[str, np.ndarray] = {}
     for init in model.graph.initializer:
         n = float(np.prod(np.asarray(init.dims, dtype=np.float64))) if init.dims else 1.0
         if n > limits.max_array_elements:
@@ -77,8 +78,18 @@ def describe_onnx(path: Path, limits=None) -> dict:
             w = numpy_helper.to_array(init)
         except (ValueError, TypeError, KeyError) as e:
             raise GraphError(f"{path}: initializer {init.name!r} is malformed: {e}") from e
-        if w.ndim >= 2 and not init.name.endswith(".ones"):   # pool kernels are not synapses
+        arrays[init.name] = w
+        if w.ndim >= 2 and not init.name.endswith((".ones", ".indices")):  # pools: no synapses
             rows.append(_weights_row(init.name, "initializer", w))
+    for name in [n for n in arrays if n.endswith(".weight.values")]:
+        # coordinate form of a pruned layer: only surviving synapses are stored
+        base = name[: -len(".values")]
+        dense = np.zeros(tuple(int(d) for d in arrays[f"{base}.shape"]), dtype=arrays[name].dtype)
+        idx = arrays[f"{base}.indices"]
+        dense[tuple(idx[:, k] for k in range(idx.shape[1]))] = arrays[name]
+        row = _weights_row(base, "coordinate form (pruned synapses not stored)", dense)
+        row["stored"] = int(arrays[name].size)
+        rows.append(row)
     ops = Counter(n.op_type for n in model.graph.node)
     io = {"inputs": [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
                      for i in model.graph.input],

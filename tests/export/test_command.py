@@ -61,6 +61,8 @@ def test_inspect_nir_onnx_and_netx_files(run, tmp_path, capsys):
     o = describe_file(run / "model.onnx")
     assert {r["name"] for r in o["layers"]} == {"conv0.weight", "conv3.weight", "fc7.weight",
                                                 "fc9.weight"}
+    coo = {r["name"]: r for r in o["layers"] if "stored" in r}
+    assert coo and all(r["stored"] == rows[n.split(".")[0]]["mask_synapses"] for n, r in coo.items())
     assert o["nonzero_total"] == d["nonzero_total"] and o["ir_version"] == 8
     net = tmp_path / "model.net"
     with h5py.File(net, "w") as f:
