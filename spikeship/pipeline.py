@@ -55,8 +55,11 @@ class PipelineConfig:
     targets: tuple[str, ...] = TARGETS_DEFAULT
     sim_samples: int | None = None       # None = whole test split
     lava_samples: int | None = 120       # Lava targets step one sample at a time
-    # `energy` reports every chip; the first one prices its per-layer table
-    hardware: tuple[str, ...] = ("loihi", "loihi2", "truenorth", "spinnaker2")
+    hardware: str = "loihi"              # the chip of energy_pj per layer (all are reported)
+    # netx HDF5 has no sparse storage: its file keeps unstructured-pruned synapses as
+    # zeros (the netx network loaded with sparse_fc_layer=True is checked clean
+    # separately). Reported in energy.json, not failing the pipeline.
+    allow_explicit_zeros: tuple[str, ...] = ("netx",)
     quick: bool = False
 
     def __post_init__(self):
@@ -92,13 +95,15 @@ class PipelineConfig:
         if not isinstance(self.prune_options, dict) or not all(
                 isinstance(k, str) for k in self.prune_options):
             raise ConfigError("field 'prune_options' must be a table of name = value")
-        for name, table in (("targets", TARGETS), ("hardware", CHIPS)):
-            v = getattr(self, name)
-            if not v or not all(isinstance(x, str) for x in v):
-                raise ConfigError(f"field '{name}' must be a non-empty list of names, got {v!r}")
-            bad = [x for x in v if x not in table]
-            if bad:
-                raise ConfigError(f"field '{name}': unknown {bad}; choose from {sorted(table)}")
+        if not self.targets or not all(isinstance(x, str) for x in self.targets):
+            raise ConfigError(f"field 'targets' must be a non-empty list of names, "
+                              f"got {self.targets!r}")
+        bad = [x for x in self.targets if x not in TARGETS]
+        if bad:
+            raise ConfigError(f"field 'targets': unknown {bad}; choose from {sorted(TARGETS)}")
+        if not isinstance(self.hardware, str) or self.hardware not in CHIPS:
+            raise ConfigError(f"field 'hardware': unknown {self.hardware!r}; choose one of "
+                              f"{sorted(CHIPS)}")
 
     @classmethod
     def from_mapping(cls, d: dict[str, Any], source: str = "config") -> PipelineConfig:
@@ -109,7 +114,7 @@ class PipelineConfig:
             raise ConfigError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
         kw = {}
         for k, v in d.items():
-            if k in ("targets", "hardware"):
+            if k in ("targets", "allow_explicit_zeros"):
                 if isinstance(v, str):
                     v = [x.strip() for x in v.split(",") if x.strip()]
                 if not isinstance(v, (list, tuple)):
@@ -255,8 +260,7 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
                             [out / f"simulate-{t}.json", out / f"simulate-{t}.npz"]))
     spikes_from = next((t for t in ("lava-fixed", "loihi-emu", "lava-float", "reference")
                         if t in cfg.targets), None)
-    # `energy` reports every chip; --hardware picks the one pricing the per-layer table
-    energy_argv = ["energy", str(out), "--hardware", cfg.hardware[0]]
+    energy_argv = ["energy", str(out), "--hardware", cfg.hardware]
     if spikes_from:
         energy_argv += ["--spikes-from", spikes_from]
     sims = [out / f"simulate-{t}.npz" for t in cfg.targets]
