@@ -261,6 +261,8 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
     spikes_from = next((t for t in ("lava-fixed", "loihi-emu", "lava-float", "reference")
                         if t in cfg.targets), None)
     energy_argv = ["energy", str(out), "--hardware", cfg.hardware]
+    for fmt in cfg.allow_explicit_zeros:
+        energy_argv += ["--allow-explicit-zeros", fmt]
     if spikes_from:
         energy_argv += ["--spikes-from", spikes_from]
     sims = [out / f"simulate-{t}.npz" for t in cfg.targets]
