@@ -328,7 +328,7 @@ def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, f
 def pipeline(config_file, quick: bool, **flags) -> None:
     """Train dense + pruned, export, simulate, price, compare and report in one go."""
     values: dict[str, Any] = load_config_file(config_file) if config_file else {}
-    if quick or values.get("quick"):
+    if quick or values.get("quick") is True:     # a non-bool "quick" is refused below
         values = {**QUICK, **values, "quick": True}
     values.update({k: v for k, v in flags.items() if v is not None})
     values.setdefault("out", "runs/demo")
