@@ -42,14 +42,22 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(final)
     ensure_writable_dir(final.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    if final.is_dir():
+        raise RunDirError(f"cannot write {final}: a directory of that name is in the way")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as e:
+        raise RunDirError(f"cannot write in {final.parent}: {e.strerror}") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, final)
+        try:
+            with open(tmp_path, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp_path, final)
+        except OSError as e:
+            raise RunDirError(f"cannot write {final}: {e.strerror or e}") from e
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

@@ -90,10 +90,16 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
             if not netx_optional:
                 raise
             notes.append(f"netx skipped: {e}")
+        except BaseException:
+            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
+            raise
     # All or nothing: every file goes to a temporary name first; the renames happen only
     # after every writer succeeded, so a failing format leaves the old files untouched.
     written = {}
     with contextlib.ExitStack() as stack:
+        if netx_tmp is not None:     # removed last, whether the export succeeds or not
+            stack.callback(shutil.rmtree, netx_tmp.parent, ignore_errors=True)
+
         def target(key: str, name: str) -> Path:
             written[key] = str(run_dir / name)
             return stack.enter_context(atomic_path(run_dir / name))
@@ -104,7 +110,6 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
             write_onnx(onnx_model, target("onnx", "model.onnx"))
         if netx_tmp is not None:
             shutil.copyfile(netx_tmp, target("netx", "model.net"))
-            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
         doc = {"source_run": str(run_dir.resolve()), "epoch": ck.epoch, "dt_s": dt_s,
                "timesteps": config["timesteps"], "encoding": config["encoding"],
                "formats": dict(written), "notes": notes, "layers": shape_table(net),
