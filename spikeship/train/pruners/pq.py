@@ -11,7 +11,7 @@ index (Diao et al., Definition 1), ``0 < p < q``::
 
     I(w) = 1 - d**(1/q - 1/p) * ||w||_p / ||w||_q          in [0, 1), larger = sparser
 
-bounds the number of weights worth keeping (Diao et al., Algorithm 1 / Theorem 2)::
+bounds the number of weights worth keeping (Diao et al., Sec. 3, Algorithm 1 "SAP")::
 
     r = ceil(d * (1 + eta_r)**(-q/(q-p)) * (1 - I(w))**(q*p/(q-p)))
 
@@ -30,6 +30,7 @@ masks are frozen and connectivity has settled. Regrown weights start at zero
 (and with zero optimizer moments). A just-pruned connection is not a regrowth
 candidate in the same update, nor is any connection of a structurally removed
 unit (``masks.units``: its row, or its outgoing columns in the consumer layer).
+So the first update of a dense layer only prunes (nothing inactive to regrow yet).
 
 No rewinding and no separate retraining: everything happens inside ordinary
 training through the :class:`~spikeship.train.pruners.base.Pruner` hooks.
