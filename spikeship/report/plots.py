@@ -71,8 +71,8 @@ def parameters_curve(pruned: list[dict], path: Path) -> Path | None:
 def survival_curves(pruned: list[dict], path: Path, max_lines: int = 40) -> Path | None:
     """Survival-function values of units in the epochs before they were pruned.
 
-    Reads ``pruner.layers.<name>.pruned_units_survival`` (or ``survival_history``):
-    lists of per-unit histories (last values, oldest first) written by the DPAP pruner.
+    Reads ``pruner.layers.<name>.pruned_units`` (``[{"index", "survival": [...]}]``,
+    the last values of each unit pruned that epoch, oldest first) written by DPAP.
     """
     series: list[tuple[str, list[float]]] = []
     for r in pruned:
@@ -80,9 +80,10 @@ def survival_curves(pruned: list[dict], path: Path, max_lines: int = 40) -> Path
         for name, info in layers.items():
             if not isinstance(info, dict):
                 continue
-            hist = info.get("pruned_units_survival") or info.get("survival_history") or []
+            hist = (info.get("pruned_units") or info.get("pruned_units_survival")
+                    or info.get("survival_history") or [])
             for h in hist:
-                values = h.get("history") if isinstance(h, dict) else h
+                values = (h.get("survival") or h.get("history")) if isinstance(h, dict) else h
                 if values:
                     series.append((name, [float(v) for v in values]))
     if not series:
@@ -130,25 +131,26 @@ def energy_per_layer(energy: dict[str, Any], path: Path) -> Path | None:
     layers = energy.get("layers") if energy else None
     if not layers:
         return None
-    names = [str(layer.get("name", layer.get("layer", i))) for i, layer in enumerate(layers)]
+    names = [f"{layer.get('layer', i)}\n{layer.get('op', '')}" for i, layer in enumerate(layers)]
     eff = [float(layer.get("synops_effective", 0)) for layer in layers]
     dense = [float(layer.get("synops_dense", 0)) for layer in layers]
-    chips = energy.get("per_chip") or {}
+    chips = {c: v for c, v in (energy.get("energy_pj_per_sample") or {}).items()
+             if v.get("total_pj") is not None}
     fig, axes = plt.subplots(1, 2 if chips else 1, figsize=(9 if chips else 5.5, 3.4))
     ax = axes[0] if chips else axes
     x = range(len(names))
     ax.bar([i - .2 for i in x], dense, width=.4, label="dense")
     ax.bar([i + .2 for i in x], eff, width=.4, label="deployed (pruned)")
     ax.set_xticks(list(x), names, rotation=30, fontsize=8)
-    ax.set_ylabel("synaptic ops / sample")
+    ax.set_ylabel("ops / sample (AC, or MAC)")
     ax.set_yscale("log")
     ax.set_title("Synaptic operations per layer")
     ax.legend(fontsize=8)
     if chips:
         ax2 = axes[1]
         cn = list(chips)
-        d = [chips[c].get("dense_pj", 0) / 1e6 for c in cn]
-        p = [chips[c].get("pruned_pj", chips[c].get("energy_pj", 0)) / 1e6 for c in cn]
+        d = [chips[c]["dense_total_pj"] / 1e6 for c in cn]
+        p = [chips[c]["total_pj"] / 1e6 for c in cn]
         xs = range(len(cn))
         ax2.bar([i - .2 for i in xs], d, width=.4, label="dense")
         ax2.bar([i + .2 for i in xs], p, width=.4, label="pruned")

@@ -80,13 +80,19 @@ def _headline(run: RunFiles, dense: RunFiles | None) -> list[list[Any]]:
     rows.append(["epochs to dense accuracy", _fmt(s.get("epochs_to_baseline"))])
     e = run.energy
     if e:
-        tot = e.get("totals") or {}
-        if "synops_ratio_dense_over_effective" in tot:
-            rows.append(["synops dense / deployed", _fmt(tot["synops_ratio_dense_over_effective"])])
-        for chip, c in (e.get("per_chip") or {}).items():
-            if "pruned_pj" in c:
-                rows.append([f"energy / sample on {chip}", f"{c['pruned_pj'] / 1e6:.4g} uJ "
-                             f"(dense {c.get('dense_pj', 0) / 1e6:.4g} uJ)"])
+        tot = e.get("totals_per_sample") or {}
+        if tot.get("dense_over_effective"):
+            rows.append(["ops per sample, deployed / dense (ratio)",
+                         f"{tot['ops_effective']:,.0f} / {tot['ops_dense']:,.0f} "
+                         f"(x{tot['dense_over_effective']:.2f})"])
+        for chip, c in (e.get("energy_pj_per_sample") or {}).items():
+            if c.get("total_pj") is not None:
+                rows.append([f"energy / sample on {chip}", f"{c['total_pj'] / 1e6:.4g} uJ "
+                             f"(dense {c['dense_total_pj'] / 1e6:.4g} uJ)"])
+        for chip, c in (e.get("cores") or {}).items():
+            if isinstance(c, dict) and "before_pruning" in c:
+                rows.append([f"cores on {chip}, before / after pruning",
+                             f"{c['before_pruning']['cores']} / {c['after_pruning']['cores']}"])
         vc = e.get("vanish_check")
         if vc is not None:
             rows.append(["vanish check", "passed" if vc.get("passed") else "FAILED"])
@@ -107,11 +113,16 @@ def _vanish_rows(run: RunFiles) -> list[list[Any]]:
     vc = (run.energy or {}).get("vanish_check") or {}
     rows = []
     for fmt, info in (vc.get("formats") or {}).items():
-        if isinstance(info, dict):
-            rows.append([fmt, "passed" if info.get("passed") else "FAILED",
-                         len(info.get("explicit_zeros", []) or []) if isinstance(
-                             info.get("explicit_zeros"), list) else info.get("explicit_zeros", 0),
-                         len(info.get("violations", []) or [])])
+        if not isinstance(info, dict):
+            continue
+        count = {k: (info.get(k) or {}).get("count", 0) for k in
+                 ("nonzero", "explicit_zero", "unit_present", "unit_fired")}
+        result = "passed" if info.get("passed") else "FAILED"
+        if info.get("tolerated"):
+            result += f" (tolerated: {', '.join(info['tolerated'])})"
+        rows.append([fmt, result, info.get("pruned_checked", "n/a"), info.get("absent", "n/a"),
+                     count["explicit_zero"], count["nonzero"], count["unit_present"],
+                     count["unit_fired"]])
     return rows
 
 
@@ -151,7 +162,8 @@ def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
          "samples/s"], agree) if agree else "_No simulation results yet._"))
     vrows = _vanish_rows(run)
     sections.append(("Vanish check", _table(
-        ["format", "result", "explicit zeros", "violations"], vrows) if vrows
+        ["format / run", "result", "pruned checked", "absent", "explicit zeros",
+         "non-zero", "unit present", "unit fired"], vrows) if vrows
         else "_No energy.json / vanish check yet._"))
     if comparison_md:
         sections.append(("Comparison", comparison_md))

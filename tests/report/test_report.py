@@ -23,8 +23,8 @@ def _fake_run(d, accs, remaining, pruner="dpap", survival=True):
                           {"name": "3", "kind": "fc", "synapses_total": 400,
                            "synapses_remaining": 300, "units_total": 10, "units_remaining": 10}]}
         if survival and e == 3:
-            row["pruner"] = {"layers": {"0": {"pruned_units_survival": [
-                {"unit": 2, "history": [3.0, 1.5, 0.2, -0.4]}]}}}
+            row["pruner"] = {"layers": {"0": {"pruned_units": [
+                {"index": 2, "survival": [3.0, 1.5, 0.2, -0.4]}]}}}
         append_jsonl(d / "metrics.jsonl", row)
     write_json_atomic(d / "summary.json", {
         "dataset": "digits", "model": "dpap-mnist", "pruner": pruner,
