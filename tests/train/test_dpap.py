@@ -161,6 +161,23 @@ def test_conv_bcm_is_channel_by_channel():
     assert torch.allclose(pr.t["imp_epoch.0"], (post * post).T @ pre)
 
 
+def test_conv_synapses_prune_whole_kernels_of_channel_pairs():
+    torch.manual_seed(0)
+    model, layers, masks = conv_net()
+    pr = DPAPPruner({"conv_synapses": True, "warmup": 0, "beta": 0.5, "scale": 1,
+                     "eps_conv": 1.9, "c_conv": 5})
+    pr.attach(model, masks, layers)
+    model.train()
+    forward_sequence(model, torch.rand(6, 2, 4, 4) * 3, 3)
+    pr.after_batch()
+    rep = pr.end_epoch(1)
+    w = masks.weight["0"]                                # (5, 2, 3, 3)
+    pair = w.flatten(2)
+    assert torch.all(pair.all(-1) | ~pair.any(-1))       # a kernel goes or stays whole
+    assert rep["layers"]["0"]["pruned_synapses"] == int((~pair.any(-1)).sum()) > 0
+    assert pr.t["f_syn.0"].shape == (5, 2)
+
+
 def test_pruned_unit_stays_silent_on_any_input():
     torch.manual_seed(1)
     model, layers, masks = conv_net()
@@ -317,3 +334,26 @@ def test_ann_twin_uses_relu_outputs_and_logits():
     assert torch.allclose(pr._batch["3"].post, torch.relu(logits), atol=1e-6)
     pr.after_batch()
     assert torch.allclose(pr.t["imp_epoch.1"], (hidden * hidden).T @ x.flatten(1), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_trainer_run_with_dpap_resumes_bit_for_bit(tmp_path):
+    """The real trainer on digits (tiny-mlp 64 -> 9 -> 10): stop after epoch 2 + resume
+    gives the same masks, survival functions and weights as an uninterrupted run."""
+    from spikeship.train.checkpoint import load_checkpoint
+    from spikeship.train.config import TrainConfig
+    from spikeship.train.trainer import Trainer
+
+    cfg = TrainConfig(model="tiny-mlp", hidden=9, epochs=3, timesteps=3, batch_size=128,
+                      prune="dpap", prune_options={"warmup": 0, "beta": 1, "scale": 1})
+    full = Trainer(cfg, tmp_path / "full", progress=False, quiet=True).run()
+    Trainer(cfg, tmp_path / "part", progress=False, quiet=True).run(stop_after=2)
+    part = Trainer(cfg, tmp_path / "part", progress=False, quiet=True).run(resume=True)
+    assert 0 < full["pruning_rate"] == part["pruning_rate"]
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
+    for k, v in a.tensors.items():
+        assert torch.equal(v, b.tensors[k]), k
+    assert any(k.startswith("pruner/f_unit.") for k in a.tensors)
+    lines = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    layer = lines[-1]["pruner"]["layers"]["1"]
+    assert layer["units_remaining"] < 9 and layer["synapses_total"] == 64 * 9
