@@ -75,7 +75,7 @@ def test_traces_and_bcm_of_two_batches_by_hand():
     # eval-mode forwards are not collected
     model.eval()
     forward_sequence(model, torch.tensor([X_A]).view(1, 1, 1, 7), 3)
-    assert pr._batch["1"].post is None
+    assert pr.batch_traces("1") is None
 
 
 def test_theta_is_per_sample_mean_independent_of_batch_size():
@@ -153,9 +153,8 @@ def test_conv_bcm_is_channel_by_channel():
     h.remove()
     assert pr.t["imp_epoch.0"].shape == (5, 2)
     assert pr.t["imp_epoch.5"].shape == (3, 20)          # FC after Flatten: per input column
-    pre = pr._batch["0"].pre
+    pre, post = pr.batch_traces("0")
     assert torch.allclose(pre, x.sum((2, 3)))            # first layer's pre trace = input
-    post = pr._batch["0"].post
     assert torch.equal(post, seen[0].sum((2, 3))) and post.sum() > 0   # Eq 6 populations
     pr.after_batch()
     assert torch.allclose(pr.t["imp_epoch.0"], (post * post).T @ pre)
@@ -330,8 +329,8 @@ def test_ann_twin_uses_relu_outputs_and_logits():
     lin = torch.nn.functional.linear                     # (calling the modules would fire hooks)
     hidden = torch.relu(lin(x.flatten(1), model[1].weight, model[1].bias))  # Eq 18
     logits = lin(hidden, model[3].weight, model[3].bias)
-    assert torch.allclose(pr._batch["1"].post, hidden, atol=1e-6)
-    assert torch.allclose(pr._batch["3"].post, torch.relu(logits), atol=1e-6)
+    assert torch.allclose(pr.batch_traces("1")[1], hidden, atol=1e-6)
+    assert torch.allclose(pr.batch_traces("3")[1], torch.relu(logits), atol=1e-6)
     pr.after_batch()
     assert torch.allclose(pr.t["imp_epoch.1"], (hidden * hidden).T @ x.flatten(1), atol=1e-5)
 

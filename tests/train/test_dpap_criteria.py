@@ -47,17 +47,9 @@ def test_bcm_eq7_one_matrix_by_hand():
 
 
 def _stdp_run(pre_spikes, post_spikes, tau=0.5):
-    total = torch.zeros(1, 1)
-    pre_tr = post_tr = None
-    for a, b in zip(pre_spikes, post_spikes):
-        pre = torch.tensor([[float(a)]])
-        post = torch.tensor([[float(b)]])
-        ltd = K.stdp_step(pre, None, None, post_tr)      # pre arrives (layer input)
-        total += 0 if ltd is None else ltd
-        pre_tr = K.trace_step(pre_tr, pre, tau)
-        post_tr = K.trace_step(post_tr, post, tau)       # post fires (neuron output)
-        total += K.stdp_step(None, post, pre_tr, None)
-    return total.item()
+    pre = torch.tensor(pre_spikes, dtype=torch.float32).view(-1, 1, 1)    # (T, B=1, N=1)
+    post = torch.tensor(post_spikes, dtype=torch.float32).view(-1, 1, 1)
+    return K.stdp(pre, post, tau).item()
 
 
 def test_stdp_sign_follows_spike_order():
@@ -65,6 +57,19 @@ def test_stdp_sign_follows_spike_order():
     assert _stdp_run([1, 0, 0], [0, 1, 0]) == pytest.approx(0.5)
     # post at t1, pre at t2: depression = post trace at t1 = 1
     assert _stdp_run([0, 1, 0], [1, 0, 0]) == pytest.approx(-1.0)
+    # one step (ANN): only potentiation, i.e. Hebb
+    assert _stdp_run([2.0], [3.0]) == pytest.approx(6.0)
+
+
+def test_vectorised_traces_equal_the_recursion():
+    torch.manual_seed(0)
+    o = (torch.rand(5, 3, 4) > 0.5).float()                            # (T, B, N)
+    s, every = None, []
+    for t in range(5):
+        s = K.trace_step(s, o[t], 0.5)
+        every.append(s)
+    assert torch.allclose(K.final_trace(o, 0.5), s)
+    assert torch.allclose(K.traces_over_time(o, 0.5), torch.stack(every))
 
 
 def test_normalise_minmax_and_p75_by_hand():

@@ -51,7 +51,7 @@ worker's own epoch so far, and every worker takes the same pruning decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -66,11 +66,12 @@ _SAMPLE_TRAJECTORIES = 8   # pruned synapses whose survival history is reported 
 
 
 @dataclass
-class _BatchTraces:
-    """Traces of one layer within the current batch (reset after every batch)."""
+class _BatchSteps:
+    """Per-step activity of one layer in the current batch, ``(B, N)`` each (conv maps
+    already summed over H, W); turned into traces and cleared by ``after_batch``."""
 
-    pre: torch.Tensor | None = None
-    post: torch.Tensor | None = None
+    pre: list[torch.Tensor] = field(default_factory=list)
+    post: list[torch.Tensor] = field(default_factory=list)
 
 
 class DPAPPruner(Pruner):
@@ -82,7 +83,7 @@ class DPAPPruner(Pruner):
         super().__init__(options)
         self.config = DPAPConfig.from_options(self.options)
         self._handles: list[Any] = []
-        self._batch: dict[str, _BatchTraces] = {}
+        self._batch: dict[str, _BatchSteps] = {}
         self.t: dict[str, torch.Tensor] = {}    # every persistent tensor, by state key
         self.hist_count = 0
         self.epochs_done = 0
@@ -94,7 +95,7 @@ class DPAPPruner(Pruner):
             layer = model[int(li.name)]
             if li.kind == "conv" and layer.groups != 1:
                 raise ConfigError(f"dpap: grouped conv (layer {li.name}) is not supported")
-            self._batch[li.name] = _BatchTraces()
+            self._batch[li.name] = _BatchSteps()
             self._handles.append(layer.register_forward_pre_hook(self._input_hook(li.name)))
             if li.neuron is not None:
                 target, relu = model[int(li.neuron)], False
@@ -142,57 +143,71 @@ class DPAPPruner(Pruner):
             self.t[key] = torch.full(shape, fill, dtype=dtype, device=dev)
 
     # ---- hooks (Eq 5, 6, 18, 19) ----------------------------------------------------------
+    # A hook only records the step's activity (conv: summed over H, W, so memory is
+    # T x B x channels); the traces and criteria are computed once per batch, vectorised
+    # over time, in after_batch. That keeps the per-step cost to one reduction.
+    def _record(self, steps: list[torch.Tensor], x: torch.Tensor) -> None:
+        a = x.detach()
+        if a.dim() == 4:
+            a = a.sum((2, 3))
+        elif a.dim() > 2:
+            a = a.flatten(2).sum(-1)
+        if steps and (self.ann or steps[-1].shape != a.shape):
+            steps.clear()      # ANN: one step per batch; new shape: a batch without after_batch
+        steps.append(a)
+
     def _input_hook(self, name: str):
+        steps = self._batch[name].pre
+
         def hook(module, args):
-            if not module.training:
-                return
-            with torch.no_grad():
-                p = K.population(args[0].detach().float())
-                st = self._batch[name]
-                if (self.config.criterion == "stdp" and not self.ann and st.post is not None
-                        and st.post.shape[0] == p.shape[0]):
-                    self.t[f"imp_epoch.{name}"] += K.stdp_step(p, None, None, st.post)
-                st.pre = K.trace_step(self._prev(st.pre, p), p, self.config.tau)
+            if module.training:
+                self._record(steps, args[0])
         return hook
 
     def _output_hook(self, name: str, relu: bool):
+        steps = self._batch[name].post
+
         def hook(module, args, out):
-            if not module.training:
-                return
-            y = out[0] if isinstance(out, tuple) else out
-            with torch.no_grad():
-                y = y.detach().float()
-                o = K.population(torch.relu(y) if relu else y)
-                st = self._batch[name]
-                st.post = K.trace_step(self._prev(st.post, o), o, self.config.tau)
-                if self.config.criterion == "stdp" and st.pre is not None:
-                    self.t[f"imp_epoch.{name}"] += K.stdp_step(None, o, st.pre, None)
+            if module.training:
+                y = out[0] if isinstance(out, tuple) else out
+                self._record(steps, torch.relu(y) if relu else y)
         return hook
 
-    def _prev(self, trace: torch.Tensor | None, activity: torch.Tensor) -> torch.Tensor | None:
-        """The trace to continue: none for an ANN (one step per batch, Eq 18-19) or when
-        the batch changed shape without :meth:`after_batch` (that partial batch is dropped)."""
-        if trace is None or self.ann or trace.shape != activity.shape:
+    def batch_traces(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(pre, post) traces of layer ``name`` over the current batch so far (Eq 5-6, 18-19)."""
+        st = self._batch[name]
+        steps = min(len(st.pre), len(st.post))
+        if steps == 0:
             return None
-        return trace
+        pre = torch.stack(st.pre[-steps:]).float()
+        post = torch.stack(st.post[-steps:]).float()
+        return K.final_trace(pre, self.config.tau), K.final_trace(post, self.config.tau)
 
     # ---- per batch (Eq 7-10) --------------------------------------------------------
     @torch.no_grad()
     def after_batch(self) -> None:
         batch_size = None
+        cfg = self.config
         for name, st in self._batch.items():
-            if st.pre is not None and st.post is not None:
+            tr = self.batch_traces(name)
+            if tr is not None:
+                pre, post = tr
                 imp = self.t[f"imp_epoch.{name}"]
-                if self.config.criterion == "bcm":
+                if cfg.criterion == "bcm":
                     theta = K.theta_from_sums(
                         self.t[f"trace_total.{name}"] + self.t[f"trace_epoch.{name}"],
                         self.t["n_total"] + self.t["n_epoch"])
-                    imp += K.bcm_batch(st.pre, st.post, theta)
-                elif self.config.criterion == "hebb":
-                    imp += K.hebb_batch(st.pre, st.post)
-                self.t[f"trace_epoch.{name}"] += st.post.sum(0)
-                batch_size = st.post.shape[0]
-            self._batch[name] = _BatchTraces()
+                    imp += K.bcm_batch(pre, post, theta)
+                elif cfg.criterion == "hebb":
+                    imp += K.hebb_batch(pre, post)
+                else:
+                    steps = min(len(st.pre), len(st.post))
+                    imp += K.stdp(torch.stack(st.pre[-steps:]).float(),
+                                  torch.stack(st.post[-steps:]).float(), cfg.tau)
+                self.t[f"trace_epoch.{name}"] += post.sum(0)
+                batch_size = post.shape[0]
+            st.pre.clear()
+            st.post.clear()
         if batch_size is not None:
             self.t["n_epoch"] += batch_size
 

@@ -36,12 +36,12 @@ channel populations first, so ``N`` is a channel count there.
   the paper) or ``exp(-floor((e - warmup) / eta))`` (``"staircase"``, the script);
   ``e`` is the 0-based epoch, and nothing is updated before ``warmup``.
 - Ablation (paper Fig 4H): ``hebb`` uses ``sum_b S_post[b, i] * S_pre[b, j]`` in place
-  of Eq 7; ``stdp`` a pair-based trace STDP accumulated per time step (see
-  :func:`stdp_step`).
+  of Eq 7; ``stdp`` a pair-based trace STDP over the time steps (see :func:`stdp`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -67,6 +67,32 @@ def trace_step(trace: torch.Tensor | None, activity: torch.Tensor, tau: float) -
     return tau * trace + activity
 
 
+def decay_matrix(steps: int, tau: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``D[t, k] = tau**(t - k)`` for ``k <= t`` else 0: ``D @ o`` is Eq 5 at every step."""
+    t = torch.arange(steps, device=device)
+    diff = (t[:, None] - t[None, :]).to(dtype)
+    return torch.where(diff >= 0, torch.tensor(tau, dtype=dtype, device=device) ** diff,
+                       torch.zeros((), dtype=dtype, device=device))
+
+
+def traces_over_time(activity: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq 5 / 6 at every step at once: ``(T, B, N)`` activity -> ``(T, B, N)`` traces."""
+    d = decay_matrix(activity.shape[0], tau, activity.dtype, activity.device)
+    return torch.einsum("tk,kbn->tbn", d, activity)
+
+
+def final_trace(activity: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq 5 / 6 after the last of T steps: ``sum_t tau**(T-1-t) * o[t]``, ``(B, N)``."""
+    steps = activity.shape[0]
+    w = _trace_weights(steps, float(tau), activity.dtype, activity.device)
+    return (w @ activity.reshape(steps, -1)).reshape(activity.shape[1:])
+
+
+@functools.lru_cache(maxsize=32)
+def _trace_weights(steps: int, tau: float, dtype: torch.dtype, device: torch.device):
+    return tau ** torch.arange(steps - 1, -1, -1, dtype=dtype, device=device)
+
+
 # ---- synaptic criteria (Eq 7-10, Fig 4H) ------------------------------------------------
 def theta_from_sums(post_sum: torch.Tensor, n_samples: float | torch.Tensor) -> torch.Tensor:
     """Eq 8-9: the sliding threshold, mean post trace over all samples seen (0 if none)."""
@@ -84,23 +110,21 @@ def hebb_batch(pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
     return post.T @ pre
 
 
-def stdp_step(pre_spk: torch.Tensor | None, post_spk: torch.Tensor | None,
-              pre_trace: torch.Tensor | None, post_trace: torch.Tensor | None) -> torch.Tensor | None:
-    """Pair-based trace STDP of one time step, summed over the batch, ``(N_post, N_pre)``.
+def stdp(pre: torch.Tensor, post: torch.Tensor, tau: float) -> torch.Tensor:
+    """Pair-based trace STDP over T steps, summed over the batch, ``(N_post, N_pre)``.
 
-    Potentiation when a post spike meets the pre trace (pre before or with post):
-    ``post_spk^T @ pre_trace``; depression when a pre spike meets the post trace of
-    the earlier steps (post strictly before pre): ``- post_trace^T @ pre_spk``. Pass
-    ``None`` for the half that does not apply at this call. With one step (ANN)
-    only potentiation remains, i.e. Hebb.
+    ``pre`` is ``(T, B, N_pre)``, ``post`` ``(T, B, N_post)`` activity per step.
+    Potentiation where a post spike meets the pre trace (pre before or with post):
+    ``sum_t post[t]^T @ x_pre[t]``; depression where a pre spike meets the post trace
+    of the earlier steps (post strictly before pre): ``sum_t x_post[t-1]^T @ pre[t]``;
+    ``x`` are the traces of Eq 5. With one step (ANN) only potentiation remains,
+    i.e. Hebb.
     """
-    out = None
-    if post_spk is not None and pre_trace is not None:
-        out = post_spk.T @ pre_trace
-    if pre_spk is not None and post_trace is not None:
-        ltd = post_trace.T @ pre_spk
-        out = -ltd if out is None else out - ltd
-    return out
+    x_pre = traces_over_time(pre, tau)
+    x_post = traces_over_time(post, tau)
+    ltp = torch.einsum("tbn,tbm->nm", post, x_pre)
+    ltd = torch.einsum("tbn,tbm->nm", x_post[:-1], pre[1:])
+    return ltp - ltd
 
 
 # ---- normalisation and importance (Eq 11-13) --------------------------------------------
