@@ -119,7 +119,8 @@ def test_one_epoch_survival_update_and_prune_decision_by_hand():
 
 def test_warmup_and_scale_delay_updates():
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"beta": 0.1, "warmup": 5, "scale": 2, "decay": "staircase"})   # epoch e is paper epoch 2(e-1)
+    # scale 2: training epoch e is the paper's epoch 2 (e - 1)
+    pr = DPAPPruner({"beta": 0.1, "warmup": 5, "scale": 2, "decay": "staircase"})
     pr.attach(model, masks, layers)
     for epoch in (1, 2, 3):                                   # paper epochs 0, 2, 4
         run_batch(model, pr, [X_A])
