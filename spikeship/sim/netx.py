@@ -41,9 +41,28 @@ def read_deployment(path: str | Path) -> Deployment:
         raise RunDirError(f"{path} does not exist (run `spikeship export --formats netx`)")
     try:
         with h5py.File(path, "r") as f:
+            _check_sizes(f, path)
             return _read(f)
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
         raise GraphError(f"{path} is not a spikeship netx file: {type(e).__name__}: {e}") from e
+
+
+def _check_sizes(f: h5py.File, path: Path) -> None:
+    """Refuse absurd declared array sizes before reading any array (untrusted file)."""
+    from spikeship.export.nir_import import Limits
+
+    limits, total = Limits(), [0]
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            n = int(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1
+            total[0] += n
+            if n > limits.max_array_elements or total[0] > limits.max_total_elements:
+                raise GraphError(f"{path}: dataset {name!r} declares {list(obj.shape)} "
+                                 f"elements (limit {limits.max_array_elements} per array, "
+                                 f"{limits.max_total_elements} in all); refusing to read it")
+
+    f.visititems(visit)
 
 
 def _read(f: h5py.File) -> Deployment:

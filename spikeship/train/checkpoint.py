@@ -204,7 +204,7 @@ def _read_meta(d: Path) -> dict[str, Any] | None:
         meta = json.loads((d / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or "format_version" not in meta or not (d / TENSORS).is_file():
+    if not isinstance(meta, dict) or not (d / TENSORS).is_file():
         return None
     return meta
 
@@ -256,6 +256,10 @@ def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = 
 
     d = checkpoint_dir(run_dir)
     meta = _read_meta(d)
+    if "format_version" not in meta:
+        raise CheckpointError(f"{d}: checkpoint written in an older format (no format_version "
+                              f"in {META}); this spikeship reads format {FORMAT_VERSION}: "
+                              f"retrain or re-save it")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{d}: checkpoint format {meta.get('format_version')!r} is not "
                               f"supported (this spikeship reads format {FORMAT_VERSION})")
@@ -270,9 +274,15 @@ def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = 
         spec = ModelSpec.from_json(meta["spec"])
     except (KeyError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{d / META}: bad model spec: {e}") from e
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+    with torch.device("meta"):   # shapes only, nothing allocated: an absurd spec is refused
+        try:
+            shell = build_model(spec)
+        except (ConfigError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{d / META}: bad model spec: {e}") from e
+    load_model_state(shell, state, where=str(d))
     model = build_model(spec)
-    load_model_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
-                     where=str(d))
+    load_model_state(model, state, where=str(d))
     model.to(device)
     layers = describe(model, spec.input_shape)
     masks = MaskSet(model, layers)

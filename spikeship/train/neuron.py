@@ -74,6 +74,14 @@ class NeuronParams:
 
 def make_lif(params: NeuronParams) -> snn.Leaky:
     """A stateful snntorch Leaky neuron (``init_hidden=True``) usable in ``nn.Sequential``."""
+    # Always built on the CPU (scalar parameters only; moved with the model later):
+    # snntorch's constructor calls .item(), which fails inside a torch.device("meta")
+    # context, used to check a checkpoint's spec without allocating its weights.
+    with torch.device("cpu"):
+        return _leaky(params)
+
+
+def _leaky(params: NeuronParams) -> snn.Leaky:
     return snn.Leaky(
         beta=params.beta,
         threshold=params.threshold,

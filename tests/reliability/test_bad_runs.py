@@ -102,9 +102,6 @@ def test_run_directory_from_an_older_checkpoint_format(run, capsys):
                  "format 0", watch=(run,))
 
 
-@pytest.mark.xfail(strict=True, reason="train/checkpoint.py (owner: train): a meta.json without "
-                   "format_version (written before versioning) is reported as an incomplete "
-                   "checkpoint, not as an older format")
 def test_run_directory_from_before_format_versions(run, capsys):
     rewrite_checkpoint(run, meta=lambda m: m.pop("format_version"))
     expect_error(capsys, ["export", run], CheckpointError, "format", watch=(run,))
@@ -214,8 +211,6 @@ def test_simulate_with_the_dataset_gone(run, tmp_path, capsys):
                  DatasetError, "not found", watch=(run,))
 
 
-@pytest.mark.xfail(strict=True, reason="train/data/events.py (owner: train): a --data-dir that "
-                   "is an existing file escapes as FileExistsError from the cache mkdir")
 def test_digits_events_cache_dir_is_a_file(tmp_path, capsys):
     f = tmp_path / "a-file"
     f.write_text("x")

@@ -248,8 +248,6 @@ def test_netx_weight_declaring_a_trillion_elements_inspect(run, capsys):
                      watch=(run,))
 
 
-@pytest.mark.xfail(strict=True, reason="spikeship/sim/netx.py read_deployment (owner: lava) "
-                   "reads every array without checking its declared size (MemoryError)")
 def test_netx_weight_declaring_a_trillion_elements_simulate(run, capsys):
     with h5py.File(run / "model.net", "r+") as f:
         _huge_dataset(f["layer/3"], "weight", "i8")
@@ -320,9 +318,6 @@ def test_safetensors_header_declaring_a_trillion_elements(run, capsys):
         expect_error(capsys, ["export", run], CheckpointError, TENSORS, watch=(run,))
 
 
-@pytest.mark.xfail(strict=True, reason="spikeship/train/checkpoint.py load_checkpoint (owner: "
-                   "train) builds the model from meta.json's spec before comparing it with the "
-                   "stored tensors: an absurd spec allocates (MemoryError / RuntimeError)")
 def test_checkpoint_spec_declaring_an_absurd_model(run, capsys):
     meta = json.loads((run / "checkpoint" / META).read_text())
     meta["spec"]["input_shape"] = [1, 10**6, 10**6]

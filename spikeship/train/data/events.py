@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeship.errors import DatasetError
 from spikeship.io import write_bytes_atomic
 
 CACHE_VERSION = 1
@@ -172,7 +173,11 @@ def to_frames(events: np.ndarray, timesteps: int, params: DVSParams = DVSParams(
 def cache_dir(data_dir=None) -> Path:
     """``data_dir``, else ``$SPIKESHIP_CACHE``, else ``~/.cache/spikeship``."""
     if data_dir is not None:
-        return Path(data_dir)
+        p = Path(data_dir)
+        if p.exists() and not p.is_dir():
+            raise DatasetError(f"data directory {p} is a file, not a directory (the "
+                               f"digits-events cache is written there)")
+        return p
     return Path(os.environ.get("SPIKESHIP_CACHE") or Path.home() / ".cache" / "spikeship")
 
 
