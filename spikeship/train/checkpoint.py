@@ -280,7 +280,7 @@ def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = 
             shell = build_model(spec)
         except (ConfigError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{d / META}: bad model spec: {e}") from e
-    load_model_state(shell, state, where=str(d))
+    check_model_state(shell, state, where=str(d))
     model = build_model(spec)
     load_model_state(model, state, where=str(d))
     model.to(device)
@@ -297,6 +297,13 @@ def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: str = "") -> None:
     """``model.load_state_dict(state, strict=True)`` with a :class:`CheckpointError` naming
     the missing, unexpected and mis-shaped entries (another architecture)."""
+    check_model_state(model, state, where)
+    model.load_state_dict(state, strict=True)
+
+
+def check_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: str = "") -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has exactly ``model``'s entries and shapes
+    (works on a model on the meta device: nothing is copied)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
@@ -305,7 +312,6 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: st
     if missing or extra or shapes:
         raise CheckpointError(f"checkpoint {where} does not fit the model: missing {missing}, "
                               f"unexpected {extra}, shape mismatches {shapes}")
-    model.load_state_dict(state, strict=True)
 
 
 __all__ = ["Checkpoint", "CheckpointError", "MaskError", "checkpoint_dir", "load_checkpoint",
