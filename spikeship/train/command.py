@@ -105,8 +105,10 @@ def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, 
                            stop_after=stop_after, progress=not no_progress)
     if summary:
         base = summary["dense_baseline_accuracy"]
-        extra = "" if base is None else (f", dense baseline {100 * base:.2f}% "
-                                         f"(reached at epoch {summary['epochs_to_baseline']})")
+        reached = summary["epochs_to_baseline"]
+        extra = "" if base is None else (
+            f", dense baseline {100 * base:.2f}% "
+            + ("(not reached)" if reached is None else f"(reached at epoch {reached})"))
         click.echo(f"{summary['model']}{' (ANN)' if summary['ann'] else ''} on "
                    f"{summary['dataset']}: test accuracy {100 * summary['test_accuracy']:.2f}% "
                    f"after {summary['epochs']} epochs, {100 * summary['pruning_rate']:.1f}% "
