@@ -66,6 +66,7 @@ def describe_onnx(path: Path, limits=None) -> dict:
     rows = []
     arrays: dict[str, np.ndarray] = {}
     for init in model.graph.initializer:
+        name = _text(init.name)      # protobuf hands back bytes for a name that is not UTF-8
         n = float(np.prod(np.asarray(init.dims, dtype=np.float64))) if init.dims else 1.0
         if n > limits.max_array_elements:
             raise GraphError(f"{path}: initializer {init.name!r} declares {list(init.dims)} = "
@@ -78,26 +79,49 @@ def describe_onnx(path: Path, limits=None) -> dict:
             w = numpy_helper.to_array(init)
         except (ValueError, TypeError, KeyError) as e:
             raise GraphError(f"{path}: initializer {init.name!r} is malformed: {e}") from e
-        arrays[init.name] = w
-        if w.ndim >= 2 and not init.name.endswith((".ones", ".indices")):  # pools: no synapses
-            rows.append(_weights_row(init.name, "initializer", w))
+        arrays[name] = w
+        if w.ndim >= 2 and not name.endswith((".ones", ".indices")):  # pools: no synapses
+            rows.append(_weights_row(name, "initializer", w))
     for name in [n for n in arrays if n.endswith(".weight.values")]:
         # coordinate form of a pruned layer: only surviving synapses are stored
         base = name[: -len(".values")]
-        dense = np.zeros(tuple(int(d) for d in arrays[f"{base}.shape"]), dtype=arrays[name].dtype)
-        idx = arrays[f"{base}.indices"]
-        dense[tuple(idx[:, k] for k in range(idx.shape[1]))] = arrays[name]
+        dense = _dense_from_coordinates(path, base, arrays, limits)
         row = _weights_row(base, "coordinate form (pruned synapses not stored)", dense)
         row["stored"] = int(arrays[name].size)
         rows.append(row)
-    ops = Counter(n.op_type for n in model.graph.node)
-    io = {"inputs": [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
+    ops = Counter(_text(n.op_type) for n in model.graph.node)
+    io = {"inputs": [(_text(i.name), [_text(d.dim_param) or d.dim_value
+                                      for d in i.type.tensor_type.shape.dim])
                      for i in model.graph.input],
-          "outputs": [o.name for o in model.graph.output]}
+          "outputs": [_text(o.name) for o in model.graph.output]}
     return {"file": str(path), "format": "onnx", "ir_version": model.ir_version,
             "opset": [(o.domain or "ai.onnx", o.version) for o in model.opset_import],
-            "metadata": {p.key: p.value for p in model.metadata_props if p.key != "layers"},
+            "metadata": {_text(p.key): _text(p.value) for p in model.metadata_props
+                         if _text(p.key) != "layers"},
             "ops": dict(ops), **io, "layers": rows, **_totals(rows)}
+
+
+def _dense_from_coordinates(path: Path, base: str, arrays: dict, limits) -> np.ndarray:
+    """``<base>.values`` scattered at ``<base>.indices`` into zeros of ``<base>.shape``,
+    every part checked first (a file is untrusted: sizes, index ranges, dtypes)."""
+    values, idx, shape = (arrays.get(f"{base}.{k}") for k in ("values", "indices", "shape"))
+    if idx is None or shape is None:
+        raise GraphError(f"{path}: {base}.values without {base}.indices / {base}.shape")
+    shape = np.asarray(shape)
+    if shape.ndim != 1 or shape.dtype.kind not in "iu" or np.any(shape < 0):
+        raise GraphError(f"{path}: {base}.shape {shape.tolist()} is not a list of sizes")
+    if float(np.prod(shape, dtype=np.float64)) > limits.max_array_elements:
+        raise GraphError(f"{path}: {base}.shape {shape.tolist()} exceeds "
+                         f"{limits.max_array_elements} elements; refusing to allocate it")
+    values, idx = np.asarray(values).reshape(-1), np.asarray(idx)
+    if idx.dtype.kind not in "iu" or idx.shape != (values.size, shape.size):
+        raise GraphError(f"{path}: {base}.indices {idx.shape} do not fit {values.size} values "
+                         f"of a rank-{shape.size} weight")
+    if idx.size and (np.any(idx < 0) or np.any(idx >= shape)):
+        raise GraphError(f"{path}: {base}.indices point outside the shape {shape.tolist()}")
+    dense = np.zeros(tuple(int(d) for d in shape), dtype=values.dtype)
+    dense[tuple(idx[:, k] for k in range(shape.size))] = values
+    return dense
 
 
 def describe_h5(path: Path, limits=None) -> dict:
@@ -139,6 +163,10 @@ def describe_h5(path: Path, limits=None) -> dict:
             raise GraphError(f"{path}: cannot read the HDF5 file (damaged?): "
                              f"{type(e).__name__}: {e}") from e
     return {"file": str(path), "format": "netx (HDF5)", "layers": rows, **_totals(rows)}
+
+
+def _text(v) -> str:
+    return v.decode("utf8", "replace") if isinstance(v, bytes) else str(v)
 
 
 def _scalar(v):

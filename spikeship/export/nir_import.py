@@ -162,7 +162,8 @@ def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGra
         t = d.get("type")
         try:
             nodes[name] = nir.dict2NIRNode(dict(d))
-        except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as e:
+        except (ValueError, KeyError, TypeError, AssertionError, AttributeError, IndexError,
+                ArithmeticError) as e:   # whatever nir's constructors trip over
             raise GraphError(f"node {name!r} ({t}) is malformed: {e or type(e).__name__}") from e
     try:
         edges = [(_text(a), _text(b)) for a, b in np.asarray(data["edges"]).reshape(-1, 2)]

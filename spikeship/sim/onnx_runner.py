@@ -36,10 +36,15 @@ def open_session(path: str | os.PathLike, threads: int = 1):
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts,
+        sess = ort.InferenceSession(str(path), sess_options=opts,
                                     providers=["CPUExecutionProvider"])
-    except _ort_errors(ort) as e:
+        # names and metadata are strings from the file: a damaged one does not decode
+        _ = (dict(sess.get_modelmeta().custom_metadata_map),
+             [(i.name, i.shape) for i in sess.get_inputs()],
+             [o.name for o in sess.get_outputs()])
+    except _ort_errors(ort) + (UnicodeDecodeError,) as e:
         raise GraphError(f"onnxruntime cannot load {path}: {e}") from e
+    return sess
 
 
 def simulate_onnx(path: str | os.PathLike, inputs: np.ndarray, *, batch_size: int = 256,

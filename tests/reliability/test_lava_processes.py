@@ -6,7 +6,7 @@ before Lava starts), this test checks:
 
 - no child process of ours is left (``/proc/*/stat`` parent ids, zombies included),
   apart from multiprocessing's resource tracker, which lives once per interpreter;
-- no file lock held by us or a child (``/proc/locks``);
+- no new file lock held by us or a child (``/proc/locks``);
 - no stream file still open or memory-mapped by us (``/proc/self/fd``, ``/proc/self/maps``),
   and the stream directory of the run is gone;
 - the number of open file descriptors does not grow from run to run.
@@ -76,10 +76,11 @@ def leftover_children() -> dict[int, str]:
     return {p: c for p, c in children().items() if "resource_tracker" not in c}
 
 
-def held_locks(pids) -> list[str]:
+def held_locks(pids) -> set[str]:
+    """``/proc/locks`` entries (kind, pid, file, range) held by ``pids``."""
     pids = {str(p) for p in pids}
-    return [ln for ln in Path("/proc/locks").read_text().splitlines()
-            if len(ln.split()) > 4 and ln.split()[4] in pids]
+    return {" ".join(ln.split()[1:]) for ln in Path("/proc/locks").read_text().splitlines()
+            if len(ln.split()) > 4 and ln.split()[4] in pids}
 
 
 def open_stream_files() -> list[str]:
@@ -205,10 +206,10 @@ PLAN = [(run_ok, "float"), (run_ok, "fixed"), (run_child_error, None), (run_ok, 
         (run_ctrl_c, 1.5), (run_ok, "float"), (run_bad_inputs, None), (run_ok, "fixed")]
 
 
-def reap_leftovers(before: set[int]) -> dict[int, str]:
-    """Children that appeared since ``before`` and are still there after 10 s; they are
-    killed (by pid) so a failing test leaves no orphan behind, and returned."""
-    deadline = time.monotonic() + 10              # a terminated child may take a moment
+def reap_leftovers(before: set[int], grace_s: float = 10.0) -> dict[int, str]:
+    """Children that appeared since ``before`` and are still there after ``grace_s``; they
+    are killed (by pid) so a failing test leaves no orphan behind, and returned."""
+    deadline = time.monotonic() + grace_s         # a terminated child may take a moment
     while set(leftover_children()) - before and time.monotonic() < deadline:
         time.sleep(0.05)
     left = {p: c for p, c in leftover_children().items() if p not in before}
@@ -226,13 +227,15 @@ def test_twenty_lava_runs_some_failing_leave_no_process_lock_or_file():
     assert len(PLAN) == 20
     dirs_before = stream_dirs()
     before = set(leftover_children())
+    locks_before = held_locks([os.getpid()])      # e.g. onnxruntime's own SQLite database
     fds = []
     outcomes = []
     for i, (fn, arg) in enumerate(PLAN):
         outcomes.append(fn(arg))
         left = reap_leftovers(before)
         assert not left, f"run {i} ({outcomes[-1]}) left child processes {left}"
-        assert not held_locks([os.getpid(), *children()]), f"run {i} left file locks"
+        locks = held_locks([os.getpid(), *children()]) - locks_before
+        assert not locks, f"run {i} left file locks {locks}"
         assert not open_stream_files(), f"run {i} left stream files open or mapped"
         fds.append(fd_count())
     assert outcomes.count("ok") == 10 and outcomes.count("child error") == 3
@@ -279,6 +282,6 @@ def test_ctrl_c_while_lava_starts_its_processes_leaves_no_child(after):
     finally:
         _FORK["armed"] = False
     assert _FORK["seen"] >= after, "Lava started fewer processes than expected"
-    left = reap_leftovers(before)
+    left = reap_leftovers(before, grace_s=3.0)
     assert not left, f"Ctrl-C after fork {after} left child processes {left}"
     assert not open_stream_files()
