@@ -61,6 +61,9 @@ class PipelineConfig:
     # separately). Reported in energy.json, not failing the pipeline.
     allow_explicit_zeros: tuple[str, ...] = ("netx",)
     quick: bool = False
+    # torch CPU threads for training: the embedded nets are tiny, and more threads
+    # than free cores makes OpenMP spin (seen here: 1 s vs 50 s per epoch under load)
+    threads: int = 1
 
     def __post_init__(self):
         """Check every field before anything runs, so a bad value fails in a second with a
@@ -85,7 +88,7 @@ class PipelineConfig:
             raise ConfigError(f"field 'quick' must be true or false, got {self.quick!r}")
         for name, low in (("epochs", 1), ("timesteps", 1), ("seed", 0)):
             _check_int(name, getattr(self, name), low)
-        for name in ("sim_samples", "lava_samples", "batch_size"):
+        for name in ("sim_samples", "lava_samples", "batch_size", "threads"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         if self.lr is not None and (isinstance(self.lr, bool)
@@ -123,7 +126,7 @@ class PipelineConfig:
             elif k == "prune_options" and not isinstance(v, dict):
                 raise ConfigError(f"{source}: field 'prune_options' must be a table")
             elif k in ("epochs", "timesteps", "seed", "sim_samples", "lava_samples",
-                       "batch_size") and v is not None and (not isinstance(v, int)
+                       "batch_size", "threads") and v is not None and (not isinstance(v, int)
                                                             or isinstance(v, bool)):
                 raise ConfigError(f"{source}: field '{k}' must be an integer, got {v!r}")
             kw[k] = v
@@ -241,6 +244,7 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
         common += ["--batch-size", str(cfg.batch_size)]
     if cfg.lr:
         common += ["--lr", str(cfg.lr)]
+    common += ["--threads", str(cfg.threads)]
     prune_opts = [a for k, v in sorted(cfg.prune_options.items())
                   for a in ("--prune-opt", f"{k}={v}")]
     ckpt = [out / "checkpoint", out / "summary.json", out / "metrics.jsonl"]
