@@ -105,24 +105,34 @@ def survival_curves(pruned: list[dict], path: Path, max_lines: int = 40) -> Path
     return _save(fig, path)
 
 
+def _paired_bars(ax, labels: list[str], left: list[float], right: list[float],
+                 legend: tuple[str, str], ylabel: str, title: str, log: bool = False,
+                 rotation: int = 0) -> None:
+    """Two bars per label (left / right series) on ``ax``."""
+    x = range(len(labels))
+    ax.bar([i - .2 for i in x], left, width=.4, label=legend[0])
+    ax.bar([i + .2 for i in x], right, width=.4, label=legend[1])
+    ax.set_xticks(list(x), labels, rotation=rotation, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=.3, axis="y")
+
+
 def retained_per_layer(last: dict, path: Path) -> Path | None:
     """Retained units and synapses per layer (share of the dense layer)."""
     layers = last.get("layers") if last else None
     if not layers:
         return None
-    names = [str(layer["name"]) for layer in layers]
     syn = [100 * layer["synapses_remaining"] / layer["synapses_total"] for layer in layers]
     units = [100 * layer["units_remaining"] / layer["units_total"] for layer in layers]
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    x = range(len(names))
-    ax.bar([i - .2 for i in x], units, width=.4, label="neurons / channels")
-    ax.bar([i + .2 for i in x], syn, width=.4, label="synapses")
-    ax.set_xticks(list(x), [f"{n}\n{layer['kind']}" for n, layer in zip(names, layers)])
-    ax.set_ylabel("retained (%)")
+    _paired_bars(ax, [f"{layer['name']}\n{layer['kind']}" for layer in layers], units, syn,
+                 ("neurons / channels", "synapses"), "retained (%)",
+                 "Retained structure per layer (cf. DPAP Fig 4A-C)")
     ax.set_ylim(0, 105)
-    ax.set_title("Retained structure per layer (cf. DPAP Fig 4A-C)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=.3, axis="y")
     return _save(fig, path)
 
 
@@ -138,25 +148,12 @@ def energy_per_layer(energy: dict[str, Any], path: Path) -> Path | None:
              if v.get("total_pj") is not None}
     fig, axes = plt.subplots(1, 2 if chips else 1, figsize=(9 if chips else 5.5, 3.4))
     ax = axes[0] if chips else axes
-    x = range(len(names))
-    ax.bar([i - .2 for i in x], dense, width=.4, label="dense")
-    ax.bar([i + .2 for i in x], eff, width=.4, label="deployed (pruned)")
-    ax.set_xticks(list(x), names, rotation=30, fontsize=8)
-    ax.set_ylabel("ops / sample (AC, or MAC)")
-    ax.set_yscale("log")
-    ax.set_title("Synaptic operations per layer")
-    ax.legend(fontsize=8)
+    _paired_bars(ax, names, dense, eff, ("dense", "deployed (pruned)"),
+                 "ops / sample (AC, or MAC)", "Synaptic operations per layer", log=True,
+                 rotation=30)
     if chips:
-        ax2 = axes[1]
         cn = list(chips)
-        d = [chips[c]["dense_total_pj"] / 1e6 for c in cn]
-        p = [chips[c]["total_pj"] / 1e6 for c in cn]
-        xs = range(len(cn))
-        ax2.bar([i - .2 for i in xs], d, width=.4, label="dense")
-        ax2.bar([i + .2 for i in xs], p, width=.4, label="pruned")
-        ax2.set_xticks(list(xs), cn, rotation=30, fontsize=8)
-        ax2.set_ylabel("energy / sample (uJ)")
-        ax2.set_yscale("log")
-        ax2.set_title("Energy per chip")
-        ax2.legend(fontsize=8)
+        _paired_bars(axes[1], cn, [chips[c]["dense_total_pj"] / 1e6 for c in cn],
+                     [chips[c]["total_pj"] / 1e6 for c in cn], ("dense", "pruned"),
+                     "energy / sample (uJ)", "Energy per chip", log=True, rotation=30)
     return _save(fig, path)
