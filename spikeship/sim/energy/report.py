@@ -126,7 +126,8 @@ def run_vanish(run_dir: Path, graph, pruned: dict | None, include_lava: bool = T
     onnx_path = run_dir / "model.onnx"
     if onnx_path.exists():
         checks.append(vanish.check_format("onnx", artifacts.onnx_layers(onnx_path), pruned,
-                                          "dense initializers store every entry"))
+                                          "a dense initializer stores every entry; the "
+                                          "coordinate form only the surviving ones"))
     else:
         checks.append(vanish.not_checked("onnx", "model.onnx not present"))
     checks += _lava_checks(run_dir, graph, pruned, include_lava)
