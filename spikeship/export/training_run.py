@@ -59,13 +59,15 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     from spikeship.sim.reference import input_stats
     from spikeship.train.checkpoint import load_checkpoint
 
-    options = dict(options or {})
+    from spikeship.sim.options import parse_options, positive_int
+
+    options = parse_options("snntorch", options, {"batch_size": (positive_int, 256)})
     ck = load_checkpoint(run_dir)
     if ck.spec.ann:
         raise SimulationError(f"run {run_dir} is an ANN twin: there are no spikes to compare")
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    out, full = record_model(ck.model, inputs, batch_size=int(options.get("batch_size", 256)))
+    out, full = record_model(ck.model, inputs, batch_size=options["batch_size"])
     wall = time.perf_counter() - t0
     net = build_deployable(ck.model, ck.masks, ck.spec, ck.config)
     counts, removed = {}, {}

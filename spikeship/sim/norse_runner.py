@@ -180,16 +180,21 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
                options: dict | None = None) -> SimResult:
     """Target ``norse``: ``run_dir/model.nir`` in Norse (options: ``dt_s``, ``batched``,
     ``batch_size``)."""
-    options = dict(options or {})
+    from spikeship.sim.options import boolean, optional, parse_options, positive_float, \
+        positive_int
+
+    options = parse_options("norse", options, {
+        "dt_s": (optional(positive_float), None), "batched": (boolean, False),
+        "batch_size": (positive_int, 256)})
     g = read_nir(Path(run_dir) / "model.nir")
     t0 = time.perf_counter()
-    batched = bool(options.get("batched", False))
-    out, counts, notes = simulate_norse(g, inputs, dt_s=options.get("dt_s"), batched=batched,
-                                        batch_size=int(options.get("batch_size", 256)))
+    batched = options["batched"]
+    out, counts, notes = simulate_norse(g, inputs, dt_s=options["dt_s"], batched=batched,
+                                        batch_size=options["batch_size"])
     wall = time.perf_counter() - t0
     count, total = input_stats(inputs)
     return SimResult(target="norse", timesteps=int(inputs.shape[1]),
                      output_spikes=out.astype(np.uint8), neuron_counts=counts,
                      input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
-                     extra={"dt_s": options.get("dt_s", g.dt_s), "adaptations": notes,
+                     extra={"dt_s": options["dt_s"] or g.dt_s, "adaptations": notes,
                             "batched": batched})

@@ -131,13 +131,16 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
                options: dict | None = None) -> SimResult:
     """Target ``onnx``: ``run_dir/model.onnx`` in ONNX Runtime (options: ``batch_size``,
     ``threads``)."""
-    options = dict(options or {})
+    from spikeship.sim.options import parse_options, positive_int
+
+    options = parse_options("onnx", options, {"batch_size": (positive_int, 256),
+                                              "threads": (positive_int, 1)})
     path = Path(run_dir) / "model.onnx"
     if not path.is_file():
         raise GraphError(f"no ONNX export at {path} (run `spikeship export {run_dir}` first)")
     t0 = time.perf_counter()
-    out, counts, meta = simulate_onnx(path, inputs, batch_size=int(options.get("batch_size", 256)),
-                                      threads=int(options.get("threads", 1)))
+    out, counts, meta = simulate_onnx(path, inputs, batch_size=options["batch_size"],
+                                      threads=options["threads"])
     wall = time.perf_counter() - t0
     count, total = input_stats(inputs)
     return SimResult(target="onnx", timesteps=int(inputs.shape[1]),

@@ -193,14 +193,43 @@ def _as_graph(graph) -> LoadedGraph:
     raise GraphError(f"expected a NIR graph or file, got {type(graph).__name__}")
 
 
+MEMORY_BUDGET_BYTES = 1 << 30
+
+
+def batch_within_budget(g: LoadedGraph, dtype: str, batch_size: int,
+                        budget_bytes: int = MEMORY_BUDGET_BYTES) -> int:
+    """The largest batch ``<= batch_size`` whose per-step tensors (every node's output,
+    every neuron's state, every recurrent value) fit in ``budget_bytes``.
+
+    A file can pass the importer's per-node limits and still ask for more memory than
+    the machine has once multiplied by the batch; batches are independent, so a smaller
+    batch changes nothing but the time. :class:`SimulationError` if one sample does not fit.
+    """
+    item = 8 if dtype == "float64" else 4
+    recurrent_sources = {src for srcs in g.recurrent.values() for src in srcs}
+    per_sample = 0
+    for n in g.order:
+        size = int(np.prod(g.out_shape[n], dtype=np.int64))
+        states = {"LIF": 1, "IF": 1, "LI": 1, "CubaLIF": 2}.get(g.type_of(n), 0)
+        per_sample += size * (1 + states + (1 if n in recurrent_sources else 0))
+    per_sample *= item
+    if per_sample > budget_bytes:
+        raise SimulationError(f"one sample needs {per_sample / 2**20:.0f} MiB of state, more "
+                              f"than the budget of {budget_bytes / 2**20:.0f} MiB "
+                              "(option memory_budget_mb)")
+    return max(1, min(int(batch_size), budget_bytes // max(per_sample, 1)))
+
+
 def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str = "float64",
-             batch_size: int = 256, recurrent_init: str = "bias"
+             batch_size: int = 256, recurrent_init: str = "bias",
+             memory_budget_bytes: int = MEMORY_BUDGET_BYTES
              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run ``graph`` (LoadedGraph, ``nir.NIRGraph`` or path) on ``inputs`` (N, T, *input shape).
 
     Returns the graph output per step, (N, T, *output shape) float, and the spike count
     of every spiking node (LIF / IF / CubaLIF) summed over samples and steps, in the
-    node's shape.
+    node's shape. Batches of ``batch_size`` samples, fewer if their state would exceed
+    ``memory_budget_bytes`` (see :func:`batch_within_budget`).
     """
     g = _as_graph(graph)
     inputs = np.asarray(inputs)
@@ -208,6 +237,9 @@ def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str
     if inputs.ndim != 2 + len(want) or tuple(inputs.shape[2:]) != tuple(want):
         raise SimulationError(f"inputs must be (N, T, {', '.join(map(str, want))}), "
                               f"got {inputs.shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SimulationError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = batch_within_budget(g, dtype, batch_size, memory_budget_bytes)
     sim = ReferenceSim(g, dt_s=dt_s, dtype=dtype, recurrent_init=recurrent_init)
     n, steps = inputs.shape[:2]
     out = np.zeros((n, steps, *g.out_shape[g.output]), dtype=np.float64)
@@ -234,15 +266,23 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
                options: dict | None = None) -> SimResult:
     """Target ``reference``: run ``run_dir/model.nir`` on ``inputs`` (N, T, C, H, W).
 
-    ``options``: ``dtype`` ("float64" | "float32"), ``dt_s``, ``batch_size``.
+    ``options``: ``dtype`` ("float64" | "float32"), ``dt_s``, ``batch_size``,
+    ``memory_budget_mb`` (default 1024), ``recurrent_init`` ("bias" | "zero").
     """
-    options = dict(options or {})
+    from spikeship.sim.options import choice, optional, parse_options, positive_float, \
+        positive_int
+
+    options = parse_options("reference", options, {
+        "dtype": (choice(*_DTYPES), "float64"), "dt_s": (optional(positive_float), None),
+        "batch_size": (positive_int, 256), "memory_budget_mb": (positive_int, 1024),
+        "recurrent_init": (choice("bias", "zero"), "bias")})
     path = Path(run_dir) / "model.nir"
     g = read_nir(path)
     t0 = time.perf_counter()
-    out, counts = simulate(g, inputs, dt_s=options.get("dt_s"),
-                           dtype=options.get("dtype", "float64"),
-                           batch_size=int(options.get("batch_size", 256)))
+    out, counts = simulate(g, inputs, dt_s=options["dt_s"], dtype=options["dtype"],
+                           batch_size=options["batch_size"],
+                           recurrent_init=options["recurrent_init"],
+                           memory_budget_bytes=options["memory_budget_mb"] << 20)
     wall = time.perf_counter() - t0
     if not np.isin(out, (0.0, 1.0)).all():
         raise SimulationError(f"{path}: the graph's output is not a spike train (0/1)")
@@ -250,5 +290,5 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     return SimResult(target="reference", timesteps=int(inputs.shape[1]),
                      output_spikes=out.astype(np.uint8), neuron_counts=counts,
                      input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
-                     extra={"dtype": options.get("dtype", "float64"),
-                            "dt_s": options.get("dt_s", g.dt_s), "graph": str(path)})
+                     extra={"dtype": options["dtype"], "dt_s": options["dt_s"] or g.dt_s,
+                            "graph": str(path)})

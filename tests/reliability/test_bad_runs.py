@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from spikeship.errors import (CheckpointError, ConfigError, DatasetError, ExportError, MaskError,
-                              RunDirError, SimulationError)
+                              RunDirError)
 from spikeship.train.checkpoint import META, TENSORS, _sha256
 from spikeship.train.models import ModelSpec
 from tests.reliability.conftest import expect_error
@@ -283,7 +283,18 @@ def test_bad_pipeline_config_file(tmp_path, capsys, case, text, match):
     (["simulate", "{run}", "--target", "loihi-9"], ConfigError, "unknown target"),
     (["simulate", "{run}", "--target", "reference", "--samples", "0"], ConfigError, "--samples"),
     (["simulate", "{run}", "--target", "reference", "--samples", "2", "--option",
-      "dtype=float16"], SimulationError, "dtype"),
+      "dtype=float16"], ConfigError, "dtype"),
+    (["simulate", "{run}", "--target", "reference", "--option", "batch_size=0"], ConfigError,
+     "batch_size"),
+    (["simulate", "{run}", "--target", "reference", "--option", "speed=11"], ConfigError,
+     "unknown option(s) ['speed']"),
+    (["simulate", "{run}", "--target", "onnx", "--option", "threads=-2"], ConfigError,
+     "threads"),
+    (["simulate", "{run}", "--target", "norse", "--option", "batched=maybe"], ConfigError,
+     "batched"),
+    (["simulate", "{run}", "--target", "norse", "--option", "dt_s=-0.001"], ConfigError, "dt_s"),
+    (["simulate", "{run}", "--target", "snntorch", "--option", "batch_size=x"], ConfigError,
+     "batch_size"),
     (["simulate", "{run}", "--target", "reference", "--option", "dtype"], ConfigError,
      "key=value"),
     (["export", "{run}", "--formats", "nir,xyz"], ConfigError, "unknown export format"),
@@ -294,8 +305,9 @@ def test_bad_pipeline_config_file(tmp_path, capsys, case, text, match):
      ConfigError, "field 'lr'"),
     (["train", "--out", "{run}", "--prune-opt", "noequals", "--no-progress"], ConfigError,
      "key=value"),
-], ids=["target", "samples", "dtype", "option-syntax", "format", "dt-negative", "dt-nan",
-        "threads", "resume-changed-lr", "prune-opt-syntax"])
+], ids=["target", "samples", "dtype", "batch-zero", "unknown-option", "onnx-threads",
+        "norse-batched", "norse-dt", "snntorch-batch", "option-syntax", "format", "dt-negative",
+        "dt-nan", "threads", "resume-changed-lr", "prune-opt-syntax"])
 def test_bad_command_line_values(run, capsys, argv, error, match):
     expect_error(capsys, [a.format(run=run) for a in argv], error, match, watch=(run,))
 

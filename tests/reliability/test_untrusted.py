@@ -324,3 +324,61 @@ def test_checkpoint_spec_declaring_an_absurd_model(run, capsys):
     (run / "checkpoint" / META).write_text(json.dumps(meta))
     with memory_cap():
         expect_error(capsys, ["export", run], CheckpointError, "does not fit", watch=(run,))
+
+
+def _big_state_graph(side: int) -> "nir.NIRGraph":
+    """input (1, side, side) -> 1x1 conv -> LIF -> SumPool(side) -> Flatten -> Affine(2, 1)
+    -> LIF: tiny parameters except the per-neuron LIF arrays, which are broadcast views
+    (no memory), so only a simulator that allocates state would use memory."""
+    import nir
+
+    f32 = np.float32
+    big = (1, side, side)
+
+    def view(v):
+        return np.broadcast_to(f32(v), big)
+    return nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array(big)}),
+        "conv": nir.Conv2d(input_shape=(side, side), weight=np.ones((1, 1, 1, 1), f32),
+                           stride=1, padding=0, dilation=1, groups=1, bias=np.zeros(1, f32)),
+        "lif": nir.LIF(tau=view(2e-3), r=view(1.0), v_leak=view(0.0), v_threshold=view(0.5),
+                       v_reset=view(0.0)),
+        "pool": nir.SumPool2d(kernel_size=np.array([side, side]), stride=np.array([side, side]),
+                              padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([1, 1, 1])}, start_dim=0, end_dim=-1),
+        "fc": nir.Affine(weight=np.ones((2, 1), f32), bias=np.zeros(2, f32)),
+        "out_lif": nir.LIF(tau=np.full(2, 2e-3, f32), r=np.ones(2, f32), v_leak=np.zeros(2, f32),
+                           v_threshold=np.full(2, 0.5, f32), v_reset=np.zeros(2, f32)),
+        "output": nir.Output(output_type={"output": np.array([2])})},
+        edges=[("input", "conv"), ("conv", "lif"), ("lif", "pool"), ("pool", "flat"),
+               ("flat", "fc"), ("fc", "out_lif"), ("out_lif", "output")],
+        metadata={"dt": 1e-3}, type_check=False)
+
+
+def test_reference_refuses_state_beyond_its_memory_budget():
+    """36 M neurons pass the importer's per-node limit, but one sample's state (input,
+    conv output, LIF voltage and spikes in float64) is over the 1 GiB budget: refused
+    before the simulator allocates anything."""
+    from spikeship.errors import SimulationError
+    from spikeship.export.nir_import import load_graph
+    from spikeship.sim.reference import simulate
+
+    g = load_graph(_big_state_graph(6000))
+    x = np.broadcast_to(np.float32(1.0), (3, 2, 1, 6000, 6000))
+    with memory_cap(), pytest.raises(SimulationError, match="memory_budget_mb"):
+        simulate(g, x)
+
+
+def test_reference_memory_budget_shrinks_the_batch_not_the_result(exported_run):
+    """A budget of 1 MiB forces batches of a few samples: the same output, bit for bit."""
+    from spikeship.export.nir_import import read_nir
+    from spikeship.sim.reference import batch_within_budget, simulate
+
+    g = read_nir(exported_run / "model.nir")
+    x = np.random.default_rng(0).random((40, 4, 1, 8, 8)).astype(np.float32)
+    small = batch_within_budget(g, "float64", 256, 1 << 20)
+    assert 1 <= small < 40
+    a, ca = simulate(g, x)
+    b, cb = simulate(g, x, memory_budget_bytes=1 << 20)
+    np.testing.assert_array_equal(a, b)
+    assert all(np.array_equal(ca[k], cb[k]) for k in ca)
