@@ -36,19 +36,32 @@ class RunFiles:
         p = Path(path)
         if not p.is_dir():
             raise RunDirError(f"run directory {p} does not exist")
+        if not any((p / n).exists() for n in ("summary.json", "metrics.jsonl", "config.json",
+                                               "checkpoint")):
+            raise RunDirError(f"{p} is not a run directory (no summary.json, metrics.jsonl, "
+                              "config.json or checkpoint/)")
         rf = cls(p)
         try:
             if (p / "summary.json").exists():
-                rf.summary = json.loads((p / "summary.json").read_text())
+                rf.summary = _object(p / "summary.json")
             rf.metrics = read_jsonl(p / "metrics.jsonl")
             for f in sorted(p.glob("simulate-*.json")):
-                rf.simulations[f.stem[len("simulate-"):]] = json.loads(f.read_text())
+                rf.simulations[f.stem[len("simulate-"):]] = _object(f)
             for f in sorted(p.glob("energy*.json")):
-                rf.energies[f.stem] = json.loads(f.read_text())
+                rf.energies[f.stem] = _object(f)
             rf.energy = rf.energies.get("energy", next(iter(rf.energies.values()), {}))
-        except json.JSONDecodeError as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise RunDirError(f"corrupt JSON artifact in {p}: {e}") from e
+        if not all(isinstance(m, dict) for m in rf.metrics):
+            raise RunDirError(f"{p / 'metrics.jsonl'}: every line must be a JSON object")
         return rf
+
+
+def _object(path: Path) -> dict[str, Any]:
+    d = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(d, dict):
+        raise RunDirError(f"{path} does not hold a JSON object")
+    return d
 
 
 def _fmt(v: Any, pct: bool = False) -> str:

@@ -365,3 +365,32 @@ def test_compare_output_under_a_regular_file(run, tmp_path, capsys):
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_accuracy": 0.5}) + "\n")
     expect_error(capsys, ["compare", run, run, "--out", f / "table.md"], RunDirError,
                  "not a directory", watch=(tmp_path,))
+
+
+# ---- report / compare inputs --------------------------------------------------------------
+def test_report_of_a_directory_that_is_not_a_run(tmp_path, capsys):
+    d = tmp_path / "empty"
+    d.mkdir()
+    expect_error(capsys, ["report", d], RunDirError, "not a run directory", watch=(d,))
+    expect_error(capsys, ["report", tmp_path / "ghost"], RunDirError, "does not exist",
+                 watch=(tmp_path,))
+
+
+@pytest.mark.parametrize("name,text,match", [
+    ("summary.json", "[1, 2, 3]", "JSON object"),
+    ("summary.json", "{ half", "corrupt JSON"),
+    ("metrics.jsonl", "[1, 2]\n", "JSON object"),
+    ("simulate-reference.json", "\"just a string\"", "JSON object"),
+    ("energy.json", b"\xff\xfe not utf-8", "corrupt JSON"),
+], ids=["summary-list", "summary-half", "metrics-list", "simulate-string", "energy-binary"])
+def test_report_of_a_run_with_malformed_json(run, capsys, name, text, match):
+    p = run / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    expect_error(capsys, ["report", run], RunDirError, match, watch=(run,))
+
+
+def test_compare_of_a_run_with_a_malformed_summary(run, capsys, tmp_path):
+    (run / "summary.json").write_text("[]")
+    out = tmp_path / "table.md"
+    expect_error(capsys, ["compare", run, run, "--out", out], RunDirError, "JSON object",
+                 watch=(run, out))
