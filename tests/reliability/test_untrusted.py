@@ -382,3 +382,14 @@ def test_reference_memory_budget_shrinks_the_batch_not_the_result(exported_run):
     b, cb = simulate(g, x, memory_budget_bytes=1 << 20)
     np.testing.assert_array_equal(a, b)
     assert all(np.array_equal(ca[k], cb[k]) for k in ca)
+
+
+@pytest.mark.xfail(strict=True, reason="spikeship/sim/energy/artifacts.py read_nir (owner: "
+                   "energy) reads model.nir with nir.read, bypassing spikeship.export."
+                   "nir_import.read_nir (size limits, NaN, graph checks): MemoryError")
+def test_energy_refuses_a_nir_array_declaring_a_trillion_elements(run, capsys):
+    with h5py.File(run / "model.nir", "r+") as f:
+        _huge_dataset(f["node/nodes/fc7"], "bias")
+    with memory_cap():
+        expect_error(capsys, ["energy", run, "--assume-rate", "0.1", "--no-lava-check"],
+                     GraphError, "refusing to read", watch=(run,))
