@@ -197,18 +197,15 @@ def _synapse(L, s, fixed: bool):
 
 
 def load_graph(path: str | Path):
-    """Read a NIR file (``GraphError`` if unreadable, ``RunDirError`` if missing)."""
-    import nir
-
+    """Read and validate a NIR file with spikeship's importer (size limits before
+    allocating, NaN/Inf, shapes, edges): ``GraphError`` if bad, ``RunDirError`` if missing."""
     from spikeship.errors import RunDirError
+    from spikeship.export.nir_import import read_nir
 
     path = Path(path)
     if not path.exists():
         raise RunDirError(f"{path} does not exist (run `spikeship export` first)")
-    try:
-        return nir.read(str(path))
-    except Exception as e:  # noqa: BLE001 - h5py/nir raise many types on a bad file
-        raise GraphError(f"cannot read NIR graph {path}: {type(e).__name__}: {e}") from e
+    return read_nir(path).graph
 
 
 def deployment_for(graph, precision: str, inputs: np.ndarray, options: dict) -> Deployment:

@@ -93,13 +93,6 @@ def test_damaged_checkpoint_resume(run, capsys, how):
 # ---- energy reads every deployed file (owner of spikeship/sim/energy/**: energy) -----------
 ENERGY = ["energy", "{run}", "--spikes-from", "reference", "--no-lava-check",
           "--allow-explicit-zeros", "netx", "--allow-explicit-zeros", "netx-sparse"]
-ONNX_DECODE = pytest.mark.xfail(strict=True, reason="spikeship/sim/energy/artifacts.py "
-                                "onnx_layers (owner: energy): onnx.load's DecodeError is not "
-                                "caught (internal error); load_external_data=False missing")
-NETX_SILENT = pytest.mark.xfail(strict=True, reason="spikeship/sim/energy/lava_artifacts.py "
-                                "netx_check (owner: energy): an unreadable model.net becomes "
-                                "'not checked' and energy exits 0 (flipped bytes: RuntimeError "
-                                "escapes netx_layers)")
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +117,7 @@ def simulated_run(simulated_source, tmp_path):
     return tmp_path / "srun"
 
 
-@pytest.mark.parametrize("how", [pytest.param("truncated", marks=ONNX_DECODE),
-                                 pytest.param("flipped", marks=ONNX_DECODE), "empty",
-                                 pytest.param("foreign", marks=ONNX_DECODE)])
+@pytest.mark.parametrize("how", ["truncated", "flipped", "empty", "foreign"])
 def test_damaged_onnx_energy(simulated_run, capsys, how):
     run = simulated_run
     damage(run / "model.onnx", how)
@@ -134,7 +125,7 @@ def test_damaged_onnx_energy(simulated_run, capsys, how):
                  watch=(run,))
 
 
-@pytest.mark.parametrize("how", [pytest.param(h, marks=NETX_SILENT) for h in DAMAGES])
+@pytest.mark.parametrize("how", DAMAGES)
 def test_damaged_netx_energy(simulated_run, capsys, how):
     run = simulated_run
     damage(run / "model.net", how)

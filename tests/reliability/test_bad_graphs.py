@@ -226,15 +226,8 @@ def test_good_graph_runs_and_writes_its_result(run, capsys):
     assert (run / "simulate-reference.json").is_file()
 
 
-LAVA_UNVALIDATED = pytest.mark.xfail(
-    strict=True, reason="spikeship/sim/lava.py load_graph (owner: lava; also used by "
-    "loihi-emu) reads model.nir with nir.read instead of spikeship.export.nir_import.read_nir: "
-    "NaN/Inf parameters (and absurd sizes, shape errors) reach Lava, which runs and exits 0")
-
-
 @pytest.mark.lava
 @pytest.mark.parametrize("target", ["lava-float", "lava-fixed", "loihi-emu"])
-@LAVA_UNVALIDATED
 def test_nan_weight_in_the_exported_graph_is_refused_by_the_lava_targets(run, capsys, target):
     import h5py
 

@@ -384,9 +384,6 @@ def test_reference_memory_budget_shrinks_the_batch_not_the_result(exported_run):
     assert all(np.array_equal(ca[k], cb[k]) for k in ca)
 
 
-@pytest.mark.xfail(strict=True, reason="spikeship/sim/energy/artifacts.py read_nir (owner: "
-                   "energy) reads model.nir with nir.read, bypassing spikeship.export."
-                   "nir_import.read_nir (size limits, NaN, graph checks): MemoryError")
 def test_energy_refuses_a_nir_array_declaring_a_trillion_elements(run, capsys):
     with h5py.File(run / "model.nir", "r+") as f:
         _huge_dataset(f["node/nodes/fc7"], "bias")

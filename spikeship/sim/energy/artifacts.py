@@ -32,11 +32,11 @@ def _arange_if_none(v, n: int) -> np.ndarray:
 
 
 def read_nir(path: str | Path) -> nir.NIRGraph:
-    """``nir.read`` with a named error."""
-    try:
-        return nir.read(str(path))
-    except (OSError, KeyError, ValueError, TypeError, AssertionError) as e:
-        raise GraphError(f"cannot read NIR file {path}: {e}") from e
+    """The graph of a NIR file, read and validated by spikeship's importer (size limits
+    before allocating, NaN/Inf, shapes, edges): named errors only."""
+    from spikeship.export.nir_import import read_nir as read_validated
+
+    return read_validated(path).graph
 
 
 def nir_layers(graph: nir.NIRGraph, fmt: str = "nir") -> list[DeployedLayer]:
@@ -104,9 +104,12 @@ def onnx_layers(path: str | Path, fmt: str = "onnx") -> list[DeployedLayer]:
     import onnx
     from onnx import numpy_helper
 
+    from google.protobuf.message import DecodeError
+
     try:
-        model = onnx.load(str(path))
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError) as e:
+        model = onnx.load(str(path), load_external_data=False)
+    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError,
+            DecodeError) as e:
         raise GraphError(f"cannot read ONNX file {path}: {e}") from e
     props = {p.key: p.value for p in model.metadata_props}
     if "layers" not in props:

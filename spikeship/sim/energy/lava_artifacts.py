@@ -163,8 +163,13 @@ def netx_check(path: Path, graph, pruned: dict) -> list:
         return [vanish.not_checked("netx", "model.net not present")]
     try:
         layers = netx_layers(path, graph)
-    except (OSError, KeyError, ValueError, SpikeshipError) as e:
-        return [vanish.not_checked("netx", f"cannot read {path.name}: {e}")]
+    except GraphError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError,
+            SpikeshipError) as e:
+        # a damaged deployed file must fail the check loudly, never pass it unchecked
+        raise GraphError(f"cannot read {path.name} for the vanish check: "
+                         f"{type(e).__name__}: {e}") from e
     out = [vanish.check_format("netx", layers, pruned,
                                "netx HDF5 stores dense arrays: every entry is a synapse "
                                "(Dense blocks; Conv kernels)")]
