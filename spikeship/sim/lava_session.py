@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -109,6 +110,49 @@ def _terminate(runtime) -> None:
         runtime._watchdog_manager.stop()
 
 
+def _child_pids() -> set[int]:
+    """PIDs of this process's live children (all threads), read from ``/proc``.
+
+    Unlike ``multiprocessing.active_children()`` this also sees a child forked an
+    instant before a Ctrl-C / time limit landed, before multiprocessing registered it.
+    """
+    pids: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                with open(f"/proc/self/task/{task}/children") as f:
+                    pids.update(int(p) for p in f.read().split())
+    return pids
+
+
+def _is_resource_tracker(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"resource_tracker" in f.read()
+    return False
+
+
+def _kill_new_children(before: set[int], grace_s: float = 3.0) -> None:
+    """Terminate (then kill) children of this process that did not exist in ``before``."""
+    new = {p for p in _child_pids() - before if not _is_resource_tracker(p)}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in new:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        end = time.monotonic() + grace_s
+        while new and time.monotonic() < end:
+            for pid in list(new):
+                with contextlib.suppress(ChildProcessError, OSError):
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                    if done == 0:
+                        continue
+                new.discard(pid)
+            if new:
+                time.sleep(0.05)
+        if not new:
+            return
+
+
 class LavaSession:
     """Compile once, run many times, always stop (see module docstring)."""
 
@@ -120,6 +164,7 @@ class LavaSession:
         self.stop_timeout_s = stop_timeout_s
         self._failed = False
         self._started = False
+        self._children_before: set[int] | None = None
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -144,6 +189,7 @@ class LavaSession:
 
     def compile(self) -> None:
         """Compile the process graph and start Lava's child processes."""
+        self._children_before = _child_pids()
         self._guard("compiling", lambda: self.root.create_runtime(run_cfg=self.run_cfg))
 
     def run(self, steps: int) -> None:
@@ -173,7 +219,18 @@ class LavaSession:
         return box[0]
 
     def close(self) -> None:
-        """Stop Lava: gracefully if possible, else terminate its child processes."""
+        """Stop Lava: gracefully if possible, else terminate its child processes.
+
+        Last, any child process started since :meth:`compile` began that is still
+        alive is terminated too (a Ctrl-C landing while Lava forks leaves one that the
+        runtime never registered)."""
+        try:
+            self._stop_runtime()
+        finally:
+            if self._children_before is not None:
+                _kill_new_children(self._children_before)
+
+    def _stop_runtime(self) -> None:
         rt = getattr(self.root, "_runtime", None)
         if rt is None:
             return

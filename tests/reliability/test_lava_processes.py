@@ -266,9 +266,6 @@ def _interrupt_after_fork() -> None:
 os.register_at_fork(after_in_parent=_interrupt_after_fork)
 
 
-@pytest.mark.xfail(strict=True, reason="spikeship/sim/lava_session.py LavaSession (owner: "
-                   "lava): a Ctrl-C (or SIGALRM time limit) landing while Lava forks its "
-                   "processes leaves the just-forked child unregistered and alive")
 @pytest.mark.parametrize("after", [1, 3])
 def test_ctrl_c_while_lava_starts_its_processes_leaves_no_child(after):
     from spikeship.sim.lava_run import run_deployment
