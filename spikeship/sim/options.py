@@ -57,10 +57,16 @@ def choice(*allowed: str) -> Parser:
     return parse
 
 
+# Options every target accepts (the simulate command and the energy tools pass them).
+COMMON: dict[str, tuple[Parser, Any]] = {"progress": (boolean, True)}
+
+
 def parse_options(target: str, given: dict | None, spec: dict[str, tuple[Parser, Any]]
                   ) -> dict[str, Any]:
-    """Every option of ``spec`` with its value from ``given`` (or its default)."""
+    """Every option of ``spec`` (and :data:`COMMON`) with its value from ``given`` (or
+    its default)."""
     given = dict(given or {})
+    spec = {**COMMON, **spec}
     unknown = sorted(set(given) - set(spec))
     if unknown:
         raise ConfigError(f"target '{target}': unknown option(s) {unknown}; "
