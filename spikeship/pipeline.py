@@ -31,7 +31,7 @@ from typing import Any
 import click
 
 from spikeship.errors import ConfigError, SpikeshipError
-from spikeship.io import ensure_writable_dir, write_json_atomic
+from spikeship.io import ensure_writable_dir, sha256_file, write_json_atomic
 
 TARGETS_DEFAULT = ("reference", "onnx", "norse", "lava-float", "lava-fixed", "lava-netx",
                    "loihi-emu")
@@ -168,13 +168,6 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- stages
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
@@ -199,7 +192,7 @@ class Stage:
         h = hashlib.sha256(json.dumps(self.argv).encode())
         for f in _files(self.inputs):
             h.update(str(f).encode())
-            h.update(_sha256(f).encode())
+            h.update(sha256_file(f).encode())
         return h.hexdigest()
 
 
@@ -223,13 +216,13 @@ class StageRecorder:
         files = _files(stage.outputs)
         if not files or {str(f) for f in files} != set(outputs):
             return False
-        return all(_sha256(f) == outputs[str(f)] for f in files)
+        return all(sha256_file(f) == outputs[str(f)] for f in files)
 
     def record(self, stage: Stage, seconds: float) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.dir / f"{stage.name}.json", {
             "fingerprint": stage.fingerprint(), "argv": stage.argv, "seconds": seconds,
-            "outputs": {str(f): _sha256(f) for f in _files(stage.outputs)}})
+            "outputs": {str(f): sha256_file(f) for f in _files(stage.outputs)}})
 
 
 def plan(cfg: PipelineConfig) -> list[Stage]:

@@ -20,7 +20,6 @@ old one removed. A crash at any point leaves one complete checkpoint, which
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 from spikeship.errors import CheckpointError, ConfigError, MaskError
-from spikeship.io import write_json_atomic
+from spikeship.io import sha256_file, write_json_atomic
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model
 from spikeship.train.structure import LayerInfo, describe
@@ -161,7 +160,7 @@ def _write_dir(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, 
     new.mkdir()
     save_file(tensors, str(new / TENSORS))
     _fsync(new / TENSORS)
-    meta["tensors_sha256"] = _sha256(new / TENSORS)
+    meta["tensors_sha256"] = sha256_file(new / TENSORS)
     write_json_atomic(new / META, meta)
     _fsync_dir(new)
     if cur.exists():
@@ -188,13 +187,6 @@ def _fsync_dir(path: Path) -> None:
         finally:
             os.close(fd)
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -264,7 +256,7 @@ def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = 
         raise CheckpointError(f"{d}: checkpoint format {meta.get('format_version')!r} is not "
                               f"supported (this spikeship reads format {FORMAT_VERSION})")
     want = meta.get("tensors_sha256")
-    if want is not None and _sha256(d / TENSORS) != want:
+    if want is not None and sha256_file(d / TENSORS) != want:
         raise CheckpointError(f"{d / TENSORS} is corrupt (SHA-256 differs from {META})")
     try:
         tensors = load_file(str(d / TENSORS), device="cpu")
