@@ -119,7 +119,7 @@ def test_failing_last_format_leaves_the_previous_export_untouched(run, capsys):
     save_file(t, str(run / "checkpoint" / TENSORS))
     import json
 
-    from spikeship.train.checkpoint import _sha256
+    from spikeship.io import sha256_file as _sha256
 
     meta = json.loads((run / "checkpoint" / META).read_text())
     meta["tensors_sha256"] = _sha256(run / "checkpoint" / TENSORS)

@@ -14,7 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from spikeship.errors import (CheckpointError, ConfigError, DatasetError, ExportError, MaskError,
                               RunDirError)
-from spikeship.train.checkpoint import META, TENSORS, _sha256
+from spikeship.io import sha256_file as _sha256
+from spikeship.train.checkpoint import META, TENSORS
 from spikeship.train.models import ModelSpec
 from tests.reliability.conftest import expect_error
 

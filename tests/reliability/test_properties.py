@@ -310,7 +310,8 @@ def test_damaged_checkpoint_loads_or_raises_a_named_error(exported_run, part, da
     damage itself); meta.json is damaged as text."""
     from spikeship.export.nir_export import to_nir
     from spikeship.export.surgery import build_deployable
-    from spikeship.train.checkpoint import META, TENSORS, _sha256, load_checkpoint
+    from spikeship.io import sha256_file as _sha256
+    from spikeship.train.checkpoint import META, TENSORS, load_checkpoint
 
     with tempfile.TemporaryDirectory() as d:
         run = Path(d) / "run"

@@ -27,7 +27,8 @@ import torch
 import spikeship
 from spikeship.errors import CheckpointError, DatasetError, GraphError, RunDirError
 from spikeship.sim.result import SimResult
-from spikeship.train.checkpoint import META, TENSORS, _sha256
+from spikeship.io import sha256_file as _sha256
+from spikeship.train.checkpoint import META, TENSORS
 from tests.reliability.conftest import expect_error
 
 

@@ -10,7 +10,8 @@ import torch
 
 from spikeship.errors import CheckpointError, ConfigError, MaskError
 from spikeship.io import read_jsonl
-from spikeship.train.checkpoint import (META, TENSORS, _sha256, checkpoint_dir, load_checkpoint,
+from spikeship.io import sha256_file as _sha256
+from spikeship.train.checkpoint import (META, TENSORS, checkpoint_dir, load_checkpoint,
                                         save_checkpoint)
 from spikeship.train.config import TrainConfig
 from spikeship.train.masks import MaskSet
