@@ -56,7 +56,6 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
                options: dict | None = None) -> SimResult:
     """Run the checkpoint of ``run_dir`` (snntorch, float32) on ``inputs`` (N, T, C, H, W)."""
     from spikeship.export.surgery import build_deployable
-    from spikeship.sim.reference import input_stats
     from spikeship.train.checkpoint import load_checkpoint
 
     from spikeship.sim.options import parse_options, positive_int
@@ -77,8 +76,5 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
         removed[layer.name] = int(c.sum() - counts[layer.name].sum())   # must be 0
     if not np.isin(out, (0.0, 1.0)).all():
         raise SimulationError("the model's output is not a spike train")
-    count, total = input_stats(inputs)
-    return SimResult(target="snntorch", timesteps=int(inputs.shape[1]),
-                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
-                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
-                     extra={"removed_units_spikes": removed})
+    return SimResult.from_run("snntorch", inputs, out, counts, labels, wall,
+                              {"removed_units_spikes": removed})

@@ -169,11 +169,7 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
     }
     if dep.report:
         extra["quantisation"] = dep.report
-    return SimResult(
-        target=target, timesteps=t,
-        output_spikes=_to_nir_steps(aligned).reshape(n, t, -1),
-        neuron_counts={k: np.transpose(v) for k, v in counts.items()},
-        input_count=(x != 0).sum(axis=(0, 1)).astype(np.int64),
-        input_sum=x.sum(axis=(0, 1)).astype(np.float64),
-        labels=None if labels is None else np.asarray(labels).astype(np.int64),
-        wall_time_s=time.perf_counter() - wall0, extra=extra)
+    return SimResult.from_run(
+        target, x, _to_nir_steps(aligned).reshape(n, t, -1),
+        {k: np.transpose(v) for k, v in counts.items()}, labels,
+        time.perf_counter() - wall0, extra)

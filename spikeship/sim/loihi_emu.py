@@ -331,13 +331,8 @@ def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | Non
     }
     if dep.report:
         extra["quantisation"] = dep.report
-    return SimResult(
-        target=TARGET, timesteps=int(x.shape[1]), output_spikes=r.output_spikes,
-        neuron_counts=r.counts,
-        input_count=(x != 0).sum(axis=(0, 1)).astype(np.int64),
-        input_sum=x.sum(axis=(0, 1)).astype(np.float64),
-        labels=None if labels is None else np.asarray(labels).astype(np.int64),
-        wall_time_s=time.perf_counter() - wall0, extra=extra)
+    return SimResult.from_run(TARGET, x, r.output_spikes, r.counts, labels,
+                              time.perf_counter() - wall0, extra)
 
 
 def run_target(run_dir, inputs, labels, options) -> SimResult:

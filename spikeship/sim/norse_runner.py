@@ -44,7 +44,7 @@ import numpy as np
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError, UnsupportedNodeError
 from spikeship.export.nir_import import LoadedGraph, read_nir
-from spikeship.sim.reference import _as_graph, input_stats
+from spikeship.sim.reference import _as_graph
 from spikeship.sim.result import SimResult
 
 NORSE_TYPES = ("Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "Flatten",
@@ -192,9 +192,6 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     out, counts, notes = simulate_norse(g, inputs, dt_s=options["dt_s"], batched=batched,
                                         batch_size=options["batch_size"])
     wall = time.perf_counter() - t0
-    count, total = input_stats(inputs)
-    return SimResult(target="norse", timesteps=int(inputs.shape[1]),
-                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
-                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
-                     extra={"dt_s": options["dt_s"] or g.dt_s, "adaptations": notes,
-                            "batched": batched})
+    return SimResult.from_run("norse", inputs, out, counts, labels, wall,
+                              {"dt_s": options["dt_s"] or g.dt_s, "adaptations": notes,
+                               "batched": batched})

@@ -16,7 +16,6 @@ import numpy as np
 
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError
-from spikeship.sim.reference import input_stats
 from spikeship.sim.result import SimResult
 
 
@@ -142,8 +141,5 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     out, counts, meta = simulate_onnx(path, inputs, batch_size=options["batch_size"],
                                       threads=options["threads"])
     wall = time.perf_counter() - t0
-    count, total = input_stats(inputs)
-    return SimResult(target="onnx", timesteps=int(inputs.shape[1]),
-                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
-                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
-                     extra={"onnx_mode": meta.get("mode"), "opset": 17})
+    return SimResult.from_run("onnx", inputs, out, counts, labels, wall,
+                              {"onnx_mode": meta.get("mode"), "opset": 17})

@@ -256,12 +256,6 @@ def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str
     return out, {m: c.numpy().astype(np.int64) for m, c in counts.items()}
 
 
-def input_stats(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``input_count`` (how often each input element was non-zero) and ``input_sum``."""
-    x = np.asarray(inputs)
-    return ((x != 0).sum(axis=(0, 1)).astype(np.int64), x.sum(axis=(0, 1), dtype=np.float64))
-
-
 def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
                options: dict | None = None) -> SimResult:
     """Target ``reference``: run ``run_dir/model.nir`` on ``inputs`` (N, T, C, H, W).
@@ -286,9 +280,6 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     wall = time.perf_counter() - t0
     if not np.isin(out, (0.0, 1.0)).all():
         raise SimulationError(f"{path}: the graph's output is not a spike train (0/1)")
-    count, total = input_stats(inputs)
-    return SimResult(target="reference", timesteps=int(inputs.shape[1]),
-                     output_spikes=out.astype(np.uint8), neuron_counts=counts,
-                     input_count=count, input_sum=total, labels=labels, wall_time_s=wall,
-                     extra={"dtype": options["dtype"], "dt_s": options["dt_s"] or g.dt_s,
-                            "graph": str(path)})
+    return SimResult.from_run("reference", inputs, out, counts, labels, wall,
+                              {"dtype": options["dtype"], "dt_s": options["dt_s"] or g.dt_s,
+                               "graph": str(path)})

@@ -46,6 +46,23 @@ class SimResult:
     extra: dict[str, Any] = field(default_factory=dict)   # target-specific numbers
     agreement: dict[str, Any] | None = None        # filled by compare_to()
 
+    @classmethod
+    def from_run(cls, target: str, inputs: np.ndarray, output_spikes: np.ndarray,
+                 neuron_counts: dict[str, np.ndarray], labels: np.ndarray | None,
+                 wall_time_s: float, extra: dict[str, Any] | None = None) -> SimResult:
+        """A result from a run on ``inputs`` (N, T, *input shape): output spikes as uint8,
+        labels as int64, and the input statistics computed here, the same way for every
+        target (``input_count``: how often each element was non-zero; ``input_sum``: the
+        values summed in float64)."""
+        x = np.asarray(inputs)
+        return cls(target=target, timesteps=int(x.shape[1]),
+                   output_spikes=np.asarray(output_spikes).astype(np.uint8),
+                   neuron_counts=neuron_counts,
+                   input_count=(x != 0).sum(axis=(0, 1)).astype(np.int64),
+                   input_sum=x.sum(axis=(0, 1), dtype=np.float64),
+                   labels=None if labels is None else np.asarray(labels).astype(np.int64),
+                   wall_time_s=wall_time_s, extra=dict(extra or {}))
+
     @property
     def samples(self) -> int:
         return int(self.output_spikes.shape[0])

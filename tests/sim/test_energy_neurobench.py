@@ -27,7 +27,7 @@ from spikeship.export.nir_export import to_nir
 from spikeship.export.surgery import build_deployable
 from spikeship.export.training_run import record_model
 from spikeship.sim.energy.synops import SpikeCounts, count_synops
-from spikeship.sim.reference import input_stats
+from spikeship.sim.result import SimResult
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import forward_sequence
 from spikeship.train.neuron import NeuronParams, make_lif
@@ -127,8 +127,8 @@ def test_effective_synops_agree_with_neurobench(tmp_path):
     graph = nir.read(tmp_path / "m.nir")
     _, full = record_model(seq, x)
     counts = {l.name: full[l.name][l.kept] for l in net.neuron_layers()}
-    ic, isum = input_stats(x)
-    rep = count_synops(graph, SpikeCounts("snntorch", "simulation", N, T, counts, ic, isum))
+    res = SimResult.from_run("snntorch", x, np.zeros((N, T, 1)), counts, None, 0.0)
+    rep = count_synops(graph, SpikeCounts.from_result(res))
 
     theirs = _neurobench_per_layer(seq, torch.from_numpy(x))
     for ours, (ops, kinds) in zip(rep.layers, theirs):
