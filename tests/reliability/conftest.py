@@ -91,3 +91,20 @@ def run(exported_run, tmp_path) -> Path:
     d = tmp_path / "run"
     shutil.copytree(exported_run, d)
     return d
+
+
+def dvs_gesture_run(tmp_path: Path, exported_run: Path, write_recording) -> Path:
+    """A run directory whose config points at a DVS-Gesture layout under ``tmp_path``
+    holding one recording per split, written by ``write_recording(path)``."""
+    import json
+
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        d = tmp_path / "DVSGesture" / split / "user01_fluorescent"
+        d.mkdir(parents=True)
+        write_recording(d / "0.npy")
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = json.loads((exported_run / "config.json").read_text())
+    cfg.update(dataset="dvs-gesture", data_dir=str(tmp_path))
+    (run / "config.json").write_text(json.dumps(cfg))
+    return run

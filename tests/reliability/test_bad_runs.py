@@ -17,7 +17,7 @@ from spikeship.errors import (CheckpointError, ConfigError, DatasetError, Export
 from spikeship.io import sha256_file as _sha256
 from spikeship.train.checkpoint import META, TENSORS
 from spikeship.train.models import ModelSpec
-from tests.reliability.conftest import expect_error
+from tests.reliability.conftest import dvs_gesture_run, expect_error
 
 TRAIN = ["train", "--model", "tiny-mlp", "--epochs", "1", "--no-progress"]
 
@@ -191,15 +191,7 @@ def test_bad_cifar_directory(tmp_path, capsys, case, payload, match):
 
 def test_bad_dvs_gesture_recording(tmp_path, capsys, exported_run):
     """A recording that is not an ``.npy`` array: found when the split is read."""
-    for split in ("ibmGestureTrain", "ibmGestureTest"):
-        d = tmp_path / "DVSGesture" / split / "user01_fluorescent"
-        d.mkdir(parents=True)
-        (d / "0.npy").write_bytes(b"not numpy")
-    run = tmp_path / "run"
-    run.mkdir()
-    cfg = json.loads((exported_run / "config.json").read_text())
-    cfg.update(dataset="dvs-gesture", data_dir=str(tmp_path))
-    (run / "config.json").write_text(json.dumps(cfg))
+    run = dvs_gesture_run(tmp_path, exported_run, lambda p: p.write_bytes(b"not numpy"))
     expect_error(capsys, ["simulate", run, "--target", "reference", "--samples", 1],
                  DatasetError, "cannot read recording", watch=(run,))
 

@@ -29,7 +29,7 @@ from spikeship.errors import CheckpointError, DatasetError, GraphError, RunDirEr
 from spikeship.sim.result import SimResult
 from spikeship.io import sha256_file as _sha256
 from spikeship.train.checkpoint import META, TENSORS
-from tests.reliability.conftest import expect_error
+from tests.reliability.conftest import dvs_gesture_run, expect_error
 
 
 class Payload:
@@ -120,15 +120,8 @@ def test_pickle_payload_in_cifar_batches(tmp_path, capsys, marker):
 
 
 def test_pickled_npy_recording_in_dvs_gesture(tmp_path, capsys, marker, exported_run):
-    for split in ("ibmGestureTrain", "ibmGestureTest"):
-        d = tmp_path / "DVSGesture" / split / "user01_fluorescent"
-        d.mkdir(parents=True)
-        np.save(d / "0.npy", np.array([Payload(marker)], dtype=object), allow_pickle=True)
-    run = tmp_path / "run"
-    run.mkdir()
-    cfg = json.loads((exported_run / "config.json").read_text())
-    cfg.update(dataset="dvs-gesture", data_dir=str(tmp_path))
-    (run / "config.json").write_text(json.dumps(cfg))
+    run = dvs_gesture_run(tmp_path, exported_run, lambda p: np.save(
+        p, np.array([Payload(marker)], dtype=object), allow_pickle=True))
     expect_error(capsys, ["simulate", run, "--target", "reference", "--samples", 1],
                  DatasetError, "cannot read recording", watch=(run,))
 
