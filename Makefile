@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) install -q -c constraints.txt -e '.[lava,bench,dev]'
 	$(PIP) install -q -c constraints.txt --no-deps norse==1.1.0 neurobench==2.3.0
 	$(PIP) install -q -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
-	$(PY) -c "import spikeship.sim.lava_compat as c; c.install(); import lava.magma.compiler.var_model, lava.lib.dl.netx, norse, onnxruntime"
+	$(PY) -c "import spikeship.sim.lava.compat as c; c.install(); import lava.magma.compiler.var_model, lava.lib.dl.netx, norse, onnxruntime"
 	touch $(STAMP)
 
 # Debian's chromium renders report.html in the report test; skipped (with a reason)

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from spikeship.train.data import load_dataset
+from spikeship.data import load_dataset
 from spikeship.train.losses import get_loss
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence

@@ -4,11 +4,11 @@ Net: a DPAP-pruned ``dpap-mnist`` on ``digits`` (T = 8, direct encoding: host cu
 into the first LIF). ``--run DIR`` uses a trained run directory's ``model.nir``;
 without it a short DPAP training (2 epochs) is run in a temporary directory and
 exported, so the benchmark needs nothing prepared. Both targets get the same fixed-point
-deployment (:func:`spikeship.sim.lava.deployment_for`) and the same test inputs (the
+deployment (:func:`spikeship.sim.lava.build.deployment_for`) and the same test inputs (the
 whole digits test split unless ``--samples``); their output spikes must be identical
 (checked, else the script fails).
 
-Lava: one compile, the samples streamed back to back (:mod:`spikeship.sim.lava_run`,
+Lava: one compile, the samples streamed back to back (:mod:`spikeship.sim.lava.run`,
 Lava's own worker processes, one per process of the network). Emulator: one torch
 thread, the best of ``--repeats`` runs (shared CPU: the least disturbed one).
 
@@ -42,7 +42,7 @@ def _cpu_s() -> float:
 
 
 def _trained_run(out: Path) -> Path:
-    from spikeship.export.command import export_run
+    from spikeship.targets.export_command import export_run
     from spikeship.train.config import TrainConfig
     from spikeship.train.trainer import train
 
@@ -64,7 +64,8 @@ def main() -> None:
 
     from spikeship.sim import loihi_emu
     from spikeship.sim.command import test_split
-    from spikeship.sim.lava import deployment_for, load_graph, run_deployment
+    from spikeship.sim.lava.build import deployment_for, load_graph
+    from spikeship.sim.lava.run import run_deployment
 
     with tempfile.TemporaryDirectory(prefix="bench-loihi-emu-") as tmp:
         run = args.run or _trained_run(Path(tmp) / "run")

@@ -18,11 +18,8 @@ _HINTS = {
 
 def require(name: str) -> ModuleType:
     """Import module ``name`` or raise :class:`MissingDependencyError` saying what to install."""
-    if name == "lava" or name.startswith("lava."):
-        # Lava 0.10 needs a fix before it imports on Python 3.11 (see lava_compat).
-        from spikeship.sim import lava_compat
-
-        lava_compat.install()
+    # Lava 0.10 needs an import hook before it imports on Python 3.11: import it
+    # through spikeship.sim.lava.require, which installs the hook and then calls this.
     try:
         return importlib.import_module(name)
     except ImportError as e:

@@ -21,9 +21,9 @@ from spikeship.errors import NotYetAvailableError, SpikeshipError
 # name -> ("module:attribute", one-line help). The attribute is a click.Command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("spikeship.train.command:train", "Train an SNN (or its ANN twin), optionally pruning."),
-    "export": ("spikeship.export.command:export", "Export a run's checkpoint to NIR, ONNX and netx."),
+    "export": ("spikeship.targets.export_command:export", "Export a run's checkpoint to NIR, ONNX and netx."),
     "simulate": ("spikeship.sim.command:simulate", "Run the exported graph on a target."),
-    "energy": ("spikeship.sim.energy_command:energy", "Count synops, price them per chip, vanish check."),
+    "energy": ("spikeship.energy.command:energy", "Count synops, price them per chip, vanish check."),
     "compare": ("spikeship.report.compare:compare", "Compare run directories in a paper-style table."),
     "report": ("spikeship.report.command:report", "Write report.md / report.html / plots for a run."),
     "pipeline": ("spikeship.pipeline:pipeline", "Train, export, simulate, price and report in one go."),

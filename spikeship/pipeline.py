@@ -70,7 +70,7 @@ class PipelineConfig:
         named field, not after an hour of training in the stage that first reads it."""
         from spikeship.sim.registry import TARGETS
         from spikeship.targets.specs import CHIPS
-        from spikeship.train.data import DATASETS
+        from spikeship.data import DATASETS
         from spikeship.train.models import PRESETS
         from spikeship.train.pruners import PRUNERS
 
@@ -276,10 +276,26 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
     return stages
 
 
+# The subcommands the stages run (imported on use, like the CLI's).
+STAGE_COMMANDS = {
+    "train": "spikeship.train.command:train",
+    "export": "spikeship.targets.export_command:export",
+    "simulate": "spikeship.sim.command:simulate",
+    "energy": "spikeship.energy.command:energy",
+    "compare": "spikeship.report.compare:compare",
+    "report": "spikeship.report.command:report",
+}
+
+
+def _command(name: str) -> click.Command:
+    import importlib
+
+    module, attr = STAGE_COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, float]]:
     """Run (or skip) every stage; return (stage, "ran"|"skipped", seconds) per stage."""
-    from spikeship import cli
-
     out = ensure_writable_dir(cfg.out)
     write_json_atomic(out / "pipeline.json", cfg.to_json())
     recorder = StageRecorder(out)
@@ -296,11 +312,14 @@ def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, f
             argv.append("--resume")
         echo(f"{head}: spikeship {' '.join(argv)}")
         t0 = time.perf_counter()
-        rc = cli.main(argv)
+        try:
+            _command(argv[0]).main(args=argv[1:], prog_name=f"spikeship {argv[0]}",
+                                   standalone_mode=False)
+        except SpikeshipError:
+            # the stage's own error (class, message, exit code) goes up unchanged
+            echo(f"{head}: failed; fix it and re-run: finished stages are skipped")
+            raise
         dt = time.perf_counter() - t0
-        if rc != 0:
-            raise SpikeshipError(f"pipeline stage '{stage.name}' failed (exit code {rc}); "
-                                 f"fix it and re-run: finished stages are skipped")
         recorder.record(stage, dt)
         echo(f"{head}: done in {dt:.1f} s")
         log.append((stage.name, "ran", dt))

@@ -56,7 +56,7 @@ def test_onnxruntime_runs_a_tiny_model(tmp_path):
 
 
 def test_lava_dl_netx_imports():
-    from spikeship._optional import require
+    from spikeship.sim.lava import require
 
     netx = require("lava.lib.dl.netx")
     assert hasattr(netx, "hdf5")

@@ -2,7 +2,7 @@
 
 Per layer: type, input and output shape, synapses (weight entries), non-zero weights
 and sparsity (``1 - nonzero / entries``), neurons. A NIR file is read and validated
-by :func:`~spikeship.export.nir_import.read_nir`; ONNX by ``onnx.load`` (initializers
+by :func:`~spikeship.nir.read.read_nir`; ONNX by ``onnx.load`` (initializers
 and op counts); a lava-dl netx ``.net`` file (HDF5) is walked generically with h5py.
 """
 
@@ -25,7 +25,7 @@ def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
 
 
 def describe_nir(path: Path) -> dict:
-    from spikeship.export.nir_import import NEURONS, read_nir
+    from spikeship.nir.read import NEURONS, read_nir
 
     g = read_nir(path)
     rows = []
@@ -54,7 +54,7 @@ def describe_onnx(path: Path, limits=None) -> dict:
     from google.protobuf.message import DecodeError
     from onnx import numpy_helper
 
-    from spikeship.export.nir_import import Limits
+    from spikeship.nir.read import Limits
 
     limits = limits or Limits()
     try:
@@ -127,7 +127,7 @@ def _dense_from_coordinates(path: Path, base: str, arrays: dict, limits) -> np.n
 def describe_h5(path: Path, limits=None) -> dict:
     import h5py
 
-    from spikeship.export.nir_import import H5_ERRORS, Limits
+    from spikeship.nir.read import H5_ERRORS, Limits
 
     limits = limits or Limits()
     try:

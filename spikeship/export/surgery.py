@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from spikeship.errors import ExportError
+from spikeship.nir.shapes import pair
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec
 
@@ -168,10 +169,6 @@ def _neuron_params(m: snn.Leaky, layer: str) -> tuple[float, float]:
     return beta, _scalar(m.threshold, "threshold", layer)
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
 def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpec,
                      config: dict | None = None, *, dt_s: float = 1e-3,
                      source_run: str = "") -> DeployableNet:
@@ -243,9 +240,9 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
                 weight=w, bias=b, mask=mask, kept_out=kept_out, kept_in=kept_in.astype(np.int64),
                 scale_folded=pending_scale, bias_scale_folded=1.0,
                 in_shape=(kept_in.size, *sig_orig[1:]), out_shape=out_shape,
-                stride=_pair(m.stride) if kind == "conv" else (1, 1),
-                padding=_pair(m.padding) if kind == "conv" else (0, 0),
-                dilation=_pair(m.dilation) if kind == "conv" else (1, 1),
+                stride=pair(m.stride) if kind == "conv" else (1, 1),
+                padding=pair(m.padding) if kind == "conv" else (0, 0),
+                dilation=pair(m.dilation) if kind == "conv" else (1, 1),
                 original_weight_shape=tuple(m.weight.shape)))
             last_syn = len(layers) - 1
             pending_scale = 1.0
@@ -267,8 +264,8 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
                                       threshold=thr, kept=kept_sig,
                                       original_shape=tuple(sig_orig)))
         elif isinstance(m, nn.AvgPool2d):
-            k, s = _pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size)
-            if _pair(m.padding) != (0, 0) or m.ceil_mode or m.divisor_override:
+            k, s = pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size)
+            if pair(m.padding) != (0, 0) or m.ceil_mode or m.divisor_override:
                 raise ExportError(f"layer {name}: only AvgPool2d without padding / ceil_mode "
                                   "/ divisor_override is exported")
             out_orig = shapes[i]

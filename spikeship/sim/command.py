@@ -34,7 +34,7 @@ def run_config(run_dir: Path) -> dict:
 
 def test_split(run_dir: Path, samples: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``samples`` test inputs (N, T, C, H, W) and labels of the run's dataset."""
-    from spikeship.train.data import load_dataset, test_inputs
+    from spikeship.data import load_dataset, test_inputs
 
     cfg = run_config(run_dir)
     if "dataset" not in cfg:

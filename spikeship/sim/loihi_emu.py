@@ -1,13 +1,13 @@
 """Batched, bit-exact emulator of Lava's fixed-point (Loihi) simulation: target ``loihi-emu``.
 
 Input is the fixed-point :class:`~spikeship.targets.loihi.deployment.Deployment`
-that :func:`spikeship.sim.lava.deployment_for` builds (``lower`` then
+that :func:`spikeship.sim.lava.build.deployment_for` builds (``lower`` then
 ``quantize_deployment``, the one quantisation the ``lava-fixed`` target also runs),
 so the two cannot drift apart. The integer arithmetic of every Lava process model
 is in :mod:`spikeship.sim.loihi_emu_ops` (each operation next to the Lava file and
 function it mirrors); this module wires it as Lava's process graph does.
 
-Timing. Lava streams the samples back to back (:mod:`spikeship.sim.lava`): a
+Timing. Lava streams the samples back to back (:mod:`spikeship.sim.lava.run`): a
 population at depth ``d`` handles sample ``n``, step ``t`` (0-based) at Lava step
 ``n T + t + 1 + d``; ``LIFReset`` zeroes its ``u, v`` at the first step of each
 such window and a ``Reset`` process zeroes a recurrent synapse's buffer at the last
@@ -25,7 +25,7 @@ once, with ``t = 0 .. T-1`` and, per population in depth order::
 
 which is what Lava computes in the windows its runner reads (``output_spikes[n, t]``
 is Lava's output sink at step ``n T + t + 1 + depth``, as
-:func:`spikeship.sim.lava.run_deployment` aligns it). A constant source (a CubaLIF
+:func:`spikeship.sim.lava.run.run_deployment` aligns it). A constant source (a CubaLIF
 bias through a synapse) sends ``W 1`` at every step: the Lava builder preloads that
 Dense's ``a_buff`` with it, so it is there from Lava step 1 on, also for a depth-0
 population in sample 0.
@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from spikeship.errors import ConfigError
-from spikeship.sim import lava_host
+from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.loihi_emu_ops import (LifParams, SynapseOp, conv_op, dense_op,
                                          feedforward_fast, lava_synapse_weights,
                                          lif_run_feedforward, lif_step)
@@ -217,7 +217,7 @@ class LoihiEmulator:
         mode) or, per target population, the injected integer current (current mode).
         Computed by the Lava runner's own function, on all samples at once as it does,
         so even the float host layer rounds identically."""
-        from spikeship.sim.lava_run import streams_for
+        from spikeship.sim.lava.run import streams_for
 
         streams, sat = streams_for(self.dep, x)
         if SOURCE_INPUT in streams and self.dep.input_message_bits > 0:
@@ -339,7 +339,7 @@ def run_target(run_dir, inputs, labels, options) -> SimResult:
     """Registry target ``loihi-emu``: ``run_dir/model.nir`` quantised exactly as
     ``lava-fixed`` does it, emulated. Options: ``device``, ``batch_size``, ``threads``,
     ``input_mode``, ``dt_s``, ``progress``."""
-    from spikeship.sim.lava import deployment_for, load_graph
+    from spikeship.sim.lava.build import deployment_for, load_graph
 
     options = dict(options or {})
     graph = load_graph(Path(run_dir) / "model.nir")

@@ -43,7 +43,7 @@ import numpy as np
 
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError, UnsupportedNodeError
-from spikeship.export.nir_import import LoadedGraph, read_nir
+from spikeship.nir.read import LoadedGraph, read_nir
 from spikeship.sim.reference import _as_graph
 from spikeship.sim.result import SimResult
 
@@ -140,7 +140,7 @@ def simulate_norse(graph, inputs: np.ndarray, *, dt_s: float | None = None,
     """
     import torch
 
-    from spikeship.export.nir_import import SPIKING
+    from spikeship.nir.read import SPIKING
 
     g = _as_graph(graph)
     dt = dt_s if dt_s is not None else g.dt_s

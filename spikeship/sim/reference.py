@@ -4,7 +4,7 @@ It is the yardstick the other targets (Norse, ONNX Runtime, Lava) are compared t
 so its semantics are written down here and nowhere else. One call of
 :meth:`ReferenceSim.step` advances every node by one step of the graph's ``dt``
 (graph metadata ``dt``, or ``dt_s`` given by the caller), visiting nodes in the
-order of :class:`~spikeship.export.nir_import.LoadedGraph` (the input first):
+order of :class:`~spikeship.nir.read.LoadedGraph` (the input first):
 
 - a node's input ``I[t]`` is the sum of its feed-forward sources' outputs at step
   ``t`` plus its recurrent sources' outputs at step ``t-1`` (at ``t = 0``: zero
@@ -53,8 +53,8 @@ import torch
 import torch.nn.functional as F
 
 from spikeship.errors import GraphError, SimulationError
-from spikeship.export.nir_import import LoadedGraph, load_graph, read_nir
-from spikeship.export.nir_shapes import conv_params, pool_params
+from spikeship.nir.read import LoadedGraph, load_graph, read_nir
+from spikeship.nir.shapes import conv_params, pool_params
 from spikeship.sim.result import SimResult
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from spikeship.errors import ConfigError
 
 TARGETS: dict[str, str] = {
-    "snntorch": "spikeship.export.training_run:run_target",     # the training-time model
+    "snntorch": "spikeship.sim.snntorch:run_target",     # the training-time model
     "reference": "spikeship.sim.reference:run_target",
     "norse": "spikeship.sim.norse_runner:run_target",
     "onnx": "spikeship.sim.onnx_runner:run_target",
-    "lava-float": "spikeship.sim.lava:run_float_target",
-    "lava-fixed": "spikeship.sim.lava:run_fixed_target",
-    "lava-netx": "spikeship.sim.netx:run_target",
+    "lava-float": "spikeship.sim.lava.run:run_float_target",
+    "lava-fixed": "spikeship.sim.lava.run:run_fixed_target",
+    "lava-netx": "spikeship.sim.lava.netx:run_target",
     "loihi-emu": "spikeship.sim.loihi_emu:run_target",
 }
 

@@ -2,7 +2,7 @@
 
 Every number lives in one ``targets/<chip>/spec.py`` as a frozen :class:`ChipSpec`
 whose comments cite the publication it comes from; the energy model
-(:mod:`spikeship.sim.energy.model`) and the Loihi mapper
+(:mod:`spikeship.energy.model`) and the Loihi mapper
 (:mod:`spikeship.targets.loihi.mapper`) only read these objects.
 
 A figure a chip's publications do not give is ``None`` (never a guess): the energy
@@ -35,7 +35,7 @@ class EnergyCosts:
     - ``add_pj``: one accumulate on a conventional processor (ANN bias/ SNN on CMOS).
     - ``neuron_update_active_pj`` / ``neuron_update_idle_pj``: one neuron state update
       per time step, for a neuron that fires in that step / one that does not
-      (spikeship's definition of active, see :mod:`spikeship.sim.energy.model`).
+      (spikeship's definition of active, see :mod:`spikeship.energy.model`).
     - ``spike_route_pj``: delivering one spike message inside a tile.
     - ``spike_hop_pj``: one hop of a spike message between tiles (not used in the totals:
       placement is not modelled; reported for reference).

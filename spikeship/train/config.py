@@ -51,7 +51,7 @@ class TrainConfig:
     device: str = "cpu"              # "cpu" | "cuda" | "auto"
 
     def __post_init__(self):
-        from spikeship.train.data import DATASETS
+        from spikeship.data import DATASETS
         from spikeship.train.losses import default_loss, get_loss
         from spikeship.train.models import ANN_ONLY, PRESETS
         from spikeship.train.pruners import PRUNERS

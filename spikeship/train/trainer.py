@@ -35,7 +35,7 @@ from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, w
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
-from spikeship.train.data import ArrayDataset, DatasetBundle, load_dataset
+from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.train.losses import get_loss, predict
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from spikeship.export.command import export_run
+from spikeship.targets.export_command import export_run
 from spikeship.sim.command import simulate_run
 
 pytestmark = pytest.mark.slow

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from spikeship.export.nir_export import FORMAT, export_nir, to_nir, write_nir
-from spikeship.export.nir_import import read_nir
+from spikeship.nir.read import read_nir
 from spikeship.export.surgery import build_deployable
-from spikeship.export.training_run import record_model
+from spikeship.sim.snntorch import record_model
 from spikeship.sim.reference import simulate
 from tests.export import nets
 

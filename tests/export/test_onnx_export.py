@@ -8,7 +8,7 @@ from onnx import numpy_helper
 from spikeship.errors import ExportError
 from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
 from spikeship.export.surgery import build_deployable
-from spikeship.export.training_run import record_model
+from spikeship.sim.snntorch import record_model
 from spikeship.sim.onnx_runner import simulate_onnx
 from tests.export import nets
 

@@ -9,7 +9,7 @@ from spikeship.errors import ExportError
 from spikeship.export.nir_export import to_nir
 from spikeship.export.surgery import (FlattenLayer, NeuronLayer, PoolLayer, SynapseLayer,
                                       build_deployable, shape_table)
-from spikeship.export.training_run import record_model
+from spikeship.sim.snntorch import record_model
 from spikeship.sim.reference import simulate
 from spikeship.train.models import ModelSpec, build_model
 from spikeship.train.neuron import NeuronParams, make_lif

@@ -34,7 +34,7 @@ EXEMPT = {
     ("spikeship/io.py", "*"): "the atomic writers themselves",
     ("spikeship/train/checkpoint.py", "_write_dir"):
         "writes into checkpoint.new/, which is fsynced and renamed over checkpoint/ whole",
-    ("spikeship/sim/lava.py", "_stream"):
+    ("spikeship/sim/lava/build.py", "_stream"):
         "sizes a scratch I/O buffer for Lava's stream processes in a private temp dir",
 }
 WRITERS = {"np.save", "np.savez", "np.savez_compressed", "np.savetxt", "numpy.save",
@@ -131,7 +131,7 @@ def test_failing_last_format_leaves_the_previous_export_untouched(run, capsys):
 def _complete(path: Path) -> None:
     """Raise unless ``path`` is a complete, loadable export."""
     if path.suffix == ".nir":
-        from spikeship.export.nir_import import read_nir
+        from spikeship.nir.read import read_nir
 
         read_nir(path)
     elif path.suffix == ".onnx":
@@ -139,7 +139,7 @@ def _complete(path: Path) -> None:
 
         open_session(path)
     elif path.suffix == ".net":
-        from spikeship.sim.netx import read_deployment
+        from spikeship.sim.lava.netx import read_deployment
 
         read_deployment(path)
     elif path.suffix == ".json":
@@ -151,9 +151,9 @@ def _complete(path: Path) -> None:
 # everything imported first, so the kill lands in the export, not in the imports
 EXPORT_SCRIPT = """
 import sys
-import spikeship.export.netx, spikeship.export.nir_export, spikeship.export.onnx_export
+import spikeship.targets.loihi.netx, spikeship.export.nir_export, spikeship.export.onnx_export
 import spikeship.export.surgery, spikeship.targets.loihi.quantize, spikeship.train.checkpoint
-from spikeship.export.command import export_run
+from spikeship.targets.export_command import export_run
 print("go", flush=True)
 export_run(sys.argv[1], ("nir", "onnx", "netx"))
 """

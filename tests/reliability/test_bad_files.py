@@ -90,7 +90,7 @@ def test_damaged_checkpoint_resume(run, capsys, how):
                  "corrupt", watch=(run,))
 
 
-# ---- energy reads every deployed file (owner of spikeship/sim/energy/**: energy) -----------
+# ---- energy reads every deployed file (owner of spikeship/energy/**: energy) -----------
 ENERGY = ["energy", "{run}", "--spikes-from", "reference", "--no-lava-check",
           "--allow-explicit-zeros", "netx", "--allow-explicit-zeros", "netx-sparse"]
 

@@ -138,7 +138,7 @@ class CtrlC:
 
 
 def run_ok(precision):
-    from spikeship.sim.lava_run import run_deployment
+    from spikeship.sim.lava.run import run_deployment
     from spikeship.targets.loihi.lower import lower
     from spikeship.targets.loihi.quantize import quantize
 
@@ -156,7 +156,7 @@ def run_child_error(_):
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIF
 
-    from spikeship.sim.lava_session import LavaSession
+    from spikeship.sim.lava.session import LavaSession
 
     src = RingBuffer(data=np.ones((3, 4), dtype=np.int32))
     dense = Dense(weights=np.ones((2, 3)), weight_exp=0.5)
@@ -171,7 +171,7 @@ def run_child_error(_):
 
 
 def run_timeout(_):
-    from spikeship.sim.lava_run import run_deployment
+    from spikeship.sim.lava.run import run_deployment
     from spikeship.targets.loihi.lower import lower
 
     with pytest.raises(SimulationTimeoutError, match="time limit"):
@@ -180,7 +180,7 @@ def run_timeout(_):
 
 
 def run_ctrl_c(delay_s):
-    from spikeship.sim.lava_run import run_deployment
+    from spikeship.sim.lava.run import run_deployment
     from spikeship.targets.loihi.lower import lower
 
     t0 = time.monotonic()
@@ -191,7 +191,7 @@ def run_ctrl_c(delay_s):
 
 
 def run_bad_inputs(_):
-    from spikeship.sim.lava_run import run_deployment
+    from spikeship.sim.lava.run import run_deployment
     from spikeship.targets.loihi.lower import lower
 
     with pytest.raises(ConfigError, match="inputs"):
@@ -221,7 +221,7 @@ def reap_leftovers(before: set[int], grace_s: float = 10.0) -> dict[int, str]:
 
 
 def test_twenty_lava_runs_some_failing_leave_no_process_lock_or_file():
-    from spikeship.sim.lava_compat import install
+    from spikeship.sim.lava.compat import install
 
     install()
     assert len(PLAN) == 20
@@ -268,7 +268,7 @@ os.register_at_fork(after_in_parent=_interrupt_after_fork)
 
 @pytest.mark.parametrize("after", [1, 3])
 def test_ctrl_c_while_lava_starts_its_processes_leaves_no_child(after):
-    from spikeship.sim.lava_run import run_deployment
+    from spikeship.sim.lava.run import run_deployment
     from spikeship.targets.loihi.lower import lower
 
     before = set(leftover_children())

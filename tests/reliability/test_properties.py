@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from spikeship.errors import SpikeshipError
 from spikeship.export.inspect_command import describe_file
-from spikeship.export.nir_import import read_nir
+from spikeship.nir.read import read_nir
 from spikeship.sim.reference import simulate
 
 F32 = np.float32
@@ -293,7 +293,7 @@ def test_damaged_netx_file_inspects_or_raises_a_named_error(exported_run, damage
 @SETTINGS
 @given(damages())
 def test_damaged_netx_file_is_read_or_refused_by_the_netx_target(exported_run, damage):
-    from spikeship.sim.netx import read_deployment
+    from spikeship.sim.lava.netx import read_deployment
 
     with tempfile.TemporaryDirectory() as d:
         p = _damaged_copy(exported_run, "model.net", damage, Path(d))

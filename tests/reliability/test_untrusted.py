@@ -172,12 +172,12 @@ def test_source_never_unpickles_untrusted_data():
                 if kw.get("allow_pickle") != "False":
                     problems.append(where + " without allow_pickle=False")
             elif name.endswith("Unpickler(") or (name.endswith(".load") and "Unpickler" in name):
-                if rel != "spikeship/train/data/cifar.py":
+                if rel != "spikeship/data/cifar.py":
                     problems.append(where)
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef) and any("Unpickler" in ast.unparse(b)
                                                       for b in node.bases):
-                if rel != "spikeship/train/data/cifar.py":
+                if rel != "spikeship/data/cifar.py":
                     problems.append(f"{rel}:{node.lineno} class {node.name}")
     assert seen >= 2, "the audit found no np.load at all: is it looking at the package?"
     assert problems == []
@@ -354,7 +354,7 @@ def test_reference_refuses_state_beyond_its_memory_budget():
     conv output, LIF voltage and spikes in float64) is over the 1 GiB budget: refused
     before the simulator allocates anything."""
     from spikeship.errors import SimulationError
-    from spikeship.export.nir_import import load_graph
+    from spikeship.nir.read import load_graph
     from spikeship.sim.reference import simulate
 
     g = load_graph(_big_state_graph(6000))
@@ -365,7 +365,7 @@ def test_reference_refuses_state_beyond_its_memory_budget():
 
 def test_reference_memory_budget_shrinks_the_batch_not_the_result(exported_run):
     """A budget of 1 MiB forces batches of a few samples: the same output, bit for bit."""
-    from spikeship.export.nir_import import read_nir
+    from spikeship.nir.read import read_nir
     from spikeship.sim.reference import batch_within_budget, simulate
 
     g = read_nir(exported_run / "model.nir")

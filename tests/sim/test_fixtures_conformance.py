@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikeship.export.nir_import import read_nir
+from spikeship.nir.read import read_nir
 from spikeship.sim.norse_runner import simulate_norse
 from spikeship.sim.reference import ReferenceSim, simulate
 

@@ -3,7 +3,7 @@
 Three levels: (1) the integer kernels against Lava's model classes called directly
 (``PyLifResetModelBitAcc.subthr_dynamics``, ``weightutils``, ``conv.utils.conv``) on
 random and extreme values, no Lava runtime; (2) whole networks run in real Lava
-``fixed_pt`` (:func:`spikeship.sim.lava.run_deployment`) and in the emulator:
+``fixed_pt`` (:func:`spikeship.sim.lava.run.run_deployment`) and in the emulator:
 identical output spikes at every step, identical integer voltages of every
 population at every step, identical per-neuron spike counts; (3) the emulator on its
 own (batching, errors, the registry target writing its result files).
@@ -109,7 +109,7 @@ def _spikes(shape, p=0.4, seed=0):
 
 
 def fixed(graph, x, **kw):
-    from spikeship.sim.lava import deployment_for
+    from spikeship.sim.lava.build import deployment_for
 
     return deployment_for(graph, "fixed", x, kw)
 
@@ -117,7 +117,7 @@ def fixed(graph, x, **kw):
 # ----------------------------------------------------------------------------- 1: kernels
 @pytest.fixture(scope="module")
 def lava_models():
-    from spikeship._optional import require
+    from spikeship.sim.lava import require
 
     require("lava")
     from lava.proc.conv import utils as conv_utils
@@ -214,7 +214,7 @@ def test_wrap32_is_numpys_int32_cast():
 @pytest.mark.parametrize("as_matrix", [True, False])
 def test_conv_op_equals_lava_conv_utils(lava_models, graded, as_matrix, monkeypatch):
     from spikeship.sim import loihi_emu_ops
-    from spikeship.sim.lava import lava_conv_weight
+    from spikeship.sim.lava.build import lava_conv_weight
 
     if not as_matrix:
         monkeypatch.setattr(loihi_emu_ops, "MATRIX_MAX_ENTRIES", 0)
@@ -240,12 +240,12 @@ def test_conv_op_equals_lava_conv_utils(lava_models, graded, as_matrix, monkeypa
 
 # ----------------------------------------------------------------------------- 2: vs Lava
 def _aligned(raw: np.ndarray, depth: int, n: int, t: int) -> np.ndarray:
-    # Same slice as spikeship.sim.lava.run_deployment uses for the output sink.
+    # Same slice as spikeship.sim.lava.run.run_deployment uses for the output sink.
     return raw[depth:depth + n * t].reshape(n, t, *raw.shape[1:])
 
 
 def compare_with_lava(dep, x):
-    from spikeship.sim import lava
+    from spikeship.sim.lava import run as lava
 
     names = tuple(p.name for p in dep.populations)
     traces, emu_traces = {}, {}

@@ -6,9 +6,9 @@ import pytest
 
 from spikeship.errors import GraphError, UnsupportedNodeError
 from spikeship.export.nir_export import to_nir, write_nir
-from spikeship.export.nir_import import load_graph, read_nir
+from spikeship.nir.read import load_graph, read_nir
 from spikeship.export.surgery import build_deployable
-from spikeship.export.training_run import record_model
+from spikeship.sim.snntorch import record_model
 from spikeship.sim.norse_runner import load_norse, simulate_norse
 from spikeship.sim.reference import simulate
 from tests.export import nets

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from spikeship.errors import GraphError, SimulationError
-from spikeship.export.command import export_run
-from spikeship.export.training_run import run_target as run_snntorch
+from spikeship.targets.export_command import export_run
+from spikeship.sim.snntorch import run_target as run_snntorch
 from spikeship.sim.onnx_runner import run_target, simulate_onnx
 from spikeship.sim.registry import get_target
-from spikeship.train.data import load_dataset, test_inputs
+from spikeship.data import load_dataset, test_inputs
 from tests.export import nets
 
 

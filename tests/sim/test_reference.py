@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spikeship.errors import GraphError, SimulationError
-from spikeship.export.nir_import import load_graph
+from spikeship.nir.read import load_graph
 from spikeship.sim.reference import ReferenceSim, simulate
 
 F32 = np.float32

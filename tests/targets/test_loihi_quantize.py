@@ -15,7 +15,7 @@ from spikeship.targets.loihi.lower import lower
 from spikeship.targets.loihi.quantize import (quantize, quantize_current, quantize_deployment,
                                               quantize_weights, state_scale)
 from spikeship.targets.loihi.rules import check_fixed
-from tests.sim.test_lava_fixtures import BETA, DT, direct_cnn, event_cnn
+from tests.sim.lava.test_lava_fixtures import BETA, DT, direct_cnn, event_cnn
 
 FIX = "/work/shared/fixtures/nir-paper/"
 A1 = np.ones(1, np.float32)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from spikeship.errors import RuleError
-from spikeship.sim.energy.graph import synaptic_layers
-from spikeship.sim.energy.synops import layer_fanout, presynaptic_fanout
+from spikeship.nir.graph import synaptic_layers
+from spikeship.energy.synops import layer_fanout, presynaptic_fanout
 from spikeship.targets.loihi.mapper import _core_costs, axon_bits, connectivity, map_graph
 from spikeship.targets.specs import ChipSpec, CoreLimits, EnergyCosts, get_spec
-from tests.sim.energy_nets import chain, convnet, lif
+from tests.energy.energy_nets import chain, convnet, lif
 
 
 def fc_graph(n_in, n_out, mask=None):

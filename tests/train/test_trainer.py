@@ -88,7 +88,7 @@ def toy_frames(*, data_dir=None, timesteps=3, seed=0):
     """A frames dataset whose class is *when* a pixel is on (step 1 or step 2)."""
     import numpy as np
 
-    from spikeship.train.data import ArrayDataset, DatasetBundle
+    from spikeship.data import ArrayDataset, DatasetBundle
 
     y = np.random.default_rng(seed).integers(0, 2, 60)
     x = np.zeros((60, timesteps, 1, 2, 2), np.float32)
@@ -98,7 +98,7 @@ def toy_frames(*, data_dir=None, timesteps=3, seed=0):
 
 
 def test_frames_dataset_is_fed_one_frame_per_step(tmp_path, monkeypatch):
-    from spikeship.train.data import DATASETS
+    from spikeship.data import DATASETS
 
     monkeypatch.setitem(DATASETS, "toy", "tests.train.test_trainer:toy_frames")
     t = Trainer(TrainConfig(dataset="toy", model="tiny-mlp", hidden=5, epochs=1, batch_size=7,

@@ -1,8 +1,8 @@
 """What gets deployed on a Loihi-style chip: plain frozen dataclasses, no Lava objects.
 
 A :class:`Deployment` is the single hand-off between the NIR graph and everything
-that runs it the Loihi way: the Lava builder (:mod:`spikeship.sim.lava`), the netx
-writer (:mod:`spikeship.export.netx`) and the batched emulator. It is produced by
+that runs it the Loihi way: the Lava builder (:mod:`spikeship.sim.lava.build`), the netx
+writer (:mod:`spikeship.targets.loihi.netx`) and the batched emulator. It is produced by
 two pure functions:
 
 - :func:`spikeship.targets.loihi.lower.lower` -> ``precision="float"``: the NIR

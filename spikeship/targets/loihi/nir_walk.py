@@ -14,16 +14,12 @@ import nir
 import numpy as np
 
 from spikeship.errors import GraphError
+from spikeship.nir.shapes import pair
 from spikeship.targets.loihi import rules
 
 NEURONS = ("LIF", "CubaLIF", "IF")
 SYNAPTIC = ("Affine", "Linear", "Conv2d")
 POOLS = ("SumPool2d", "AvgPool2d")
-
-
-def _pair(v) -> tuple[int, int]:
-    a = np.asarray(v).astype(int).ravel()
-    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
 
 def _kind(node) -> str:
@@ -108,7 +104,7 @@ class NirWalk:
             st, pad, dil, _ = conv_params(name, node)
             hw = [(ins[i + 1] + 2 * pad[i] - dil[i] * (k[i] - 1) - 1) // st[i] + 1 for i in (0, 1)]
             return (node.weight.shape[0], *hw)
-        k, st, pad = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+        k, st, pad = pair(node.kernel_size), pair(node.stride), pair(node.padding)
         return (ins[0], *[(ins[i + 1] + 2 * pad[i] - k[i]) // st[i] + 1 for i in (0, 1)])
 
     def single_pred(self, name: str) -> list[str]:
@@ -139,7 +135,7 @@ class NirWalk:
 
 def conv_params(name: str, node) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
     """stride, padding, dilation (H, W) and groups of a NIR Conv2d ('same'/'valid' resolved)."""
-    st, dil = _pair(node.stride), _pair(node.dilation)
+    st, dil = pair(node.stride), pair(node.dilation)
     if isinstance(node.padding, str):
         if node.padding == "valid":
             pad = (0, 0)
@@ -150,7 +146,7 @@ def conv_params(name: str, node) -> tuple[tuple[int, int], tuple[int, int], tupl
                                       "effective kernel and stride 1")
             pad = tuple(d * (kk - 1) // 2 for d, kk in zip(dil, k))
     else:
-        pad = _pair(node.padding)
+        pad = pair(node.padding)
     return st, pad, dil, int(np.asarray(node.groups).ravel()[0])
 
 
@@ -191,7 +187,7 @@ def fold_path(g: NirWalk, ops: list[str]) -> FoldedLayer:
 
 
 def _fold_pool(name, node, nk, in_shape, lin: FoldedLayer) -> None:
-    k, st, pad = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+    k, st, pad = pair(node.kernel_size), pair(node.stride), pair(node.padding)
     rules.pool_foldable(name, k, st, pad, in_shape[1:], lin.kind,
                         lin.padding if lin.kind == "conv" else (0, 0))
     scale = 1.0 / (k[0] * k[1]) if nk == "AvgPool2d" else 1.0

@@ -1,0 +1,135 @@
+"""Datasets for training and simulation, all read from local files (nothing is downloaded).
+
+``load_dataset(name)`` returns a :class:`DatasetBundle` whose ``train`` / ``test``
+datasets yield ``(x float32 tensor, y int)`` items:
+
+- ``encoding="direct"``: ``x`` is a static ``(C, H, W)`` image, fed to the SNN at
+  every one of ``timesteps`` steps (direct encoding, as the DPAP paper does).
+- ``encoding="frames"``: ``x`` is ``(T, C, H, W)``, one frame per time step (event
+  counts per polarity, binned with ``tonic.transforms.ToFrame``).
+
+Names (see :data:`DATASETS`):
+
+============== ============================================== ===========================
+name           source                                         input (C, H, W), classes
+============== ============================================== ===========================
+digits         scikit-learn's 8x8 handwritten digits          (1, 8, 8), 10
+digits-events  the same digits through a simulated DVS sensor (2, 10, 10), 10
+               on N-MNIST-style saccades (cached on disk)
+mnist          IDX files in ``data_dir``                      (1, 28, 28), 10
+cifar10        ``cifar-10-batches-py`` pickle batches          (3, 32, 32), 10
+nmnist         tonic ``NMNIST`` layout in ``data_dir``        (2, 34, 34), 10
+dvs-gesture    tonic ``DVSGesture`` layout in ``data_dir``    (2, 32, 32), 11
+============== ============================================== ===========================
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from spikeship.errors import ConfigError, DatasetError
+
+__all__ = ["DATASETS", "ArrayDataset", "DatasetBundle", "load_dataset", "load_run_dataset",
+           "test_inputs"]
+
+
+class ArrayDataset(Dataset):
+    """An in-memory dataset over a float32 array ``x`` (N, ...) and int labels ``y`` (N,).
+
+    The trainer batches it by indexing ``x`` directly (no per-item collation).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        if len(x) != len(y):
+            raise DatasetError(f"{len(x)} samples but {len(y)} labels")
+        self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.x[i], int(self.y[i])
+
+
+@dataclass(frozen=True)
+class DatasetBundle:
+    """A dataset ready for training: splits, input shape, classes and time encoding."""
+
+    name: str
+    train: Dataset
+    test: Dataset
+    input_shape: tuple[int, int, int]     # (C, H, W) of one time step
+    num_classes: int
+    encoding: str                         # "direct" | "frames"
+    timesteps: int
+
+    def __post_init__(self):
+        if self.encoding not in ("direct", "frames"):
+            raise ConfigError(f"encoding must be 'direct' or 'frames', got '{self.encoding}'")
+
+
+# name -> "module:function"; each function is (data_dir, timesteps, seed) -> DatasetBundle
+DATASETS: dict[str, str] = {
+    "digits": "spikeship.data.digits:load",
+    "digits-events": "spikeship.data.events:load",
+    "mnist": "spikeship.data.mnist:load",
+    "cifar10": "spikeship.data.cifar:load",
+    "nmnist": "spikeship.data.neuromorphic:load_nmnist",
+    "dvs-gesture": "spikeship.data.neuromorphic:load_dvs_gesture",
+}
+
+
+def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0) -> DatasetBundle:
+    """Load dataset ``name`` (see the module docstring) with ``timesteps`` steps per sample.
+
+    ``seed`` fixes the train/test split where the dataset has none of its own
+    (``digits``, ``digits-events``) and the simulated sensor noise of ``digits-events``.
+    ``data_dir`` is where the files are (``mnist``, ``cifar10``, ``nmnist``,
+    ``dvs-gesture``) or the cache directory (``digits-events``).
+    """
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+        raise ConfigError(f"timesteps must be an integer >= 1, got {timesteps!r}")
+    module, attr = DATASETS[name].split(":")
+    loader = getattr(importlib.import_module(module), attr)
+    return loader(data_dir=data_dir, timesteps=timesteps, seed=seed)
+
+
+def load_run_dataset(config: dict) -> DatasetBundle:
+    """The dataset a run was trained on, from its resolved config (``config.json`` or
+    ``Checkpoint.config``): same name, files, time steps and split (``data_seed``)."""
+    return load_dataset(config["dataset"], data_dir=config.get("data_dir"),
+                        timesteps=int(config.get("timesteps", 8)),
+                        seed=int(config.get("data_seed", 0)))
+
+
+def test_inputs(bundle: DatasetBundle, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` test samples as ``(N, T, C, H, W)`` float32 and labels ``(N,)``.
+
+    Direct-encoded images are repeated over the ``T`` steps, exactly as the trainer
+    feeds them, so a simulator given these inputs sees what the trained net saw.
+    """
+    ds = bundle.test
+    n = len(ds) if limit is None else min(int(limit), len(ds))
+    if n < 0:
+        raise ConfigError(f"limit must be >= 0, got {limit}")
+    if isinstance(ds, ArrayDataset):
+        x, y = ds.x[:n].numpy(), ds.y[:n].numpy()
+    else:
+        items = [ds[i] for i in range(n)]
+        x = np.stack([np.asarray(it[0], dtype=np.float32) for it in items]) if items else \
+            np.zeros((0, bundle.timesteps, *bundle.input_shape), np.float32)
+        y = np.array([int(it[1]) for it in items], dtype=np.int64)
+    if bundle.encoding == "direct":
+        x = np.repeat(x[:, None], bundle.timesteps, axis=1)
+    return np.ascontiguousarray(x, dtype=np.float32), y
+
+
+test_inputs.__test__ = False  # not a pytest test despite the name

@@ -1,0 +1,69 @@
+"""MNIST from its IDX files (LeCun et al.), read with numpy; ``.gz`` files are read too.
+
+IDX format: 2 zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+0x0D float32, 0x0E float64), the number of dimensions ``d``, then ``d`` big-endian
+uint32 sizes, then the data in C order, big-endian.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from spikeship.errors import DatasetError
+from spikeship.data.files import data_root, find_dir, missing
+
+FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+LAYOUT = ("the IDX files " + ", ".join(n for pair in FILES.values() for n in pair)
+          + " (optionally .gz) in DIR, DIR/mnist, DIR/MNIST or DIR/MNIST/raw")
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """One IDX file as a numpy array; :class:`DatasetError` if it is malformed."""
+    path = Path(path)
+    if not path.is_file() and path.with_name(path.name + ".gz").is_file():
+        path = path.with_name(path.name + ".gz")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DatasetError(f"cannot read IDX file {path}: {e}") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:
+        raise DatasetError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})")
+    ndim = raw[3]
+    head = 4 + 4 * ndim
+    if ndim < 1 or len(raw) < head:
+        raise DatasetError(f"{path}: truncated IDX header")
+    shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", ndim, 4))
+    dt = np.dtype(_TYPES[raw[2]])
+    want = int(np.prod(shape)) * dt.itemsize
+    if len(raw) - head != want:
+        raise DatasetError(f"{path}: header says shape {shape} ({want} bytes of data), "
+                           f"file holds {len(raw) - head}")
+    return np.frombuffer(raw, dt, offset=head).reshape(shape).astype(dt.newbyteorder("="))
+
+
+def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
+    from spikeship.data import ArrayDataset, DatasetBundle
+
+    root = data_root(data_dir)
+    names = [n for pair in FILES.values() for n in pair]
+    d = find_dir(root, ["", "mnist", "MNIST", "MNIST/raw"], names)
+    if d is None:
+        raise missing("mnist", root, LAYOUT)
+    splits = {}
+    for split, (img_name, lab_name) in FILES.items():
+        x, y = read_idx(d / img_name), read_idx(d / lab_name)
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DatasetError(f"{d}: {img_name} has shape {x.shape} and {lab_name} "
+                               f"{y.shape}; expected (N, H, W) images and N labels")
+        if y.size and (y.min() < 0 or y.max() > 9):
+            raise DatasetError(f"{d / lab_name}: labels must be 0..9, found {y.min()}..{y.max()}")
+        scale = 255.0 if x.dtype == np.uint8 else 1.0
+        splits[split] = ArrayDataset((x.astype(np.float32) / scale)[:, None], y.astype(np.int64))
+    h, w = splits["train"].x.shape[-2:]
+    return DatasetBundle("mnist", splits["train"], splits["test"], (1, int(h), int(w)), 10,
+                         "direct", timesteps)

@@ -1,0 +1,359 @@
+"""Read and validate any NIR file (ours or another framework's) before anything runs it.
+
+:func:`read_nir` never trusts the file: it opens the HDF5 file itself, checks the
+declared sizes of every array *before reading it* (a file can declare a 10^12-element
+tensor in a few bytes), rejects node types we cannot run with
+:class:`~spikeship.errors.UnsupportedNodeError` (naming the type and the supported
+list), builds the ``nir`` nodes, and then :func:`load_graph` checks the graph:
+
+- edges name existing nodes (no dangling edges), no duplicates;
+- exactly one ``Input`` and one ``Output``; every node lies on a path from the input
+  to the output;
+- every cycle passes through a neuron (``LIF``, ``CubaLIF``, ``IF``, ``LI``): a cycle of
+  stateless nodes is an algebraic loop with no discrete-time meaning;
+- shapes: inferred from the input along the graph, per node type, and compared with
+  every declared ``input_type`` / ``output_type`` and parameter shape;
+- no NaN / Inf in any parameter; time constants > 0; ``dt`` (graph metadata) > 0.
+
+Recurrent edges are the back edges of a depth-first walk from the input (in the
+file's edge order); they carry the *previous* step's output (see
+:mod:`spikeship.sim.reference`). The result, :class:`LoadedGraph`, holds the graph,
+the execution order, the recurrent edges and every node's shape.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import nir
+import numpy as np
+
+from spikeship.errors import GraphError, UnsupportedNodeError
+from spikeship.nir.shapes import node_output_shape
+
+SUPPORTED = ("Input", "Output", "Affine", "Linear", "Scale", "Conv2d", "AvgPool2d",
+             "SumPool2d", "Flatten", "LIF", "CubaLIF", "IF", "LI")
+NEURONS = ("LIF", "CubaLIF", "IF", "LI")
+SPIKING = ("LIF", "CubaLIF", "IF")
+
+
+# What h5py raises on a damaged file (a bad B-tree or heap surfaces as RuntimeError,
+# KeyError, or a ValueError from a garbled datatype; a corrupt string as a decode error).
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError,
+             UnicodeDecodeError)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits checked before any array is read or any state allocated."""
+
+    max_array_elements: int = 1 << 26       # one parameter array (64 Mi elements)
+    max_total_elements: int = 1 << 28       # all arrays of the file together
+    max_node_elements: int = 1 << 26        # one node's output (neurons / activations)
+    max_nodes: int = 10_000
+
+
+@dataclass
+class LoadedGraph:
+    """A validated NIR graph, ready for a simulator."""
+
+    graph: nir.NIRGraph
+    input: str
+    output: str
+    order: list[str]                                   # execution order (input first)
+    sources: dict[str, list[str]]                      # node -> feed-forward sources
+    recurrent: dict[str, list[str]]                    # node -> sources read from step t-1
+    in_shape: dict[str, tuple[int, ...]]
+    out_shape: dict[str, tuple[int, ...]]
+    dt_s: float | None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> dict[str, nir.NIRNode]:
+        return self.graph.nodes
+
+    def type_of(self, name: str) -> str:
+        return type(self.graph.nodes[name]).__name__
+
+    def neuron_nodes(self) -> list[str]:
+        """Spiking neuron nodes in execution order."""
+        return [n for n in self.order if self.type_of(n) in SPIKING]
+
+
+def _unsupported(name: str, type_name: str) -> UnsupportedNodeError:
+    return UnsupportedNodeError(f"node {name!r} has type {type_name}, which spikeship cannot "
+                                f"run; supported node types: {', '.join(SUPPORTED)}")
+
+
+def _text(v) -> str:
+    return v.decode("utf8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _prescan(group: h5py.Group, limits: Limits, where: str = "") -> None:
+    """Check node types and declared sizes without reading any large array."""
+    total = 0
+
+    def visit(name, obj):
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            n = int(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1
+            if n > limits.max_array_elements:
+                raise GraphError(f"array {where}/{name} declares {obj.shape} = {n} elements "
+                                 f"(limit {limits.max_array_elements}); refusing to read it")
+            total += n
+            if total > limits.max_total_elements:
+                raise GraphError(f"the file declares more than {limits.max_total_elements} "
+                                 "elements in total; refusing to read it")
+
+    group.visititems(visit)
+    if "nodes" not in group or "edges" not in group:
+        raise GraphError("not a NIR graph: the 'node' group has no 'nodes' / 'edges'")
+    nodes = group["nodes"]
+    if len(nodes) > limits.max_nodes:
+        raise GraphError(f"graph has {len(nodes)} nodes (limit {limits.max_nodes})")
+    for name, node in nodes.items():
+        if not isinstance(node, h5py.Group) or "type" not in node:
+            raise GraphError(f"node {name!r} has no 'type'")
+        t = _text(node["type"][()])
+        if t == "NIRGraph":
+            raise UnsupportedNodeError(f"node {name!r} is a nested NIRGraph (subgraph); flatten it "
+                                       f"first. Supported node types: {', '.join(SUPPORTED)}")
+        if t not in SUPPORTED:
+            raise _unsupported(name, t)
+        for key in ("shape", "input_type", "input_shape"):
+            if key in node and isinstance(node[key], h5py.Dataset):
+                _check_declared(name, key, node[key][()], limits)
+
+
+def _check_declared(name: str, key: str, value, limits: Limits) -> None:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.ndim > 1:
+        raise GraphError(f"node {name!r}: declared {key} {value!r} is not a list of sizes")
+    if np.any(arr < 0) or np.any(arr != np.round(arr)):
+        raise GraphError(f"node {name!r}: declared {key} {arr.tolist()} is not a list of sizes")
+    if float(np.prod(arr.astype(np.float64))) > limits.max_node_elements:
+        raise GraphError(f"node {name!r}: declared {key} {arr.tolist()} exceeds the limit of "
+                         f"{limits.max_node_elements} elements; refusing to allocate it")
+
+
+def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGraph:
+    """Read, type-check and validate the NIR file at ``path`` (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraphError(f"no NIR file at {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise GraphError(f"{path} is not a NIR (HDF5) file: {e}") from e
+    with f:
+        try:
+            if "node" not in f or not isinstance(f["node"], h5py.Group):
+                raise GraphError(f"{path} is HDF5 but not NIR: no 'node' group")
+            _prescan(f["node"], limits, "node")
+            data = nir.serialization.hdf2dict(f["node"])
+        except H5_ERRORS as e:   # a damaged file: HDF5 reports it as any of these
+            raise GraphError(f"{path}: cannot read the graph (damaged file?): "
+                             f"{type(e).__name__}: {e}") from e
+    nodes = {}
+    for name, d in data["nodes"].items():
+        t = d.get("type")
+        try:
+            nodes[name] = nir.dict2NIRNode(dict(d))
+        except (ValueError, KeyError, TypeError, AssertionError, AttributeError, IndexError,
+                ArithmeticError) as e:   # whatever nir's constructors trip over
+            raise GraphError(f"node {name!r} ({t}) is malformed: {e or type(e).__name__}") from e
+    try:
+        edges = [(_text(a), _text(b)) for a, b in np.asarray(data["edges"]).reshape(-1, 2)]
+    except ValueError as e:
+        raise GraphError(f"{path}: edges are not a list of (source, target) pairs") from e
+    meta = {k: (_text(v) if isinstance(v, bytes) else v)
+            for k, v in (data.get("metadata") or {}).items()}
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+    return load_graph(graph, limits=limits)
+
+
+def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph:
+    """Validate an in-memory NIR graph (see the module docstring)."""
+    nodes, edges = graph.nodes, [(str(a), str(b)) for a, b in graph.edges]
+    if not nodes:
+        raise GraphError("the graph has no nodes")
+    for name, node in nodes.items():
+        t = type(node).__name__
+        if t not in SUPPORTED:
+            raise _unsupported(name, t)
+    seen = set()
+    for a, b in edges:
+        for end in (a, b):
+            if end not in nodes:
+                raise GraphError(f"dangling edge ({a!r} -> {b!r}): node {end!r} does not exist")
+        if (a, b) in seen:
+            raise GraphError(f"duplicate edge ({a!r} -> {b!r})")
+        seen.add((a, b))
+    ins = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+    outs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
+    if len(ins) != 1 or len(outs) != 1:
+        raise GraphError(f"a graph needs exactly one Input and one Output node, found inputs "
+                         f"{ins} and outputs {outs}")
+    inp, out = ins[0], outs[0]
+    succ = {n: [b for a, b in edges if a == n] for n in nodes}
+    pred = {n: [a for a, b in edges if b == n] for n in nodes}
+    if pred[inp]:
+        raise GraphError(f"the Input node {inp!r} has incoming edges from {pred[inp]}")
+    if succ[out]:
+        raise GraphError(f"the Output node {out!r} has outgoing edges to {succ[out]}")
+    fwd, bwd = _reach(inp, succ), _reach(out, pred)
+    for n in nodes:
+        if n not in fwd or n not in bwd:
+            raise GraphError(f"node {n!r} ({type(nodes[n]).__name__}) is not on a path from "
+                             f"{inp!r} to {out!r} (unconnected or dead end)")
+    _check_stateless_cycles(nodes, edges)
+    back = _back_edges(inp, succ)
+    sources = {n: [a for a in pred[n] if (a, n) not in back] for n in nodes}
+    recurrent = {n: [a for a in pred[n] if (a, n) in back] for n in nodes}
+    order = _topo(nodes, edges, back, inp)
+    for name, node in nodes.items():
+        _check_finite(name, node)
+    in_shape, out_shape = _infer_shapes(nodes, order, sources, recurrent, inp, limits)
+    dt = graph.metadata.get("dt") if isinstance(graph.metadata, dict) else None
+    if dt is not None:
+        try:
+            dt = float(np.asarray(dt).reshape(()))
+        except (TypeError, ValueError) as e:
+            raise GraphError(f"graph metadata dt = {dt!r} is not a number") from e
+        if not (np.isfinite(dt) and dt > 0):
+            raise GraphError(f"graph metadata dt = {dt} must be a positive number of seconds")
+    return LoadedGraph(graph=graph, input=inp, output=out, order=order, sources=sources,
+                       recurrent=recurrent, in_shape=in_shape, out_shape=out_shape, dt_s=dt,
+                       metadata=dict(graph.metadata or {}))
+
+
+def _reach(start: str, nxt: dict[str, list[str]]) -> set[str]:
+    seen, stack = {start}, [start]
+    while stack:
+        for m in nxt[stack.pop()]:
+            if m not in seen:
+                seen.add(m)
+                stack.append(m)
+    return seen
+
+
+def _check_stateless_cycles(nodes, edges) -> None:
+    """Every cycle must contain a neuron: the stateless subgraph must be acyclic."""
+    stateless = {n for n, v in nodes.items() if type(v).__name__ not in NEURONS}
+    sub = [(a, b) for a, b in edges if a in stateless and b in stateless]
+    indeg = {n: 0 for n in stateless}
+    for _, b in sub:
+        indeg[b] += 1
+    ready = [n for n in stateless if indeg[n] == 0]
+    done = 0
+    while ready:
+        n = ready.pop()
+        done += 1
+        for a, b in sub:
+            if a == n:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+    if done != len(stateless):
+        loop = sorted(n for n, d in indeg.items() if d > 0)
+        raise GraphError(f"cycle without a neuron through nodes {loop}: an algebraic loop has "
+                         "no discrete-time meaning")
+
+
+def _back_edges(start: str, succ: dict[str, list[str]]) -> set[tuple[str, str]]:
+    """Back edges of an iterative depth-first walk from ``start`` (edge-list order)."""
+    back, state = set(), {start: 1}          # 1 = on the stack, 2 = finished
+    stack = [(start, iter(succ[start]))]
+    while stack:
+        node, it = stack[-1]
+        nxt = next(it, None)
+        if nxt is None:
+            state[node] = 2
+            stack.pop()
+        elif state.get(nxt) == 1:
+            back.add((node, nxt))
+        elif nxt not in state:
+            state[nxt] = 1
+            stack.append((nxt, iter(succ[nxt])))
+    return back
+
+
+def _topo(nodes, edges, back, inp) -> list[str]:
+    fwd = [(a, b) for a, b in edges if (a, b) not in back]
+    indeg = {n: 0 for n in nodes}
+    for _, b in fwd:
+        indeg[b] += 1
+    order, ready = [], [inp]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for a, b in fwd:
+            if a == n:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+    if len(order) != len(nodes):  # pragma: no cover - excluded by the checks above
+        raise GraphError("cannot order the graph for execution")
+    return order
+
+
+def _check_finite(name: str, node) -> None:
+    for key, v in vars(node).items():
+        if key in ("input_type", "output_type", "metadata"):
+            continue
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            raise GraphError(f"node {name!r} ({type(node).__name__}): parameter {key!r} holds "
+                             "NaN or Inf")
+    for key in ("tau", "tau_mem", "tau_syn"):
+        v = getattr(node, key, None)
+        if v is not None and np.any(np.asarray(v) <= 0):
+            raise GraphError(f"node {name!r}: time constant {key!r} must be > 0")
+
+
+def _declared(types) -> tuple[int, ...] | None:
+    if not types:
+        return None
+    v = next(iter(types.values()))
+    return None if v is None else tuple(int(x) for x in np.asarray(v).reshape(-1))
+
+
+def _infer_shapes(nodes, order, sources, recurrent, inp, limits):
+    """Shape of every node's input and output, checked against all declarations."""
+    in_shape: dict[str, tuple[int, ...]] = {}
+    out_shape: dict[str, tuple[int, ...]] = {}
+    for name in order:
+        node = nodes[name]
+        if name == inp:
+            shape = _declared(node.input_type)
+            if shape is None:
+                raise GraphError(f"the Input node {name!r} declares no shape")
+            src_shape = shape
+        else:
+            shapes = {out_shape[s] for s in sources[name]}
+            if len(shapes) != 1:
+                raise GraphError(f"node {name!r} receives inputs of different shapes "
+                                 f"{sorted(shapes)} from {sources[name]}")
+            src_shape = shapes.pop()
+        declared_in = _declared(getattr(node, "input_type", None))
+        if declared_in is not None and name != inp and declared_in != src_shape \
+                and int(np.prod(declared_in)) != 0:
+            raise GraphError(f"type mismatch: {sources[name]} -> {name!r}: node expects "
+                             f"{list(declared_in)}, receives {list(src_shape)}")
+        out = node_output_shape(name, node, src_shape)
+        declared_out = _declared(getattr(node, "output_type", None))
+        if declared_out is not None and declared_out != out and name != inp:
+            raise GraphError(f"node {name!r}: declared output {list(declared_out)} but the "
+                             f"parameters give {list(out)}")
+        if int(np.prod(out, dtype=np.float64)) > limits.max_node_elements:
+            raise GraphError(f"node {name!r} would hold {list(out)} elements "
+                             f"(limit {limits.max_node_elements})")
+        in_shape[name], out_shape[name] = src_shape, out
+    for name, srcs in recurrent.items():
+        for s in srcs:
+            if out_shape[s] != in_shape[name]:
+                raise GraphError(f"recurrent edge {s!r} -> {name!r}: shape {list(out_shape[s])} "
+                                 f"does not fit the input {list(in_shape[name])}")
+    return in_shape, out_shape

@@ -1,0 +1,214 @@
+"""Target ``lava-netx``: run ``model.net`` with lava-dl's netx (fixed point only).
+
+``lava.lib.dl.netx.hdf5.Network`` builds the network from the HDF5 file that
+:func:`spikeship.targets.loihi.netx.write_netx` wrote (optionally with
+``sparse_fc_layer=True``: every dense layer becomes a ``Sparse`` process holding the
+nonzero synapses). netx has no floating-point process models, so this target is
+fixed point only. It streams samples exactly like the direct path
+(:mod:`spikeship.sim.lava.run`): netx's own ``reset_interval`` / ``reset_offset``
+put the same ``LIFReset`` phases on its layers (layer ``i`` resets at
+``(offset + 1 + i) mod T``), the same memory-mapped sources and sinks are attached
+to ``Network.inp`` and to every layer's neuron. Direct-encoded networks get their
+host current from the ``spikeship_host`` group of the file. The result must be
+identical, spike for spike, to ``lava-fixed`` on ``model.nir``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from spikeship.errors import ConfigError, GraphError, RunDirError
+from spikeship.targets.loihi import host as lava_host
+from spikeship.sim.result import SimResult
+from spikeship.targets.loihi.deployment import (SOURCE_INPUT, Deployment, HostLayerSpec,
+                                                PopulationSpec, SynapseSpec)
+
+
+def _s(group, key: str) -> str:
+    v = group[key][()]
+    v = v[0] if np.ndim(v) else v
+    return v.decode("ascii") if isinstance(v, bytes) else str(v)
+
+
+def read_deployment(path: str | Path) -> Deployment:
+    """The fixed-point :class:`Deployment` stored in a spikeship ``model.net``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path} does not exist (run `spikeship export --formats netx`)")
+    try:
+        with h5py.File(path, "r") as f:
+            _check_sizes(f, path)
+            return _read(f)
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
+        raise GraphError(f"{path} is not a spikeship netx file: {type(e).__name__}: {e}") from e
+
+
+def _check_sizes(f: h5py.File, path: Path) -> None:
+    """Refuse absurd declared array sizes before reading any array (untrusted file)."""
+    from spikeship.nir.read import Limits
+
+    limits, total = Limits(), [0]
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            n = int(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1
+            total[0] += n
+            if n > limits.max_array_elements or total[0] > limits.max_total_elements:
+                raise GraphError(f"{path}: dataset {name!r} declares {list(obj.shape)} "
+                                 f"elements (limit {limits.max_array_elements} per array, "
+                                 f"{limits.max_total_elements} in all); refusing to read it")
+
+    f.visititems(visit)
+
+
+def _read(f: h5py.File) -> Deployment:
+    mode = str(f.attrs["input_mode"])
+    bits = int(f.attrs["input_message_bits"])
+    input_shape = tuple(int(v) for v in f.attrs["input_shape"])
+    layers = f["layer"]
+    pops, syns, hosts = [], [], []
+    prev, prev_shape = SOURCE_INPUT, input_shape
+    depth = 0 if mode == "current" else 1
+    for i in range(len(layers)):
+        g = layers[str(i)]
+        kind = _s(g, "type")
+        if kind == "flatten" or (kind == "input" and "neuron" not in g):
+            continue
+        shape = tuple(int(v) for v in g["shape"][()])
+        n = g["neuron"]
+        bias = np.zeros(shape, dtype=np.int64)
+        if "bias" in g:
+            b = np.asarray(g["bias"][()], dtype=np.int64)
+            if len(shape) == 3 and b.ndim == 1 and b.size == shape[0]:
+                bias = np.broadcast_to(b[:, None, None], shape).copy()    # per channel
+            else:
+                bias = (np.transpose(b) if b.ndim == 3 else b).reshape(shape)
+        name = _s(g, "name")
+        pops.append(PopulationSpec(
+            name, "CUBA", shape, depth, int(n["iDecay"][()]) - 1, int(n["vDecay"][()]),
+            int(n["vThMant"][()]), bias, np.full(shape, 6, dtype=np.int64),
+            np.ones(shape), 1.0))
+        if kind == "conv":
+            syns.append(SynapseSpec(f"layer{i}", "conv", prev, name, g["weight"][()],
+                                    source_shape=prev_shape,
+                                    stride=tuple(int(v) for v in g["stride"][()]),
+                                    padding=tuple(int(v) for v in g["padding"][()]),
+                                    dilation=tuple(int(v) for v in g["dilation"][()]),
+                                    groups=int(g["groups"][()]),
+                                    num_message_bits=bits if prev == SOURCE_INPUT else 0))
+        elif kind == "dense":
+            syns.append(SynapseSpec(f"layer{i}", "dense", prev, name, g["weight"][()],
+                                    source_shape=prev_shape,
+                                    flatten_source=len(prev_shape) > 1,
+                                    num_message_bits=bits if prev == SOURCE_INPUT else 0))
+        prev, prev_shape, depth = name, shape, depth + 1
+    if "spikeship_host" in f:
+        h = f["spikeship_host"]
+        hosts.append(HostLayerSpec(
+            _s(h, "name"), _s(h, "kind"), _s(h, "target"), h["weight"][()], h["bias"][()],
+            tuple(int(v) for v in h["source_shape"][()]),
+            tuple(int(v) for v in h["stride"][()]), tuple(int(v) for v in h["padding"][()]),
+            tuple(int(v) for v in h["dilation"][()]), int(h["groups"][()]),
+            injection_scale=float(h["injection_scale"][()]),
+            injection_max=float(h["injection_max"][()])))
+    if not pops:
+        raise GraphError("the netx file holds no neuron layer")
+    return Deployment("fixed", float(f.attrs.get("dt_s", 0.0)), input_shape, mode, bits,
+                      tuple(pops), tuple(syns), tuple(hosts), pops[-1].name, "netx")
+
+
+def build_netx(path: str | Path, dep: Deployment, *, timesteps: int, chunk_steps: int,
+               io_dir: Path, sparse_fc_layer: bool = False, input_message_bits: int = 0):
+    """netx's ``Network`` from ``path`` with streamed input and a sink on every layer."""
+    from spikeship.sim.lava import require
+
+    require("lava.lib.dl.netx")
+    from lava.lib.dl.netx.hdf5 import Network
+
+    from spikeship.sim.lava.build import LavaNetwork, _lava, _stream
+
+    L = _lava()
+    net = Network(net_config=str(path), reset_interval=timesteps,
+                  reset_offset=0 if dep.input_mode == "current" else 1,
+                  input_message_bits=int(input_message_bits), sparse_fc_layer=sparse_fc_layer)
+    if len(net.layers) != len(dep.populations):
+        raise GraphError(f"netx built {len(net.layers)} layers for {len(dep.populations)} "
+                         "populations")
+    if dep.input_mode == "current":   # netx's input block leaves its InPort unconnected:
+        key = dep.host_layers[0].target   # the current goes straight into the neuron
+        dst = net.layers[0].neuron.a_in
+    else:
+        key, dst = SOURCE_INPUT, net.inp
+    source = _stream(L, "source", io_dir, key, tuple(dst.shape), chunk_steps, np.int32)
+    source.s_out.connect(dst)
+    pops, sinks = {}, {}
+    for p, layer in zip(dep.populations, net.layers):
+        pops[p.name] = layer.neuron
+        sinks[p.name] = _stream(L, "sink", io_dir, p.name, tuple(layer.neuron.s_out.shape),
+                                chunk_steps)
+        layer.neuron.s_out.connect(sinks[p.name].a_in)
+    synapses = {s.name: getattr(layer, "synapse", None)
+                for s, layer in zip(dep.synapses, net.layers[-len(dep.synapses):])}
+    return LavaNetwork(dep, timesteps, chunk_steps, io_dir, {key: source}, synapses, pops,
+                       sinks), net
+
+
+def run_netx(path: str | Path, inputs: np.ndarray, labels: np.ndarray | None = None, *,
+             sparse_fc_layer: bool = False, timeout_s: float | None = None,
+             progress: bool = False, chunk: int | None = None,
+             target: str = "lava-netx") -> SimResult:
+    """Run ``inputs`` ``(N, T, *input_shape)`` through the netx network in ``path``."""
+    from spikeship.sim.lava.run import check_inputs, chunk_samples, io_dir, run_network
+
+    dep = read_deployment(path)
+    x = check_inputs(dep, inputs)
+    n, t = int(x.shape[0]), int(x.shape[1])
+    bits = lava_host.input_bits(x, "fixed") if dep.input_mode == "spikes" else 0
+    c = chunk_samples(dep, n, t, chunk)
+    folder = io_dir()
+    try:
+        lnet, _ = build_netx(path, dep, timesteps=t, chunk_steps=c * t, io_dir=folder,
+                             sparse_fc_layer=sparse_fc_layer, input_message_bits=bits)
+        flat_input = dep.input_mode == "spikes" and dep.synapses[0].kind == "dense" \
+            and len(dep.input_shape) > 1
+        if flat_input:      # netx feeds a first dense layer its input flattened C-order
+            dep_run = _flat_input(dep)
+            lnet.deployment = dep_run
+            x = x.reshape(n, t, -1)
+        result = run_network(lnet, x, labels, target=target, timeout_s=timeout_s,
+                             progress=progress)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result.extra["netx"] = {"file": str(path), "sparse_fc_layer": bool(sparse_fc_layer)}
+    if flat_input:
+        result.input_count = result.input_count.reshape(dep.input_shape)
+        result.input_sum = result.input_sum.reshape(dep.input_shape)
+    return result
+
+
+def _flat_input(dep: Deployment) -> Deployment:
+    from dataclasses import replace
+
+    return replace(dep, input_shape=(int(np.prod(dep.input_shape)),))
+
+
+def run_target(run_dir, inputs, labels, options) -> SimResult:
+    """Registry target ``lava-netx``: ``run_dir/model.net`` through netx, fixed point.
+
+    ``options``: ``sparse_fc_layer`` (bool), ``timeout_s``, ``progress``,
+    ``chunk_samples``.
+    """
+    options = dict(options or {})
+    unknown = set(options) - {"sparse_fc_layer", "timeout_s", "progress", "chunk_samples",
+                              "dt_s", "input_mode"}
+    if unknown:
+        raise ConfigError(f"unknown lava-netx options {sorted(unknown)}")
+    return run_netx(Path(run_dir) / "model.net", inputs, labels,
+                    sparse_fc_layer=bool(options.get("sparse_fc_layer", False)),
+                    timeout_s=options.get("timeout_s"),
+                    progress=bool(options.get("progress", True)),
+                    chunk=options.get("chunk_samples"))

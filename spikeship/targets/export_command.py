@@ -1,0 +1,142 @@
+"""``spikeship export RUN_DIR [--formats nir,onnx,netx]``: checkpoint -> deployable files.
+
+Writes ``model.nir``, ``model.onnx`` (and ``model.net`` when the netx writer
+``spikeship.targets.loihi.netx.write_netx(nir_graph, path)`` is installed) into the run
+directory plus ``export.json`` (the weight shapes before and after unit removal,
+synapse counts, and what was written), all or nothing: every file is written under a
+temporary name and renamed only when every format succeeded, so a failing export
+leaves the files of the previous one untouched and no partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import importlib
+from pathlib import Path
+
+import click
+
+from spikeship.errors import ExportError, ConfigError, RunDirError
+
+FORMATS = ("nir", "onnx", "netx")
+FRAME_DATASETS = ("digits-events", "nmnist", "dvs-gesture")
+
+
+def encoding_of(config: dict) -> str:
+    """``"frames"`` for event datasets, else ``"direct"`` (or the config's ``encoding``)."""
+    if config.get("encoding"):
+        return str(config["encoding"])
+    return "frames" if config.get("dataset") in FRAME_DATASETS else "direct"
+
+
+def _netx_writer():
+    try:
+        module = importlib.import_module("spikeship.targets.loihi.netx")
+    except ModuleNotFoundError as e:
+        if e.name in ("spikeship.targets.loihi.netx",):
+            return None
+        raise
+    return getattr(module, "write_netx", None)
+
+
+def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), *,
+               dt_s: float = 1e-3, onnx_mode: str = "step", netx_optional: bool = False
+               ) -> dict:
+    """Export the checkpoint of ``run_dir``; returns the ``export.json`` document.
+
+    ``netx_optional``: a graph netx cannot express (recurrent, ...) is skipped with a
+    note instead of failing the whole export (the default format list of the CLI).
+    """
+    from spikeship.export.nir_export import to_nir, write_nir
+    from spikeship.export.surgery import build_deployable, shape_table
+    from spikeship.io import atomic_path, write_json_atomic
+    from spikeship.train.checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"no run directory at {run_dir}")
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+    ck = load_checkpoint(run_dir)
+    config = dict(ck.config)
+    config.setdefault("timesteps", 8)
+    config["encoding"] = encoding_of(config)
+    net = build_deployable(ck.model, ck.masks, ck.spec, config, dt_s=dt_s,
+                           source_run=str(run_dir.resolve()))
+    graph = to_nir(net)
+    onnx_model, notes = None, []
+    if "onnx" in formats:
+        from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
+
+        onnx_model = to_onnx(net, mode=onnx_mode, timesteps=config["timesteps"])
+        notes.append(f"onnx: mode {onnx_mode}, opset {OPSET}, IR version {IR_VERSION}")
+    writer = _netx_writer() if "netx" in formats else None
+    if "netx" in formats and writer is None:
+        notes.append("netx skipped: spikeship.targets.loihi.netx.write_netx is not installed")
+    netx_tmp = None
+    if writer is not None:
+        # netx first, into a scratch file: a graph netx cannot express is an ExportError
+        # before anything is written (skipped with a note when netx is optional).
+        import tempfile
+
+        netx_tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".netx-")) / "model.net"
+        try:
+            writer(graph, netx_tmp)
+        except ExportError as e:
+            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
+            netx_tmp = None
+            if not netx_optional:
+                raise
+            notes.append(f"netx skipped: {e}")
+        except BaseException:
+            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
+            raise
+    # All or nothing: every file goes to a temporary name first; the renames happen only
+    # after every writer succeeded, so a failing format leaves the old files untouched.
+    written = {}
+    with contextlib.ExitStack() as stack:
+        if netx_tmp is not None:     # removed last, whether the export succeeds or not
+            stack.callback(shutil.rmtree, netx_tmp.parent, ignore_errors=True)
+
+        def target(key: str, name: str) -> Path:
+            written[key] = str(run_dir / name)
+            return stack.enter_context(atomic_path(run_dir / name))
+
+        if "nir" in formats or "netx" in formats:
+            write_nir(graph, target("nir", "model.nir"))
+        if onnx_model is not None:
+            write_onnx(onnx_model, target("onnx", "model.onnx"))
+        if netx_tmp is not None:
+            shutil.copyfile(netx_tmp, target("netx", "model.net"))
+        doc = {"source_run": str(run_dir.resolve()), "epoch": ck.epoch, "dt_s": dt_s,
+               "timesteps": config["timesteps"], "encoding": config["encoding"],
+               "formats": dict(written), "notes": notes, "layers": shape_table(net),
+               "neurons": [{"layer": l.name, "before": list(l.original_shape),
+                            "after": list(l.shape)} for l in net.neuron_layers()]}
+        write_json_atomic(stack.enter_context(atomic_path(run_dir / "export.json")), doc)
+    return doc
+
+
+@click.command(name="export")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--formats", default=None,
+              help="Comma-separated: nir, onnx, netx. Default: all three, netx skipped with a "
+                   "note when the graph is one netx cannot express.")
+@click.option("--dt", "dt_s", type=float, default=1e-3, show_default=True,
+              help="Time step of the exported graph, seconds.")
+@click.option("--onnx-mode", type=click.Choice(["step", "unrolled"]), default="step",
+              show_default=True, help="Stateful single-step or unrolled T-step ONNX graph.")
+def export(run_dir: Path, formats: str | None, dt_s: float, onnx_mode: str) -> None:
+    """Export RUN_DIR's checkpoint with pruned units physically removed."""
+    fmts = tuple(f.strip() for f in (formats or ",".join(FORMATS)).split(",") if f.strip())
+    doc = export_run(run_dir, fmts, dt_s=dt_s, onnx_mode=onnx_mode,
+                     netx_optional=formats is None)
+    for fmt, path in doc["formats"].items():
+        click.echo(f"{fmt:5s} {path}")
+    for note in doc["notes"]:
+        click.echo(f"note: {note}")
+    for row in doc["layers"]:
+        click.echo(f"  {row['layer']:10s} {str(tuple(row['before'])):>20s} -> "
+                   f"{str(tuple(row['after'])):<20s} synapses {row['synapses']}")
