@@ -220,6 +220,10 @@ def test_ctrl_c_stops_lava_and_leaves_no_child_process():
     import threading
 
     before = set(mp.active_children())
+    # Python's own Ctrl-C handler, whatever an earlier test or library left installed
+    # (in long runs of the suite the SIGINT was otherwise sometimes not turned into a
+    # KeyboardInterrupt and the run went on to the end)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -227,6 +231,7 @@ def test_ctrl_c_stops_lava_and_leaves_no_child_process():
             run_deployment(lower(event_cnn()), event_inputs(400, 50), timeout_s=120)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, old)
     assert set(mp.active_children()) <= before
 
 
