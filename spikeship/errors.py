@@ -12,8 +12,9 @@ class SpikeshipError(Exception):
     exit_code = 1
 
 
-class NotYetAvailableError(SpikeshipError):
-    """A command or feature that is not implemented yet (never pretends to work)."""
+class UsageError(SpikeshipError):
+    """The command line asks for something that does not exist: a misspelled choice
+    (``--target``, ``--dataset``, ...), a missing argument (exit code 2, like click)."""
 
     exit_code = 2
 
@@ -24,6 +25,11 @@ class MissingDependencyError(SpikeshipError):
 
 class ConfigError(SpikeshipError):
     """A configuration value is unknown, malformed or out of range."""
+
+
+class OptionError(UsageError, ConfigError):
+    """A simulator option (``--option KEY=VALUE``) the simulator does not know, or a value
+    its typed schema refuses (exit code 2: a usage error)."""
 
 
 class DatasetError(SpikeshipError):

@@ -28,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spikeship.energy.synops import SynopsReport
-from spikeship.targets.specs import ChipSpec, get_spec
+from spikeship.targets.registry import get_spec
+from spikeship.targets.specs import ChipSpec
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,7 @@ from spikeship.io import write_json_atomic
 from spikeship.energy import artifacts, vanish
 from spikeship.energy.model import ann_comparison, price
 from spikeship.energy.synops import SpikeCounts, SynopsReport, count_synops
-from spikeship.targets.specs import all_specs, get_spec
-
-# default order when --spikes-from is not given: the Lava run first
-SPIKE_SOURCES = ("lava-fixed", "lava-float", "loihi-emu", "lava-netx", "reference", "norse",
-                 "onnx", "snntorch")
-
+from spikeship.targets.registry import all_specs, get_spec, mapped_chips
 
 def load_counts(run_dir: Path, graph, spikes_from: str | None,
                 assume_rate: float | None) -> SpikeCounts:
@@ -40,7 +35,9 @@ def load_counts(run_dir: Path, graph, spikes_from: str | None,
         return SpikeCounts.assumed(graph, assume_rate, _timesteps(graph))
     if spikes_from is not None:
         return SpikeCounts.from_result(SimResult.load(run_dir, spikes_from))
-    for target in SPIKE_SOURCES:
+    from spikeship.sim.registry import spike_sources
+
+    for target in spike_sources():     # the registry's order: deployed fixed point first
         if (run_dir / f"simulate-{target}.npz").exists():
             return SpikeCounts.from_result(SimResult.load(run_dir, target))
     return SpikeCounts.assumed(graph, 1.0, _timesteps(graph))
@@ -88,11 +85,12 @@ def _layers_json(rep: SynopsReport, chip, trained: dict) -> list[dict]:
 
 
 def _cores(graph, original_shapes) -> dict:
-    from spikeship.targets.loihi.mapper import map_graph
+    from spikeship.targets.registry import get
 
     out = {}
-    for chip in ("loihi", "loihi2"):
+    for chip in mapped_chips():
         spec = get_spec(chip)
+        map_graph = get(chip).load_mapper()
         d = {}
         for label, orig in (("before_pruning", True), ("after_pruning", False)):
             try:

@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from spikeship.errors import ConfigError, RunDirError
+from spikeship.errors import ConfigError, OptionError, RunDirError
+from spikeship.sim.registry import names as simulator_names
 from spikeship.sim.result import SimResult
 
 
@@ -68,22 +69,23 @@ def _fresh_baseline(run_dir: Path, labels: np.ndarray, shape: tuple) -> SimResul
 def simulate_run(run_dir: str | Path, target: str, samples: int | None = None,
                  options: dict | None = None) -> SimResult:
     """Run ``target`` on the run's test split, compare with ``snntorch``, save; return it."""
-    from spikeship.sim.registry import get_target
+    from spikeship.sim import registry
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"no run directory at {run_dir}")
     if samples is not None and samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
-    runner = get_target(target)
+    sim = registry.get(target)
+    opts = sim.parse_options(options)          # refused before any data is loaded
     inputs, labels = test_split(run_dir, samples)
-    result = runner(run_dir, inputs, labels, dict(options or {}))
+    result = sim.run(run_dir, inputs, labels, opts)
     if target == "snntorch":
         base = result
     else:
         base = _fresh_baseline(run_dir, labels, result.output_spikes.shape)
         if base is None:
-            base = get_target("snntorch")(run_dir, inputs, labels, {})
+            base = registry.get("snntorch").run(run_dir, inputs, labels, {})
             base.compare_to(base)
             base.save(run_dir)
     result.compare_to(base)
@@ -95,7 +97,7 @@ def _parse_options(items: tuple[str, ...]) -> dict:
     out = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--option must be key=value, got {item!r}")
+            raise OptionError(f"--option must be key=value, got {item!r}")
         k, v = item.split("=", 1)
         try:
             out[k.strip()] = json.loads(v)
@@ -106,10 +108,12 @@ def _parse_options(items: tuple[str, ...]) -> dict:
 
 @click.command(name="simulate")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--target", required=True, help="reference | norse | onnx | snntorch | lava-...")
+@click.option("--target", required=True, type=click.Choice(simulator_names()),
+              help="Simulator (`spikeship targets` lists their options and capabilities).")
 @click.option("--samples", type=int, default=None, help="First N test samples (default: all).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Target option, e.g. dtype=float32 (repeatable).")
+              help="Simulator option, e.g. dtype=float32 (repeatable; `spikeship targets` "
+                   "lists each simulator's options, types and defaults).")
 def simulate(run_dir: Path, target: str, samples: int | None, options: tuple[str, ...]) -> None:
     """Run RUN_DIR's exported graph on a target and compare with the trained model."""
     r = simulate_run(run_dir, target, samples, _parse_options(options))

@@ -50,15 +50,18 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from spikeship.errors import ConfigError
 from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.loihi_emu_ops import (LifParams, SynapseOp, conv_op, dense_op,
                                          feedforward_fast, lava_synapse_weights,
                                          lif_run_feedforward, lif_step)
+from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
 
@@ -337,14 +340,31 @@ def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | Non
 
 def run_target(run_dir, inputs, labels, options) -> SimResult:
     """Registry target ``loihi-emu``: ``run_dir/model.nir`` quantised exactly as
-    ``lava-fixed`` does it, emulated. Options: ``device``, ``batch_size``, ``threads``,
-    ``input_mode``, ``dt_s``, ``progress``."""
+    ``lava-fixed`` does it, emulated; ``options``: :class:`EmuOptions`."""
     from spikeship.sim.lava.build import deployment_for, load_graph
 
-    options = dict(options or {})
+    o = SIMULATOR.parse_options(options)
     graph = load_graph(Path(run_dir) / "model.nir")
-    dep = deployment_for(graph, "fixed", inputs, options)
-    return run_deployment(dep, inputs, labels, device=str(options.get("device", "cpu")),
-                          batch_size=options.get("batch_size"),
-                          progress=bool(options.get("progress", True)),
-                          threads=options.get("threads", 1))
+    dep = deployment_for(graph, "fixed", inputs, o.model_dump())
+    return run_deployment(dep, inputs, labels, device=o.device, batch_size=o.batch_size,
+                          progress=o.progress, threads=o.threads)
+
+
+class EmuOptions(Options):
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$",
+                        description="torch device: cpu, cuda, cuda:N")
+    batch_size: PositiveInt | None = Field(
+        None, description="samples per batch (default: from a memory budget)")
+    threads: PositiveInt = Field(1, description="torch CPU threads")
+    dt_s: PositiveFloat | None = Field(None, description="time step for graphs without dt")
+    input_mode: Literal["current", "spikes"] | None = Field(
+        None, description="default: from the graph's encoding")
+
+
+SIMULATOR = Simulator(
+    name="loihi-emu", artifact="model.nir",
+    summary="batched emulator of Lava's fixed point (bit-exact), torch",
+    options=EmuOptions,
+    capabilities=Capabilities(precision=("fixed",), recurrent=True, conv=True,
+                              per_neuron_tau=False, devices=("cpu", "cuda")),
+    run_function="spikeship.sim.loihi_emu:run_target", spike_source_rank=3)

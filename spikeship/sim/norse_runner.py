@@ -45,6 +45,9 @@ from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError, UnsupportedNodeError
 from spikeship.nir.read import LoadedGraph, read_nir
 from spikeship.sim.reference import _as_graph
+from pydantic import Field
+
+from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 
 NORSE_TYPES = ("Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "Flatten",
@@ -178,20 +181,27 @@ def simulate_norse(graph, inputs: np.ndarray, *, dt_s: float | None = None,
 
 def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
                options: dict | None = None) -> SimResult:
-    """Target ``norse``: ``run_dir/model.nir`` in Norse (options: ``dt_s``, ``batched``,
-    ``batch_size``)."""
-    from spikeship.sim.options import boolean, optional, parse_options, positive_float, \
-        positive_int
-
-    options = parse_options("norse", options, {
-        "dt_s": (optional(positive_float), None), "batched": (boolean, False),
-        "batch_size": (positive_int, 256)})
+    """Target ``norse``: ``run_dir/model.nir`` in Norse; ``options``: :class:`NorseOptions`."""
+    o = SIMULATOR.parse_options(options)
     g = read_nir(Path(run_dir) / "model.nir")
     t0 = time.perf_counter()
-    batched = options["batched"]
-    out, counts, notes = simulate_norse(g, inputs, dt_s=options["dt_s"], batched=batched,
-                                        batch_size=options["batch_size"])
+    out, counts, notes = simulate_norse(g, inputs, dt_s=o.dt_s, batched=o.batched,
+                                        batch_size=o.batch_size)
     wall = time.perf_counter() - t0
     return SimResult.from_run("norse", inputs, out, counts, labels, wall,
-                              {"dt_s": options["dt_s"] or g.dt_s, "adaptations": notes,
-                               "batched": batched})
+                              {"dt_s": o.dt_s or g.dt_s, "adaptations": notes,
+                               "batched": o.batched})
+
+
+class NorseOptions(Options):
+    dt_s: PositiveFloat | None = Field(None, description="time step (default: the graph's)")
+    batched: bool = Field(False, description="one batched Norse graph instead of per sample")
+    batch_size: PositiveInt = Field(256, description="samples per batch (batched=true)")
+
+
+SIMULATOR = Simulator(
+    name="norse", artifact="model.nir", summary="Norse's NIR import (torch)",
+    options=NorseOptions,
+    capabilities=Capabilities(precision=("float",), recurrent=True, conv=True,
+                              per_neuron_tau=True),
+    run_function="spikeship.sim.norse_runner:run_target", spike_source_rank=6)

@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError
+from spikeship.sim.base import Capabilities, Options, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 
 
@@ -128,18 +130,28 @@ def _run_unrolled(sess, xb: np.ndarray):
 
 def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
                options: dict | None = None) -> SimResult:
-    """Target ``onnx``: ``run_dir/model.onnx`` in ONNX Runtime (options: ``batch_size``,
-    ``threads``)."""
-    from spikeship.sim.options import parse_options, positive_int
-
-    options = parse_options("onnx", options, {"batch_size": (positive_int, 256),
-                                              "threads": (positive_int, 1)})
+    """Target ``onnx``: ``run_dir/model.onnx`` in ONNX Runtime; ``options``:
+    :class:`OnnxOptions`."""
+    o = SIMULATOR.parse_options(options)
     path = Path(run_dir) / "model.onnx"
     if not path.is_file():
         raise GraphError(f"no ONNX export at {path} (run `spikeship export {run_dir}` first)")
     t0 = time.perf_counter()
-    out, counts, meta = simulate_onnx(path, inputs, batch_size=options["batch_size"],
-                                      threads=options["threads"])
+    out, counts, meta = simulate_onnx(path, inputs, batch_size=o.batch_size,
+                                      threads=o.threads)
     wall = time.perf_counter() - t0
     return SimResult.from_run("onnx", inputs, out, counts, labels, wall,
                               {"onnx_mode": meta.get("mode"), "opset": 17})
+
+
+class OnnxOptions(Options):
+    batch_size: PositiveInt = Field(256, description="samples per batch")
+    threads: PositiveInt = Field(1, description="ONNX Runtime intra-op threads")
+
+
+SIMULATOR = Simulator(
+    name="onnx", artifact="model.onnx", summary="ONNX Runtime on the stateful step graph",
+    options=OnnxOptions,
+    capabilities=Capabilities(precision=("float",), recurrent=True, conv=True,
+                              per_neuron_tau=True),
+    run_function="spikeship.sim.onnx_runner:run_target", spike_source_rank=7)

@@ -45,16 +45,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import nir
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from spikeship.errors import GraphError, SimulationError
 from spikeship.nir.read import LoadedGraph, load_graph, read_nir
 from spikeship.nir.shapes import conv_params, pool_params
+from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -258,28 +260,37 @@ def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str
 
 def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
                options: dict | None = None) -> SimResult:
-    """Target ``reference``: run ``run_dir/model.nir`` on ``inputs`` (N, T, C, H, W).
-
-    ``options``: ``dtype`` ("float64" | "float32"), ``dt_s``, ``batch_size``,
-    ``memory_budget_mb`` (default 1024), ``recurrent_init`` ("bias" | "zero").
-    """
-    from spikeship.sim.options import choice, optional, parse_options, positive_float, \
-        positive_int
-
-    options = parse_options("reference", options, {
-        "dtype": (choice(*_DTYPES), "float64"), "dt_s": (optional(positive_float), None),
-        "batch_size": (positive_int, 256), "memory_budget_mb": (positive_int, 1024),
-        "recurrent_init": (choice("bias", "zero"), "bias")})
+    """Target ``reference``: run ``run_dir/model.nir`` on ``inputs`` (N, T, C, H, W);
+    ``options``: :class:`ReferenceOptions`."""
+    o = SIMULATOR.parse_options(options)
     path = Path(run_dir) / "model.nir"
     g = read_nir(path)
     t0 = time.perf_counter()
-    out, counts = simulate(g, inputs, dt_s=options["dt_s"], dtype=options["dtype"],
-                           batch_size=options["batch_size"],
-                           recurrent_init=options["recurrent_init"],
-                           memory_budget_bytes=options["memory_budget_mb"] << 20)
+    out, counts = simulate(g, inputs, dt_s=o.dt_s, dtype=o.dtype,
+                           batch_size=o.batch_size,
+                           recurrent_init=o.recurrent_init,
+                           memory_budget_bytes=o.memory_budget_mb << 20)
     wall = time.perf_counter() - t0
     if not np.isin(out, (0.0, 1.0)).all():
         raise SimulationError(f"{path}: the graph's output is not a spike train (0/1)")
     return SimResult.from_run("reference", inputs, out, counts, labels, wall,
-                              {"dtype": options["dtype"], "dt_s": options["dt_s"] or g.dt_s,
+                              {"dtype": o.dtype, "dt_s": o.dt_s or g.dt_s,
                                "graph": str(path)})
+
+
+class ReferenceOptions(Options):
+    dtype: Literal["float64", "float32"] = Field("float64", description="arithmetic")
+    dt_s: PositiveFloat | None = Field(None, description="time step (default: the graph's)")
+    batch_size: PositiveInt = Field(256, description="samples per batch")
+    memory_budget_mb: PositiveInt = Field(1024, description="state memory per batch")
+    recurrent_init: Literal["bias", "zero"] = Field(
+        "bias", description="what a recurrent edge carries at step 0")
+
+
+SIMULATOR = Simulator(
+    name="reference", artifact="model.nir",
+    summary="spikeship's NIR simulator (torch), the yardstick",
+    options=ReferenceOptions,
+    capabilities=Capabilities(precision=("float",), recurrent=True, conv=True,
+                              per_neuron_tau=True),
+    run_function="spikeship.sim.reference:run_target", spike_source_rank=5)

@@ -16,8 +16,10 @@ import time
 import numpy as np
 import snntorch as snn
 import torch
+from pydantic import Field
 
 from spikeship.errors import SimulationError
+from spikeship.sim.base import Capabilities, Options, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 
 
@@ -58,15 +60,13 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     from spikeship.export.surgery import build_deployable
     from spikeship.train.checkpoint import load_checkpoint
 
-    from spikeship.sim.options import parse_options, positive_int
-
-    options = parse_options("snntorch", options, {"batch_size": (positive_int, 256)})
+    o = SIMULATOR.parse_options(options)
     ck = load_checkpoint(run_dir)
     if ck.spec.ann:
         raise SimulationError(f"run {run_dir} is an ANN twin: there are no spikes to compare")
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    out, full = record_model(ck.model, inputs, batch_size=options["batch_size"])
+    out, full = record_model(ck.model, inputs, batch_size=o.batch_size)
     wall = time.perf_counter() - t0
     net = build_deployable(ck.model, ck.masks, ck.spec, ck.config)
     counts, removed = {}, {}
@@ -78,3 +78,16 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
         raise SimulationError("the model's output is not a spike train")
     return SimResult.from_run("snntorch", inputs, out, counts, labels, wall,
                               {"removed_units_spikes": removed})
+
+
+class SnntorchOptions(Options):
+    batch_size: PositiveInt = Field(256, description="samples per batch")
+
+
+SIMULATOR = Simulator(
+    name="snntorch", artifact="checkpoint/",
+    summary="the trained model itself (snntorch), what every target is compared with",
+    options=SnntorchOptions,
+    capabilities=Capabilities(precision=("float",), recurrent=True, conv=True,
+                              per_neuron_tau=True),
+    run_function="spikeship.sim.snntorch:run_target", spike_source_rank=8)

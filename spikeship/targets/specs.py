@@ -1,6 +1,7 @@
 """Chip specifications: energy per operation and per-core limits, by name.
 
-Every number lives in one ``targets/<chip>/spec.py`` as a frozen :class:`ChipSpec`
+Every number lives in one ``targets/<chip>/spec.py`` as a frozen :class:`ChipSpec`,
+registered in :mod:`spikeship.targets.registry`
 whose comments cite the publication it comes from; the energy model
 (:mod:`spikeship.energy.model`) and the Loihi mapper
 (:mod:`spikeship.targets.loihi.mapper`) only read these objects.
@@ -11,7 +12,6 @@ model then leaves that term out and says so in ``energy.json``.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 from spikeship.errors import ConfigError
@@ -110,25 +110,3 @@ class ChipSpec:
                 s = self.source(key)
                 out[f"limits.{fig}"] = f"{s.citation}" + (f", {s.where}" if s.where else "")
         return out
-
-
-# name -> module holding ``SPEC`` (imported on use)
-CHIPS: dict[str, str] = {
-    "loihi": "spikeship.targets.loihi.spec",
-    "loihi2": "spikeship.targets.loihi2.spec",
-    "truenorth": "spikeship.targets.truenorth.spec",
-    "spinnaker2": "spikeship.targets.spinnaker2.spec",
-    "cmos45": "spikeship.targets.cmos45.spec",
-}
-
-
-def get_spec(name: str) -> ChipSpec:
-    """The :class:`ChipSpec` registered under ``name``."""
-    if name not in CHIPS:
-        raise ConfigError(f"unknown hardware '{name}'; choose one of {sorted(CHIPS)}")
-    return importlib.import_module(CHIPS[name]).SPEC
-
-
-def all_specs() -> dict[str, ChipSpec]:
-    """Every registered spec, by name."""
-    return {name: get_spec(name) for name in CHIPS}

@@ -10,7 +10,7 @@ import pytest
 
 from spikeship.cli import main
 from spikeship.energy.synops import SpikeCounts, count_synops
-from spikeship.sim.registry import get_target
+from spikeship.sim import registry
 from tests.energy.energy_nets import pruned_run
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
@@ -23,7 +23,7 @@ def run(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = np.repeat(rng.random((3, 1, 1, 8, 12)).astype(np.float32), 4, axis=1)
     for target in ("reference", "lava-float"):
-        get_target(target)(d, x, np.arange(3) % 3, {"progress": False}).save(d)
+        registry.get(target).run(d, x, np.arange(3) % 3, {"progress": False}).save(d)
     return d
 
 

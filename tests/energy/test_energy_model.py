@@ -6,7 +6,7 @@ import pytest
 
 from spikeship.energy.model import ann_comparison, price
 from spikeship.energy.synops import LayerSynops, PopulationActivity, SynopsReport
-from spikeship.targets.specs import get_spec
+from spikeship.targets.registry import get_spec
 
 
 def _layer(name, op, eff, dense, pre, post, inst=0, inst0=0):

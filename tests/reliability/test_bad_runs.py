@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from spikeship.errors import (CheckpointError, ConfigError, DatasetError, ExportError, MaskError,
-                              RunDirError)
+                              OptionError, RunDirError, UsageError)
 from spikeship.io import sha256_file as _sha256
 from spikeship.train.checkpoint import META, TENSORS
 from spikeship.train.models import ModelSpec
@@ -273,22 +273,22 @@ def test_bad_pipeline_config_file(tmp_path, capsys, case, text, match):
 
 
 @pytest.mark.parametrize("argv,error,match", [
-    (["simulate", "{run}", "--target", "loihi-9"], ConfigError, "unknown target"),
+    (["simulate", "{run}", "--target", "loihi-9"], UsageError, "'loihi-9' is not one of"),
     (["simulate", "{run}", "--target", "reference", "--samples", "0"], ConfigError, "--samples"),
     (["simulate", "{run}", "--target", "reference", "--samples", "2", "--option",
-      "dtype=float16"], ConfigError, "dtype"),
-    (["simulate", "{run}", "--target", "reference", "--option", "batch_size=0"], ConfigError,
+      "dtype=float16"], OptionError, "dtype"),
+    (["simulate", "{run}", "--target", "reference", "--option", "batch_size=0"], OptionError,
      "batch_size"),
-    (["simulate", "{run}", "--target", "reference", "--option", "speed=11"], ConfigError,
+    (["simulate", "{run}", "--target", "reference", "--option", "speed=11"], OptionError,
      "unknown option(s) ['speed']"),
-    (["simulate", "{run}", "--target", "onnx", "--option", "threads=-2"], ConfigError,
+    (["simulate", "{run}", "--target", "onnx", "--option", "threads=-2"], OptionError,
      "threads"),
-    (["simulate", "{run}", "--target", "norse", "--option", "batched=maybe"], ConfigError,
+    (["simulate", "{run}", "--target", "norse", "--option", "batched=maybe"], OptionError,
      "batched"),
-    (["simulate", "{run}", "--target", "norse", "--option", "dt_s=-0.001"], ConfigError, "dt_s"),
-    (["simulate", "{run}", "--target", "snntorch", "--option", "batch_size=x"], ConfigError,
+    (["simulate", "{run}", "--target", "norse", "--option", "dt_s=-0.001"], OptionError, "dt_s"),
+    (["simulate", "{run}", "--target", "snntorch", "--option", "batch_size=x"], OptionError,
      "batch_size"),
-    (["simulate", "{run}", "--target", "reference", "--option", "dtype"], ConfigError,
+    (["simulate", "{run}", "--target", "reference", "--option", "dtype"], OptionError,
      "key=value"),
     (["export", "{run}", "--formats", "nir,xyz"], ConfigError, "unknown export format"),
     (["export", "{run}", "--dt", "-1"], ExportError, "dt must be a positive"),

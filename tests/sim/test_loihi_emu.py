@@ -415,12 +415,12 @@ def test_refuses_float_deployments_bad_inputs_and_unknown_records():
 
 
 def test_registry_target_writes_and_reads_back(tmp_path):
-    from spikeship.sim.registry import get_target
+    from spikeship.sim import registry
     from spikeship.sim.result import SimResult
 
     nir.write(str(tmp_path / "model.nir"), recurrent_net())
     x, labels = _spikes((4, 5, 7), seed=9), np.array([0, 1, 2, 1])
-    r = get_target("loihi-emu")(tmp_path, x, labels, {"progress": False})
+    r = registry.get("loihi-emu").run(tmp_path, x, labels, {"progress": False})
     r.save(tmp_path)
     back = SimResult.load(tmp_path, "loihi-emu")
     assert np.array_equal(back.output_spikes, r.output_spikes)

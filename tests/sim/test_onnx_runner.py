@@ -7,7 +7,7 @@ from spikeship.errors import GraphError, SimulationError
 from spikeship.targets.export_command import export_run
 from spikeship.sim.snntorch import run_target as run_snntorch
 from spikeship.sim.onnx_runner import run_target, simulate_onnx
-from spikeship.sim.registry import get_target
+from spikeship.sim import registry
 from spikeship.data import load_dataset, test_inputs
 from tests.export import nets
 
@@ -22,7 +22,7 @@ def test_onnx_target_matches_the_training_model(tmp_path, digits, mode):
     run, _, _ = nets.make_run(tmp_path / "r", prune_units={"3": [1, 2], "7": [5, 6, 7]})
     export_run(run, ("onnx",), onnx_mode=mode)
     x, y = digits
-    assert get_target("onnx") is run_target
+    assert registry.get("onnx").load() is run_target
     res = run_target(run, x, y, {"batch_size": 5})
     base = run_snntorch(run, x, y, {})
     assert base.output_spikes.sum() > 0 and res.extra["onnx_mode"] == mode

@@ -10,7 +10,8 @@ from spikeship.errors import RuleError
 from spikeship.nir.graph import synaptic_layers
 from spikeship.energy.synops import layer_fanout, presynaptic_fanout
 from spikeship.targets.loihi.mapper import _core_costs, axon_bits, connectivity, map_graph
-from spikeship.targets.specs import ChipSpec, CoreLimits, EnergyCosts, get_spec
+from spikeship.targets.registry import get_spec
+from spikeship.targets.specs import ChipSpec, CoreLimits, EnergyCosts
 from tests.energy.energy_nets import chain, convnet, lif
 
 

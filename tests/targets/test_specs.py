@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from spikeship.errors import ConfigError
-from spikeship.targets.specs import CHIPS, EnergyCosts, all_specs, get_spec
+from spikeship.targets.registry import CHIPS, all_specs, get_spec
+from spikeship.targets.specs import EnergyCosts
 
 FIGURES = ("synop_pj", "mac_pj", "add_pj", "neuron_update_active_pj", "neuron_update_idle_pj",
            "spike_route_pj", "spike_hop_pj")

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from pydantic import Field
 
 from spikeship.errors import ConfigError, GraphError, RunDirError
 from spikeship.targets.loihi import host as lava_host
+from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import (SOURCE_INPUT, Deployment, HostLayerSpec,
                                                 PopulationSpec, SynapseSpec)
@@ -197,18 +199,25 @@ def _flat_input(dep: Deployment) -> Deployment:
 
 
 def run_target(run_dir, inputs, labels, options) -> SimResult:
-    """Registry target ``lava-netx``: ``run_dir/model.net`` through netx, fixed point.
-
-    ``options``: ``sparse_fc_layer`` (bool), ``timeout_s``, ``progress``,
-    ``chunk_samples``.
-    """
-    options = dict(options or {})
-    unknown = set(options) - {"sparse_fc_layer", "timeout_s", "progress", "chunk_samples",
-                              "dt_s", "input_mode"}
-    if unknown:
-        raise ConfigError(f"unknown lava-netx options {sorted(unknown)}")
+    """Registry target ``lava-netx``: ``run_dir/model.net`` through netx, fixed point;
+    ``options``: :class:`NetxOptions`."""
+    o = SIMULATOR.parse_options(options)
     return run_netx(Path(run_dir) / "model.net", inputs, labels,
-                    sparse_fc_layer=bool(options.get("sparse_fc_layer", False)),
-                    timeout_s=options.get("timeout_s"),
-                    progress=bool(options.get("progress", True)),
-                    chunk=options.get("chunk_samples"))
+                    sparse_fc_layer=o.sparse_fc_layer, timeout_s=o.timeout_s,
+                    progress=o.progress, chunk=o.chunk_samples)
+
+
+class NetxOptions(Options):
+    sparse_fc_layer: bool = Field(False, description="netx builds Sparse, not Dense, synapses")
+    timeout_s: PositiveFloat | None = Field(None, description="give up after (default: never)")
+    chunk_samples: PositiveInt | None = Field(
+        None, description="samples per run chunk (default: from a memory budget)")
+
+
+SIMULATOR = Simulator(
+    name="lava-netx", artifact="model.net",
+    summary="lava-dl netx network from model.net, Lava fixed_pt",
+    options=NetxOptions,
+    capabilities=Capabilities(precision=("fixed",), recurrent=False, conv=True,
+                              per_neuron_tau=False),
+    run_function="spikeship.sim.lava.netx:run_target", spike_source_rank=4)

@@ -15,13 +15,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from spikeship.errors import ConfigError
 from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.lava.build import build, deployment_for, load_graph
 from spikeship.sim.lava.session import LavaSession
+from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_INPUT, Deployment
 
@@ -174,33 +177,42 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
         time.perf_counter() - wall0, extra)
 
 
-TARGET_OPTIONS = ("timeout_s", "progress", "chunk_samples", "dt_s", "input_mode")
+class LavaOptions(Options):
+    timeout_s: PositiveFloat | None = Field(None, description="give up after (default: never)")
+    chunk_samples: PositiveInt | None = Field(
+        None, description="samples per run chunk (default: from a memory budget)")
+    dt_s: PositiveFloat | None = Field(None, description="time step for graphs without dt")
+    input_mode: Literal["current", "spikes"] | None = Field(
+        None, description="default: from the graph's encoding")
 
 
 def _run_target(run_dir, inputs, labels, options, precision: str) -> SimResult:
-    options = dict(options or {})
-    unknown = set(options) - set(TARGET_OPTIONS)
-    if unknown:
-        raise ConfigError(f"unknown lava-{precision} options {sorted(unknown)}; "
-                          f"known: {', '.join(TARGET_OPTIONS)}")
+    o = (LAVA_FIXED if precision == "fixed" else LAVA_FLOAT).parse_options(options)
     graph = load_graph(Path(run_dir) / "model.nir")
-    dep = deployment_for(graph, precision, inputs, options)
+    dep = deployment_for(graph, precision, inputs, o.model_dump())
     return run_deployment(dep, inputs, labels, target=f"lava-{precision}",
-                          timeout_s=options.get("timeout_s"),
-                          progress=bool(options.get("progress", True)),
-                          chunk=options.get("chunk_samples"))
+                          timeout_s=o.timeout_s, progress=o.progress,
+                          chunk=o.chunk_samples)
 
 
 def run_float_target(run_dir, inputs, labels, options) -> SimResult:
-    """Registry target ``lava-float``: ``run_dir/model.nir`` in Lava ``floating_pt``.
-
-    ``options``: ``timeout_s`` (default: none), ``progress`` (rich bar, default on),
-    ``chunk_samples`` (samples per run chunk), ``dt_s`` (for graphs without ``dt``),
-    ``input_mode`` (``"current"`` | ``"spikes"``, default from the graph's encoding).
-    """
+    """Registry target ``lava-float``: ``run_dir/model.nir`` in Lava ``floating_pt``;
+    ``options``: :class:`LavaOptions`."""
     return _run_target(run_dir, inputs, labels, options, "float")
 
 
 def run_fixed_target(run_dir, inputs, labels, options) -> SimResult:
     """Registry target ``lava-fixed``: ``run_dir/model.nir`` quantised, Lava ``fixed_pt``."""
     return _run_target(run_dir, inputs, labels, options, "fixed")
+
+
+_LAVA_CAPS = dict(recurrent=True, conv=True, per_neuron_tau=False)
+LAVA_FLOAT = Simulator(
+    name="lava-float", artifact="model.nir", summary="Lava floating_pt processes from NIR",
+    options=LavaOptions, capabilities=Capabilities(precision=("float",), **_LAVA_CAPS),
+    run_function="spikeship.sim.lava.run:run_float_target", spike_source_rank=2)
+LAVA_FIXED = Simulator(
+    name="lava-fixed", artifact="model.nir",
+    summary="Lava fixed_pt processes (bit-accurate Loihi 2 models), quantised from NIR",
+    options=LavaOptions, capabilities=Capabilities(precision=("fixed",), **_LAVA_CAPS),
+    run_function="spikeship.sim.lava.run:run_fixed_target", spike_source_rank=1)

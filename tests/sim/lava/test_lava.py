@@ -198,13 +198,13 @@ def test_unsupported_graph_fails_before_lava_starts():
 
 
 def test_registry_targets_read_model_nir_and_write_results(tmp_path):
-    from spikeship.sim.registry import get_target
+    from spikeship.sim import registry
 
     nir.write(tmp_path / "model.nir", direct_cnn())
     x, labels = direct_inputs(2, 3), np.array([0, 2])
     out = {}
     for name in ("lava-float", "lava-fixed"):
-        res = get_target(name)(tmp_path, x, labels, {"progress": False, "timeout_s": 300})
+        res = registry.get(name).run(tmp_path, x, labels, {"progress": False, "timeout_s": 300})
         res.save(tmp_path)
         back = SimResult.load(tmp_path, name)
         np.testing.assert_array_equal(back.output_spikes, res.output_spikes)

@@ -1,0 +1,115 @@
+"""Conformance of every registered simulator (parametrised over the registry: a new
+simulator is tested here by registering it).
+
+On one small exported run (a hand-pruned dpap-mnist on digits, T = 4: NIR, ONNX and
+netx files on disk) each simulator must: accept its declared defaults, refuse an unknown
+option and a bad value with a named OptionError, read booleans as booleans
+(``no``/``off`` are False), run through :meth:`Simulator.run` on the test inputs,
+return binary output spikes of the right shape with per-layer counts, agree with the
+trained model (float: every prediction; fixed point: most spikes), survive a save/load
+round trip, and fail with a named error when the artifact it consumes is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from spikeship.errors import OptionError, SpikeshipError
+from spikeship.sim import registry
+from spikeship.sim.base import Simulator
+from spikeship.sim.command import test_split
+from spikeship.sim.result import SimResult
+
+NAMES = registry.names()
+SAMPLES = 4
+
+
+def _marks(name: str):
+    return [pytest.mark.lava] if name.startswith("lava") else []
+
+
+PARAMS = [pytest.param(n, marks=_marks(n), id=n) for n in NAMES]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from spikeship.targets.export_command import FORMATS, export_run
+    from tests.export import nets
+
+    run_dir, _, _ = nets.make_run(tmp_path_factory.mktemp("conformance") / "run",
+                                  prune_units={"0": [1, 2], "7": list(range(0, 300, 5))})
+    export_run(run_dir, FORMATS)
+    inputs, labels = test_split(run_dir, SAMPLES)
+    base = registry.get("snntorch").run(run_dir, inputs, labels, {"progress": False})
+    return run_dir, inputs, labels, base
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declaration_is_complete(name):
+    sim = registry.get(name)
+    assert isinstance(sim, Simulator) and sim.name == name
+    assert sim.artifact in ("model.nir", "model.onnx", "model.net", "checkpoint/")
+    assert set(sim.capabilities.precision) <= {"float", "fixed"} and sim.capabilities.precision
+    assert callable(sim.load())
+    sim.parse_options({})                                   # the defaults validate
+    table = {o["name"]: o for o in sim.option_table()}
+    assert "progress" in table
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_options_are_typed(name):
+    sim = registry.get(name)
+    with pytest.raises(OptionError, match="unknown option.*'no_such_option'"):
+        sim.parse_options({"no_such_option": 1})
+    for o in sim.option_table():
+        if o["type"] == "bool":
+            assert getattr(sim.parse_options({o["name"]: "no"}), o["name"]) is False
+            assert getattr(sim.parse_options({o["name"]: "off"}), o["name"]) is False
+            assert getattr(sim.parse_options({o["name"]: "yes"}), o["name"]) is True
+            with pytest.raises(OptionError, match=o["name"]):
+                sim.parse_options({o["name"]: "maybe"})
+        elif o["type"].startswith("int"):
+            with pytest.raises(OptionError, match=o["name"]):
+                sim.parse_options({o["name"]: 0})
+            with pytest.raises(OptionError, match=o["name"]):
+                sim.parse_options({o["name"]: True})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PARAMS)
+def test_runs_and_agrees_with_the_trained_model(name, run, tmp_path):
+    run_dir, inputs, labels, base = run
+    sim = registry.get(name)
+    r = sim.run(run_dir, inputs, labels, {"progress": "off"})
+    assert isinstance(r, SimResult) and r.target == name
+    assert r.output_spikes.shape == base.output_spikes.shape
+    assert r.output_spikes.dtype == np.uint8 and set(np.unique(r.output_spikes)) <= {0, 1}
+    assert r.neuron_counts and all(int(c.sum()) >= 0 for c in r.neuron_counts.values())
+    assert r.samples == SAMPLES
+    r.compare_to(base)
+    if sim.capabilities.precision == ("float",):
+        assert r.agreement["predictions"] == 1.0, r.agreement
+        assert r.agreement["spikes"] > 0.99, r.agreement
+    else:
+        assert r.agreement["spikes"] > 0.9, r.agreement
+    r.save(tmp_path)
+    back = SimResult.load(tmp_path, name)
+    np.testing.assert_array_equal(back.output_spikes, r.output_spikes)
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_missing_artifact_is_a_named_error(name, run, tmp_path):
+    run_dir, inputs, labels, _ = run
+    sim = registry.get(name)
+    empty = tmp_path / "run"
+    shutil.copytree(run_dir, empty)
+    target = empty / sim.artifact
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    with pytest.raises(SpikeshipError):
+        sim.run(empty, inputs, labels, {"progress": False})
