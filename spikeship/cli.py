@@ -16,7 +16,7 @@ import sys
 import click
 
 from spikeship import __version__
-from spikeship.errors import NotYetAvailableError, SpikeshipError
+from spikeship.errors import SpikeshipError, UsageError
 
 # name -> ("module:attribute", one-line help). The attribute is a click.Command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,17 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("spikeship.report.command:report", "Write report.md / report.html / plots for a run."),
     "pipeline": ("spikeship.pipeline:pipeline", "Train, export, simulate, price and report in one go."),
     "inspect": ("spikeship.export.inspect_command:inspect", "Show what a NIR/ONNX/netx file holds."),
+    "targets": ("spikeship.sim.targets_command:targets", "List the simulators (options, capabilities) and chips."),
 }
-
-
-def _not_available(name: str, help_text: str, reason: str) -> click.Command:
-    @click.command(name=name, help=f"{help_text} (not yet available)",
-                   context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def _cmd(args):  # noqa: ARG001
-        raise NotYetAvailableError(f"'spikeship {name}' is not yet available ({reason})")
-
-    return _cmd
 
 
 class LazyGroup(click.Group):
@@ -50,18 +41,14 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        target, help_text = COMMANDS[name]
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-                return _not_available(name, help_text, f"{module_name} does not exist yet")
-            raise
-        cmd = getattr(module, attr, None)
-        if cmd is None:
-            return _not_available(name, help_text, f"{target} does not exist yet")
-        return cmd
+        module_name, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx, formatter):
+        # the one-line help of each command from COMMANDS: `spikeship --help` imports
+        # none of the command modules (torch, matplotlib, Lava stay unloaded)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_text) for name, (_, help_text) in COMMANDS.items()])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"spikeship: error: {e}", err=True)
         return e.exit_code
+    except click.UsageError as e:
+        # a misspelled choice, a missing argument, an unknown command: exit 2
+        if debug:
+            raise UsageError(e.format_message()) from e
+        sub = e.ctx.command_path.removeprefix("spikeship").strip() if e.ctx else ""
+        click.echo(f"spikeship: error: {sub + ': ' if sub else ''}{e.format_message()}",
+                   err=True)
+        return UsageError.exit_code
     except click.exceptions.Abort:
         click.echo("spikeship: aborted", err=True)
         return 130

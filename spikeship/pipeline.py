@@ -1,6 +1,7 @@
 """``spikeship pipeline``: from nothing to a full answer in one command (``make demo``).
 
-Stages, each one of the ordinary subcommands run on the run directory ``OUT``:
+Stages, each the Python function behind one of the subcommands, run on the run
+directory ``OUT`` (an error keeps its class, message and exit code):
 
 1. ``train-baseline``  dense run (``--prune none``) in ``OUT/baseline``
 2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed/epochs) in ``OUT``
@@ -31,10 +32,11 @@ from typing import Any
 import click
 
 from spikeship.errors import ConfigError, SpikeshipError
+from spikeship.data import DATASETS
 from spikeship.io import ensure_writable_dir, sha256_file, write_json_atomic
-
-TARGETS_DEFAULT = ("reference", "onnx", "norse", "lava-float", "lava-fixed", "lava-netx",
-                   "loihi-emu")
+from spikeship.sim.registry import PIPELINE_DEFAULT as TARGETS_DEFAULT
+from spikeship.train.models import PRESETS
+from spikeship.train.pruners import PRUNERS
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,8 @@ class PipelineConfig:
     def __post_init__(self):
         """Check every field before anything runs, so a bad value fails in a second with a
         named field, not after an hour of training in the stage that first reads it."""
-        from spikeship.sim.registry import TARGETS
-        from spikeship.targets.specs import CHIPS
+        from spikeship.sim.registry import SIMULATORS as TARGETS
+        from spikeship.targets.registry import CHIPS
         from spikeship.data import DATASETS
         from spikeship.train.models import PRESETS
         from spikeship.train.pruners import PRUNERS
@@ -181,19 +183,32 @@ def _files(paths: list[Path]) -> list[Path]:
 
 @dataclass
 class Stage:
-    """One pipeline stage: a CLI invocation with its declared inputs and outputs."""
+    """One pipeline stage: a Python function (``"module:function"``) with its keyword
+    arguments and its declared inputs and outputs."""
 
     name: str
-    argv: list[str]
+    function: str
+    kwargs: dict[str, Any]
     inputs: list[Path]
     outputs: list[Path]
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(json.dumps(self.argv).encode())
+        h = hashlib.sha256(json.dumps([self.function, self.kwargs], sort_keys=True,
+                                      default=str).encode())
         for f in _files(self.inputs):
             h.update(str(f).encode())
             h.update(sha256_file(f).encode())
         return h.hexdigest()
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"{self.function.split(':')[1]}({args})"
+
+    def run(self, **extra) -> Any:
+        import importlib
+
+        module, attr = self.function.split(":")
+        return getattr(importlib.import_module(module), attr)(**self.kwargs, **extra)
 
 
 class StageRecorder:
@@ -221,54 +236,59 @@ class StageRecorder:
     def record(self, stage: Stage, seconds: float) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.dir / f"{stage.name}.json", {
-            "fingerprint": stage.fingerprint(), "argv": stage.argv, "seconds": seconds,
+            "fingerprint": stage.fingerprint(), "function": stage.function,
+            "kwargs": stage.kwargs, "seconds": seconds,
             "outputs": {str(f): sha256_file(f) for f in _files(stage.outputs)}})
 
 
 def plan(cfg: PipelineConfig) -> list[Stage]:
     """The stages of a pipeline run, in order."""
+    from spikeship.sim.registry import spike_sources
+    from spikeship.targets.export_command import FORMATS
+
     out = Path(cfg.out)
     base = out / "baseline"
-    common = ["--dataset", cfg.dataset, "--model", cfg.model, "--epochs", str(cfg.epochs),
-              "--timesteps", str(cfg.timesteps), "--seed", str(cfg.seed)]
+    fields: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model, "epochs": cfg.epochs,
+                              "timesteps": cfg.timesteps, "seed": cfg.seed}
     if cfg.data_dir:
-        common += ["--data-dir", cfg.data_dir]
+        fields["data_dir"] = cfg.data_dir
     if cfg.batch_size:
-        common += ["--batch-size", str(cfg.batch_size)]
+        fields["batch_size"] = cfg.batch_size
     if cfg.lr:
-        common += ["--lr", str(cfg.lr)]
-    common += ["--threads", str(cfg.threads)]
-    prune_opts = [a for k, v in sorted(cfg.prune_options.items())
-                  for a in ("--prune-opt", f"{k}={v}")]
+        fields["lr"] = cfg.lr
+    train = "spikeship.train.command:train_run"
     ckpt = [out / "checkpoint", out / "summary.json", out / "metrics.jsonl"]
     models = [out / "model.nir", out / "model.onnx", out / "model.net"]
     stages = [
-        Stage("train-baseline", ["train", *common, "--prune", "none", "--out", str(base)], [],
-              [base / "checkpoint", base / "summary.json", base / "metrics.jsonl"]),
-        Stage("train-pruned", ["train", *common, "--prune", cfg.prune, *prune_opts,
-                               "--baseline", str(base), "--out", str(out)],
+        Stage("train-baseline", train,
+              {"out": str(base), "values": {**fields, "prune": "none"}, "threads": cfg.threads},
+              [], [base / "checkpoint", base / "summary.json", base / "metrics.jsonl"]),
+        Stage("train-pruned", train,
+              {"out": str(out), "values": {**fields, "prune": cfg.prune},
+               "prune_options": dict(sorted(cfg.prune_options.items())),
+               "baseline": str(base), "threads": cfg.threads},
               [base / "summary.json"], ckpt),
-        Stage("export", ["export", str(out)], [out / "checkpoint"], models),
+        Stage("export", "spikeship.targets.export_command:export_run",
+              {"run_dir": str(out), "formats": list(FORMATS), "netx_optional": True},
+              [out / "checkpoint"], models),
     ]
     for t in cfg.targets:
         n = cfg.lava_samples if t.startswith("lava") else cfg.sim_samples
-        argv = ["simulate", str(out), "--target", t] + (["--samples", str(n)] if n else [])
-        stages.append(Stage(f"simulate-{t}", argv, models,
+        stages.append(Stage(f"simulate-{t}", "spikeship.sim.command:simulate_run",
+                            {"run_dir": str(out), "target": t, "samples": n}, models,
                             [out / f"simulate-{t}.json", out / f"simulate-{t}.npz"]))
-    spikes_from = next((t for t in ("lava-fixed", "loihi-emu", "lava-float", "reference")
-                        if t in cfg.targets), None)
-    energy_argv = ["energy", str(out), "--hardware", cfg.hardware]
-    for fmt in cfg.allow_explicit_zeros:
-        energy_argv += ["--allow-explicit-zeros", fmt]
-    if spikes_from:
-        energy_argv += ["--spikes-from", spikes_from]
+    spikes_from = next((t for t in spike_sources() if t in cfg.targets), None)
     sims = [out / f"simulate-{t}.npz" for t in cfg.targets]
     stages += [
-        Stage("energy", energy_argv, models + sims, [out / "energy.json"]),
-        Stage("compare", ["compare", str(base), str(out), "--out", str(out / "comparison.md")],
+        Stage("energy", "spikeship.energy.command:energy_run",
+              {"run_dir": str(out), "hardware": cfg.hardware, "spikes_from": spikes_from,
+               "allow_zeros": list(cfg.allow_explicit_zeros)},
+              models + sims, [out / "energy.json"]),
+        Stage("compare", "spikeship.report.compare:compare_to_files",
+              {"runs": [str(base), str(out)], "out": str(out / "comparison.md")},
               [base / "summary.json", out / "summary.json", out / "energy.json"],
               [out / "comparison.md"]),
-        Stage("report", ["report", str(out)],
+        Stage("report", "spikeship.report.command:report_run", {"run_dir": str(out)},
               [out / "summary.json", out / "metrics.jsonl", out / "energy.json",
                out / "comparison.md", *[out / f"simulate-{t}.json" for t in cfg.targets]],
               [out / "report.md", out / "report.html"]),
@@ -276,26 +296,10 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
     return stages
 
 
-# The subcommands the stages run (imported on use, like the CLI's).
-STAGE_COMMANDS = {
-    "train": "spikeship.train.command:train",
-    "export": "spikeship.targets.export_command:export",
-    "simulate": "spikeship.sim.command:simulate",
-    "energy": "spikeship.energy.command:energy",
-    "compare": "spikeship.report.compare:compare",
-    "report": "spikeship.report.command:report",
-}
-
-
-def _command(name: str) -> click.Command:
-    import importlib
-
-    module, attr = STAGE_COMMANDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, float]]:
-    """Run (or skip) every stage; return (stage, "ran"|"skipped", seconds) per stage."""
+    """Run (or skip) every stage; return (stage, "ran"|"skipped", seconds) per stage.
+
+    Each stage is a Python call; an error keeps its class, message and exit code."""
     out = ensure_writable_dir(cfg.out)
     write_json_atomic(out / "pipeline.json", cfg.to_json())
     recorder = StageRecorder(out)
@@ -307,16 +311,14 @@ def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, f
             echo(f"{head}: up to date, skipped")
             log.append((stage.name, "skipped", 0.0))
             continue
-        argv = list(stage.argv)
-        if stage.name.startswith("train") and (Path(argv[-1]) / "checkpoint").exists():
-            argv.append("--resume")
-        echo(f"{head}: spikeship {' '.join(argv)}")
+        extra = {}
+        if stage.name.startswith("train") and (Path(stage.kwargs["out"]) / "checkpoint").exists():
+            extra["resume"] = True
+        echo(f"{head}: {stage.describe()}" + (" (resuming)" if extra else ""))
         t0 = time.perf_counter()
         try:
-            _command(argv[0]).main(args=argv[1:], prog_name=f"spikeship {argv[0]}",
-                                   standalone_mode=False)
+            stage.run(**extra)
         except SpikeshipError:
-            # the stage's own error (class, message, exit code) goes up unchanged
             echo(f"{head}: failed; fix it and re-run: finished stages are skipped")
             raise
         dt = time.perf_counter() - t0
@@ -326,19 +328,35 @@ def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, f
     return log
 
 
+def _check_targets(ctx, param, value: str | None) -> str | None:
+    from spikeship.sim.registry import SIMULATORS
+
+    if value is not None:
+        bad = [t.strip() for t in value.split(",") if t.strip() not in SIMULATORS]
+        if bad:
+            raise click.BadParameter(f"unknown simulator(s) {bad}; choose from "
+                                     f"{', '.join(SIMULATORS)}", ctx, param)
+    return value
+
+
 @click.command("pipeline")
 @click.option("--out", default=None, help="Run directory (default runs/demo).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML or JSON file with pipeline fields; flags override it.")
 @click.option("--quick", is_flag=True, help="Smoke run: few epochs and samples (~2 min).")
-@click.option("--dataset", default=None)
+@click.option("--dataset", type=click.Choice(list(DATASETS)), default=None,
+              help="Dataset (default digits).")
 @click.option("--data-dir", default=None)
-@click.option("--model", default=None)
-@click.option("--prune", default=None, help="Pruner of the pruned run (default dpap).")
+@click.option("--model", type=click.Choice(list(PRESETS)), default=None,
+              help="Model preset (default dpap-mnist).")
+@click.option("--prune", type=click.Choice(list(PRUNERS)), default=None,
+              help="Pruner of the pruned run (default dpap).")
 @click.option("--epochs", type=int, default=None)
 @click.option("--timesteps", type=int, default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--targets", default=None, help="Comma-separated simulation targets.")
+@click.option("--targets", default=None, callback=_check_targets,
+              help="Comma-separated simulators (default: "
+                   + ",".join(TARGETS_DEFAULT) + "; `spikeship targets` lists them).")
 @click.option("--lava-samples", type=int, default=None)
 @click.option("--sim-samples", type=int, default=None)
 def pipeline(config_file, quick: bool, **flags) -> None:

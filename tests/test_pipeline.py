@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from spikeship import cli
-from spikeship.errors import ConfigError
+from spikeship.errors import ConfigError, DatasetError
 from spikeship.pipeline import PipelineConfig, Stage, StageRecorder, load_config_file, plan
 
 
@@ -39,12 +39,11 @@ def test_plan_passes_pruner_and_baseline(tmp_path):
     cfg = PipelineConfig(out=str(tmp_path / "r"), prune="pq-layer", epochs=3,
                          targets=("reference", "lava-fixed"), lava_samples=7)
     stages = {s.name: s for s in plan(cfg)}
-    assert stages["train-pruned"].argv[stages["train-pruned"].argv.index("--prune") + 1] == "pq-layer"
-    assert "--baseline" in stages["train-pruned"].argv
-    assert stages["simulate-lava-fixed"].argv[-2:] == ["--samples", "7"]
-    assert "--spikes-from" in stages["energy"].argv
-    argv = stages["energy"].argv
-    assert argv[argv.index("--allow-explicit-zeros") + 1] == "netx"
+    assert stages["train-pruned"].kwargs["values"]["prune"] == "pq-layer"
+    assert stages["train-pruned"].kwargs["baseline"].endswith("baseline")
+    assert stages["simulate-lava-fixed"].kwargs["samples"] == 7
+    assert stages["energy"].kwargs["spikes_from"] == "lava-fixed"
+    assert stages["energy"].kwargs["allow_zeros"] == ["netx"]
     assert list(stages)[-1] == "report"
 
 
@@ -52,7 +51,7 @@ def test_stage_skip_is_content_checked(tmp_path):
     inp, out = tmp_path / "in.txt", tmp_path / "out.txt"
     inp.write_text("a")
     out.write_text("result")
-    st = Stage("s", ["x"], [inp], [out])
+    st = Stage("s", "m:f", {"x": 1}, [inp], [out])
     rec = StageRecorder(tmp_path)
     assert not rec.is_done(st)
     rec.record(st, 1.0)
@@ -66,7 +65,8 @@ def test_stage_skip_is_content_checked(tmp_path):
     inp.write_text("a")
     out.unlink()
     assert not rec.is_done(st)
-    assert not rec.is_done(Stage("s", ["y"], [inp], [out]))   # other arguments
+    assert not rec.is_done(Stage("s", "m:f", {"x": 2}, [inp], [out]))   # other arguments
+    assert not rec.is_done(Stage("s", "m:g", {"x": 1}, [inp], [out]))   # other function
 
 
 def test_pipeline_cli_bad_config_exits_nonzero(tmp_path, capsys):
@@ -76,3 +76,16 @@ def test_pipeline_cli_bad_config_exits_nonzero(tmp_path, capsys):
     assert rc == ConfigError.exit_code
     assert "'epochs' must be >= 1" in capsys.readouterr().err
     assert not (Path(tmp_path / "r")).exists()
+
+
+def test_a_failing_stage_keeps_its_error_class_and_exit_code(tmp_path, capsys):
+    """The stages are Python calls: the train stage's DatasetError reaches the user as
+    itself (class, message, exit code), not as a generic pipeline error."""
+    argv = ["pipeline", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"),
+            "--targets", "reference", "--out", str(tmp_path / "r")]
+    rc = cli.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == DatasetError.exit_code
+    assert len(err) == 1 and err[0].startswith("spikeship: error: ") and "mnist" in err[0]
+    with pytest.raises(DatasetError):
+        cli.main(["--debug", *argv])

@@ -285,12 +285,22 @@ def to_json(rows: list[Row]) -> dict[str, Any]:
               help="The dense reference run (default: the input run with --prune none).")
 def compare(runs: tuple[str, ...], out: str | None, dense: str | None) -> None:
     """Compare run directories in a paper-style table (Markdown + JSON)."""
+    md, written = compare_to_files(list(runs), out, dense)
+    click.echo(md, nl=False)
+    if written:
+        click.echo(f"wrote {written[0]} and {written[1]}", err=True)
+
+
+def compare_to_files(runs: list[str | Path], out: str | Path | None = None,
+                     dense: str | Path | None = None) -> tuple[str, list[Path]]:
+    """The Markdown table of ``runs``; written to ``out`` (and its JSON beside it) when
+    given. Returns (markdown, written paths)."""
     rows = compare_runs(list(runs), dense)
     md = to_markdown(rows)
-    click.echo(md, nl=False)
-    if out:
-        path = Path(out)
-        md_path = path if path.suffix != ".json" else path.with_suffix(".md")
-        write_text_atomic(md_path, md)
-        write_json_atomic(md_path.with_suffix(".json"), to_json(rows))
-        click.echo(f"wrote {md_path} and {md_path.with_suffix('.json')}", err=True)
+    if not out:
+        return md, []
+    path = Path(out)
+    md_path = path if path.suffix != ".json" else path.with_suffix(".md")
+    write_text_atomic(md_path, md)
+    write_json_atomic(md_path.with_suffix(".json"), to_json(rows))
+    return md, [md_path, md_path.with_suffix(".json")]

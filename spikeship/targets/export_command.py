@@ -1,7 +1,7 @@
 """``spikeship export RUN_DIR [--formats nir,onnx,netx]``: checkpoint -> deployable files.
 
-Writes ``model.nir``, ``model.onnx`` (and ``model.net`` when the netx writer
-``spikeship.targets.loihi.netx.write_netx(nir_graph, path)`` is installed) into the run
+Writes ``model.nir``, ``model.onnx`` and the chip formats of the chip registry
+(:func:`spikeship.targets.registry.writers`: ``model.net``, Loihi's netx) into the run
 directory plus ``export.json`` (the weight shapes before and after unit removal,
 synapse counts, and what was written), all or nothing: every file is written under a
 temporary name and renamed only when every format succeeded, so a failing export
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import importlib
 from pathlib import Path
 
 import click
 
-from spikeship.errors import ExportError, ConfigError, RunDirError
+from spikeship.errors import ConfigError, ExportError, RunDirError
+from spikeship.targets import registry as chips
 
-FORMATS = ("nir", "onnx", "netx")
+FORMATS = ("nir", "onnx", *chips.writers())      # format-neutral writers, then the chips'
 FRAME_DATASETS = ("digits-events", "nmnist", "dvs-gesture")
 
 
@@ -28,16 +28,6 @@ def encoding_of(config: dict) -> str:
     if config.get("encoding"):
         return str(config["encoding"])
     return "frames" if config.get("dataset") in FRAME_DATASETS else "direct"
-
-
-def _netx_writer():
-    try:
-        module = importlib.import_module("spikeship.targets.loihi.netx")
-    except ModuleNotFoundError as e:
-        if e.name in ("spikeship.targets.loihi.netx",):
-            return None
-        raise
-    return getattr(module, "write_netx", None)
 
 
 def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), *,
@@ -72,9 +62,7 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
 
         onnx_model = to_onnx(net, mode=onnx_mode, timesteps=config["timesteps"])
         notes.append(f"onnx: mode {onnx_mode}, opset {OPSET}, IR version {IR_VERSION}")
-    writer = _netx_writer() if "netx" in formats else None
-    if "netx" in formats and writer is None:
-        notes.append("netx skipped: spikeship.targets.loihi.netx.write_netx is not installed")
+    writer = chips.writer("netx") if "netx" in formats else None
     netx_tmp = None
     if writer is not None:
         # netx first, into a scratch file: a graph netx cannot express is an ExportError

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import click
 
+from spikeship.data import DATASETS
 from spikeship.errors import ConfigError
+from spikeship.train.models import PRESETS
+from spikeship.train.pruners import PRUNERS
 
 # flag name -> TrainConfig field
 _FLAGS = {
@@ -26,7 +29,7 @@ _FLAGS = {
 
 
 def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path | None,
-                   prune_opts: tuple[str, ...]):
+                   prune_opts: tuple[str, ...] = (), prune_options: dict | None = None):
     """The :class:`TrainConfig` from saved run config, file, and the given flags."""
     import json
 
@@ -45,12 +48,36 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
     for flag, fieldname in _FLAGS.items():
         if values.get(flag) is not None:
             d[fieldname] = values[flag]
-    if prune_opts:
+    if prune_opts or prune_options:
         opts = dict(d.get("prune_options") or {})
+        opts.update(prune_options or {})
         opts.update(parse_prune_option(t) for t in prune_opts)
         d["prune_options"] = opts
     source = str(config_file) if config_file is not None else "command line"
     return TrainConfig.from_mapping(d, source=source)
+
+
+def train_run(out: str | Path, values: dict, *, prune_options: dict | None = None,
+              resume: bool = False, baseline: str | Path | None = None,
+              threads: int | None = None, progress: bool = True,
+              config_file: Path | None = None, prune_opts: tuple[str, ...] = (),
+              stop_after: int | None = None) -> dict | None:
+    """Train into ``out`` with the TrainConfig fields ``values`` (over ``config_file`` and,
+    when resuming, the saved config); returns the summary (None if stopped early)."""
+    import torch
+
+    from spikeship.train.trainer import train as run_training
+
+    out = Path(out)
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    config = resolve_config(values, out=out, resume=resume, config_file=config_file,
+                            prune_opts=prune_opts, prune_options=prune_options)
+    return run_training(config, out, resume=resume,
+                        baseline_dir=None if baseline is None else Path(baseline),
+                        stop_after=stop_after, progress=progress)
 
 
 @click.command("train")
@@ -58,13 +85,13 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
               help="Run directory (config.json, metrics.jsonl, summary.json, checkpoint/).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML or JSON file with TrainConfig fields (flags override it).")
-@click.option("--dataset", default=None,
-              help="digits (default) | digits-events | mnist | cifar10 | nmnist | dvs-gesture.")
+@click.option("--dataset", type=click.Choice(list(DATASETS)), default=None,
+              help="Dataset (default digits).")
 @click.option("--data-dir", default=None, help="Where the dataset files are (or the cache).")
 @click.option("--data-seed", type=int, default=None,
               help="Seed of the digits split and sensor noise (default 0).")
-@click.option("--model", default=None, help="dpap-mnist (default) | dpap-cifar | lenet-dnn | "
-                                            "vgg16-bn | tiny-mlp.")
+@click.option("--model", type=click.Choice(list(PRESETS)), default=None,
+              help="Model preset (default dpap-mnist).")
 @click.option("--ann/--snn", "ann", default=None, help="Train the ANN twin (ReLU, no time).")
 @click.option("--pool", default=None, help="Pooling of conv blocks: avg | max.")
 @click.option("--epochs", type=int, default=None, help="Epochs (default 20).")
@@ -76,8 +103,8 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
 @click.option("--weight-decay", type=float, default=None, help="AdamW (default 0.01).")
 @click.option("--warmup-epochs", type=int, default=None, help="Linear warm-up (default 1).")
 @click.option("--loss", default=None, help="mse_rate (SNN default, Eq 3) | ce_rate | ce_mem | ce.")
-@click.option("--prune", default=None, help="Pruner: none (default) | dpap | pq-layer | "
-                                            "pq-neuron | magnitude | random.")
+@click.option("--prune", type=click.Choice(list(PRUNERS)), default=None,
+              help="Pruner (default none).")
 @click.option("--prune-opt", "prune_opts", multiple=True, metavar="KEY=VALUE",
               help="Pruner option (repeatable); the value is read as JSON when it parses.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
@@ -91,18 +118,9 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
 def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, stop_after,
           **values):
     """Train an SNN (or with --ann its ANN twin) on local data, optionally pruning."""
-    import torch
-
-    from spikeship.train.trainer import train as run_training
-
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    config = resolve_config(values, out=out, resume=resume, config_file=config_file,
-                            prune_opts=prune_opts)
-    summary = run_training(config, out, resume=resume, baseline_dir=baseline,
-                           stop_after=stop_after, progress=not no_progress)
+    summary = train_run(out, values, resume=resume, baseline=baseline, threads=threads,
+                        progress=not no_progress, config_file=config_file,
+                        prune_opts=prune_opts, stop_after=stop_after)
     if summary:
         base = summary["dense_baseline_accuracy"]
         reached = summary["epochs_to_baseline"]

@@ -258,7 +258,9 @@ class Trainer:
 
     def _one_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
-        if self.progress and not self.quiet:
+        # a live bar only on a terminal; elsewhere (logs, pipes, CI) the one line per
+        # epoch below is all that is printed
+        if self.progress and not self.quiet and self.console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
                 TimeElapsedColumn
 

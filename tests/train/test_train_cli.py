@@ -68,3 +68,19 @@ def test_bad_values_are_one_line_errors_naming_the_field(tmp_path, capsys):
                    "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert rc == 1 and "train-images-idx3-ubyte" in err and str(tmp_path / "none") in err
+
+
+def test_progress_off_a_terminal_is_one_plain_line_per_epoch(tmp_path):
+    """With progress on (the default) but stderr not a terminal, the log is exactly one
+    line per epoch: no bar, no escape codes, no blank lines between epochs."""
+    import subprocess
+    import sys
+
+    argv = [a for a in BASE if a != "--no-progress"]
+    r = subprocess.run([sys.executable, "-m", "spikeship.cli", *argv, "--epochs", "3",
+                        "--out", str(tmp_path / "r"), "--threads", "1"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 3 and all(l.startswith("epoch ") for l in lines), r.stderr
+    assert "\x1b" not in r.stderr
