@@ -3,7 +3,7 @@
 import json
 
 from spikeship import cli
-from spikeship.errors import ConfigError, RunDirError
+from spikeship.errors import ConfigError, RunDirError, UsageError
 from spikeship.io import read_jsonl
 
 BASE = ["train", "--model", "tiny-mlp", "--epochs", "2", "--batch-size", "64", "--no-progress"]
@@ -57,12 +57,15 @@ def test_stop_and_resume_from_the_command_line(tmp_path, capsys):
 
 
 def test_bad_values_are_one_line_errors_naming_the_field(tmp_path, capsys):
-    for args, field in ((["--epochs", "0"], "'epochs'"), (["--dataset", "imagenet"], "'dataset'"),
-                        (["--prune", "oracle"], "'prune'"), (["--model", "lenet-dnn"], "'model'"),
-                        (["--prune-opt", "novalue"], "key=value")):
+    for args, field, code in (
+            (["--epochs", "0"], "'epochs'", ConfigError.exit_code),
+            (["--dataset", "imagenet"], "'--dataset'", UsageError.exit_code),   # not a choice
+            (["--prune", "oracle"], "'--prune'", UsageError.exit_code),
+            (["--model", "lenet-dnn"], "'model'", ConfigError.exit_code),       # needs --ann
+            (["--prune-opt", "novalue"], "key=value", ConfigError.exit_code)):
         rc = cli.main(["train", "--out", str(tmp_path / "x"), *args])
         err = capsys.readouterr().err
-        assert rc == ConfigError.exit_code, args
+        assert rc == code, args
         assert field in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     rc = cli.main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
                    "--out", str(tmp_path / "m")])
