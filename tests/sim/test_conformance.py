@@ -113,3 +113,30 @@ def test_missing_artifact_is_a_named_error(name, run, tmp_path):
         target.unlink()
     with pytest.raises(SpikeshipError):
         sim.run(empty, inputs, labels, {"progress": False})
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_cli_option_no_is_false_and_bad_options_exit_2(run, tmp_path, capsys):
+    """Through the command line: ``--option sparse_fc_layer=no`` reaches netx as False
+    (before the typed schema, ``bool('no')`` made it True); an unknown option name and
+    a misspelled ``--target`` are usage errors (exit 2) naming what was wrong."""
+    import json
+
+    from spikeship import cli
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run[0], run_dir)
+    rc = cli.main(["simulate", str(run_dir), "--target", "lava-netx", "--samples", "2",
+                   "--option", "sparse_fc_layer=no", "--option", "progress=off"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((run_dir / "simulate-lava-netx.json").read_text())
+    assert doc["netx"]["sparse_fc_layer"] is False
+    capsys.readouterr()
+    for argv, needle in (
+            (["--target", "lava-netx", "--option", "sparse_fc_layr=no"], "sparse_fc_layr"),
+            (["--target", "lava-netx", "--option", "sparse_fc_layer=maybe"], "sparse_fc_layer"),
+            (["--target", "lava-netxx"], "'lava-netxx' is not one of")):
+        rc = cli.main(["simulate", str(run_dir), *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and needle in err[0], err
