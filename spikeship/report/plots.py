@@ -39,6 +39,7 @@ def accuracy_curve(pruned: list[dict], dense: list[dict] | None, path: Path,
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for rows, label, style in ((dense, "dense", "--"), (pruned, pruned_label, "-")):
+        rows = [r for r in rows or [] if r.get("test_accuracy") is not None]  # --eval-every
         if rows:
             ax.plot([r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows],
                     style, marker="o", ms=3, label=label)

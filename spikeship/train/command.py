@@ -24,7 +24,8 @@ _FLAGS = {
     "ann": "ann", "timesteps": "timesteps", "seed": "seed", "epochs": "epochs",
     "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
     "warmup_epochs": "warmup_epochs", "loss": "loss", "prune": "prune", "device": "device",
-    "pool": "pool",
+    "pool": "pool", "engine": "engine", "precision": "precision", "eval_every": "eval_every",
+    "eval_batch_size": "eval_batch_size",
 }
 
 
@@ -109,6 +110,14 @@ def train_run(out: str | Path, values: dict, *, prune_options: dict | None = Non
               help="Pruner option (repeatable); the value is read as JSON when it parses.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--device", default=None, help="cpu (default) | cuda | auto.")
+@click.option("--engine", default=None,
+              help="fast (default: T steps folded into the batch, fused LIF) | snntorch "
+                   "(the reference, one step at a time); same spikes, same checkpoints.")
+@click.option("--precision", default=None,
+              help="fp32 (default) | bf16 (autocast of conv/linear, LIF kept in fp32).")
+@click.option("--eval-every", type=int, default=None,
+              help="Test pass every K epochs and after the last (default 1).")
+@click.option("--eval-batch-size", type=int, default=None, help="Test batch (default 256).")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Dense run directory to compare with (summary: epochs_to_baseline).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")

@@ -22,6 +22,8 @@ from typing import Any
 from spikeship.errors import ConfigError
 
 DEVICES = ("cpu", "cuda", "auto")
+ENGINES = ("fast", "snntorch")
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_LR_SNN = 2e-3
 DEFAULT_LR_ANN = 1e-2
 
@@ -49,6 +51,10 @@ class TrainConfig:
     prune: str = "none"
     prune_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"              # "cpu" | "cuda" | "auto"
+    engine: str = "fast"             # "fast" (multi-step, fused LIF) | "snntorch" (reference)
+    precision: str = "fp32"          # "fp32" | "bf16" (autocast of conv / linear; LIF in fp32)
+    eval_every: int = 1              # test pass every K epochs (and after the last one)
+    eval_batch_size: int = 256
 
     def __post_init__(self):
         from spikeship.data import DATASETS
@@ -61,6 +67,8 @@ class TrainConfig:
         _choice("prune", self.prune, PRUNERS)
         _choice("device", self.device, DEVICES)
         _choice("pool", self.pool, ("", "avg", "max"))
+        _choice("engine", self.engine, ENGINES)
+        _choice("precision", self.precision, PRECISIONS)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise ConfigError(f"field 'data_dir' must be a path string, got {self.data_dir!r}")
         for name in ("ann",):
@@ -74,6 +82,8 @@ class TrainConfig:
         _int("epochs", self.epochs, 1, 1_000_000)
         _int("batch_size", self.batch_size, 1)
         _int("warmup_epochs", self.warmup_epochs, 0)
+        _int("eval_every", self.eval_every, 1)
+        _int("eval_batch_size", self.eval_batch_size, 1)
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR_ANN if self.ann else DEFAULT_LR_SNN)
         _float("lr", self.lr, 0.0, 1.0, open_low=True)

@@ -2,15 +2,24 @@
 
 One epoch (``B`` = batch, ``T`` = time steps)::
 
-    for each batch (x, y), shuffled with a generator seeded by (seed, epoch):
-        out = forward_sequence(model, x, T)        # (T, B, K) spikes; BPTT through T steps
+    for each batch (x, y), shuffled with a generator seeded by (seed, epoch):   # train_step
+        out = forward(x)                           # (T, B, K) spikes; BPTT through T steps
         loss = L(out, y)                           # Eq 3 (MSE of rate vs one-hot) by default
         loss.backward()                            # surrogate gradient of Eq 4
         pruner.after_backward()
         masks.mask_grads(); AdamW step (lr from warm-up + cosine); masks.apply(optimizer)
         pruner.after_batch()
     pruner.end_epoch(epoch); masks.apply(optimizer)
-    test accuracy (of the pruned net, as checkpointed); checkpoint; metrics.jsonl line
+    test accuracy (of the pruned net, as checkpointed; every eval_every epochs and after
+    the last); checkpoint; metrics.jsonl line
+
+Two engines compute ``forward`` (``config.engine``): ``fast`` (default,
+:mod:`spikeship.train.multistep`: stateless layers on all T steps folded into the
+batch, the first conv of a static input once, a fused LIF recurrence, pruner
+activity handed over without hooks) and ``snntorch`` (the reference: the whole net
+once per step, :func:`~spikeship.train.models.forward_sequence`). Both give the same
+spikes and train the same ``nn.Sequential``, so checkpoints and exports do not
+depend on the engine. ANN twins have no time and always run the plain forward.
 
 The pruner life cycle is exactly that of :mod:`spikeship.train.pruners.base`; the
 trainer never knows which pruner it drives. Determinism: weights come from
@@ -38,14 +47,14 @@ from spikeship.train.config import TrainConfig, lr_at
 from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.train.losses import get_loss, predict
 from spikeship.train.masks import MaskSet
+from spikeship.train import multistep
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.pruners import get_pruner_class
 from spikeship.train.pruners.base import all_reduce_stats
 from spikeship.train.structure import describe
 
-EVAL_BATCH = 256
 # Fields that may differ between a checkpoint's config and the one resuming it.
-RESUMABLE_CHANGES = ("epochs", "device")
+RESUMABLE_CHANGES = ("epochs", "device", "engine", "eval_batch_size", "eval_every")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,7 +86,8 @@ class Trainer:
     ``dense_baseline_accuracy`` / ``epochs_to_baseline`` in the summary."""
 
     def __init__(self, config: TrainConfig, run_dir, *, baseline_dir=None,
-                 progress: bool = True, quiet: bool = False, console=None):
+                 progress: bool = True, quiet: bool = False, console=None,
+                 data: DatasetBundle | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.baseline_dir = Path(baseline_dir) if baseline_dir is not None else None
@@ -89,6 +99,7 @@ class Trainer:
         self.console = console
         self.device = resolve_device(config.device)
         self.loss_fn = get_loss(config.loss, config.ann)
+        self._given_data = data   # a ready dataset (benchmarks, tests) instead of config.dataset
 
     # ---- set-up ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -96,8 +107,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         random.seed(cfg.seed)
-        self.data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, timesteps=cfg.timesteps,
-                                 seed=cfg.data_seed)
+        self.data = self._given_data if self._given_data is not None else load_dataset(
+            cfg.dataset, data_dir=cfg.data_dir, timesteps=cfg.timesteps, seed=cfg.data_seed)
         self.spec = model_spec(cfg, self.data)
         self.model = build_model(self.spec).to(self.device)
         self.layers = describe(self.model, self.spec.input_shape)
@@ -106,6 +117,17 @@ class Trainer:
                                            weight_decay=cfg.weight_decay)
         self.pruner = get_pruner_class(cfg.prune)(dict(cfg.prune_options))
         self.pruner.attach(self.model, self.masks, self.layers, ann=cfg.ann)
+        self.multistep = cfg.engine == "fast" and not cfg.ann
+        if self.multistep and not multistep.supports(self.model):
+            raise ConfigError(f"field 'engine': the fast engine cannot run '{cfg.model}' "
+                              f"exactly; use engine 'snntorch'")
+        if cfg.precision == "bf16" and not self.multistep:
+            raise ConfigError("field 'precision': bf16 needs the fast engine on an SNN "
+                              "(its LIF keeps the membrane in fp32)")
+        self._record = None
+        if self.multistep and self.pruner.wants_activity:
+            self.pruner.use_engine_activity()
+            self._record = self.pruner.record_activity
         self.masks.apply(self.optimizer)
         n = len(self.data.train)
         self.steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
@@ -182,6 +204,15 @@ class Trainer:
         """
         if x.dim() == 5:
             x = x.transpose(0, 1)  # (T, B, C, H, W)
+        if self.multistep:
+            record = self._record if self.model.training else None
+            if self.config.precision == "bf16":
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    out = multistep.run(self.model, x, self.config.timesteps,
+                                        layers=self.layers, record=record, membrane=membrane)
+                return out.float()
+            return multistep.run(self.model, x, self.config.timesteps, layers=self.layers,
+                                 record=record, membrane=membrane)
         if self.config.ann:
             return forward_sequence(self.model, x, ann=True)
         if not membrane:
@@ -202,20 +233,9 @@ class Trainer:
         membrane = cfg.loss == "ce_mem"
         for x, y in self._batches(self.data.train, order, cfg.batch_size):
             lr = lr_at(self.step, self.total_steps, self.warmup_steps, cfg.lr, cfg.min_lr_ratio)
-            for g in self.optimizer.param_groups:
-                g["lr"] = lr
-            self.optimizer.zero_grad(set_to_none=True)
-            out = self.forward(x, membrane=membrane)
-            loss = self.loss_fn(out, y)
-            loss.backward()
-            self.pruner.after_backward()
-            self.masks.mask_grads()
-            self.optimizer.step()
-            self.masks.apply(self.optimizer)
-            self.pruner.after_batch()
-            self.step += 1
-            total_loss += float(loss.detach()) * len(y)
-            correct += int((predict(out.detach()) == y).sum())
+            loss, out = self.train_step(x, y, lr, membrane)
+            total_loss += float(loss) * len(y)
+            correct += int((predict(out) == y).sum())
             seen += len(y)
             if progress is not None:
                 progress.update(task, advance=1,
@@ -223,13 +243,31 @@ class Trainer:
         return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                 "lr": lr}
 
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float, membrane: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on batch ``(x, y)`` at learning rate ``lr``, with the pruner
+        and masks; returns the (detached) loss and outputs. ``self.step`` advances."""
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.forward(x, membrane=membrane)
+        loss = self.loss_fn(out, y)
+        loss.backward()
+        self.pruner.after_backward()
+        self.masks.mask_grads()
+        self.optimizer.step()
+        self.masks.apply(self.optimizer)
+        self.pruner.after_batch()
+        self.step += 1
+        return loss.detach(), out.detach()
+
     @torch.no_grad()
     def evaluate(self) -> float:
         """Test accuracy: prediction = most output spikes (SNN) / largest logit (ANN)."""
         self.model.eval()
         ds = self.data.test
         correct = 0
-        for x, y in self._batches(ds, torch.arange(len(ds)), EVAL_BATCH):
+        for x, y in self._batches(ds, torch.arange(len(ds)), self.config.eval_batch_size):
             correct += int((predict(self.forward(x)) == y).sum())
         return correct / max(len(ds), 1)
 
@@ -273,8 +311,21 @@ class Trainer:
         all_reduce_stats(self.pruner)  # no-op unless torch.distributed is initialised
         pruner_metrics = self.pruner.end_epoch(epoch) or {}
         self.masks.apply(self.optimizer)
-        acc = self.evaluate()
+        evaluate = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
+        acc = self.evaluate() if evaluate else None
         dt = time.perf_counter() - t0
+        m = self._save_epoch(epoch, stats, acc, dt, pruner_metrics)
+        if not self.quiet:
+            test = "-" if acc is None else f"{100 * acc:.2f}%"
+            self.console.print(
+                f"epoch {epoch:>3}/{self.config.epochs}  loss {m['train_loss']:.4f}  "
+                f"train {100 * m['train_accuracy']:.1f}%  test {test}  "
+                f"params {m['params_remaining']:,}/{m['params_total']:,} "
+                f"({100 * m['pruning_rate']:.1f}% pruned)  lr {m['lr']:.2e}  {dt:.1f} s",
+                soft_wrap=True)
+
+    def _save_epoch(self, epoch, stats, acc, dt, pruner_metrics) -> dict[str, Any]:
+        """Record epoch ``epoch``: metrics, checkpoint, ``metrics.jsonl`` line."""
         self.elapsed_s += dt
         self.epoch = epoch
         m = self._epoch_metrics(epoch, stats, acc, dt, pruner_metrics)
@@ -285,13 +336,7 @@ class Trainer:
                                    "warmup_steps": self.warmup_steps},
                         pruner=self.pruner, metrics=self.metrics)
         append_jsonl(self.run_dir / "metrics.jsonl", m)
-        if not self.quiet:
-            self.console.print(
-                f"epoch {epoch:>3}/{self.config.epochs}  loss {m['train_loss']:.4f}  "
-                f"train {100 * m['train_accuracy']:.1f}%  test {100 * acc:.2f}%  "
-                f"params {m['params_remaining']:,}/{m['params_total']:,} "
-                f"({100 * m['pruning_rate']:.1f}% pruned)  lr {m['lr']:.2e}  {dt:.1f} s",
-                soft_wrap=True)
+        return m
 
     def _epoch_metrics(self, epoch, stats, acc, dt, pruner_metrics) -> dict[str, Any]:
         counts = self.masks.counts()
@@ -320,13 +365,16 @@ class Trainer:
         base = read_baseline_accuracy(self.baseline_dir) if self.baseline_dir else None
         to_base = None
         if base is not None:
-            to_base = next((m["epoch"] for m in self.metrics if m["test_accuracy"] >= base), None)
+            to_base = next((m["epoch"] for m in self.metrics
+                            if m["test_accuracy"] is not None and m["test_accuracy"] >= base),
+                           None)
         return {
             "dataset": cfg.dataset, "model": cfg.model, "ann": cfg.ann, "pruner": cfg.prune,
             "prune_options": dict(cfg.prune_options), "timesteps": cfg.timesteps,
             "seed": cfg.seed, "loss": cfg.loss,
             "test_accuracy": last["test_accuracy"],
-            "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics),
+            "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics
+                                      if m["test_accuracy"] is not None),
             "dense_baseline_accuracy": base,
             "baseline_run": str(self.baseline_dir) if self.baseline_dir else None,
             "params_total": last["params_total"], "params_remaining": last["params_remaining"],

@@ -101,8 +101,10 @@ def test_frames_dataset_is_fed_one_frame_per_step(tmp_path, monkeypatch):
     from spikeship.data import DATASETS
 
     monkeypatch.setitem(DATASETS, "toy", "tests.train.test_trainer:toy_frames")
+    # the snntorch engine calls the net once per step (the fast engine: tests/train/test_engines.py)
     t = Trainer(TrainConfig(dataset="toy", model="tiny-mlp", hidden=5, epochs=1, batch_size=7,
-                            timesteps=3), tmp_path / "f", progress=False, quiet=True)
+                            timesteps=3, engine="snntorch"), tmp_path / "f", progress=False,
+                quiet=True)
     t.run()
     x = t.data.test.x[:4]                       # (B, T, C, H, W)
     seen = []

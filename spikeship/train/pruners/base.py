@@ -49,6 +49,17 @@ class Pruner:
         """Bind to a model; register forward hooks here (remove them in :meth:`detach`)."""
         self.model, self.masks, self.layers, self.ann = model, masks, layers, ann
 
+    #: True when the pruner learns from layer activity (pre / post spikes); the fast
+    #: engine then hands it over through :meth:`record_activity` instead of hooks.
+    wants_activity = False
+
+    def use_engine_activity(self) -> None:
+        """Take activity from :meth:`record_activity` from now on (remove forward hooks)."""
+
+    def record_activity(self, name: str, pre: torch.Tensor, post: torch.Tensor) -> None:
+        """Activity of prunable layer ``name`` in this training batch, ``(T, B, N)`` each:
+        its input and its neuron's output, conv maps summed over H, W."""
+
     def after_backward(self) -> None:
         """Called after ``loss.backward()``, before gradients are masked."""
 

@@ -76,16 +76,36 @@ _SAMPLE_TRAJECTORIES = 8   # pruned synapses whose survival history is reported 
 @dataclass
 class _BatchSteps:
     """Per-step activity of one layer in the current batch, ``(B, N)`` each (conv maps
-    already summed over H, W); turned into traces and cleared by ``after_batch``."""
+    already summed over H, W); turned into traces and cleared by ``after_batch``.
+    The fast engine hands over all steps at once: ``pre_steps`` / ``post_steps``
+    ``(T, B, N)``."""
 
     pre: list[torch.Tensor] = field(default_factory=list)
     post: list[torch.Tensor] = field(default_factory=list)
+    pre_steps: torch.Tensor | None = None
+    post_steps: torch.Tensor | None = None
+
+    def activity(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(pre, post) ``(T, B, N)`` float of the batch so far, or None."""
+        if self.pre_steps is not None and self.post_steps is not None:
+            return self.pre_steps.float(), self.post_steps.float()
+        steps = min(len(self.pre), len(self.post))
+        if steps == 0:
+            return None
+        return (torch.stack(self.pre[-steps:]).float(),
+                torch.stack(self.post[-steps:]).float())
+
+    def clear(self) -> None:
+        self.pre.clear()
+        self.post.clear()
+        self.pre_steps = self.post_steps = None
 
 
 class DPAPPruner(Pruner):
     """The DPAP pruner (``--prune dpap``); see the module docstring."""
 
     name = "dpap"
+    wants_activity = True
 
     def __init__(self, options: dict[str, Any] | None = None):
         super().__init__(options)
@@ -111,6 +131,13 @@ class DPAPPruner(Pruner):
                 target, relu = layer, True
             self._handles.append(target.register_forward_hook(self._output_hook(li.name, relu)))
         self._init_state()
+
+    def use_engine_activity(self) -> None:
+        self.detach()
+
+    def record_activity(self, name: str, pre: torch.Tensor, post: torch.Tensor) -> None:
+        st = self._batch[name]
+        st.pre_steps, st.post_steps = pre.detach(), post.detach()
 
     def detach(self) -> None:
         for h in self._handles:
@@ -183,12 +210,10 @@ class DPAPPruner(Pruner):
 
     def batch_traces(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(pre, post) traces of layer ``name`` over the current batch so far (Eq 5-6, 18-19)."""
-        st = self._batch[name]
-        steps = min(len(st.pre), len(st.post))
-        if steps == 0:
+        act = self._batch[name].activity()
+        if act is None:
             return None
-        pre = torch.stack(st.pre[-steps:]).float()
-        post = torch.stack(st.post[-steps:]).float()
+        pre, post = act
         return K.final_trace(pre, self.config.tau), K.final_trace(post, self.config.tau)
 
     # ---- per batch (Eq 7-10) --------------------------------------------------------
@@ -209,13 +234,10 @@ class DPAPPruner(Pruner):
                 elif cfg.criterion == "hebb":
                     imp += K.hebb_batch(pre, post)
                 else:
-                    steps = min(len(st.pre), len(st.post))
-                    imp += K.stdp(torch.stack(st.pre[-steps:]).float(),
-                                  torch.stack(st.post[-steps:]).float(), cfg.tau)
+                    imp += K.stdp(*st.activity(), cfg.tau)
                 self.t[f"trace_epoch.{name}"] += post.sum(0)
                 batch_size = post.shape[0]
-            st.pre.clear()
-            st.post.clear()
+            st.clear()
         if batch_size is not None:
             self.t["n_epoch"] += batch_size
 
