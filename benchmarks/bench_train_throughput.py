@@ -22,7 +22,7 @@ one thread (the default) CPU time is what the run would take on an idle core and
 is much less disturbed by other jobs than wall time; both ratios are printed.
 
 ``--epoch`` adds one full epoch with its test pass per engine (:meth:`Trainer.run`,
-``epochs=1``; the fast engine with ``--eval-batch-size``), on real MNIST when
+``epochs=1``, each engine with its default test batch), on real MNIST when
 ``--data-dir`` holds it (``spikeship train --dataset mnist``), else on synthetic
 MNIST-shaped data of the same size (60,000 / 10,000; ``--epoch-train``,
 ``--epoch-test`` shrink it). The data used is printed.
@@ -209,7 +209,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None, help="where MNIST's IDX files are")
     ap.add_argument("--epoch-train", type=int, default=60000)
     ap.add_argument("--epoch-test", type=int, default=10000)
-    ap.add_argument("--eval-batch-size", type=int, default=256)
+    ap.add_argument("--eval-batch-size", type=int, default=0,
+                    help="test batch of the fast engine (default 0: the trainer's choice)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -238,7 +239,7 @@ def main() -> None:
         print(f"\none epoch + test pass on {full.name} ({len(full.train)} train, "
               f"{len(full.test)} test), batch 32:")
         t_fast = one_epoch(full, "fast", 32, args.eval_batch_size)
-        t_snn = one_epoch(full, "snntorch", 32, 256)
+        t_snn = one_epoch(full, "snntorch", 32, 0)
         print(f"  speed-up of the epoch, fast over snntorch: {t_snn[0] / t_fast[0]:.2f}x wall, "
               f"{t_snn[1] / t_fast[1]:.2f}x CPU")
 

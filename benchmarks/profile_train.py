@@ -2,8 +2,9 @@
 
 ``dpap-mnist`` on MNIST-sized synthetic input (1 x 28 x 28, 10 classes, direct
 encoding, T = 8), batch 32 by default. The loop is the trainer's own
-(:meth:`Trainer.train_step` pieces, in order), each phase timed with
-``perf_counter`` around it; evaluation (the trainer's ``evaluate``) and the
+(:meth:`Trainer.train_step` pieces, in order), each phase timed with this
+process's CPU clock (``time.process_time``: on a shared machine it counts what
+the run itself computes, not the time other jobs hold the cores) around it; evaluation (the trainer's ``evaluate``) and the
 checkpoint + metrics write of one epoch are timed too. Prints a markdown table of
 seconds and shares per phase, per engine (``--engines``) and pruner.
 
@@ -51,7 +52,7 @@ def profile(engine: str, prune: str, batches: int, batch_size: int, eval_n: int)
     t: dict[str, float] = defaultdict(float)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     tr.model.train()
-    clock = time.perf_counter
+    clock = time.process_time
     it = iter(tr._batches(data.train, order, batch_size))
     while True:
         a = clock()
@@ -108,7 +109,7 @@ def main() -> None:
                 engine, prune, args.batches, args.batch_size, args.eval)
     phases = list(next(iter(runs.values())))
     print(f"{args.batches} batches of {args.batch_size}, T = 8, 1x28x28, "
-          f"{args.threads} thread(s); seconds (share of the total)\n")
+          f"{args.threads} thread(s); CPU seconds (share of the total)\n")
     print("| phase | " + " | ".join(runs) + " |")
     print("|---|" + "---|" * len(runs))
     for p in phases:

@@ -117,7 +117,8 @@ def train_run(out: str | Path, values: dict, *, prune_options: dict | None = Non
               help="fp32 (default) | bf16 (autocast of conv/linear, LIF kept in fp32).")
 @click.option("--eval-every", type=int, default=None,
               help="Test pass every K epochs and after the last (default 1).")
-@click.option("--eval-batch-size", type=int, default=None, help="Test batch (default 256).")
+@click.option("--eval-batch-size", type=int, default=None,
+              help="Test batch (default: 64 with the fast engine, 256 with snntorch).")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Dense run directory to compare with (summary: epochs_to_baseline).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")

@@ -66,6 +66,7 @@ class _LIFSequence(torch.autograd.Function):
         spk, mem = _forward(current.float(), steps, beta, threshold, static)
         ctx.save_for_backward(mem, beta, threshold)
         ctx.width, ctx.static, ctx.in_dtype = width, static, current.dtype
+        ctx.set_materialize_grads(False)      # an unused membrane costs no zero tensor
         return spk, mem
 
     @staticmethod

@@ -34,6 +34,22 @@ from spikeship.train.structure import LayerInfo
 Recorder = Callable[[str, torch.Tensor, torch.Tensor], None]
 
 
+class _ChannelsLastGrad(torch.autograd.Function):
+    """Identity forward; backward hands on the gradient in channels-last layout.
+
+    A gradient arriving through ``Flatten`` is NCHW; a pool's backward fed an NCHW
+    gradient for a channels-last input converts layouts inside (measured 3-4x slower
+    than with a channels-last gradient)."""
+
+    @staticmethod
+    def forward(ctx, x):  # noqa: D102
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        return g.contiguous(memory_format=torch.channels_last)
+
+
 def _population(h: torch.Tensor) -> torch.Tensor:
     """``(N, C, H, W)`` -> ``(N, C)`` summed over H, W; ``(N, F)`` as it is."""
     return h.sum((2, 3)) if h.dim() == 4 else (h.flatten(2).sum(-1) if h.dim() > 2 else h)
@@ -116,7 +132,12 @@ def run(model: nn.Sequential, x: torch.Tensor, timesteps: int | None = None, *,
         elif isinstance(m, nn.Conv2d):
             # channels-last: oneDNN's conv (above all its backward) and the pools are
             # several times faster on it than on NCHW; element-wise ops don't care.
-            h = m.forward(h.contiguous(memory_format=torch.channels_last))
+            cl = torch.channels_last
+            h = m.forward(h.contiguous(memory_format=cl)).contiguous(memory_format=cl)
+            # (the second call: with one input channel NCHW and NHWC strides coincide and
+            # oneDNN may answer in NCHW)
+        elif isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)) and h.requires_grad:
+            h = _ChannelsLastGrad.apply(m.forward(h))
         else:
             h = m.forward(h)
         if i in bare:  # a layer without a neuron: ReLU of its output, as the DPAP hooks

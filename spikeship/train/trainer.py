@@ -261,13 +261,22 @@ class Trainer:
         self.step += 1
         return loss.detach(), out.detach()
 
+    @property
+    def eval_batch_size(self) -> int:
+        """``config.eval_batch_size``, or by engine: the fast engine folds T steps into the
+        batch, and on CPU its test pass is fastest at 32-64 samples (measured: 1,300
+        samples/s at 64, 860 at 256, 690 at 1,024 on dpap-mnist 28x28, T = 8)."""
+        if self.config.eval_batch_size:
+            return self.config.eval_batch_size
+        return 64 if getattr(self, "multistep", False) else 256
+
     @torch.no_grad()
     def evaluate(self) -> float:
         """Test accuracy: prediction = most output spikes (SNN) / largest logit (ANN)."""
         self.model.eval()
         ds = self.data.test
         correct = 0
-        for x, y in self._batches(ds, torch.arange(len(ds)), self.config.eval_batch_size):
+        for x, y in self._batches(ds, torch.arange(len(ds)), self.eval_batch_size):
             correct += int((predict(self.forward(x)) == y).sum())
         return correct / max(len(ds), 1)
 
