@@ -6,7 +6,8 @@ Life cycle, driven by :class:`spikeship.train.trainer.Trainer`::
     pruner.attach(model, masks, layers, ann=...)  # register hooks; masks is the MaskSet
     for epoch in 1..E:
         for batch:                                # model.train()
-            forward (hooks collect activity while model.training)
+            forward (hooks collect activity while model.training; with the fast
+                     engine: record_activity(name, pre, post) if wants_activity)
             loss.backward()
             pruner.after_backward()               # dense gradients still visible here
             masks.mask_grads(); optimizer.step(); masks.apply(optimizer)

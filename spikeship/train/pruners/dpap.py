@@ -4,7 +4,9 @@ Han, Zhao, Zeng, Shen, "Developmental Plasticity-inspired Adaptive Pruning for D
 Spiking and Artificial Neural Networks" (Eq 5-19, "The detailed procedure"); the
 math lives in :mod:`.dpap_criteria`, the options in :mod:`.dpap_config`.
 
-Per training batch (forward hooks, only while the model is in training mode):
+Per training batch (forward hooks, only while the model is in training mode; with
+the trainer's fast engine the same activity arrives as ``(T, B, N)`` tensors through
+:meth:`DPAPPruner.record_activity` and the hooks are removed):
 
 - post-synaptic traces (Eq 5 / 6) from each prunable layer's neuron output
   (snntorch ``Leaky`` spikes; for ANN twins the ``ReLU`` output, Eq 18 / 19; a layer
