@@ -44,7 +44,7 @@ from torch import nn
 
 from spikeship.errors import SpikeshipError
 from spikeship.train.config import TrainConfig
-from spikeship.train.data import ArrayDataset, DatasetBundle, load_dataset
+from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.train.losses import mse_rate
 from spikeship.train.trainer import Trainer
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from spikeship.train.config import TrainConfig
-from spikeship.train.data import ArrayDataset, DatasetBundle
+from spikeship.data import ArrayDataset, DatasetBundle
 from spikeship.train.losses import predict
 from spikeship.train.trainer import Trainer
 

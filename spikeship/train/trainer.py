@@ -39,15 +39,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
+from spikeship.train import multistep
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
-from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.train.losses import get_loss, predict
 from spikeship.train.masks import MaskSet
-from spikeship.train import multistep
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.pruners import get_pruner_class
 from spikeship.train.pruners.base import all_reduce_stats

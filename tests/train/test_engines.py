@@ -20,7 +20,7 @@ from spikeship.errors import ConfigError
 from spikeship.train import multistep
 from spikeship.train.checkpoint import load_checkpoint
 from spikeship.train.config import TrainConfig
-from spikeship.train.data import ArrayDataset, DatasetBundle
+from spikeship.data import ArrayDataset, DatasetBundle
 from spikeship.train.fused_lif import lif_sequence
 from spikeship.train.losses import mse_rate
 from spikeship.train.masks import MaskSet
@@ -213,7 +213,7 @@ def test_engines_give_the_same_step_and_interchange_checkpoints(tmp_path):
         tr.multistep = src == "fast"           # evaluate the same weights with the other engine
         assert tr.evaluate() == acc_other
     # exported NIR of the two runs: same graph, same parameters (float tolerance)
-    from spikeship.export.command import export_run
+    from spikeship.targets.export_command import export_run
 
     graphs = []
     for e in ("fast", "snntorch"):
