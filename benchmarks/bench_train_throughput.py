@@ -206,6 +206,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epoch", action="store_true", help="also one full epoch per engine")
+    ap.add_argument("--epoch-only", dest="no_throughput", action="store_true",
+                    help="skip the per-batch measurements (with --epoch: the epoch only)")
     ap.add_argument("--data-dir", default=None, help="where MNIST's IDX files are")
     ap.add_argument("--epoch-train", type=int, default=60000)
     ap.add_argument("--epoch-test", type=int, default=10000)
@@ -218,7 +220,7 @@ def main() -> None:
     data = synthetic_mnist(n_need, 256)
     print(f"dpap-mnist, 1x28x28, T = {TIMESTEPS}, {args.threads} thread(s), "
           f"median of {args.repeats} interleaved repeats; training samples/s")
-    for bs in sizes:
+    for bs in ([] if args.no_throughput else sizes):
         nb = args.batches or max(2, 1024 // bs)
         both = throughput(data, bs, nb, args.repeats)
         print(f"\nbatch {bs} ({nb} batches per measurement)      wall clock   CPU time")
