@@ -4,7 +4,7 @@ Net: a DPAP-pruned ``dpap-mnist`` on ``digits`` (T = 8, direct encoding: host cu
 into the first LIF). ``--run DIR`` uses a trained run directory's ``model.nir``;
 without it a short DPAP training (2 epochs) is run in a temporary directory and
 exported, so the benchmark needs nothing prepared. Both targets get the same fixed-point
-deployment (:func:`spikeship.sim.lava.build.deployment_for`) and the same test inputs (the
+deployment (:func:`spikeship.targets.loihi.deploy.deployment_for`) and the same test inputs (the
 whole digits test split unless ``--samples``); their output spikes must be identical
 (checked, else the script fails).
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     from spikeship.sim import loihi_emu
     from spikeship.sim.command import test_split
-    from spikeship.sim.lava.build import deployment_for, load_graph
+    from spikeship.targets.loihi.deploy import deployment_for, load_graph
     from spikeship.sim.lava.run import run_deployment
 
     with tempfile.TemporaryDirectory(prefix="bench-loihi-emu-") as tmp:

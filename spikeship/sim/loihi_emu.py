@@ -1,7 +1,7 @@
 """Batched, bit-exact emulator of Lava's fixed-point (Loihi) simulation: target ``loihi-emu``.
 
 Input is the fixed-point :class:`~spikeship.targets.loihi.deployment.Deployment`
-that :func:`spikeship.sim.lava.build.deployment_for` builds (``lower`` then
+that :func:`spikeship.targets.loihi.deploy.deployment_for` builds (``lower`` then
 ``quantize_deployment``, the one quantisation the ``lava-fixed`` target also runs),
 so the two cannot drift apart. The integer arithmetic of every Lava process model
 is in :mod:`spikeship.sim.loihi_emu_ops` (each operation next to the Lava file and
@@ -341,7 +341,7 @@ def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | Non
 def run_target(run_dir, inputs, labels, options) -> SimResult:
     """Registry target ``loihi-emu``: ``run_dir/model.nir`` quantised exactly as
     ``lava-fixed`` does it, emulated; ``options``: :class:`EmuOptions`."""
-    from spikeship.sim.lava.build import deployment_for, load_graph
+    from spikeship.targets.loihi.deploy import deployment_for, load_graph
 
     o = SIMULATOR.parse_options(options)
     graph = load_graph(Path(run_dir) / "model.nir")

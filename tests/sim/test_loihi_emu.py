@@ -109,7 +109,7 @@ def _spikes(shape, p=0.4, seed=0):
 
 
 def fixed(graph, x, **kw):
-    from spikeship.sim.lava.build import deployment_for
+    from spikeship.targets.loihi.deploy import deployment_for
 
     return deployment_for(graph, "fixed", x, kw)
 

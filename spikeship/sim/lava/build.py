@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from spikeship.errors import ConfigError, GraphError
-from spikeship.targets.loihi import host as lava_host
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
 
 
@@ -192,27 +191,3 @@ def _synapse(L, s, fixed: bool):
         return L["Sparse"](weights=w, num_message_bits=bits, name=name, **kw)
     w = np.asarray(s.weights).astype(np.int32 if fixed else np.float64)
     return L["Dense"](weights=w, num_message_bits=bits, name=name, **kw)
-
-
-def load_graph(path: str | Path):
-    """Read and validate a NIR file with spikeship's importer (size limits before
-    allocating, NaN/Inf, shapes, edges): ``GraphError`` if bad, ``RunDirError`` if missing."""
-    from spikeship.errors import RunDirError
-    from spikeship.nir.read import read_nir
-
-    path = Path(path)
-    if not path.exists():
-        raise RunDirError(f"{path} does not exist (run `spikeship export` first)")
-    return read_nir(path).graph
-
-
-def deployment_for(graph, precision: str, inputs: np.ndarray, options: dict) -> Deployment:
-    """The float or fixed deployment of ``graph`` for these inputs and target options."""
-    from spikeship.targets.loihi.lower import graph_encoding, lower
-    from spikeship.targets.loihi.quantize import quantize_deployment
-
-    mode = options.get("input_mode") or ("current" if graph_encoding(graph) == "direct"
-                                         else "spikes")
-    bits = lava_host.input_bits(inputs, precision) if mode == "spikes" else 0
-    dep = lower(graph, dt_s=options.get("dt_s"), input_mode=mode, input_message_bits=bits)
-    return quantize_deployment(dep) if precision == "fixed" else dep

@@ -22,7 +22,8 @@ from pydantic import Field
 
 from spikeship.errors import ConfigError
 from spikeship.targets.loihi import host as lava_host
-from spikeship.sim.lava.build import build, deployment_for, load_graph
+from spikeship.sim.lava.build import build
+from spikeship.targets.loihi.deploy import deployment_for, load_graph
 from spikeship.sim.lava.session import LavaSession
 from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult

@@ -12,6 +12,7 @@ from spikeship.errors import RuleError, SimulationError, SimulationTimeoutError
 from spikeship.sim.lava import build as lava
 from spikeship.sim.lava.run import run_deployment, run_fixed_target
 from spikeship.sim.result import SimResult
+from spikeship.targets.loihi.deploy import deployment_for
 from spikeship.targets.loihi.lower import lower
 from spikeship.targets.loihi.quantize import quantize
 from tests.sim.lava.test_lava_fixtures import (DT, direct_cnn, direct_inputs, event_cnn,
@@ -194,7 +195,7 @@ def test_unsupported_graph_fails_before_lava_starts():
     g = direct_cnn()
     g.nodes["lif4"] = nir.I(r=np.ones((5, 3, 3), np.float32))
     with pytest.raises(RuleError, match=r"\[supported-node\] lif4"):
-        lava.deployment_for(g, "float", direct_inputs(1, 2), {})
+        deployment_for(g, "float", direct_inputs(1, 2), {})
 
 
 def test_registry_targets_read_model_nir_and_write_results(tmp_path):
