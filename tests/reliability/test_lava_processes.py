@@ -99,11 +99,12 @@ def fd_count() -> int:
 
 
 def stream_dirs() -> set[str]:
+    """This process's stream directories (the name carries the pid: other processes
+    running Lava on the same machine meanwhile are not counted)."""
     out = set()
     for base in ("/dev/shm", "/tmp"):
-        with_pid = Path(base)
-        if with_pid.is_dir():
-            out |= {str(p) for p in with_pid.glob("spikeship-lava-*")}
+        if Path(base).is_dir():
+            out |= {str(p) for p in Path(base).glob(f"spikeship-lava-{os.getpid()}-*")}
     return out
 
 

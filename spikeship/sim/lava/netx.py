@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 from pydantic import Field
 
-from spikeship.errors import ConfigError, GraphError, RunDirError
+from spikeship.errors import GraphError, RunDirError
 from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult

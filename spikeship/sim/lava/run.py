@@ -49,7 +49,8 @@ def io_dir() -> Path:
     if shm.is_dir() and os.access(shm, os.W_OK):
         if shutil.disk_usage(shm).free > 4 * SINK_BUDGET_BYTES:
             base = shm
-    return Path(tempfile.mkdtemp(prefix="spikeship-lava-", dir=base))
+    # the pid in the name tells whose directory it is (a leftover, or another process's)
+    return Path(tempfile.mkdtemp(prefix=f"spikeship-lava-{os.getpid()}-", dir=base))
 
 
 def streams_for(dep: Deployment, x: np.ndarray) -> tuple[dict[str, np.ndarray], int]:

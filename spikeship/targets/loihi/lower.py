@@ -51,7 +51,7 @@ injects its output into the first population's ``a_in`` (:class:`HostLayerSpec`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import nir
 import numpy as np
@@ -244,10 +244,3 @@ def _synapse(name: str, lin: FoldedLayer, src: str, target: str, g: NirWalk, bit
                        flatten_source=lin.flatten or (kind != "conv" and len(lin.source_shape) > 1),
                        stride=lin.stride, padding=lin.padding, dilation=lin.dilation,
                        groups=lin.groups, folded=lin.folded, pruned=pruned)
-
-
-def with_input_bits(dep: Deployment, bits: int) -> Deployment:
-    """``dep`` with graded (``bits > 0``) or binary input synapses."""
-    syn = tuple(replace(s, num_message_bits=bits) if s.source == SOURCE_INPUT else s
-                for s in dep.synapses)
-    return replace(dep, synapses=syn, input_message_bits=bits)
