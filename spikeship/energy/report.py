@@ -111,11 +111,14 @@ def _cores(graph, original_shapes) -> dict:
 
 
 def run_vanish(run_dir: Path, graph, pruned: dict | None, include_lava: bool = True,
-               allow_explicit_zeros: tuple[str, ...] = ()) -> vanish.VanishReport | None:
+               allow_explicit_zeros: tuple[str, ...] = (), strict: bool = False
+               ) -> vanish.VanishReport | None:
     """Check every deployed artifact of ``run_dir`` against the checkpoint's masks.
 
     ``allow_explicit_zeros``: formats whose explicit zeros are reported but do not fail
-    the check (a user's choice, recorded in energy.json as ``tolerated``).
+    the check (a user's choice, recorded in energy.json as ``tolerated``). Unless
+    ``strict``, zeros a format cannot avoid storing while what is deployed is clean
+    are tolerated too (:func:`spikeship.sim.energy.vanish.unavoidable_zeros`).
     """
     if pruned is None:
         return None
@@ -140,6 +143,8 @@ def run_vanish(run_dir: Path, graph, pruned: dict | None, include_lava: bool = T
             checks.append(vanish.not_checked(f"fired:{target}", str(e)))
             continue
         checks.append(vanish.check_fired(f"fired:{target}", res.neuron_counts, pops, pruned))
+    if not strict:
+        checks = vanish.unavoidable_zeros(checks, pruned)
     allowed = set(allow_explicit_zeros)
     checks = [c.tolerate("explicit_zero") if c.format in allowed else c for c in checks]
     return vanish.summarise(checks, pruned)
@@ -157,7 +162,7 @@ def _lava_checks(run_dir: Path, graph, pruned: dict, include_lava: bool) -> list
 
 def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str | None = None,
              assume_rate: float | None = None, check_lava: bool = True,
-             allow_explicit_zeros: tuple[str, ...] = ()
+             allow_explicit_zeros: tuple[str, ...] = (), strict: bool = False
              ) -> tuple[dict, vanish.VanishReport | None]:
     """Build the ``energy.json`` document of ``run_dir`` (nothing is written)."""
     run_dir = Path(run_dir)
@@ -177,7 +182,7 @@ def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str |
     chips = {name: price(rep, s) for name, s in specs.items()}
     ann = ann_comparison(rep)
     van = run_vanish(run_dir, graph, pruned, include_lava=check_lava,
-                     allow_explicit_zeros=allow_explicit_zeros)
+                     allow_explicit_zeros=allow_explicit_zeros, strict=strict)
     e = chips[chosen.name]
     eff = rep.total("synops_effective")
     dense = rep.total("synops_dense")
@@ -217,7 +222,12 @@ def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str |
             "spikes_routed": "spikes emitted by all populations (+ binary input events)"},
         "notes": list(rep.notes),
         "vanish_check": ({"passed": None, "note": "no checkpoint: nothing to compare with"}
-                         if van is None else {**van.to_json(), "summary": van.summary()}),
+                         if van is None else {**van.to_json(), "summary": van.summary(),
+                                              "strict": strict,
+                                              "stored_zeros": {
+                                                  f.format: vanish.stored_zeros(f, pruned)
+                                                  for f in van.formats if f.checked
+                                                  and not f.format.startswith("fired:")}}),
     }
     return doc, van
 

@@ -104,17 +104,21 @@ class FormatCheck:
     counts: Mapping[str, int] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     tolerated: tuple[str, ...] = ()     # categories reported but not failing (user's choice)
+    # per source layer: {"explicit_zero": n, "stored": entries stored as synapses}
+    by_layer: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.checked and not any(self.counts.get(c, 0) for c in CATEGORIES
                                         if c not in self.tolerated)
 
-    def tolerate(self, *categories: str) -> FormatCheck:
+    def tolerate(self, *categories: str, why: str = "") -> FormatCheck:
         """A copy whose ``passed`` ignores ``categories`` (they stay reported)."""
         from dataclasses import replace
 
-        return replace(self, tolerated=tuple(sorted(set(self.tolerated) | set(categories))))
+        reason = f"{self.reason}; {why}" if why and self.reason else (why or self.reason)
+        return replace(self, tolerated=tuple(sorted(set(self.tolerated) | set(categories))),
+                       reason=reason)
 
     def to_json(self) -> dict:
         d = {"checked": self.checked, "passed": self.passed if self.checked else None,
@@ -123,6 +127,8 @@ class FormatCheck:
         for c in CATEGORIES:
             fs = [f.to_json() for f in self.findings if f.category == c]
             d[c] = {"count": int(self.counts.get(c, 0)), "listed": fs}
+        if self.by_layer:
+            d["by_layer"] = {k: dict(v) for k, v in self.by_layer.items()}
         return d
 
 
@@ -253,11 +259,15 @@ def check_format(fmt: str, deployed: Iterable[DeployedLayer],
     counts = dict.fromkeys(CATEGORIES, 0)
     examined = absent = 0
     seen = set()
+    by_layer: dict[str, dict[str, int]] = {}
     for dep in deployed:
         if dep.source_layer not in pruned:
             continue
         seen.add(dep.source_layer)
         f, e, a, c = check_layer(dep, pruned[dep.source_layer])
+        bl = by_layer.setdefault(dep.source_layer, {"explicit_zero": 0, "stored": 0})
+        bl["explicit_zero"] += c["explicit_zero"]
+        bl["stored"] += int(np.asarray(dep.stored, dtype=bool).sum())
         findings += f
         examined += e
         absent += a
@@ -267,7 +277,8 @@ def check_format(fmt: str, deployed: Iterable[DeployedLayer],
     if missing:
         raise GraphError(f"{fmt}: no deployed layer for pruned layer(s) {missing}")
     return FormatCheck(format=fmt, checked=True, reason=note, pruned_checked=examined,
-                       absent=absent, counts=counts, findings=tuple(_cap(findings)))
+                       absent=absent, counts=counts, findings=tuple(_cap(findings)),
+                       by_layer=by_layer)
 
 
 def _cap(findings: list[Finding]) -> list[Finding]:
@@ -311,6 +322,58 @@ def check_fired(fmt: str, neuron_counts: Mapping[str, np.ndarray],
     return FormatCheck(format=fmt, checked=True, reason="spike counts of a simulation",
                        pruned_checked=examined, absent=examined - n_fired, counts=counts,
                        findings=tuple(_cap(findings)))
+
+
+def stored_zeros(check: FormatCheck, pruned: Mapping[str, PrunedLayer]) -> dict:
+    """Explicit zeros of one format split by layer kind, with the share of the conv
+    synapses the format stores that are pruned synapses kept as zeros."""
+    out = {"explicit_zero": int(check.counts.get("explicit_zero", 0)), "conv": 0, "fc": 0,
+           "conv_stored": 0}
+    for name, c in check.by_layer.items():
+        kind = pruned[name].kind if name in pruned else "fc"
+        out[kind] = out.get(kind, 0) + int(c["explicit_zero"])
+        if kind == "conv":
+            out["conv_stored"] += int(c["stored"])
+    out["conv_share"] = out["conv"] / out["conv_stored"] if out["conv_stored"] else 0.0
+    return out
+
+
+def unavoidable_zeros(checks: Iterable[FormatCheck], pruned: Mapping[str, PrunedLayer]
+                      ) -> list[FormatCheck]:
+    """Tolerate explicit zeros that a format must store while what is deployed is clean.
+
+    - ``netx`` (the HDF5 file holds dense arrays, so every pruned synapse of a surviving
+      unit is stored as 0) when ``netx-sparse``, the network lava-dl loads from that file
+      with sparse FC layers, was checked and has no finding except conv zeros;
+    - any format whose explicit zeros all lie in conv layers (Lava's ``Conv`` process and
+      netx conv blocks have no sparse form: a pruned tap inside a kept kernel is a 0).
+
+    Only ``explicit_zero`` is tolerated, never a non-zero value, a present unit or a
+    removed unit that fired; the zeros stay counted in the report (``stored_zeros``).
+    """
+    checks = list(checks)
+    by = {c.format: c for c in checks}
+
+    def conv_only(c: FormatCheck) -> bool:
+        conv = sum(int(v["explicit_zero"]) for k, v in c.by_layer.items()
+                   if k in pruned and pruned[k].kind == "conv")
+        return c.counts.get("explicit_zero", 0) == conv
+
+    def clean_but_conv_zeros(c: FormatCheck | None) -> bool:
+        return (c is not None and c.checked and conv_only(c)
+                and not any(c.counts.get(k, 0) for k in CATEGORIES if k != "explicit_zero"))
+
+    out = []
+    for c in checks:
+        if c.checked and c.counts.get("explicit_zero", 0):
+            if c.format == "netx" and clean_but_conv_zeros(by.get("netx-sparse")):
+                c = c.tolerate("explicit_zero", why="stored zeros: the file holds dense "
+                               "arrays; the network loaded sparse (netx-sparse) is clean")
+            elif conv_only(c):
+                c = c.tolerate("explicit_zero", why="stored zeros inside conv kernels "
+                               "(Conv has no sparse form)")
+        out.append(c)
+    return out
 
 
 def not_checked(fmt: str, reason: str) -> FormatCheck:

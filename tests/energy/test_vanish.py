@@ -186,3 +186,21 @@ def test_run_vanish_over_a_run_directory(run, tmp_path):
     by = {f.format: f for f in rep.formats}
     assert by["nir"].passed and by["fired:lava-fixed"].passed and by["onnx"].passed
     assert rep.passed and rep.to_json()["passed"] is True
+
+
+def test_conv_kernel_zeros_are_tolerated_fc_zeros_are_not():
+    conv = vanish.PrunedLayer("3", "conv", np.ones((2, 2, 3, 3), bool), np.ones(2, bool))
+    fc = vanish.PrunedLayer("7", "fc", np.ones((4, 8), bool), np.ones(4, bool))
+    pruned = {"3": conv, "7": fc}
+
+    def check(fmt, conv_zeros, fc_zeros):
+        return vanish.FormatCheck(
+            format=fmt, checked=True, counts={"explicit_zero": conv_zeros + fc_zeros},
+            by_layer={"3": {"explicit_zero": conv_zeros, "stored": 36},
+                      "7": {"explicit_zero": fc_zeros, "stored": 32}})
+
+    out = vanish.unavoidable_zeros([check("lava-fixed", 9, 0), check("lava-float", 9, 1)],
+                                   pruned)
+    assert out[0].passed and "conv" in out[0].reason
+    assert not out[1].passed
+    assert vanish.stored_zeros(out[0], pruned)["conv_share"] == 9 / 36

@@ -98,3 +98,51 @@ def test_restored_weight_in_the_netx_file_is_caught(run, tmp_path):
         kout, kin = g.nodes["fc9"].metadata["kept_out"], g.nodes["fc9"].metadata["kept_in"]
         assert [(f.layer, f.index, f.value) for f in bad] == \
             [("fc9", (int(kout[r]), int(kin[c])), 17.0)], fmt
+
+
+def test_netx_file_zeros_are_stored_zeros_when_the_sparse_network_is_clean(run, tmp_path):
+    d, pruned = run
+    g = nir.read(d / "model.nir")
+    out = {c.format: c for c in vanish.unavoidable_zeros(
+        lava_artifacts.checks(d, g, pruned, include_lava=False), pruned)}
+    assert out["netx"].passed and out["netx"].tolerated == ("explicit_zero",)
+    assert "loaded sparse" in out["netx"].reason
+    z = vanish.stored_zeros(out["netx"], pruned)
+    assert z["explicit_zero"] == z["fc"] + z["conv"] == out["netx"].counts["explicit_zero"] > 0
+    # a live pruned synapse in the file is never tolerated
+    import shutil
+
+    import h5py
+
+    shutil.copy(d / "model.net", tmp_path / "model.net")
+    mask = np.asarray(g.nodes["fc9"].metadata["mask"]).astype(bool)
+    r, c = np.argwhere(~mask)[0]
+    with h5py.File(tmp_path / "model.net", "r+") as f:
+        for key in f["layer"]:
+            lay = f["layer"][key]
+            if "name" in lay and lay["name"][()][0] == b"lif10":
+                w = lay["weight"][()]
+                w[r, c] = 3
+                lay["weight"][...] = w
+    bad = {c.format: c for c in vanish.unavoidable_zeros(
+        lava_artifacts.netx_check(tmp_path / "model.net", g, pruned), pruned)}
+    assert not bad["netx"].passed and not bad["netx-sparse"].passed
+
+
+def test_energy_command_passes_on_netx_stored_zeros_and_strict_fails(run, tmp_path, capsys):
+    import json
+    import shutil
+
+    from spikeship.cli import main
+
+    d, _ = run
+    w = tmp_path / "run"
+    shutil.copytree(d, w)
+    assert main(["energy", str(w), "--assume-rate", "0.1", "--no-lava-check"]) == 0
+    vc = json.loads((w / "energy.json").read_text())["vanish_check"]
+    assert vc["passed"] is True and vc["strict"] is False
+    assert vc["formats"]["netx"]["tolerated"] == ["explicit_zero"]
+    assert vc["stored_zeros"]["netx"]["explicit_zero"] > 0
+    assert "stored zeros in netx" in capsys.readouterr().out
+    assert main(["energy", str(w), "--assume-rate", "0.1", "--no-lava-check", "--strict"]) != 0
+    assert "explicit_zero" in capsys.readouterr().err

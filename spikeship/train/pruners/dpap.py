@@ -70,6 +70,7 @@ from torch import nn
 from spikeship.errors import CheckpointError, ConfigError
 from spikeship.train.pruners import dpap_criteria as K
 from spikeship.train.pruners.base import Pruner
+from spikeship.train.pruners.cost import SynopsMeter, relative
 from spikeship.train.pruners.dpap_config import DPAPConfig
 
 _SAMPLE_TRAJECTORIES = 8   # pruned synapses whose survival history is reported in full
@@ -117,6 +118,7 @@ class DPAPPruner(Pruner):
         self.t: dict[str, torch.Tensor] = {}    # every persistent tensor, by state key
         self.hist_count = 0
         self.epochs_done = 0
+        self.meter: SynopsMeter | None = None
 
     # ---- wiring ---------------------------------------------------------------------
     def attach(self, model: nn.Sequential, masks, layers, ann: bool = False) -> None:
@@ -132,6 +134,9 @@ class DPAPPruner(Pruner):
             else:
                 target, relu = layer, True
             self._handles.append(target.register_forward_hook(self._output_hook(li.name, relu)))
+        if self.config.objective == "synops":
+            self.meter = SynopsMeter()
+            self.meter.attach(model, layers, _first_input_shape(model, layers))
         self._init_state()
 
     def use_engine_activity(self) -> None:
@@ -145,6 +150,8 @@ class DPAPPruner(Pruner):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        if self.meter is not None:
+            self.meter.detach()
 
     def _pairs_shape(self, name: str) -> tuple[int, int]:
         w = self.model[int(name)].weight
@@ -168,10 +175,14 @@ class DPAPPruner(Pruner):
                 shapes.update({f"f_unit.{li.name}": (n,), f"hist_unit.{li.name}": (h, n)})
             if self._prunes_synapses(li):
                 shapes.update({f"f_syn.{li.name}": pairs, f"hist_syn.{li.name}": (h, *pairs)})
+        if self.meter is not None:
+            shapes.update({k: tuple(v.shape) for k, v in self.meter.t.items()})
         return shapes
 
     def _init_state(self) -> None:
         dev = next(self.model.parameters()).device
+        if self.meter is not None:
+            self.t.update(self.meter.t)         # one dict of persistent tensors
         for key, shape in self._expected_shapes().items():
             if key in self.t:
                 continue
@@ -242,11 +253,13 @@ class DPAPPruner(Pruner):
             st.clear()
         if batch_size is not None:
             self.t["n_epoch"] += batch_size
+            if self.meter is not None:
+                self.meter.count_samples(batch_size)
 
     def reducible_stats(self) -> dict[str, torch.Tensor]:
         """This epoch's sums (criterion matrices, post traces, samples), reduced in place."""
         return {k: v for k, v in self.t.items()
-                if k.startswith(("imp_epoch.", "trace_epoch.")) or k == "n_epoch"}
+                if k.startswith(("imp_epoch.", "trace_epoch.", "cost_")) or k == "n_epoch"}
 
     # ---- per epoch (Eq 11-17) -------------------------------------------------------
     @torch.no_grad()
@@ -256,8 +269,14 @@ class DPAPPruner(Pruner):
         v = (epoch - 1) * s                        # 0-based epoch on the paper's clock
         active = v >= cfg.warmup
         t["n_total"] += t["n_epoch"]
-        report: dict[str, Any] = {"criterion": cfg.criterion, "paper_epoch": v,
-                                  "active": active, "layers": {}}
+        report: dict[str, Any] = {"criterion": cfg.criterion, "objective": cfg.objective,
+                                  "paper_epoch": v, "active": active, "layers": {}}
+        self._costs = None
+        if self.meter is not None:
+            self._costs = self.meter.layer_costs(self.masks)
+            n_s = max(self.meter.samples(), 1.0)
+            report["synops_per_sample"] = {k: float(c["synops"]) / n_s
+                                           for k, c in self._costs.items()}
         for li in self.layers:
             n = li.name
             t[f"trace_total.{n}"] += t[f"trace_epoch.{n}"]
@@ -293,10 +312,19 @@ class DPAPPruner(Pruner):
             "importance_mean": _mean(d, units), "importance_norm_mean": _mean(d_norm, units),
             "synapse_importance_mean": _mean(imp, pairs),
         }
+        eps_syn = eps_unit = eps
+        if self._costs is not None:
+            # objective=synops: the decay value of Eq 12-13 scaled by each entry's
+            # measured on-chip cost relative to the layer's mean (see module docstring)
+            cs = self._costs[n]["synapse"]
+            cs = cs if cs.dim() == 2 else cs.flatten(2).sum(-1)
+            eps_syn = eps * relative(cs, pairs, cfg.cost_power, cfg.cost_cap).to(imp.device)
+            eps_unit = eps * relative(self._costs[n]["unit"], units, cfg.cost_power,
+                                      cfg.cost_cap).to(imp.device)
         if self._prunes_synapses(li):
             key = f"f_syn.{n}"
             if active:
-                df = K.survival_delta(K.normalise(imp, cfg.normalisation, pairs), eps, c)
+                df = K.survival_delta(K.normalise(imp, cfg.normalisation, pairs), eps_syn, c)
                 self.t[key] = K.survival_update(self.t[key], df, gamma, weight)
             f = self.t[key]
             self._push(f"hist_syn.{n}", f)
@@ -309,7 +337,7 @@ class DPAPPruner(Pruner):
         if not li.is_output:
             key = f"f_unit.{n}"
             if active:
-                df = K.survival_delta(d_norm, eps, c)
+                df = K.survival_delta(d_norm, eps_unit, c)
                 self.t[key] = K.survival_update(self.t[key], df, gamma, weight)
             f = self.t[key]
             self._push(f"hist_unit.{n}", f)
@@ -369,8 +397,24 @@ class DPAPPruner(Pruner):
                                           f"{tuple(tensors[k].shape)}, expected {shape}")
         dev = next(self.model.parameters()).device if self.model is not None else "cpu"
         self.t = {k: v.detach().clone().to(dev) for k, v in tensors.items()}
+        if self.meter is not None:
+            self.meter.t = {k: self.t[k] for k in self.meter.t}   # share the same tensors
         self.hist_count = int(meta.get("hist_count", 0))
         self.epochs_done = int(meta.get("epochs_done", 0))
+
+
+def _first_input_shape(model: nn.Sequential, layers) -> tuple[int, ...] | None:
+    """(C, H, W) of the model input when the first prunable layer is a conv (from its
+    output shape, inverting the conv arithmetic), else None."""
+    li = layers[0]
+    layer = model[int(li.name)]
+    if not isinstance(layer, nn.Conv2d):
+        return None
+    _, ho, wo = li.out_shape
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    (ph, pw), (dh, dw) = layer.padding, layer.dilation
+    return (layer.in_channels, (ho - 1) * sh - 2 * ph + dh * (kh - 1) + 1,
+            (wo - 1) * sw - 2 * pw + dw * (kw - 1) + 1)
 
 
 def _mean(x: torch.Tensor, alive: torch.Tensor) -> float | None:

@@ -36,12 +36,24 @@ from spikeship.train.pruners.dpap_criteria import DECAYS, NORMALISATIONS, SPINES
 
 CRITERIA = ("bcm", "hebb", "stdp")
 WINDOWS = ("epoch", "cumulative")
+OBJECTIVES = ("params", "synops")
+
+# Named option sets (``--prune-opt preset=NAME``); options given beside a preset win.
+# "" is the default (the dataclass defaults below); "paper" is the paper's survival
+# schedule as this project ran it before channel pruning (see spikeship.train.pruners.dpap).
+PRESETS: dict[str, dict[str, Any]] = {
+    "": {},
+    "paper": {"objective": "params", "decay": "exp", "normalisation": "p75",
+              "eps_conv": 0.65, "eta_conv": 12.0, "c_conv": 5.0,
+              "eps_fc": 1.5, "eta_fc": 13.0, "c_fc": 2.0, "scale": 3.0},
+}
 
 _CHOICES = {"criterion": CRITERIA, "normalisation": NORMALISATIONS, "decay": DECAYS,
-            "window": WINDOWS, "spine": SPINES}
-_POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs"}
+            "window": WINDOWS, "spine": SPINES, "objective": OBJECTIVES,
+            "preset": tuple(PRESETS)}
+_POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs", "cost_cap"}
 _NON_NEGATIVE = {"tau", "gamma", "warmup", "eps_conv", "eps_fc", "c_conv", "c_fc",
-                 "run_epochs"}
+                 "run_epochs", "cost_power"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,10 @@ class DPAPConfig:
     conv_synapses: bool = False         # also prune conv channel pairs (C_out x C_in kernels)
     output_synapses: bool = True        # prune synapses of the output layer (never its units)
     history: int = 8                    # survival values kept per unit / synapse (Fig 4E-F)
+    objective: str = "params"           # "synops": decay value scaled by on-chip cost
+    cost_power: float = 1.0             # eps_i = eps * (cost_i / mean cost) ** cost_power
+    cost_cap: float = 4.0               # ... clipped to at most cost_cap
+    preset: str = ""                    # named option set, see PRESETS
 
     def __post_init__(self):
         for key, allowed in _CHOICES.items():
@@ -110,7 +126,14 @@ class DPAPConfig:
             raise ConfigError(f"unknown dpap option(s) {unknown}; known: {sorted(types)}")
         if "scale" in options and "run_epochs" in options:
             raise ConfigError("dpap options scale and run_epochs exclude each other")
-        values = {k: _coerce(k, v, types[k]) for k, v in options.items()}
+        preset = str(options.get("preset", ""))
+        if preset not in PRESETS:
+            raise ConfigError(f"dpap option preset={preset!r}: choose one of "
+                              f"{[p for p in PRESETS if p]}")
+        base = {k: v for k, v in PRESETS[preset].items()
+                if not (k == "scale" and "run_epochs" in options)}
+        merged = {**base, **options}
+        values = {k: _coerce(k, v, types[k]) for k, v in merged.items()}
         return cls(**values)
 
 

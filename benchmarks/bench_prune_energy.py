@@ -1,0 +1,183 @@
+"""Seed sweep: does DPAP (CLI defaults) cut the deployed network's work >= 3x at no accuracy cost?
+
+For every seed, two runs through the documented command sequence, each a real
+``spikeship`` process::
+
+    spikeship train    --dataset digits --model dpap-mnist --seed S [--prune dpap ...]
+    spikeship export   RUN
+    spikeship simulate RUN --target loihi-emu     # whole test split, fixed point
+    spikeship energy   RUN --hardware loihi       # no tolerance flag: must pass as is
+
+once dense (``--prune none``) and once pruned (``--prune dpap`` plus any
+``--prune-opt`` given here; none = the CLI defaults). Per seed the table has the
+float accuracy of the trained model, the Loihi-emulator (fixed point) accuracy,
+the conv channels kept, effective synaptic operations per sample (emulator spikes
+x synapses of the deployed graph, as ``energy.json`` counts them), Loihi energy per
+sample, and the dense / pruned ratios. The summary gives the paired mean accuracy
+difference (pruned - dense, float and emulator) with its standard error.
+
+The "Done when" of issue 16: every seed prunes conv channels (conv0 and conv3),
+synops ratio >= 3 on every seed, paired mean difference >= -0.5 pt, emulator within
+0.5 pt of float. Finished runs are reused (``--out`` keeps them), so an interrupted
+sweep continues where it stopped.
+
+    python benchmarks/bench_prune_energy.py --seeds 0-9 --out runs/bench-prune
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "spikeship.cli"]
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
+
+
+def _run(args: list[str], log: Path) -> int:
+    with open(log, "a", encoding="utf-8") as f:
+        f.write("$ spikeship " + " ".join(args) + "\n")
+        f.flush()
+        return subprocess.run(CLI + args, stdout=f, stderr=subprocess.STDOUT).returncode
+
+
+def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> dict:
+    """Train/export/simulate/energy ``run`` unless done; return its row."""
+    run.parent.mkdir(parents=True, exist_ok=True)
+    log = run.with_suffix(".log")
+    if not (run / "summary.json").exists():
+        extra = ["--epochs", str(epochs)] if epochs else []
+        rc = _run(["train", "--out", str(run), "--seed", str(seed), "--no-progress",
+                   "--threads", "1", *extra, *train_args], log)
+        if rc:
+            raise SystemExit(f"train failed for {run} (see {log})")
+    if not (run / "model.net").exists():
+        if _run(["export", str(run)], log):
+            raise SystemExit(f"export failed for {run} (see {log})")
+    if not (run / "simulate-loihi-emu.json").exists():
+        if _run(["simulate", str(run), "--target", "loihi-emu"], log):
+            raise SystemExit(f"simulate failed for {run} (see {log})")
+    energy_rc = 0
+    if not (run / "energy.json").exists() or not (run / "energy.rc").exists():
+        energy_rc = _run(["energy", str(run), "--hardware", "loihi",
+                          "--spikes-from", "loihi-emu"], log)
+        (run / "energy.rc").write_text(str(energy_rc))
+    energy_rc = int((run / "energy.rc").read_text())
+    summ = json.loads((run / "summary.json").read_text())
+    sim = json.loads((run / "simulate-loihi-emu.json").read_text())
+    en = json.loads((run / "energy.json").read_text())
+    t = en["totals_per_sample"]
+    units = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines()[-1:]:
+        for l in json.loads(line)["layers"]:
+            units[l["name"]] = (l["units_remaining"], l["units_total"])
+    vc = en.get("vanish_check", {})
+    return {"float": summ["test_accuracy"], "emu": sim["accuracy"],
+            "samples": sim["samples"], "pruning_rate": summ["pruning_rate"],
+            "units": units, "synops": t["ops_effective"],
+            "energy_uj": t["energy_pj"] / 1e6, "energy_rc": energy_rc,
+            "vanish": vc.get("passed"), "vanish_summary": vc.get("summary", vc.get("note"))}
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    n = len(xs)
+    m = sum(xs) / n
+    if n < 2:
+        return m, float("nan")
+    var = sum((x - m) ** 2 for x in xs) / (n - 1)
+    return m, math.sqrt(var / n)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0-9")
+    ap.add_argument("--out", default="runs/bench-prune")
+    ap.add_argument("--prune", default="dpap")
+    ap.add_argument("--prune-opt", action="append", default=[],
+                    help="key=value for the pruned runs (repeatable); none = CLI defaults")
+    ap.add_argument("--epochs", type=int, default=None, help="default: the CLI's")
+    ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
+    ap.add_argument("--dense-only", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    ep = f"-e{args.epochs}" if args.epochs else ""
+    tag = args.tag or (args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
+                                     if args.prune_opt else ""))
+    popts = [a for o in args.prune_opt for a in ("--prune-opt", o)]
+    rows = []
+    for seed in _seeds(args.seeds):
+        dense = one_run(out / f"dense{ep}-s{seed}", seed, [], args.epochs)
+        if args.dense_only:
+            print(f"seed {seed}: dense {100 * dense['float']:.2f} %  "
+                  f"{dense['synops']:,.0f} synops", flush=True)
+            continue
+        pr = one_run(out / f"{tag}{ep}-s{seed}", seed, ["--prune", args.prune, *popts],
+                     args.epochs)
+        rows.append((seed, dense, pr))
+        _print_row(seed, dense, pr)
+    if rows:
+        _summary(rows, out / f"{tag}{ep}-table.md")
+    return 0
+
+
+HEADER = ("| seed | float dense | float pruned | diff (pt) | emu dense | emu pruned | "
+          "conv0 ch | conv3 ch | fc7 units | pruned % | synops dense | synops pruned | "
+          "ratio | Loihi uJ dense | Loihi uJ pruned | energy exit |")
+
+
+def _fmt_row(seed, d, p) -> str:
+    u = p["units"]
+    return (f"| {seed} | {100 * d['float']:.2f} | {100 * p['float']:.2f} | "
+            f"{100 * (p['float'] - d['float']):+.2f} | {100 * d['emu']:.2f} | "
+            f"{100 * p['emu']:.2f} | {u['0'][0]}/{u['0'][1]} | {u['3'][0]}/{u['3'][1]} | "
+            f"{u['7'][0]}/{u['7'][1]} | {100 * p['pruning_rate']:.1f} | "
+            f"{d['synops']:,.0f} | {p['synops']:,.0f} | {d['synops'] / p['synops']:.2f} | "
+            f"{d['energy_uj']:.2f} | {p['energy_uj']:.2f} | {p['energy_rc']} |")
+
+
+def _print_row(seed, d, p) -> None:
+    print(_fmt_row(seed, d, p), flush=True)
+
+
+def _summary(rows, path: Path) -> None:
+    lines = [HEADER, "|" + "|".join(["---"] * (HEADER.count("|") - 1)) + "|"]
+    lines += [_fmt_row(s, d, p) for s, d, p in rows]
+    diff = [100 * (p["float"] - d["float"]) for _, d, p in rows]
+    diff_emu = [100 * (p["emu"] - d["emu"]) for _, d, p in rows]
+    ratio = [d["synops"] / p["synops"] for _, d, p in rows]
+    eratio = [d["energy_uj"] / p["energy_uj"] for _, d, p in rows]
+    gap = [100 * abs(r["emu"] - r["float"]) for _, d, p in rows for r in (d, p)]
+    m, se = mean_se(diff)
+    me, see = mean_se(diff_emu)
+    chans = all(p["units"]["0"][0] < p["units"]["0"][1] and p["units"]["3"][0] < p["units"]["3"][1]
+                for _, _, p in rows)
+    lines += [
+        "",
+        f"seeds: {len(rows)}; paired accuracy difference (pruned - dense), float: "
+        f"{m:+.2f} pt (SE {se:.2f}); Loihi emulator: {me:+.2f} pt (SE {see:.2f})",
+        f"effective synops ratio dense/pruned: min {min(ratio):.2f}, mean "
+        f"{sum(ratio) / len(ratio):.2f}; Loihi energy ratio: min {min(eratio):.2f}, "
+        f"mean {sum(eratio) / len(eratio):.2f}",
+        f"largest |emulator - float| over all runs: {max(gap):.2f} pt",
+        f"every seed prunes channels in conv0 and conv3: {chans}; energy (vanish check) exit "
+        f"codes of pruned runs: {sorted({p['energy_rc'] for _, _, p in rows})}",
+    ]
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    print(text, flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
