@@ -58,6 +58,8 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
     log = run.with_suffix(".log")
     if not (run / "summary.json").exists():
         extra = ["--epochs", str(epochs)] if epochs else []
+        if (run / "checkpoint").exists():
+            extra.append("--resume")              # an interrupted run continues exactly
         rc = _run(["train", "--out", str(run), "--seed", str(seed), "--no-progress",
                    "--threads", "1", *extra, *train_args], log)
         if rc:
@@ -180,4 +182,5 @@ def _summary(rows, path: Path) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")    # shared CPU: no oversubscription
     sys.exit(main())

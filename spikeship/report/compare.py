@@ -15,6 +15,10 @@ epochs trained, so a reader sees the runs were matched.
   reaches the dense run's final accuracy.
 - *SynOps per sample*: ``energy.json`` totals, effective (deployed graph) beside
   dense (unpruned architecture), per STYLE rule 9. A cell left empty says why.
+- *Ops per sample*: effective synops plus the first layer's MACs (what the deployed
+  graph does per sample); *x fewer ops* = the dense run's ops / this run's (the dense
+  run needs its own ``energy.json``); *energy per sample* on the chip ``energy.json``
+  was priced for. The CLI ranks rows by ops, cheapest first (``--rank``).
 
 Writes Markdown to stdout, and with ``--out FILE`` also ``FILE`` (Markdown) and
 ``FILE`` with suffix ``.json`` (the same rows, numbers unformatted).
@@ -81,6 +85,10 @@ class Row:
     epochs_to_dense_accuracy: int | None
     dense_run: str | None
     notes: dict[str, str] = field(default_factory=dict)
+    ops_effective_per_sample: float | None = None     # synops + first-layer MACs
+    ops_reduction_vs_dense: float | None = None       # dense run's ops / this run's ops
+    energy_uj_per_sample: float | None = None         # on energy_hardware
+    energy_hardware: str | None = None
 
 
 # ---- reading ---------------------------------------------------------------------
@@ -158,6 +166,20 @@ def macs(energy: dict[str, Any] | None, kind: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
+def ops_and_energy(energy: dict[str, Any] | None) -> tuple[float | None, float | None,
+                                                           str | None]:
+    """(all operations per sample: synops + MACs, energy per sample in uJ, hardware)."""
+    tot = (energy or {}).get("totals_per_sample") or {}
+    ops = tot.get("ops_effective")
+    if not isinstance(ops, (int, float)):
+        eff, _ = synops(energy, "effective")
+        ops = None if eff is None else eff + (macs(energy, "effective") or 0.0)
+    e = tot.get("energy_pj")
+    hw = (energy or {}).get("hardware")
+    return (None if ops is None else float(ops),
+            float(e) / 1e6 if isinstance(e, (int, float)) else None, hw)
+
+
 def epochs_to(metrics: list[dict[str, Any]], accuracy: float) -> int | None:
     """First epoch whose ``test_accuracy`` reaches ``accuracy``."""
     return next((int(m["epoch"]) for m in metrics
@@ -196,6 +218,17 @@ def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
     if why_d:
         notes["synops_dense_per_sample"] = why_d
     ann = bool(run.get("ann", False))
+    ops, uj, hw = ops_and_energy(run.energy)
+    if ops is None:
+        notes["ops_effective_per_sample"] = notes["energy_uj_per_sample"] = (
+            why or "no energy.json (run `spikeship energy RUN`)")
+    dense_ops = ops_and_energy(dense.energy)[0] if dense is not None else None
+    ratio = dense_ops / ops if dense_ops and ops else None
+    if ratio is None:
+        notes["ops_reduction_vs_dense"] = (
+            "no dense run among the inputs" if dense is None else
+            f"the dense run {dense.path.name} has no energy.json (run `spikeship energy "
+            f"{dense.path}`)" if dense_ops is None else "no energy.json")
     return Row(
         run=run.path.name, method=method_label(run),
         architecture=str(run.get("model")) + (" (ANN)" if ann else ""),
@@ -207,14 +240,28 @@ def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
         macs_effective_per_sample=macs(run.energy, "effective"),
         macs_dense_per_sample=macs(run.energy, "dense"),
         epochs_to_dense_accuracy=to_dense,
-        dense_run=str(dense.path) if dense is not None else None, notes=notes)
+        dense_run=str(dense.path) if dense is not None else None, notes=notes,
+        ops_effective_per_sample=ops, ops_reduction_vs_dense=ratio,
+        energy_uj_per_sample=uj, energy_hardware=hw)
 
 
-def compare_runs(paths: list[str | Path], dense: str | Path | None = None) -> list[Row]:
-    """Rows for ``paths`` in the given order."""
+RANKS = ("given", "ops", "energy")
+
+
+def compare_runs(paths: list[str | Path], dense: str | Path | None = None,
+                 rank: str = "given") -> list[Row]:
+    """Rows for ``paths``: in the given order, or ranked by effective operations
+    (``ops``: synops + first-layer MACs per sample) or energy per sample (``energy``),
+    cheapest first; rows without ``energy.json`` go last."""
     runs = [load_run(p) for p in paths]
     forced = load_run(dense) if dense is not None else None
-    return [build_row(r, pick_dense(r, runs, forced)) for r in runs]
+    rows = [build_row(r, pick_dense(r, runs, forced)) for r in runs]
+    if rank == "ops":
+        rows.sort(key=lambda r: (r.ops_effective_per_sample is None,
+                                 r.ops_effective_per_sample or 0.0))
+    elif rank == "energy":
+        rows.sort(key=lambda r: (r.energy_uj_per_sample is None, r.energy_uj_per_sample or 0.0))
+    return rows
 
 
 # ---- writing ---------------------------------------------------------------------
@@ -229,6 +276,9 @@ COLUMNS = [  # (field, header, formatter)
     ("params_remaining", "Params remaining", lambda v: f"{v:,}"),
     ("synops_effective_per_sample", "SynOps/sample (deployed)", lambda v: _si(v)),
     ("synops_dense_per_sample", "SynOps/sample (dense)", lambda v: _si(v)),
+    ("ops_effective_per_sample", "Ops/sample (SynOps + MACs)", lambda v: _si(v)),
+    ("ops_reduction_vs_dense", "x fewer ops than dense run", lambda v: f"{v:.2f}"),
+    ("energy_uj_per_sample", "Energy/sample (uJ)", lambda v: f"{v:.3g}"),
     ("epochs_to_dense_accuracy", "Epochs to dense acc.", str),
     ("run", "Run", str),
 ]
@@ -265,6 +315,9 @@ def to_markdown(rows: list[Row]) -> str:
     out = "\n".join(lines) + "\n"
     if dense:
         out += "\nDense reference: " + ", ".join(f"`{d}`" for d in dense) + ".\n"
+    hw = sorted({r.energy_hardware for r in rows if r.energy_hardware})
+    if hw:
+        out += f"\nEnergy per sample priced on: {', '.join(hw)} (energy.json).\n"
     if any(r.macs_effective_per_sample for r in rows):
         out += ("\nSynOps: spike-driven accumulates per test sample; the MACs of a first layer "
                 "fed non-binary (direct-encoded) input are counted apart (JSON: macs_*).\n")
@@ -283,19 +336,25 @@ def to_json(rows: list[Row]) -> dict[str, Any]:
               help="Write the Markdown table to FILE and the JSON next to it (FILE.json).")
 @click.option("--dense", type=click.Path(), default=None,
               help="The dense reference run (default: the input run with --prune none).")
-def compare(runs: tuple[str, ...], out: str | None, dense: str | None) -> None:
-    """Compare run directories in a paper-style table (Markdown + JSON)."""
-    md, written = compare_to_files(list(runs), out, dense)
+@click.option("--rank", type=click.Choice(RANKS), default="ops", show_default=True,
+              help="Row order: effective operations per sample (cheapest first), energy "
+                   "per sample, or as given.")
+def compare(runs: tuple[str, ...], out: str | None, dense: str | None, rank: str) -> None:
+    """Compare run directories in a paper-style table (Markdown + JSON), ranked by the
+    effective operations of the deployed graph."""
+    md, written = compare_to_files(list(runs), out, dense, rank=rank)
     click.echo(md, nl=False)
     if written:
         click.echo(f"wrote {written[0]} and {written[1]}", err=True)
 
 
 def compare_to_files(runs: list[str | Path], out: str | Path | None = None,
-                     dense: str | Path | None = None) -> tuple[str, list[Path]]:
-    """The Markdown table of ``runs``; written to ``out`` (and its JSON beside it) when
-    given. Returns (markdown, written paths)."""
-    rows = compare_runs(list(runs), dense)
+                     dense: str | Path | None = None, rank: str = "given"
+                     ) -> tuple[str, list[Path]]:
+    """The Markdown table of ``runs`` (row order: ``rank``, see :func:`compare_runs`);
+    written to ``out`` (and its JSON beside it) when given. Returns (markdown, written
+    paths)."""
+    rows = compare_runs(list(runs), dense, rank=rank)
     md = to_markdown(rows)
     if not out:
         return md, []

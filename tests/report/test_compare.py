@@ -66,7 +66,7 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
                    energy={"layers": [{"synops_effective": 10.0, "synops_dense": 30.0},
                                       {"synops_effective": 5.0, "synops_dense": 7.0}]})
     out = tmp_path / "tables" / "cmp.md"
-    assert main(["compare", str(dense), str(rnd), "--out", str(out)]) == 0
+    assert main(["compare", str(dense), str(rnd), "--out", str(out), "--rank", "given"]) == 0
     assert "| random |" in capsys.readouterr().out
     md = out.read_text()
     data = json.loads(out.with_suffix(".json").read_text())
@@ -105,3 +105,29 @@ def test_bad_run_dirs(tmp_path):
     with pytest.raises(RunDirError, match="unreadable"):
         compare_runs([tmp_path / "half"])
     assert main(["compare", str(tmp_path / "nope")]) == 1
+
+
+def test_ranked_by_effective_operations_with_the_dense_runs_energy(tmp_path, capsys):
+    def energy(ops, uj):
+        return {"hardware": "loihi", "totals_per_sample": {
+            "synops_effective": ops - 100.0, "synops_dense": 2 * ops, "macs_effective": 100.0,
+            "ops_effective": ops, "energy_pj": uj * 1e6}}
+
+    dense = make_run(tmp_path, "dense", energy=energy(9000.0, 12.0))
+    a = make_run(tmp_path, "a", pruner="dpap", remaining=300, energy=energy(3000.0, 4.0))
+    b = make_run(tmp_path, "b", pruner="magnitude", remaining=300, energy=energy(4500.0, 6.0))
+    c = make_run(tmp_path, "c", pruner="random", remaining=300)
+    rows = compare_runs([dense, b, c, a], rank="ops")
+    assert [r.run for r in rows] == ["a", "b", "dense", "c"]
+    assert rows[0].ops_reduction_vs_dense == pytest.approx(3.0)
+    assert rows[0].energy_uj_per_sample == pytest.approx(4.0)
+    assert rows[2].ops_reduction_vs_dense == pytest.approx(1.0)
+    assert "no energy.json" in rows[3].notes["ops_effective_per_sample"]
+    nodense = make_run(tmp_path, "dense2", seed=1)
+    d = make_run(tmp_path, "d", pruner="dpap", seed=1, energy=energy(3000.0, 4.0))
+    row = compare_runs([nodense, d])[1]
+    assert row.ops_reduction_vs_dense is None
+    assert "dense2 has no energy.json" in row.notes["ops_reduction_vs_dense"]
+    assert main(["compare", str(dense), str(a), str(b)]) == 0
+    table = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")]
+    assert table[1].startswith("| dpap |") and "| 3.00 | 4 |" in table[1]

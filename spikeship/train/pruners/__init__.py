@@ -17,6 +17,7 @@ PRUNERS: dict[str, str] = {
     "pq-neuron": "spikeship.train.pruners.pq:PQNeuronPruner",
     "magnitude": "spikeship.train.pruners.magnitude:MagnitudePruner",
     "random": "spikeship.train.pruners.magnitude:RandomPruner",
+    "l1-filter": "spikeship.train.pruners.structured:L1FilterPruner",
 }
 
 

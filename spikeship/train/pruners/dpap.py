@@ -381,7 +381,9 @@ class DPAPPruner(Pruner):
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         saved = meta.get("config", {})
-        diff = sorted(k for k, v in self.config.to_json().items() if saved.get(k) != v)
+        default = DPAPConfig().to_json()           # options newer than the checkpoint
+        diff = sorted(k for k, v in self.config.to_json().items()
+                      if saved.get(k, default[k]) != v)
         if diff:
             raise CheckpointError(f"dpap state was saved with other options: {diff}")
         if self.model is not None:

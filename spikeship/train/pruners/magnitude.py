@@ -214,6 +214,19 @@ class MagnitudePruner(ScheduledPruner):
     Options: ``target`` (final sparsity s_f, default 0.7), ``initial`` (s_i, 0),
     ``scope`` (``global`` | ``layer``), ``start``/``end`` (epochs, defaults 1 and
     10), ``interval`` (``epoch`` or K batches).
+
+    ``granularity=channel``: prune whole units (conv channels, hidden FC neurons; never
+    the classes) instead of weights: in every non-output layer the ``s(t)`` share of
+    its units with the smallest L2 norm of incoming weights (scaled by
+    ``1/sqrt(fan-in)``) is removed, with their outgoing weights.
+
+    ``objective=synops``: decisions weighted by the on-chip cost of each entry,
+    measured from the spikes of training (:class:`~spikeship.train.pruners.cost.SynopsMeter`,
+    counted as the energy estimator counts): a weight's (unit's) score is its magnitude
+    divided by ``(cost / mean cost in its layer) ** cost_power`` (ratio clipped to
+    [1/4, 4]), so of two equally small weights
+    the one that performs more operations goes first. ``target`` stays a share of
+    weights (units), so the objective changes *which* entries go, not how many.
     """
 
     name = "magnitude"
@@ -222,15 +235,83 @@ class MagnitudePruner(ScheduledPruner):
         "target": (in_range(float, 0.0, 1.0, hi_open=True), 0.7, "final sparsity s_f"),
         "initial": (in_range(float, 0.0, 1.0, hi_open=True), 0.0, "initial sparsity s_i"),
         "scope": (choice("global", "layer"), "global", "one threshold for all layers, or per layer"),
+        "granularity": (choice("weight", "channel"), "weight",
+                        "prune single weights, or whole units (conv channels / FC neurons)"),
+        "objective": (choice("params", "synops"), "params",
+                      "rank by magnitude, or by magnitude per measured synaptic operation"),
+        "cost_power": (in_range(float, 0.0, 10.0), 1.0, "exponent of the cost weighting"),
     }
+
+    def attach(self, model, masks, layers, ann=False):
+        self.meter = None
+        if self.opts.get("objective") == "synops":
+            from spikeship.train.pruners.cost import SynopsMeter
+            from spikeship.train.pruners.dpap import _first_input_shape
+
+            self.meter = SynopsMeter()
+            self.meter.attach(model, layers, _first_input_shape(model, layers))
+        super().attach(model, masks, layers, ann)
+
+    def detach(self) -> None:
+        if getattr(self, "meter", None) is not None:
+            self.meter.detach()
+
+    def reducible_stats(self) -> dict[str, torch.Tensor]:
+        return self.meter.reducible_stats() if getattr(self, "meter", None) else {}
+
+    def _maybe_update(self, tau: float) -> None:
+        super()._maybe_update(tau)
+        if getattr(self, "meter", None) is not None and tau + 1e-9 >= self.opts["start"]:
+            self.meter.reset()            # costs of the next interval: the network changed
+
+    def state(self):
+        tensors, meta = super().state()
+        if getattr(self, "meter", None) is not None:
+            tensors.update(self.meter.state())
+        return tensors, meta
+
+    def load_state(self, tensors, meta):
+        super().load_state(tensors, meta)
+        if self.masks is not None and getattr(self, "meter", None) is not None:
+            self.meter.load_state(tensors)
+
+    def _cost_weight(self, cost: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """``(mean cost / cost) ** power`` over ``alive`` (the keep-score multiplier),
+        the ratio clipped to ``[1/4, 4]`` (an entry that costs nothing is kept 4x
+        more readily, not infinitely)."""
+        vals = cost[alive]
+        m = float(vals.mean()) if vals.numel() else 0.0
+        if m <= 0:
+            return torch.ones_like(cost, dtype=torch.float64)
+        rel = (cost.to(torch.float64) / m).clamp(0.25, 4.0)
+        return rel ** (-self.opts["cost_power"])
 
     def scores(self, name: str) -> torch.Tensor:
         """Keep-scores of layer ``name``'s weights: the smallest are pruned first."""
-        return self.weight(name).detach().abs()
+        score = self.weight(name).detach().abs()
+        if getattr(self, "meter", None) is not None:
+            cost = self.meter.synapse_cost(name).to(score.device)
+            if float(cost.sum()) > 0:
+                eff = self.masks.effective(name)
+                score = score.to(torch.float64) * self._cost_weight(cost, eff)
+        return score
+
+    def unit_scores(self, name: str, costs=None) -> torch.Tensor:
+        """Keep-scores of layer ``name``'s units (channel granularity)."""
+        w = self.weight(name).detach()
+        fan_in = w[0].numel()
+        score = w.reshape(w.shape[0], -1).norm(dim=1).to(torch.float64) / math.sqrt(fan_in)
+        if costs is not None:
+            score = score * self._cost_weight(costs[name]["unit"].to(score.device),
+                                              self.masks.units[name])
+        return score
 
     def update(self, tau: float) -> None:
         o = self.opts
         s = zhu_gupta_sparsity(tau, o["initial"], o["target"], o["start"], o["end"])
+        if o["granularity"] == "channel":
+            self._update_units(s)
+            return
         names = list(self.masks.layers)
         effs = {n: self.masks.effective(n) for n in names}
         if o["scope"] == "layer":
@@ -253,6 +334,22 @@ class MagnitudePruner(ScheduledPruner):
             k = effs[n].numel()
             self.masks.prune_weights(n, sel[offset:offset + k].view_as(effs[n]))
             offset += k
+
+    def _update_units(self, s: float) -> None:
+        costs = None
+        if getattr(self, "meter", None) is not None and float(
+                sum(v.sum() for v in self.meter.t.values())) > 0:
+            costs = self.meter.layer_costs(self.masks)
+        for name, li in self.masks.layers.items():
+            if li.is_output:
+                continue
+            alive = self.masks.units[name]
+            keep = max(1, round((1.0 - s) * li.out_units))
+            excess = int(alive.sum()) - keep
+            if excess > 0:
+                sel = select_extreme(self.unit_scores(name, costs).unsqueeze(0),
+                                     alive.unsqueeze(0), torch.tensor([excess]))[0]
+                self.masks.prune_units(name, sel)
 
     def _prune_to(self, name: str, eff: torch.Tensor, score: torch.Tensor, keep: int) -> None:
         excess = int(eff.sum()) - keep

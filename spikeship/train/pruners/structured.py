@@ -1,0 +1,97 @@
+"""Structured baseline: L1-norm filter pruning (Li, Kadav, Durdanovic, Samet, Graf,
+"Pruning Filters for Efficient ConvNets", ICLR 2017).
+
+For every layer, the filters (conv output channels; here also hidden FC neurons when
+asked) are ranked by the L1 norm of their weights ``s_j = sum |W_j|`` (Li et al.,
+Sec. 3.1) and the ``ratio`` share with the smallest norms is removed, together with
+the feature map it produces and the kernels that read it in the next layer (the
+:class:`~spikeship.train.masks.MaskSet` removes a unit's outgoing weights). Li et
+al. prune a trained network once and retrain it; inside one training run that is:
+train until epoch ``start``, prune, keep training (the remaining epochs are the
+retraining). With ``end > start`` the share rises along Zhu & Gupta's cubic instead
+(gradual). The norms are those of the current weights, so a later step sees the
+kernels an earlier one removed (Li et al.'s "greedy" variant). The output layer's
+units (the classes) are never removed.
+
+Options: ``conv`` (share of filters removed in every conv layer, default 0.5),
+``fc`` (share of neurons of every hidden FC layer, default 0), ``layers`` (per-layer
+shares by Sequential index, ``"0:0.4,3:0.6"``, overriding the two), ``start`` /
+``end`` (epochs, default 5 and 5), ``interval``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from spikeship.train.pruners.magnitude import (
+    SCHEDULE_OPTIONS,
+    ScheduledPruner,
+    in_range,
+    select_extreme,
+    zhu_gupta_sparsity,
+)
+
+
+def _per_layer(v: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    text = str(v).strip()
+    if not text:
+        return out
+    for part in text.split(","):
+        name, sep, share = part.partition(":")
+        if not sep:
+            raise ValueError(f"expected index:share, got {part!r}")
+        x = float(share)
+        if not 0.0 <= x < 1.0:
+            raise ValueError(f"share {x} of layer {name} must be in [0, 1)")
+        out[name.strip()] = x
+    return out
+
+
+def l1_filter_scores(weight: torch.Tensor) -> torch.Tensor:
+    """``s_j = sum |W_j|`` per output unit (Li et al. 2017, Sec. 3.1)."""
+    return weight.detach().abs().reshape(weight.shape[0], -1).sum(1)
+
+
+class L1FilterPruner(ScheduledPruner):
+    """``--prune l1-filter``: see the module docstring."""
+
+    name = "l1-filter"
+    OPTIONS = {
+        **SCHEDULE_OPTIONS,
+        "start": (in_range(float, 0, 1e9), 5.0, "epoch (completed) of the pruning step"),
+        "end": (in_range(float, 0, 1e9), 5.0, "epoch of the last step (= start: one shot)"),
+        "conv": (in_range(float, 0.0, 1.0, hi_open=True), 0.5, "share of conv filters removed"),
+        "fc": (in_range(float, 0.0, 1.0, hi_open=True), 0.0,
+               "share of hidden FC neurons removed"),
+        "layers": (_per_layer, {}, "per-layer shares 'index:share,...' (override conv / fc)"),
+    }
+
+    def share(self, name: str) -> float:
+        li = self.masks.layers[name]
+        if name in self.opts["layers"]:
+            return self.opts["layers"][name]
+        return self.opts["conv"] if li.kind == "conv" else self.opts["fc"]
+
+    def update(self, tau: float) -> None:
+        o = self.opts
+        progress = zhu_gupta_sparsity(tau, 0.0, 1.0, o["start"], o["end"])
+        for name, li in self.masks.layers.items():
+            if li.is_output:
+                continue
+            remove = round(self.share(name) * progress * li.out_units)
+            alive = self.masks.units[name]
+            excess = int(alive.sum()) - (li.out_units - remove)
+            if excess > 0:
+                sel = select_extreme(l1_filter_scores(self.weight(name)).unsqueeze(0),
+                                     alive.unsqueeze(0), torch.tensor([excess]))[0]
+                self.masks.prune_units(name, sel)
+
+    def epoch_metrics(self, epoch: int) -> dict[str, Any]:
+        m = super().epoch_metrics(epoch)
+        for c in self.masks.counts():
+            m["layers"][c.name].update(units_remaining=c.units_remaining,
+                                       units_total=c.units_total)
+        return m
