@@ -88,6 +88,7 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
     return {"float": summ["test_accuracy"], "emu": sim["accuracy"],
             "samples": sim["samples"], "pruning_rate": summ["pruning_rate"],
             "units": units, "synops": t["ops_effective"],
+            "synops_unpruned": t["ops_dense"],
             "energy_uj": t["energy_pj"] / 1e6, "energy_rc": energy_rc,
             "vanish": vc.get("passed"), "vanish_summary": vc.get("summary", vc.get("note"))}
 
@@ -135,7 +136,8 @@ def main() -> int:
 
 HEADER = ("| seed | float dense | float pruned | diff (pt) | emu dense | emu pruned | "
           "conv0 ch | conv3 ch | fc7 units | pruned % | synops dense | synops pruned | "
-          "ratio | Loihi uJ dense | Loihi uJ pruned | energy exit |")
+          "ratio | from structure | from rates | Loihi uJ dense | Loihi uJ pruned | "
+          "energy exit |")
 
 
 def _fmt_row(seed, d, p) -> str:
@@ -145,6 +147,7 @@ def _fmt_row(seed, d, p) -> str:
             f"{100 * p['emu']:.2f} | {u['0'][0]}/{u['0'][1]} | {u['3'][0]}/{u['3'][1]} | "
             f"{u['7'][0]}/{u['7'][1]} | {100 * p['pruning_rate']:.1f} | "
             f"{d['synops']:,.0f} | {p['synops']:,.0f} | {d['synops'] / p['synops']:.2f} | "
+            f"{p['synops_unpruned'] / p['synops']:.2f} | {d['synops'] / p['synops_unpruned']:.2f} | "
             f"{d['energy_uj']:.2f} | {p['energy_uj']:.2f} | {p['energy_rc']} |")
 
 
@@ -166,6 +169,11 @@ def _summary(rows, path: Path) -> None:
                 for _, _, p in rows)
     lines += [
         "",
+        "synops = effective synaptic operations + first-layer MACs per test sample, counted "
+        "from Loihi-emulator spikes on the deployed graph. ratio = dense run / pruned run = "
+        "(from structure: the pruned run's spikes on the unpruned wiring / on its deployed "
+        "wiring) x (from rates: the dense run's ops / the pruned run's spikes on the "
+        "unpruned wiring).",
         f"seeds: {len(rows)}; paired accuracy difference (pruned - dense), float: "
         f"{m:+.2f} pt (SE {se:.2f}); Loihi emulator: {me:+.2f} pt (SE {see:.2f})",
         f"effective synops ratio dense/pruned: min {min(ratio):.2f}, mean "

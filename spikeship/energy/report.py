@@ -118,7 +118,7 @@ def run_vanish(run_dir: Path, graph, pruned: dict | None, include_lava: bool = T
     ``allow_explicit_zeros``: formats whose explicit zeros are reported but do not fail
     the check (a user's choice, recorded in energy.json as ``tolerated``). Unless
     ``strict``, zeros a format cannot avoid storing while what is deployed is clean
-    are tolerated too (:func:`spikeship.sim.energy.vanish.unavoidable_zeros`).
+    are tolerated too (:func:`spikeship.energy.vanish.unavoidable_zeros`).
     """
     if pruned is None:
         return None

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spikeship.errors import ConfigError
-from spikeship.sim.energy.fanout import conv_fanout, pool_backward
+from spikeship.energy.fanout import conv_fanout, pool_backward
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.pruners import get_pruner_class

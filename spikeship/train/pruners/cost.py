@@ -1,6 +1,6 @@
 """What each synapse and unit costs on the chip, measured from the spikes of training.
 
-The energy estimator (:mod:`spikeship.sim.energy.synops`) counts, per synaptic layer,
+The energy estimator (:mod:`spikeship.energy.synops`) counts, per synaptic layer,
 ``sum_n c_n * F(n)``: the spikes ``c_n`` of every presynaptic element times the
 synapses it drives in the deployed graph, exact per conv position, through pools.
 :class:`SynopsMeter` measures the same thing while the network trains, so a pruner
