@@ -133,8 +133,8 @@ def test_config_validation_names_the_option():
                                    "criterion": "hebb"})
     assert (cfg.tau, cfg.conv_synapses, cfg.criterion) == (0.25, True, "hebb")
     assert cfg.epoch_scale == 3.0                                       # 60 / 20
-    assert cfg.kind_params("conv") == (1.0, 30.0, 2.0)                 # issue 16 default
+    assert cfg.kind_params("conv") == (0.65, 12.0, 5.0)
     assert cfg.kind_params("fc") == (1.5, 13.0, 2.0)
-    paper = DPAPConfig.from_options({"preset": "paper"})
-    assert paper.kind_params("conv") == (0.65, 12.0, 5.0)              # the paper's values
-    assert (paper.unit_budget_conv, cfg.unit_budget_conv) == (1.0, 0.45)
+    ch = DPAPConfig.from_options({"preset": "channels"})
+    assert ch.kind_params("conv") == (1.0, 30.0, 2.0) and ch.unit_budget_conv == 0.45
+    assert DPAPConfig.from_options({"preset": "paper"}) == DPAPConfig(preset="paper")

@@ -1,12 +1,11 @@
 """Options of the DPAP pruner (``--prune dpap --prune-opt key=value``), validated.
 
 Defaults are the paper's and NOTES.md's (LIF trace tau = 0.5, gamma = 0.999,
-beta = 10, warm-up 5 epochs; FC synapses and neurons eps 1.5, eta 13, C 2), except
-where a choice had to be made between the paper and the authors' script, and for
-conv channels (eps 1.0, eta 30, C 2 and a per-layer budget of 45 % of the channels,
-where the paper has eps 0.65, eta 12, C 5 and never removes a channel in a short
-run); ``preset=paper`` restores the paper's values. Why and what was measured: see
-:mod:`spikeship.train.pruners.dpap`.
+beta = 10, warm-up 5 epochs; conv channels eps 0.65, eta 12, C 5; FC synapses and
+neurons eps 1.5, eta 13, C 2), except where a choice had to be made between the
+paper and the authors' script; ``preset=paper`` names them. ``preset=channels``
+prunes conv channels (eps 1.0, eta 30, C 2, at most 45 % of a conv layer's
+channels). Why and what was measured: see :mod:`spikeship.train.pruners.dpap`.
 
 Schedule scaling: the paper's schedule is written in epochs of a ~100-epoch run
 (pruning settles and accuracy peaks between its epochs 60 and 80, Fig 2D-F).
@@ -41,10 +40,12 @@ WINDOWS = ("epoch", "cumulative")
 OBJECTIVES = ("params", "synops")
 
 # Named option sets (``--prune-opt preset=NAME``); options given beside a preset win.
-# "" is the default (the dataclass defaults below); "paper" is the paper's survival
-# schedule as this project ran it before channel pruning (see spikeship.train.pruners.dpap).
+# "" is the default (the dataclass defaults below, = "paper"); "paper" names the
+# paper's survival schedule explicitly; "channels" prunes conv channels (issue 16; see
+# spikeship.train.pruners.dpap for what it costs and why it is not the default).
 PRESETS: dict[str, dict[str, Any]] = {
     "": {},
+    "channels": {"eps_conv": 1.0, "eta_conv": 30.0, "c_conv": 2.0, "unit_budget_conv": 0.45},
     "paper": {"objective": "params", "decay": "exp", "normalisation": "p75",
               "eps_conv": 0.65, "eta_conv": 12.0, "c_conv": 5.0, "unit_budget_conv": 1.0,
               "eps_fc": 1.5, "eta_fc": 13.0, "c_fc": 2.0, "unit_budget_fc": 1.0,
@@ -72,9 +73,9 @@ class DPAPConfig:
     beta: float = 10.0                  # initial survival value
     gamma: float = 0.999                # survival decay, Eq 16-17
     warmup: float = 5.0                 # paper epochs before the first update
-    eps_conv: float = 1.0               # decay value epsilon, conv channels (paper 0.65)
-    eta_conv: float = 30.0              # decay rate eta, conv (paper 12)
-    c_conv: float = 2.0                 # protection C, conv (paper 5)
+    eps_conv: float = 0.65              # decay value epsilon, conv channels
+    eta_conv: float = 12.0              # decay rate eta, conv
+    c_conv: float = 5.0                 # protection C, conv
     eps_fc: float = 1.5                 # FC synapses and neurons
     eta_fc: float = 13.0
     c_fc: float = 2.0
@@ -84,7 +85,7 @@ class DPAPConfig:
     conv_synapses: bool = False         # also prune conv channel pairs (C_out x C_in kernels)
     output_synapses: bool = True        # prune synapses of the output layer (never its units)
     history: int = 8                    # survival values kept per unit / synapse (Fig 4E-F)
-    unit_budget_conv: float = 0.45      # at most this share of a conv layer's channels removed
+    unit_budget_conv: float = 1.0       # at most this share of a conv layer's channels removed
     unit_budget_fc: float = 1.0         # ... of a hidden FC layer's neurons (1 = no limit)
     objective: str = "params"           # "synops": decay value scaled by on-chip cost
     cost_power: float = 1.0             # eps_i = eps * (cost_i / mean cost) ** cost_power
