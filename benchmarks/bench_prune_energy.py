@@ -16,6 +16,12 @@ x synapses of the deployed graph, as ``energy.json`` counts them), Loihi energy 
 sample, and the dense / pruned ratios. The summary gives the paired mean accuracy
 difference (pruned - dense, float and emulator) with its standard error.
 
+The two factors of the ratio: *from structure* = the pruned run's spikes priced on
+the unpruned wiring / on its deployed wiring (fewer synapses per surviving spike);
+*from rates* = the dense run's operations / the pruned run's spikes on the unpruned
+wiring (the spikes removed neurons no longer emit, net of what the surviving ones
+fire more or less). Their product is the ratio.
+
 The "Done when" of issue 16: every seed prunes conv channels (conv0 and conv3),
 synops ratio >= 3 on every seed, paired mean difference >= -0.5 pt, emulator within
 0.5 pt of float. Finished runs are reused (``--out`` keeps them), so an interrupted
