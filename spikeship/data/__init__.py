@@ -16,7 +16,10 @@ name           source                                         input (C, H, W), c
 digits         scikit-learn's 8x8 handwritten digits          (1, 8, 8), 10
 digits-events  the same digits through a simulated DVS sensor (2, 10, 10), 10
                on N-MNIST-style saccades (cached on disk)
-mnist          IDX files in ``data_dir``                      (1, 28, 28), 10
+mnist          IDX files in ``data_dir``, else the checked    (1, 28, 28), 10
+               copy in the data cache (``data fetch mnist``)
+mnist-events   MNIST through the simulated DVS sensor on      (2, 34, 34), 10
+               N-MNIST saccades (cached on disk)
 cifar10        ``cifar-10-batches-py`` pickle batches          (3, 32, 32), 10
 nmnist         tonic ``NMNIST`` layout in ``data_dir``        (2, 34, 34), 10
 dvs-gesture    tonic ``DVSGesture`` layout in ``data_dir``    (2, 32, 32), 11
@@ -25,7 +28,9 @@ dvs-gesture    tonic ``DVSGesture`` layout in ``data_dir``    (2, 32, 32), 11
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,35 +84,50 @@ DATASETS: dict[str, str] = {
     "digits": "spikeship.data.digits:load",
     "digits-events": "spikeship.data.events:load",
     "mnist": "spikeship.data.mnist:load",
+    "mnist-events": "spikeship.data.mnist_events:load",
     "cifar10": "spikeship.data.cifar:load",
     "nmnist": "spikeship.data.neuromorphic:load_nmnist",
     "dvs-gesture": "spikeship.data.neuromorphic:load_dvs_gesture",
 }
 
 
-def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0) -> DatasetBundle:
+def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0,
+                 limit_train: int | None = None, limit_test: int | None = None) -> DatasetBundle:
     """Load dataset ``name`` (see the module docstring) with ``timesteps`` steps per sample.
 
     ``seed`` fixes the train/test split where the dataset has none of its own
     (``digits``, ``digits-events``) and the simulated sensor noise of ``digits-events``.
     ``data_dir`` is where the files are (``mnist``, ``cifar10``, ``nmnist``,
-    ``dvs-gesture``) or the cache directory (``digits-events``).
+    ``dvs-gesture``) or the cache directory (``digits-events``, ``mnist-events``).
+    ``limit_train`` / ``limit_test`` keep a stratified subset drawn with ``seed``
+    (:mod:`~spikeship.data.subset`); None keeps the whole split.
     """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"timesteps must be an integer >= 1, got {timesteps!r}")
+    from spikeship.data.subset import check_limit, limit_split
+
+    limits = (check_limit("limit_train", limit_train), check_limit("limit_test", limit_test))
     module, attr = DATASETS[name].split(":")
     loader = getattr(importlib.import_module(module), attr)
-    return loader(data_dir=data_dir, timesteps=timesteps, seed=seed)
+    if "limits" in inspect.signature(loader).parameters:  # simulates only what is kept
+        return loader(data_dir=data_dir, timesteps=timesteps, seed=seed, limits=limits)
+    b = loader(data_dir=data_dir, timesteps=timesteps, seed=seed)
+    if limits == (None, None):
+        return b
+    return dataclasses.replace(b, train=limit_split(b.train, limits[0], seed, "train"),
+                               test=limit_split(b.test, limits[1], seed, "test"))
 
 
 def load_run_dataset(config: dict) -> DatasetBundle:
     """The dataset a run was trained on, from its resolved config (``config.json`` or
-    ``Checkpoint.config``): same name, files, time steps and split (``data_seed``)."""
+    ``Checkpoint.config``): same name, files, time steps, split (``data_seed``) and
+    sample limits."""
     return load_dataset(config["dataset"], data_dir=config.get("data_dir"),
                         timesteps=int(config.get("timesteps", 8)),
-                        seed=int(config.get("data_seed", 0)))
+                        seed=int(config.get("data_seed", 0)),
+                        limit_train=config.get("limit_train"), limit_test=config.get("limit_test"))
 
 
 def test_inputs(bundle: DatasetBundle, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

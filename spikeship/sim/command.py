@@ -35,14 +35,12 @@ def run_config(run_dir: Path) -> dict:
 
 def test_split(run_dir: Path, samples: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``samples`` test inputs (N, T, C, H, W) and labels of the run's dataset."""
-    from spikeship.data import load_dataset, test_inputs
+    from spikeship.data import load_run_dataset, test_inputs
 
     cfg = run_config(run_dir)
     if "dataset" not in cfg:
         raise RunDirError(f"{run_dir}: the configuration names no dataset")
-    bundle = load_dataset(cfg["dataset"], data_dir=cfg.get("data_dir"),
-                          timesteps=int(cfg.get("timesteps", 8)),
-                          seed=int(cfg.get("data_seed", 0)))
+    bundle = load_run_dataset(cfg)
     return test_inputs(bundle, limit=samples)
 
 

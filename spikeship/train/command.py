@@ -25,7 +25,7 @@ _FLAGS = {
     "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
     "warmup_epochs": "warmup_epochs", "loss": "loss", "prune": "prune", "device": "device",
     "pool": "pool", "engine": "engine", "precision": "precision", "eval_every": "eval_every",
-    "eval_batch_size": "eval_batch_size",
+    "eval_batch_size": "eval_batch_size", "limit_train": "limit_train", "limit_test": "limit_test",
 }
 
 
@@ -90,7 +90,11 @@ def train_run(out: str | Path, values: dict, *, prune_options: dict | None = Non
               help="Dataset (default digits).")
 @click.option("--data-dir", default=None, help="Where the dataset files are (or the cache).")
 @click.option("--data-seed", type=int, default=None,
-              help="Seed of the digits split and sensor noise (default 0).")
+              help="Seed of the digits split, sensor noise and --limit-* subsets (default 0).")
+@click.option("--limit-train", type=int, default=None, metavar="N",
+              help="Train on a stratified subset of N samples (seeded by --data-seed).")
+@click.option("--limit-test", type=int, default=None, metavar="N",
+              help="Test on a stratified subset of N samples (default: the full test split).")
 @click.option("--model", type=click.Choice(list(PRESETS)), default=None,
               help="Model preset (default dpap-mnist).")
 @click.option("--ann/--snn", "ann", default=None, help="Train the ANN twin (ReLU, no time).")

@@ -34,7 +34,9 @@ class TrainConfig:
 
     dataset: str = "digits"
     data_dir: str | None = None
-    data_seed: int = 0               # train/test split and simulated sensor noise
+    data_seed: int = 0               # train/test split, sensor noise, --limit-* subsets
+    limit_train: int | None = None   # stratified subset of the training split (None: all)
+    limit_test: int | None = None    # stratified subset of the test split (None: all)
     model: str = "dpap-mnist"
     ann: bool = False                # train the ANN twin (ReLU, cross-entropy, no time)
     pool: str = ""                   # "" = the preset's pooling; "avg" | "max"
@@ -76,6 +78,9 @@ class TrainConfig:
                 raise ConfigError(f"field '{name}' must be true or false, "
                                   f"got {getattr(self, name)!r}")
         _int("data_seed", self.data_seed, 0)
+        for name in ("limit_train", "limit_test"):
+            if getattr(self, name) is not None:
+                _int(name, getattr(self, name), 1)
         _int("seed", self.seed, 0)
         _int("hidden", self.hidden, 1)
         _int("timesteps", self.timesteps, 1, 10_000)
