@@ -11,6 +11,10 @@ epochs trained, so a reader sees the runs were matched.
   ``--dense`` run, or else the input run with ``pruner = none`` and the same dataset,
   model, ANN flag and T (the same seed preferred); without one, a run's own
   ``dense_baseline_accuracy`` from its summary is used.
+- *95 % CI*, *Test n*: the Wilson interval of the accuracy and the test-set size;
+  below the table, the exact McNemar test of each run against its dense reference
+  (or of the two runs given) on their stored per-sample predictions, and mean +- sd
+  of runs that differ only in ``seed`` (:mod:`spikeship.report.significance`).
 - *Epochs to dense accuracy*: first epoch in ``metrics.jsonl`` whose test accuracy
   reaches the dense run's final accuracy.
 - *SynOps per sample*: ``energy.json`` totals, effective (deployed graph) beside
@@ -35,6 +39,8 @@ import click
 
 from spikeship.errors import RunDirError
 from spikeship.io import read_jsonl, write_json_atomic, write_text_atomic
+from spikeship.report.significance import McNemar, ci_cells, significance
+from spikeship.report.significance import to_markdown as significance_markdown
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class Row:
     timesteps: int | None
     epochs: int | None
     top1_accuracy_pct: float | None
+    test_samples: int | None
+    ci95_pct: list[float] | None               # 95 % Wilson interval of the accuracy
     accuracy_change_pct: float | None
     connectivity_pct: float | None
     params_remaining: int | None
@@ -234,6 +242,9 @@ def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
         architecture=str(run.get("model")) + (" (ANN)" if ann else ""),
         timesteps=None if ann else run.get("timesteps"), epochs=run.get("epochs"),
         top1_accuracy_pct=None if acc is None else 100.0 * acc,
+        test_samples=ci_cells(run.summary)[0],
+        ci95_pct=None if ci_cells(run.summary)[1] is None else [
+            100.0 * v for v in ci_cells(run.summary)[1]],
         accuracy_change_pct=change, connectivity_pct=conn,
         params_remaining=remaining, params_total=total,
         synops_effective_per_sample=eff, synops_dense_per_sample=den,
@@ -253,15 +264,22 @@ def compare_runs(paths: list[str | Path], dense: str | Path | None = None,
     """Rows for ``paths``: in the given order, or ranked by effective operations
     (``ops``: synops + first-layer MACs per sample) or energy per sample (``energy``),
     cheapest first; rows without ``energy.json`` go last."""
+    return compare_all(paths, dense, rank)[0]
+
+
+def compare_all(paths: list[str | Path], dense: str | Path | None = None, rank: str = "given"):
+    """Rows (ordered by ``rank``), McNemar tests and seed groups
+    (:mod:`spikeship.report.significance`)."""
     runs = [load_run(p) for p in paths]
     forced = load_run(dense) if dense is not None else None
     rows = [build_row(r, pick_dense(r, runs, forced)) for r in runs]
+    tests, groups = significance(runs, rows, [forced] if forced is not None else [])
     if rank == "ops":
         rows.sort(key=lambda r: (r.ops_effective_per_sample is None,
                                  r.ops_effective_per_sample or 0.0))
     elif rank == "energy":
         rows.sort(key=lambda r: (r.energy_uj_per_sample is None, r.energy_uj_per_sample or 0.0))
-    return rows
+    return rows, tests, groups
 
 
 # ---- writing ---------------------------------------------------------------------
@@ -271,6 +289,8 @@ COLUMNS = [  # (field, header, formatter)
     ("timesteps", "T", str),
     ("epochs", "Epochs", str),
     ("top1_accuracy_pct", "Top-1 Acc. (%)", lambda v: f"{v:.2f}"),
+    ("ci95_pct", "95 % CI", lambda v: f"[{v[0]:.2f}, {v[1]:.2f}]"),
+    ("test_samples", "Test n", lambda v: f"{v:,}"),
     ("accuracy_change_pct", "Acc. change (%)", lambda v: f"{v:+.2f}"),
     ("connectivity_pct", "Conn. (%)", lambda v: f"{v:.2f}"),
     ("params_remaining", "Params remaining", lambda v: f"{v:,}"),
@@ -326,8 +346,11 @@ def to_markdown(rows: list[Row]) -> str:
     return out
 
 
-def to_json(rows: list[Row]) -> dict[str, Any]:
-    return {"columns": [k for k, _, _ in COLUMNS], "rows": [asdict(r) for r in rows]}
+def to_json(rows: list[Row], tests=(), groups=()) -> dict[str, Any]:
+    return {"columns": [k for k, _, _ in COLUMNS], "rows": [asdict(r) for r in rows],
+            "mcnemar": [asdict(t) | {"significant": t.significant} if isinstance(t, McNemar)
+                        else {"a": t[0], "b": t[1], "skipped": t[2]} for t in tests],
+            "seed_groups": list(groups)}
 
 
 @click.command("compare")
@@ -351,15 +374,15 @@ def compare(runs: tuple[str, ...], out: str | None, dense: str | None, rank: str
 def compare_to_files(runs: list[str | Path], out: str | Path | None = None,
                      dense: str | Path | None = None, rank: str = "given"
                      ) -> tuple[str, list[Path]]:
-    """The Markdown table of ``runs`` (row order: ``rank``, see :func:`compare_runs`);
-    written to ``out`` (and its JSON beside it) when given. Returns (markdown, written
-    paths)."""
-    rows = compare_runs(list(runs), dense, rank=rank)
-    md = to_markdown(rows)
+    """The Markdown table of ``runs`` (row order: ``rank``, see :func:`compare_runs`) with
+    the significance section; written to ``out`` (and its JSON beside it) when given.
+    Returns (markdown, written paths)."""
+    rows, tests, groups = compare_all(list(runs), dense, rank)
+    md = to_markdown(rows) + significance_markdown(tests, groups)
     if not out:
         return md, []
     path = Path(out)
     md_path = path if path.suffix != ".json" else path.with_suffix(".md")
     write_text_atomic(md_path, md)
-    write_json_atomic(md_path.with_suffix(".json"), to_json(rows))
+    write_json_atomic(md_path.with_suffix(".json"), to_json(rows, tests, groups))
     return md, [md_path, md_path.with_suffix(".json")]

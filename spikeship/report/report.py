@@ -18,6 +18,7 @@ from typing import Any
 from spikeship.errors import RunDirError
 from spikeship.io import read_jsonl, write_text_atomic
 from spikeship.report import plots
+from spikeship.stats import format_accuracy
 
 
 @dataclass
@@ -72,6 +73,13 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return str(v)
 
 
+def _acc(acc: float | None, n: int | None) -> str:
+    """Accuracy with its 95 % Wilson interval and test-set size, when the size is known."""
+    if acc is None or not n:
+        return _fmt(acc, pct=True)
+    return format_accuracy(round(acc * n), int(n))
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -82,11 +90,11 @@ def _headline(run: RunFiles, dense: RunFiles | None) -> list[list[Any]]:
     s = run.summary
     rows = [["dataset / model", f"{s.get('dataset')} / {s.get('model')}"],
             ["pruner", s.get("pruner")],
-            ["test accuracy (pruned)", _fmt(s.get("test_accuracy"), pct=True)]]
-    dense_acc = s.get("dense_baseline_accuracy")
-    if dense_acc is None and dense is not None:
-        dense_acc = dense.summary.get("test_accuracy")
-    rows.append(["test accuracy (dense)", _fmt(dense_acc, pct=True)])
+            ["test accuracy (pruned), 95 % CI", _acc(s.get("test_accuracy"), s.get("samples_test"))]]
+    dense_acc, dense_n = s.get("dense_baseline_accuracy"), None
+    if dense is not None:
+        dense_acc, dense_n = dense.summary.get("test_accuracy"), dense.summary.get("samples_test")
+    rows.append(["test accuracy (dense), 95 % CI", _acc(dense_acc, dense_n)])
     rows.append(["pruning rate (prunable weights)", _fmt(s.get("pruning_rate"), pct=True)])
     rows.append(["weights remaining / total",
                  f"{s.get('params_remaining', 'n/a')} / {s.get('params_total', 'n/a')}"])
@@ -116,7 +124,7 @@ def _agreement_rows(run: RunFiles) -> list[list[Any]]:
     rows = []
     for target, sim in run.simulations.items():
         ag = sim.get("agreement_with_training") or {}
-        rows.append([target, sim.get("samples"), _fmt(sim.get("accuracy"), pct=True),
+        rows.append([target, sim.get("samples"), _acc(sim.get("accuracy"), sim.get("samples")),
                      _fmt(ag.get("spikes"), pct=True), _fmt(ag.get("predictions"), pct=True),
                      _fmt(sim.get("samples_per_s"))])
     return rows

@@ -29,6 +29,7 @@ import numpy as np
 
 from spikeship.errors import RunDirError
 from spikeship.io import atomic_path, write_json_atomic
+from spikeship.stats import wilson_interval
 
 
 @dataclass
@@ -103,6 +104,8 @@ class SimResult:
             "samples": self.samples,
             "timesteps": self.timesteps,
             "accuracy": self.accuracy,
+            "accuracy_ci95": None if self.labels is None else wilson_interval(
+                int((self.predictions == self.labels).sum()), self.samples),
             "layer_spikes": {k: int(v.sum()) for k, v in self.neuron_counts.items()},
             "layer_spikes_per_sample": {k: float(v.sum()) / max(self.samples, 1)
                                         for k, v in self.neuron_counts.items()},
@@ -144,7 +147,7 @@ class SimResult:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
             raise RunDirError(f"corrupt simulation result {npath}: {e}") from e
-        known = {"target", "samples", "timesteps", "accuracy", "layer_spikes",
+        known = {"target", "samples", "timesteps", "accuracy", "accuracy_ci95", "layer_spikes",
                  "layer_spikes_per_sample", "agreement_with_training", "wall_time_s",
                  "samples_per_s"}
         try:

@@ -42,6 +42,7 @@ import torch
 from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
+from spikeship.stats import wilson_interval
 from spikeship.train import multistep
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         restore_rng, save_checkpoint)
@@ -49,6 +50,7 @@ from spikeship.train.config import TrainConfig, lr_at
 from spikeship.train.losses import get_loss, predict
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
+from spikeship.train.predictions import save_predictions
 from spikeship.train.pruners import get_pruner_class
 from spikeship.train.pruners.base import all_reduce_stats
 from spikeship.train.structure import describe
@@ -276,10 +278,14 @@ class Trainer:
         """Test accuracy: prediction = most output spikes (SNN) / largest logit (ANN)."""
         self.model.eval()
         ds = self.data.test
-        correct = 0
+        preds, labels = [], []
         for x, y in self._batches(ds, torch.arange(len(ds)), self.eval_batch_size):
-            correct += int((predict(self.forward(x)) == y).sum())
-        return correct / max(len(ds), 1)
+            preds.append(predict(self.forward(x)).cpu())
+            labels.append(y.cpu())
+        self.test_predictions = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
+        self.test_labels = torch.cat(labels).numpy() if labels else np.zeros(0, np.int64)
+        self.test_correct = int((self.test_predictions == self.test_labels).sum())
+        return self.test_correct / max(len(ds), 1)
 
     # ---- the run -----------------------------------------------------------------------------
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
@@ -323,6 +329,9 @@ class Trainer:
         self.masks.apply(self.optimizer)
         evaluate = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
         acc = self.evaluate() if evaluate else None
+        if evaluate:
+            save_predictions(self.run_dir, self.test_predictions, self.test_labels,
+                             getattr(self.data.test, "source_indices", None), epoch)
         dt = time.perf_counter() - t0
         m = self._save_epoch(epoch, stats, acc, dt, pruner_metrics)
         if not self.quiet:
@@ -383,6 +392,8 @@ class Trainer:
             "prune_options": dict(cfg.prune_options), "timesteps": cfg.timesteps,
             "seed": cfg.seed, "loss": cfg.loss,
             "test_accuracy": last["test_accuracy"],
+            "test_accuracy_ci95": wilson_interval(round(last["test_accuracy"] * len(self.data.test)),
+                                                  len(self.data.test)),
             "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics
                                       if m["test_accuracy"] is not None),
             "dense_baseline_accuracy": base,

@@ -55,7 +55,8 @@ def test_rows_against_the_dense_run(tmp_path):
     assert "not reached in 3 epochs" in m.notes["epochs_to_dense_accuracy"]
     assert "no energy.json" in m.notes["synops_effective_per_sample"]
     md = to_markdown(rows)
-    assert "| pq-layer (end=2) | dpap-mnist | 4 | 3 | 91.00 | +1.00 | 40.60 | 406 | 150 K |" in md
+    assert ("| pq-layer (end=2) | dpap-mnist | 4 | 3 | 91.00 | — | — | +1.00 | 40.60 | 406 "
+            "| 150 K |") in md  # no samples_test in these summaries: no interval
     assert "no energy.json" in md and "not reached in 3 epochs" in md
     assert "MACs of a first layer" in md
 
@@ -131,3 +132,64 @@ def test_ranked_by_effective_operations_with_the_dense_runs_energy(tmp_path, cap
     assert main(["compare", str(dense), str(a), str(b)]) == 0
     table = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")]
     assert table[1].startswith("| dpap |") and "| 3.00 | 4 |" in table[1]
+
+
+def _with_predictions(run, correct_mask, n_test):
+    """Give a fixture run a test-set size and per-sample predictions (label 0 everywhere;
+    a wrong prediction is class 1)."""
+    import numpy as np
+
+    from spikeship.train.predictions import save_predictions
+
+    correct = np.asarray(correct_mask, bool)
+    save_predictions(run, np.where(correct, 0, 1), np.zeros(n_test, np.int64))
+    s = json.loads((run / "summary.json").read_text())
+    s.update(samples_test=n_test, test_accuracy=float(correct.mean()))
+    write_json_atomic(run / "summary.json", s)
+
+
+def test_compare_prints_intervals_and_mcnemar_worked_by_hand(tmp_path, capsys):
+    import numpy as np
+
+    # 100 test samples. dense right on 0..89 (90); pruned right on 0..79 and 90..98 (89).
+    # Discordant: only dense right 80..89 (10), only pruned right 90..98 (9):
+    # p = 2 * sum_{i<=9} C(19, i) / 2^19 = 2 * 262144 / 524288 = 1.0 (capped).
+    dense = make_run(tmp_path, "dense")
+    pruned = make_run(tmp_path, "dpap", pruner="dpap")
+    idx = np.arange(100)
+    _with_predictions(dense, idx < 90, 100)
+    _with_predictions(pruned, (idx < 80) | ((idx >= 90) & (idx < 99)), 100)
+    # a third run, right on only 0..69 (70): vs dense b = 20, c = 0 -> p = 2 / 2^20
+    worse = make_run(tmp_path, "worse", pruner="random")
+    _with_predictions(worse, idx < 70, 100)
+    out = tmp_path / "cmp.md"
+    assert main(["compare", str(dense), str(pruned), str(worse), "--out", str(out)]) == 0
+    md = capsys.readouterr().out
+    assert "| 90.00 | [82.56, 94.48] | 100 |" in md
+    assert "| 89.00 | [81.37, 93.75] | 100 |" in md
+    assert ("dense vs dpap: n = 100, 90 vs 89 correct; only dense right: 10, only dpap right: "
+            "9; p = 1 (not significant)") in md
+    assert "dense vs worse: n = 100, 90 vs 70 correct; only dense right: 20" in md
+    assert f"p = {2 / 2 ** 20:.4g} (significant)" in md
+    data = json.loads(out.with_suffix(".json").read_text())
+    t = data["mcnemar"][1]
+    assert (t["a_only"], t["b_only"], t["significant"]) == (20, 0, True)
+    assert t["p_value"] == 2 / 2 ** 20
+
+
+def test_compare_refuses_mcnemar_on_different_samples_and_reports_seed_spread(tmp_path,
+                                                                             capsys):
+    import numpy as np
+
+    runs = []
+    for seed, acc in ((0, 0.96), (1, 0.98), (2, 0.97)):
+        r = make_run(tmp_path, f"s{seed}", seed=seed, accs=(acc,))
+        runs.append(r)
+    _with_predictions(runs[0], np.arange(10) < 9, 10)
+    _with_predictions(runs[1], np.arange(20) < 19, 20)
+    assert main(["compare", *map(str, runs[:2])]) == 0
+    md = capsys.readouterr().out
+    assert "s0 vs s1: no test (s0 and s1 were tested on different samples)" in md
+    assert main(["compare", *map(str, runs)]) == 0
+    md = capsys.readouterr().out
+    assert "Seeds [0, 1, 2] (s0, s1, s2): accuracy" in md
