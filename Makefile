@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean-venv browser data
+.PHONY: install test demo bench clean-venv browser data readme-numbers
 
 install: $(STAMP) data
 
@@ -47,6 +47,12 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# Runs the documented configurations (digits seeds 0-2, MNIST) and rewrites the
+# <!-- numbers:begin --> ... <!-- numbers:end --> block of README.md. Long on 2 cores:
+# MNIST_FLAGS="--mnist-limit-train 10000" shortens it (the block then says so).
+readme-numbers: install
+	$(PY) benchmarks/readme_numbers.py $(MNIST_FLAGS)
 
 clean-venv:
 	rm -rf $(VENV)

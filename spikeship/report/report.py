@@ -90,11 +90,11 @@ def _headline(run: RunFiles, dense: RunFiles | None) -> list[list[Any]]:
     s = run.summary
     rows = [["dataset / model", f"{s.get('dataset')} / {s.get('model')}"],
             ["pruner", s.get("pruner")],
-            ["test accuracy (pruned), 95 % CI", _acc(s.get("test_accuracy"), s.get("samples_test"))]]
+            ["test accuracy (pruned)", _acc(s.get("test_accuracy"), s.get("samples_test"))]]
     dense_acc, dense_n = s.get("dense_baseline_accuracy"), None
     if dense is not None:
         dense_acc, dense_n = dense.summary.get("test_accuracy"), dense.summary.get("samples_test")
-    rows.append(["test accuracy (dense), 95 % CI", _acc(dense_acc, dense_n)])
+    rows.append(["test accuracy (dense)", _acc(dense_acc, dense_n)])
     rows.append(["pruning rate (prunable weights)", _fmt(s.get("pruning_rate"), pct=True)])
     rows.append(["weights remaining / total",
                  f"{s.get('params_remaining', 'n/a')} / {s.get('params_total', 'n/a')}"])

@@ -104,8 +104,8 @@ class SimResult:
             "samples": self.samples,
             "timesteps": self.timesteps,
             "accuracy": self.accuracy,
-            "accuracy_ci95": None if self.labels is None else wilson_interval(
-                int((self.predictions == self.labels).sum()), self.samples),
+            "accuracy_ci95": None if self.labels is None else list(wilson_interval(
+                int((self.predictions == self.labels).sum()), self.samples)),
             "layer_spikes": {k: int(v.sum()) for k, v in self.neuron_counts.items()},
             "layer_spikes_per_sample": {k: float(v.sum()) / max(self.samples, 1)
                                         for k, v in self.neuron_counts.items()},

@@ -392,8 +392,8 @@ class Trainer:
             "prune_options": dict(cfg.prune_options), "timesteps": cfg.timesteps,
             "seed": cfg.seed, "loss": cfg.loss,
             "test_accuracy": last["test_accuracy"],
-            "test_accuracy_ci95": wilson_interval(round(last["test_accuracy"] * len(self.data.test)),
-                                                  len(self.data.test)),
+            "test_accuracy_ci95": list(wilson_interval(
+                round(last["test_accuracy"] * len(self.data.test)), len(self.data.test))),
             "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics
                                       if m["test_accuracy"] is not None),
             "dense_baseline_accuracy": base,

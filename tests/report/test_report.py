@@ -1,5 +1,6 @@
 """report.md / report.html / plots from a run directory's files; rendered in Chromium."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -94,3 +95,13 @@ def test_chromium_check_catches_a_broken_image(tmp_path):
     out["html"].write_text(broken)
     dom = chromium_dump(out["html"])
     assert 'data-images-ok="no"' in re.search(r"<body[^>]*>", dom).group(0)
+
+
+def test_report_gives_accuracy_with_interval_and_size_when_known(tmp_path):
+    run = _fake_run(tmp_path / "run", [.5, .9], [1000, 600])
+    s = json.loads((run / "summary.json").read_text())
+    s["samples_test"] = 100
+    (run / "summary.json").write_text(json.dumps(s))
+    md = build_report(run, None)["md"].read_text()
+    # 90 of 100: Wilson 95 % [82.56, 94.48] (worked by hand in tests/test_stats.py)
+    assert "| test accuracy (pruned) | 90.00 % [82.56, 94.48] (n = 100) |" in md

