@@ -144,6 +144,10 @@ def mnist_block(dense: dict, dpap: dict, epochs: int, limit_train: int | None) -
              f"| wall time (s) / training samples per s | {dense['wall_s']:.0f} / "
              f"{train_n * epochs / dense['wall_s']:.0f} | {dpap['wall_s']:.0f} / "
              f"{train_n * epochs / dpap['wall_s']:.0f} |"]
+    if not dpap["pruning_rate"]:
+        lines.append("\nDPAP pruned nothing in this run: its first pruning decision comes "
+                     "after its warm-up (5 paper epochs), so DPAP and dense are the same "
+                     "network here; run more epochs (`--mnist-epochs`) to compare them.")
     if hasattr(t, "p_value"):
         lines.append(f"\nDPAP vs dense, exact McNemar on the same {t.n:,} samples: only dense "
                      f"right {t.a_only}, only DPAP right {t.b_only}, p = {t.p_value:.3g} "
