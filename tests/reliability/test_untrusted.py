@@ -148,9 +148,12 @@ def _calls(tree):
             yield node, ast.unparse(node.func)
 
 
+RESTRICTED_UNPICKLERS = ("spikeship/data/cifar.py", "spikeship/data/numpy_pickle.py")
+
+
 def test_source_never_unpickles_untrusted_data():
-    """Static audit of spikeship/: no ``pickle.load(s)`` outside the CIFAR reader's
-    restricted unpickler, ``torch.load`` only with ``weights_only=True``, ``np.load``
+    """Static audit of spikeship/: no ``pickle.load(s)`` outside the restricted unpicklers
+    of the CIFAR reader and of the MNIST file (``data/numpy_pickle.py``), ``torch.load`` only with ``weights_only=True``, ``np.load``
     only with ``allow_pickle=False``, no ``eval`` / ``exec`` / ``marshal`` / ``shelve``."""
     root = Path(spikeship.__file__).parent
     problems, seen = [], 0
@@ -172,12 +175,12 @@ def test_source_never_unpickles_untrusted_data():
                 if kw.get("allow_pickle") != "False":
                     problems.append(where + " without allow_pickle=False")
             elif name.endswith("Unpickler(") or (name.endswith(".load") and "Unpickler" in name):
-                if rel != "spikeship/data/cifar.py":
+                if rel not in RESTRICTED_UNPICKLERS:
                     problems.append(where)
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef) and any("Unpickler" in ast.unparse(b)
                                                       for b in node.bases):
-                if rel != "spikeship/data/cifar.py":
+                if rel not in RESTRICTED_UNPICKLERS:
                     problems.append(f"{rel}:{node.lineno} class {node.name}")
     assert seen >= 2, "the audit found no np.load at all: is it looking at the package?"
     assert problems == []
