@@ -172,7 +172,15 @@ def simulate_norse(graph, inputs: np.ndarray, *, dt_s: float | None = None,
             for t in range(steps):
                 x = torch.from_numpy(inputs[lo:lo + step, t] if batched else inputs[lo, t])
                 y, state = module(x, state)
-                out[lo:lo + step, t] = y.numpy().reshape(-1, *out.shape[2:])
+                y = y.numpy()
+                if y.size != (min(step, n - lo) if batched else 1) * int(np.prod(out.shape[2:])):
+                    # seen with a recurrent edge between flat-named nodes (Norse 1.1 reads
+                    # recurrence from snnTorch-style subgraphs, 'lif1.lif' / 'lif1.w_rec')
+                    raise SimulationError(
+                        f"Norse returned output of shape {tuple(y.shape)} at step {t}, "
+                        f"expected {tuple(out.shape[2:])} per sample: Norse does not run "
+                        f"this graph as NIR defines it")
+                out[lo:lo + step, t] = y.reshape(-1, *out.shape[2:])
                 for m in spiking:
                     c = state.cache[key[m]].numpy().reshape(-1, *counts[m].shape)
                     counts[m] += c.sum(0).astype(np.int64)

@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 
-from spikeship.errors import OptionError, SpikeshipError
+from spikeship.errors import OptionError, SimulationError, SpikeshipError
 from spikeship.sim import registry
 from spikeship.sim.base import Simulator
 from spikeship.sim.command import test_split
@@ -140,3 +140,73 @@ def test_cli_option_no_is_false_and_bad_options_exit_2(run, tmp_path, capsys):
         rc = cli.main(["simulate", str(run_dir), *argv])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and needle in err[0], err
+
+
+# ---- capabilities are facts: what a simulator claims it runs, it runs (agreeing with the
+# reference); what it does not claim, it refuses with a named error ----------------------
+def _capability_graph(kind: str):
+    """A small event-driven FC network; ``recurrent``: the hidden population also reads
+    itself through an Affine; ``per_neuron_tau``: the hidden neurons' tau differ."""
+    import nir
+
+    from tests.sim.lava.test_lava_fixtures import BETA, DT, _lif, _meta
+
+    rng = np.random.default_rng(3)
+    g = 1 / (1 - BETA)
+    hidden = _lif((6,))
+    if kind == "per_neuron_tau":
+        hidden = nir.LIF(tau=hidden.tau * np.linspace(0.5, 2.0, 6).astype(np.float32),
+                         r=hidden.r, v_leak=hidden.v_leak, v_threshold=hidden.v_threshold,
+                         v_reset=hidden.v_reset)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([4])}),
+        "fc0": nir.Affine(weight=rng.normal(0.3, 0.5, (6, 4)).astype(np.float32) * g,
+                          bias=np.zeros(6, np.float32)),
+        "lif1": hidden,
+        "fc2": nir.Affine(weight=rng.normal(0.3, 0.6, (3, 6)).astype(np.float32) * g,
+                          bias=np.zeros(3, np.float32)),
+        "lif3": _lif((3,)),
+        "output": nir.Output(output_type={"output": np.array([3])}),
+    }
+    edges = [("input", "fc0"), ("fc0", "lif1"), ("lif1", "fc2"), ("fc2", "lif3"),
+             ("lif3", "output")]
+    if kind == "recurrent":
+        nodes["rec"] = nir.Affine(weight=(-0.4 * np.eye(6)).astype(np.float32) * g,
+                                  bias=np.zeros(6, np.float32))
+        edges += [("lif1", "rec"), ("rec", "lif1")]
+    meta = _meta("frames", (4,))
+    del meta["encoding"]
+    assert DT == meta["dt"]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+# Found by this test: Norse 1.1 runs recurrence written as an snnTorch-style subgraph
+# ('lif1.lif' + 'lif1.w_rec', the braille fixtures) but not a recurrent Affine between
+# flat-named nodes (wrong output shape; now a SimulationError instead of a crash).
+KNOWN_GAPS = {("norse", "recurrent"): "Norse 1.1: recurrence only as a named subgraph"}
+NIR_SIMS = [p for p in PARAMS if registry.get(p.values[0]).artifact == "model.nir"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("capability", ["recurrent", "per_neuron_tau"])
+@pytest.mark.parametrize("name", NIR_SIMS)
+def test_capabilities_are_what_the_simulator_does(name, capability, tmp_path):
+    import nir
+
+    sim = registry.get(name)
+    nir.write(tmp_path / "model.nir", _capability_graph(capability))
+    x = (np.random.default_rng(0).random((3, 6, 4)) < 0.5).astype(np.float32)
+    if (name, capability) in KNOWN_GAPS:       # a named error, not a crash (until fixed)
+        with pytest.raises(SimulationError, match="does not run this graph"):
+            sim.run(tmp_path, x, None, {"progress": False})
+        return
+    if not getattr(sim.capabilities, capability):
+        with pytest.raises(SpikeshipError):
+            sim.run(tmp_path, x, None, {"progress": False})
+        return
+    ref = registry.get("reference").run(tmp_path, x, None, {"progress": False})
+    assert ref.output_spikes.any(), "the test graph must spike"
+    r = sim.run(tmp_path, x, None, {"progress": False})
+    r.compare_to(ref)
+    assert r.agreement["spikes"] >= (0.99 if "float" in sim.capabilities.precision else 0.9), \
+        r.agreement
