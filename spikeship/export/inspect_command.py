@@ -195,7 +195,9 @@ def describe_file(path: str | Path) -> dict:
     if suffix == ".onnx":
         return describe_onnx(path)
     if suffix in (".net", ".h5", ".hdf5"):
-        return describe_h5(path)
+        from spikeship.targets.loihi.netx_describe import describe_netx, is_netx
+
+        return describe_netx(path) if is_netx(path) else describe_h5(path)
     raise GraphError(f"{path}: unknown file type {suffix!r} (expected .nir, .onnx or .net)")
 
 
@@ -225,5 +227,7 @@ def inspect(file: Path, as_json: bool) -> None:
         elif r["type"] == "array":
             extra = "  array"
         click.echo(f"  {r['name']:14s} {r['type']:10s} {shape}{extra}")
+    if "importable" in d:
+        click.echo(f"spikeship import: {'yes' if d['importable'] is True else d['importable']}")
     click.echo(f"total: synapses {d['synapses_total']}, nonzero {d['nonzero_total']}, "
                f"neurons {d['neurons_total']}, sparsity {d['sparsity']:.3f}")

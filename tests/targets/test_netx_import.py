@@ -153,3 +153,30 @@ def test_optimize_weight_bits_is_netx_s(w):
     ref = netx_owb(w.astype(np.float64))
     np.testing.assert_array_equal(ours[0], ref[0])
     assert ours[1:] == (ref[1], ref[2])
+
+
+def test_inspect_reports_netx_neurons_synapses_and_layers():
+    from spikeship.export.inspect_command import describe_file
+
+    root = _gts_root()
+    d = describe_file(root / "tiny.net")
+    assert [r["type"] for r in d["layers"]] == ["netx:input", "netx:conv", "netx:conv"]
+    assert [r.get("neurons") for r in d["layers"]] == [768, 864, 36]   # 3x16x16, 24x6x6, 36
+    assert d["neurons_total"] == 1668 and d["synapses_total"] == 24 * 3 * 25 + 36 * 24 * 25
+    assert d["importable"] is True
+    d = describe_file(root / "gts/ntidigits/ntidigits.net")
+    assert d["neurons_total"] == 256 + 256 + 242 and d["layers"][2]["axonal_delay_max"] > 0
+    assert d["importable"].startswith("[netx-axonal-delay]")
+
+
+def test_imported_graph_survives_the_nir_file_round_trip(tmp_path):
+    from spikeship.export.nir_export import write_nir
+    from spikeship.sim.lava import load_graph
+
+    root = _gts_root()
+    write_nir(netx_import.netx_to_nir(root / "tiny.net"), tmp_path / "tiny.nir")
+    x = _static(np.load(root / "gts/tinynet/input_bias.npy"), 16)
+    g = load_graph(tmp_path / "tiny.nir")
+    r = LoihiEmulator(deployment_for(g, "fixed", x, {})).run(x)
+    gt = np.moveaxis(np.load(root / "gts/tinynet/output.npy")[0], -1, 0).reshape(16, -1)
+    np.testing.assert_array_equal(r.output_spikes[0, :15], gt[1:])

@@ -33,7 +33,7 @@ weight ``W`` adds ``W``), with ``a_s = iDecay / 4096`` and ``a_m = vDecay / 4096
 ``dt`` is 1 ms per step (netx has no unit of time; the file's ``simulation/Ts`` is
 kept as metadata). A netx ``input`` layer with a neuron is a population fed straight
 from the network's input port (``Input.inp`` -> ``neuron.a_in``); in NIR that is an
-identity synaptic layer (a depthwise 1x1 ``Conv2d`` of weight 1 for ``(C, H, W)``, an
+identity synaptic layer (a 1x1 ``Conv2d`` with the identity kernel for ``(C, H, W)``, an
 identity ``Affine`` for vectors) evaluated on the host (``encoding = "direct"``):
 the network input is the integer ``a_in`` of that layer at every step. lava-dl's
 reference tests instead load a static image into that layer's ``bias_mant``; with
@@ -91,6 +91,26 @@ def _group_dict(g: h5py.Group) -> dict:
     return out
 
 
+MAX_ARRAY_ELEMENTS = 2 ** 27     # an untrusted file declares sizes: check before reading
+MAX_TOTAL_ELEMENTS = 2 ** 28
+
+
+def _prescan(path, f: h5py.File) -> None:
+    total = 0
+
+    def visit(name, obj):
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            n = float(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1.0
+            total += n
+            if n > MAX_ARRAY_ELEMENTS or total > MAX_TOTAL_ELEMENTS:
+                raise GraphError(f"{path}: array {name} declares {obj.shape} elements (limits "
+                                 f"{MAX_ARRAY_ELEMENTS} per array, {MAX_TOTAL_ELEMENTS} in "
+                                 "all); refusing to read it")
+
+    f.visititems(visit)
+
+
 def read_netx(path: str | os.PathLike) -> list[dict]:
     """The layers of a netx file as plain dicts, in order (``layer/0``, ``layer/1``, ...)."""
     path = Path(path)
@@ -98,6 +118,7 @@ def read_netx(path: str | os.PathLike) -> list[dict]:
         raise GraphError(f"no netx file at {path}")
     try:
         with h5py.File(path, "r") as f:
+            _prescan(path, f)
             if "layer" not in f or not isinstance(f["layer"], h5py.Group):
                 raise GraphError(f"{path} is HDF5 but not netx: no 'layer' group")
             keys = sorted(f["layer"].keys(), key=lambda k: int(k) if k.isdigit() else 1 << 30)
@@ -268,8 +289,9 @@ def netx_to_nir(path: str | os.PathLike) -> nir.NIRGraph:
                     float(np.asarray(layer.get("bias", 0)).ravel()[0])}
             meta = {k: v for k, v in meta.items() if v is not None}
             if len(shape) == 3:
-                syn = nir.Conv2d(input_shape=shape[1:], weight=np.ones((shape[0], 1, 1, 1)),
-                                 stride=1, padding=0, dilation=1, groups=shape[0],
+                eye = np.eye(shape[0]).reshape(shape[0], shape[0], 1, 1)
+                syn = nir.Conv2d(input_shape=shape[1:], weight=eye,   # NIR types ignore groups
+                                 stride=1, padding=0, dilation=1, groups=1,
                                  bias=np.zeros(shape[0]), metadata=meta)
             else:
                 n = int(np.prod(shape))
