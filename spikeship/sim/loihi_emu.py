@@ -184,7 +184,7 @@ class LoihiEmulator:
             raise ConfigError(f"batch_size must be >= 1, got {bs}")
         counts = {p.name: torch.zeros(p.size, dtype=torch.int64, device=self.device)
                   for p in self.pops}
-        out_pop = next(p for p in self.pops if p.name == dep.output)
+        out_names = dep.output_populations()     # one, or the output's tau groups
         outputs, volts, spks, saturated = [], {k: [] for k in record_voltages}, \
             {k: [] for k in record_spikes}, 0
         t0 = time.perf_counter()
@@ -199,7 +199,8 @@ class LoihiEmulator:
                 res = self._run_batch(feeds, b, t, rec_v=record_voltages, rec_s=record_spikes)
                 for name, c in res["counts"].items():
                     counts[name] += c
-                outputs.append(res["spikes"][out_pop.name].cpu())
+                outputs.append(dep.assemble_output(
+                    {k: res["spikes"][k].cpu().numpy().reshape(b, t, -1) for k in out_names}))
                 for k in record_voltages:
                     volts[k].append(res["v"][k].cpu())
                 for k in record_spikes:
@@ -209,8 +210,9 @@ class LoihiEmulator:
         full = lambda parts, k, dt: torch.cat(parts).numpy().astype(dt).reshape(  # noqa: E731
             n, t, *shape_of[k])
         return EmuRun(
-            output_spikes=torch.cat(outputs).numpy().astype(np.uint8).reshape(n, t, -1),
-            counts={k: c.cpu().numpy().reshape(shape_of[k]) for k, c in counts.items()},
+            output_spikes=np.concatenate(outputs).astype(np.uint8).reshape(n, t, -1),
+            counts=dep.merge_counts({k: c.cpu().numpy().reshape(shape_of[k])
+                                     for k, c in counts.items()}),
             voltages={k: full(v, k, np.int64) for k, v in volts.items()},
             spikes={k: full(v, k, np.uint8) for k, v in spks.items()},
             input_saturated=saturated, streams_s=t1 - t0, sim_s=time.perf_counter() - t1)
@@ -277,7 +279,7 @@ class LoihiEmulator:
             spikes[p.name] = out
             if vrec is not None:
                 volts[p.name] = vrec
-        keep = set(rec_s) | {self.dep.output}
+        keep = set(rec_s) | set(self.dep.output_populations())
         return {"counts": {k: s.sum(dim=(0, 1)) for k, s in spikes.items()},
                 "spikes": {k: spikes[k] for k in keep}, "v": volts}
 

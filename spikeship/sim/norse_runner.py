@@ -18,7 +18,13 @@ refuses, so that what Norse runs *is* the graph's meaning:
 4. ``v_reset`` of LIF / CubaLIF / IF is ignored by Norse's importer (it resets to 0):
    a non-zero ``v_reset`` is refused. Norse's CubaLIF current also leaks towards
    ``v_leak``: a non-zero ``v_leak`` on a CubaLIF is refused.
-5. Node types Norse 1.1 does not map (``LI``, ``Scale``, ``AvgPool2d``) raise
+5. Start state: Norse's ``LIFBoxCell`` starts its membrane at ``v_leak``
+   (``initial_state``); NIR semantics, the reference, snnTorch and Lava start every
+   membrane at 0. The runner replaces each loaded LIF cell's ``state_fallback`` (the
+   function Norse calls for a missing state) with one returning ``v = 0`` of the same
+   shape: no Norse source is changed, and a non-zero ``v_leak`` then means what it
+   means in NIR (the level the membrane leaks towards).
+6. Node types Norse 1.1 does not map (``LI``, ``Scale``, ``AvgPool2d``) raise
    :class:`UnsupportedNodeError`.
 
 Recurrent edges: nirtorch's ``GraphExecutor`` feeds a node's recurrent input from the
@@ -118,7 +124,26 @@ def load_norse(g: LoadedGraph, dt_s: float):
             module = norse_torch.from_nir(graph, ignore_warnings=True, dt=float(dt_s))
         except (ValueError, TypeError, KeyError, AssertionError, RuntimeError) as e:
             raise SimulationError(f"Norse cannot load the graph: {e}") from e
+    n = _start_from_zero(module)
+    if n:
+        notes.append(f"{n} LIF population(s) with v_leak != 0 start at v = 0 (Norse: at v_leak)")
     return module, notes
+
+
+def _start_from_zero(module) -> int:
+    """Make every ``LIFBoxCell`` of ``module`` start from ``v = 0`` (item 5 above)."""
+    import torch
+    from norse.torch.functional.lif_box import LIFBoxFeedForwardState
+    from norse.torch.module.lif_box import LIFBoxCell
+
+    n = 0
+    for m in module.modules():
+        if isinstance(m, LIFBoxCell):
+            def zero(x, p=m.p):
+                return LIFBoxFeedForwardState(v=torch.zeros_like(torch.as_tensor(p.v_leak)))
+            m.state_fallback = zero
+            n += bool(torch.as_tensor(m.p.v_leak).any())
+    return n       # cells where it makes a difference (v_leak != 0)
 
 
 def _batch_flatten(module) -> int:

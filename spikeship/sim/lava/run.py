@@ -132,8 +132,10 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
             frames[k][:] = lava_host.to_lava_stream(arr[j * c:(j + 1) * c], net.chunk_steps, dtype)
 
     counts = {p.name: np.zeros(p.lava_shape, dtype=np.int64) for p in dep.populations}
-    out_pop = dep.population(dep.output)
-    out_raw = np.zeros((total, *out_pop.lava_shape), dtype=np.uint8)
+    out_names = dep.output_populations()     # one, or the output's tau groups
+    out_raw = {k: np.zeros((total, *dep.population(k).lava_shape), dtype=np.uint8)
+               for k in out_names}
+    out_depth = dep.population(out_names[0]).depth
     sink_frames = {p.name: net.sink_frames(p.name) for p in dep.populations}
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if dep.precision == "fixed" else "floating_pt")
     prog, task = _progress(progress, n, f"{target} ({n} samples)")
@@ -153,8 +155,8 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
                 lo, hi = max(0, p.depth - g0), min(steps, n * t + p.depth - g0)
                 if hi > lo:
                     counts[p.name] += s[lo:hi].sum(axis=0, dtype=np.int64)
-                if p.name == dep.output:
-                    out_raw[g0:g0 + steps] = s
+                if p.name in out_raw:
+                    out_raw[p.name][g0:g0 + steps] = s
             prog.update(task, completed=min(n, (j + 1) * c))
         run_s = time.perf_counter() - run0
         if traces is not None:
@@ -162,8 +164,10 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
                 v = np.asarray(session.get_monitor(mon)[net.populations[name].name]["v"])
                 traces[f"v/{name}"] = _to_nir_steps(v.reshape(total,
                                                               *dep.population(name).lava_shape))
-            traces[f"spikes/{dep.output}"] = _to_nir_steps(out_raw)
-    aligned = out_raw[out_pop.depth:out_pop.depth + n * t]
+            for k in out_names:
+                traces[f"spikes/{k}"] = _to_nir_steps(out_raw[k])
+    output = dep.assemble_output({k: _to_nir_steps(v[out_depth:out_depth + n * t]).reshape(
+        n, t, -1) for k, v in out_raw.items()})
     extra = {
         "lava_precision": dep.precision, "input_mode": dep.input_mode,
         "lava_steps": total, "chunks": n_chunks, "compile_s": compile_s, "run_s": run_s,
@@ -174,8 +178,8 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
     if dep.report:
         extra["quantisation"] = dep.report
     return SimResult.from_run(
-        target, x, _to_nir_steps(aligned).reshape(n, t, -1),
-        {k: np.transpose(v) for k, v in counts.items()}, labels,
+        target, x, output,
+        dep.merge_counts({k: np.transpose(v) for k, v in counts.items()}), labels,
         time.perf_counter() - wall0, extra)
 
 

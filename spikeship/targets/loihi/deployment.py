@@ -153,6 +153,39 @@ class Deployment:
     output: str                      # population feeding the NIR Output node
     source_graph: str = ""           # free text: where the graph came from
     report: dict[str, Any] = field(default_factory=dict)   # quantisation report (fixed)
+    # NIR population split into Lava populations of equal time constants (see lower):
+    # name -> (NIR shape, ((group population, flat C-order member indices), ...))
+    groups: dict[str, tuple[tuple[int, ...], tuple[tuple[str, np.ndarray], ...]]] = \
+        field(default_factory=dict)
+
+    def output_populations(self) -> list[str]:
+        """The Lava populations holding the output (one, or the output's groups)."""
+        if self.output in self.groups:
+            return [name for name, _ in self.groups[self.output][1]]
+        return [self.output]
+
+    def assemble_output(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """``(N, T, classes)`` from the output populations' ``(N, T, n_j)`` spikes."""
+        if self.output not in self.groups:
+            return parts[self.output]
+        shape, members = self.groups[self.output]
+        first = next(iter(parts.values()))
+        out = np.zeros((*first.shape[:2], int(np.prod(shape))), dtype=first.dtype)
+        for name, idx in members:
+            out[:, :, idx] = parts[name].reshape(*first.shape[:2], -1)
+        return out
+
+    def merge_counts(self, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-population arrays keyed by NIR population (groups put back in place)."""
+        out = {k: v for k, v in counts.items()
+               if not any(k in dict(m) for _, m in self.groups.values())}
+        for name, (shape, members) in self.groups.items():
+            first = counts[members[0][0]]
+            full = np.zeros(int(np.prod(shape)), dtype=np.asarray(first).dtype)
+            for g, idx in members:
+                full[idx] = np.asarray(counts[g]).reshape(-1)
+            out[name] = full.reshape(shape)
+        return out
 
     @property
     def depth(self) -> int:

@@ -61,6 +61,7 @@ from spikeship.targets.loihi import rules
 from spikeship.targets.loihi.deployment import (SOURCE_CONST, SOURCE_INPUT, Deployment,
                                                 HostLayerSpec, PopulationSpec, SynapseSpec)
 from spikeship.targets.loihi.nir_walk import NEURONS, FoldedLayer, NirWalk, _kind, fold_path
+from spikeship.targets.loihi.tau_groups import subset_node, tau_groups
 
 
 def graph_dt(graph: nir.NIRGraph, dt_s: float | None) -> float | None:
@@ -165,35 +166,86 @@ def lower(graph: nir.NIRGraph, *, dt_s: float | None = None, input_mode: str | N
     rules.output_is_population(g.output, _kind(g.node(out_src)))
 
     populations, synapses, hosts, used = [], [], [], set()
+    split: dict[str, tuple[tuple[int, ...], tuple[tuple[str, np.ndarray], ...]]] = {}
     for p in sorted(pops, key=lambda n: (depth[n], pops.index(n))):
         shape = g.shape(p)
-        nrn = _neuron(p, g.node(p), shape, dt_s)
-        bias, slow_bias = nrn.leak_bias.copy(), np.zeros(shape)
-        for src, ops in paths[p]:
-            lin = fold_path(g, ops)
-            _apply_gain(ops[-1], lin, nrn.gain, shape)
-            name = ops[-1] if ops[-1] not in used else f"{ops[-1]}->{p}"
-            used.add(name)
-            b_full = _bias_full(lin, shape)
-            if current and src == g.input:
-                hosts.append(HostLayerSpec(name, lin.kind, p, lin.weights, b_full,
-                                           lin.source_shape, lin.stride, lin.padding,
-                                           lin.dilation, lin.groups, lin.folded))
-                continue
-            synapses.append(_synapse(name, lin, src, p, g, input_message_bits))
-            if nrn.du < 1.0:         # CubaLIF with a slow current: bias through the current
-                slow_bias += b_full
-            else:
-                bias += b_full
-        if np.any(slow_bias != 0):
-            synapses.append(SynapseSpec(f"{p}.bias", "dense", SOURCE_CONST, p,
-                                        slow_bias.reshape(-1, 1), source_shape=(1,)))
-        populations.append(PopulationSpec(
-            p, _kind(g.node(p)), shape, depth[p], nrn.du, nrn.dv, nrn.vth, bias,
-            np.zeros(shape, dtype=np.int64), nrn.v_scale))
+        members = tau_groups(p, g.node(p), shape)
+        if members is not None:
+            _check_splittable(g, p, paths)
+            split[p] = (shape, tuple((f"{p}~{j}", m) for j, m in enumerate(members)))
+        for j, (name, idx) in enumerate(split[p][1] if members is not None else [(p, None)]):
+            node = g.node(p) if idx is None else subset_node(g.node(p), shape, idx)
+            gshape = shape if idx is None else (len(idx),)
+            pop, syns, hls = _population(g, p, name, node, gshape, idx, depth[p], paths[p],
+                                         dt_s, current, input_message_bits, used, split)
+            populations.append(pop)
+            synapses += syns
+            hosts += hls
     return Deployment("float", float(dt_s) if dt_s is not None else 0.0, g.input_shape,
                       input_mode, int(input_message_bits) if not current else 0,
-                      tuple(populations), tuple(synapses), tuple(hosts), out_src, source)
+                      tuple(populations), tuple(synapses), tuple(hosts), out_src, source,
+                      groups=split)
+
+
+def _population(g, p, name, node, shape, idx, depth, paths, dt_s, current, bits, used, split):
+    """One Lava population (all of NIR population ``p``, or its group ``idx``), its
+    incoming synapses and host layers."""
+    nrn = _neuron(p, node, shape, dt_s)
+    bias, slow_bias = nrn.leak_bias.copy(), np.zeros(shape)
+    synapses, hosts = [], []
+    for src, ops in paths:
+        lin = fold_path(g, ops)
+        if idx is not None:            # a group: its rows only (dense, checked)
+            lin.weights, lin.mask = lin.weights[idx], lin.mask[idx]
+            lin.bias = None if lin.bias is None else lin.bias.reshape(-1)[idx]
+        _apply_gain(ops[-1], lin, nrn.gain, shape)
+        syn = ops[-1] if idx is None else f"{ops[-1]}->{name}"
+        syn = syn if syn not in used else f"{ops[-1]}->{name}"
+        used.add(syn)
+        b_full = _bias_full(lin, shape)
+        if current and src == g.input:
+            hosts.append(HostLayerSpec(syn, lin.kind, name, lin.weights, b_full,
+                                       lin.source_shape, lin.stride, lin.padding,
+                                       lin.dilation, lin.groups, lin.folded))
+            continue
+        if src in split:               # the source is split: one synapse per source group
+            for sname, sidx in split[src][1]:
+                part = replace(lin, weights=lin.weights[:, sidx], mask=lin.mask[:, sidx],
+                               source_shape=(len(sidx),), flatten=False)
+                synapses.append(_synapse(f"{syn}<{sname}", part, sname, name, g, bits))
+        else:
+            synapses.append(_synapse(syn, lin, src, name, g, bits))
+        if nrn.du < 1.0:         # CubaLIF with a slow current: bias through the current
+            slow_bias += b_full
+        else:
+            bias += b_full
+    if np.any(slow_bias != 0):
+        synapses.append(SynapseSpec(f"{name}.bias", "dense", SOURCE_CONST, name,
+                                    slow_bias.reshape(-1, 1), source_shape=(1,)))
+    pop = PopulationSpec(name, _kind(node), shape, depth, nrn.du, nrn.dv, nrn.vth, bias,
+                         np.zeros(shape, dtype=np.int64), nrn.v_scale)
+    return pop, synapses, hosts
+
+
+def _check_splittable(g: NirWalk, p: str, paths: dict) -> None:
+    """A population with several time constants is split into groups of equal ones: only
+    where every synapse into and out of it is an Affine/Linear (rule
+    ``uniform-time-constant``)."""
+    why = None
+    for src, ops in paths[p]:
+        if _kind(g.node(ops[-1])) == "Conv2d":
+            why = f"it is fed by Conv2d '{ops[-1]}'"
+        if src == p:
+            why = "it is recurrent"
+    for q, ps in paths.items():
+        for src, ops in ps:
+            if src == p and q != p and _kind(g.node(ops[-1])) == "Conv2d":
+                why = f"it feeds Conv2d '{ops[-1]}'"
+    if why:
+        raise rules.violation("uniform-time-constant", p,
+                              f"time constants vary across neurons and {why}: Lava's du/dv "
+                              "are one value per population and a conv (per-pixel time "
+                              "constants) or recurrent population cannot be split into groups")
 
 
 def _apply_gain(name: str, lin: FoldedLayer, gain: np.ndarray, shape) -> None:

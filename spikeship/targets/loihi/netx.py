@@ -98,6 +98,8 @@ def check_netx(dep: Deployment) -> None:
         vals = ff[0].weights.data if ff[0].kind == "sparse" else np.asarray(ff[0].weights)
         if not np.any(vals):
             why.append(f"every weight into '{p.name}' is zero (netx cannot size it)")
+    if dep.groups:
+        why.append(f"{sorted(dep.groups)} have per-neuron time constants (a netx layer has one)")
     if len({p.name for p in pops} - {dep.output}) != len(pops) - 1 or pops[-1].name != dep.output:
         why.append("the output must be the last layer")
     if why:
