@@ -21,7 +21,7 @@ from pathlib import Path
 
 from spikeship.errors import ConfigError, RuleError, RunDirError
 from spikeship.io import write_json_atomic
-from spikeship.energy import artifacts, vanish
+from spikeship.energy import artifacts, neurobench_convention, vanish
 from spikeship.energy.model import ann_comparison, price
 from spikeship.energy.synops import SpikeCounts, SynopsReport, count_synops
 from spikeship.targets.registry import all_specs, get_spec, mapped_chips
@@ -221,6 +221,7 @@ def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str |
             "neuron_updates.active": "updates in a step where the neuron fires (= spikes)",
             "spikes_routed": "spikes emitted by all populations (+ binary input events)"},
         "notes": list(rep.notes),
+        "synops_neurobench": neurobench_convention.for_run(run_dir, graph, original_shapes),
         "vanish_check": ({"passed": None, "note": "no checkpoint: nothing to compare with"}
                          if van is None else {**van.to_json(), "summary": van.summary(),
                                               "strict": strict,

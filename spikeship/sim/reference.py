@@ -224,13 +224,15 @@ def batch_within_budget(g: LoadedGraph, dtype: str, batch_size: int,
 
 def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str = "float64",
              batch_size: int = 256, recurrent_init: str = "bias",
-             memory_budget_bytes: int = MEMORY_BUDGET_BYTES
+             memory_budget_bytes: int = MEMORY_BUDGET_BYTES,
+             pool_nonzero: dict[str, np.ndarray] | None = None
              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run ``graph`` (LoadedGraph, ``nir.NIRGraph`` or path) on ``inputs`` (N, T, *input shape).
 
     Returns the graph output per step, (N, T, *output shape) float, and the spike count
     of every spiking node (LIF / IF / CubaLIF) summed over samples and steps, in the
-    node's shape. Batches of ``batch_size`` samples, fewer if their state would exceed
+    node's shape. ``pool_nonzero`` (a dict, optional) receives, per SumPool2d/AvgPool2d
+    node, how often each output position was non-zero. Batches of ``batch_size`` samples, fewer if their state would exceed
     ``memory_budget_bytes`` (see :func:`batch_within_budget`).
     """
     g = _as_graph(graph)
@@ -246,6 +248,8 @@ def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str
     n, steps = inputs.shape[:2]
     out = np.zeros((n, steps, *g.out_shape[g.output]), dtype=np.float64)
     counts = {m: torch.zeros(g.out_shape[m], dtype=torch.float64) for m in g.neuron_nodes()}
+    pools = {m: torch.zeros(g.out_shape[m], dtype=torch.float64) for m in g.order
+             if g.type_of(m) in ("SumPool2d", "AvgPool2d")} if pool_nonzero is not None else {}
     with torch.no_grad():
         for lo in range(0, n, batch_size):
             xb = torch.from_numpy(np.ascontiguousarray(inputs[lo:lo + batch_size]))
@@ -255,6 +259,10 @@ def simulate(graph, inputs: np.ndarray, *, dt_s: float | None = None, dtype: str
                 out[lo:lo + xb.shape[0], t] = outs[g.output].double().numpy()
                 for m in counts:
                     counts[m] += outs[m].sum(0).double()
+                for m in pools:
+                    pools[m] += (outs[m] != 0).sum(0).double()
+    if pool_nonzero is not None:
+        pool_nonzero.update({m: c.numpy().astype(np.int64) for m, c in pools.items()})
     return out, {m: c.numpy().astype(np.int64) for m, c in counts.items()}
 
 
@@ -266,16 +274,19 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     path = Path(run_dir) / "model.nir"
     g = read_nir(path)
     t0 = time.perf_counter()
+    pools: dict[str, np.ndarray] = {}
     out, counts = simulate(g, inputs, dt_s=o.dt_s, dtype=o.dtype,
                            batch_size=o.batch_size,
                            recurrent_init=o.recurrent_init,
-                           memory_budget_bytes=o.memory_budget_mb << 20)
+                           memory_budget_bytes=o.memory_budget_mb << 20,
+                           pool_nonzero=pools)
     wall = time.perf_counter() - t0
     if not np.isin(out, (0.0, 1.0)).all():
         raise SimulationError(f"{path}: the graph's output is not a spike train (0/1)")
-    return SimResult.from_run("reference", inputs, out, counts, labels, wall,
-                              {"dtype": o.dtype, "dt_s": o.dt_s or g.dt_s,
-                               "graph": str(path)})
+    res = SimResult.from_run("reference", inputs, out, counts, labels, wall,
+                             {"dtype": o.dtype, "dt_s": o.dt_s or g.dt_s, "graph": str(path)})
+    res.pool_nonzero = pools     # neurobench's convention counts from these
+    return res
 
 
 class ReferenceOptions(Options):

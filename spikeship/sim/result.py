@@ -15,6 +15,9 @@ energy estimator and the agreement checks need:
 - ``input_count``: per-input-element sum over samples and time of ``|x| > 0`` (how
   many times each input element was non-zero), in the input's shape.
 - ``input_sum``: the same with the values (for graded / direct-encoded input).
+- ``nonzero/<pool>``: per output position of NIR pool node ``<pool>``, in how many
+  (sample, step) pairs its value was non-zero (targets that evaluate pools: reference);
+  neurobench's convention counts the layer after a pool from these.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class SimResult:
     wall_time_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)   # target-specific numbers
     agreement: dict[str, Any] | None = None        # filled by compare_to()
+    pool_nonzero: dict[str, np.ndarray] = field(default_factory=dict)   # pool -> counts
 
     @classmethod
     def from_run(cls, target: str, inputs: np.ndarray, output_spikes: np.ndarray,
@@ -124,6 +128,7 @@ class SimResult:
         if self.labels is not None:
             arrays["labels"] = self.labels.astype(np.int64)
         arrays.update({f"count/{k}": v for k, v in self.neuron_counts.items()})
+        arrays.update({f"nonzero/{k}": v for k, v in self.pool_nonzero.items()})
         path = run_dir / f"simulate-{self.target}.json"
         # both or neither: the two renames happen only after both files are written
         with atomic_path(run_dir / f"simulate-{self.target}.npz") as tmp_npz, \
@@ -160,6 +165,8 @@ class SimResult:
                 labels=arrays.get("labels"), wall_time_s=float(meta.get("wall_time_s", 0.0)),
                 extra={k: v for k, v in meta.items() if k not in known},
                 agreement=meta.get("agreement_with_training"),
+                pool_nonzero={k[len("nonzero/"):]: v for k, v in arrays.items()
+                              if k.startswith("nonzero/")},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise RunDirError(f"malformed simulation result {jpath} / {npath}: "
