@@ -1,0 +1,190 @@
+"""Run anyone's network: a standalone ``.nir`` or lava-dl netx ``.net`` file, no training run.
+
+``spikeship simulate FILE`` / ``spikeship energy FILE`` with ``--input X.npy`` turn the
+file into an output directory that looks like a run directory to every target and to
+the energy estimator:
+
+- ``model.nir``: the file itself (validated by spikeship's importer), or the NIR graph
+  imported from the netx file (:mod:`spikeship.targets.loihi.netx_import`: netx's own
+  integers kept, so ``lava-fixed`` and ``loihi-emu`` run it bit for bit). ``--dt`` is
+  written into its metadata (NIR has no default time step).
+- ``input.npy`` / ``labels.npy``: what was run, so the directory is self-contained.
+- ``simulate-<target>.json/.npz`` and ``energy.json`` as for a run directory.
+
+Input ``X.npy``: ``(N, T, *input_shape)`` spikes/currents per step, or ``(N,
+*input_shape)`` static currents repeated for ``--timesteps`` steps (direct encoding).
+For a netx file with an input neuron layer the values are that layer's ``a_in``
+integers (lava-dl's reference tests load the same image into its bias).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from spikeship.errors import ConfigError, GraphError, RunDirError
+
+NEEDS_DT = ("LIF", "CubaLIF", "LI")
+SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with dt = 1e-4
+
+
+def _read_graph(path: Path) -> nir.NIRGraph:
+    from spikeship.export.nir_import import read_nir
+
+    return read_nir(path).graph
+
+
+def load_file(path: str | os.PathLike) -> nir.NIRGraph:
+    """The NIR graph of a ``.nir`` file or of a netx ``.net`` / ``.h5`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"no file at {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".nir":
+        return _read_graph(path)
+    if suffix in (".net", ".h5", ".hdf5"):
+        from spikeship.targets.loihi.netx_import import netx_to_nir
+
+        return netx_to_nir(path)
+    raise ConfigError(f"{path}: expected a .nir or a netx .net file, got {suffix!r}")
+
+
+def with_dt(graph: nir.NIRGraph, dt_s: float | None, source: str) -> nir.NIRGraph:
+    """``graph`` with ``dt`` metadata: ``dt_s`` if given, else its own; a graph without
+    one whose neurons need it is a one-line :class:`ConfigError`."""
+    meta = dict(graph.metadata or {})
+    if dt_s is not None:
+        if not (dt_s > 0 and np.isfinite(dt_s)):
+            raise ConfigError(f"--dt must be a positive number of seconds, got {dt_s}")
+        meta["dt"] = float(dt_s)
+    elif meta.get("dt") is None:
+        kinds = sorted({type(n).__name__ for n in graph.nodes.values()} & set(NEEDS_DT))
+        if kinds:
+            raise ConfigError(f"{source} has no 'dt' metadata and its {', '.join(kinds)} nodes "
+                              f"need one: pass --dt SECONDS (snnTorch's export_to_nir writes "
+                              f"none; its convention is dt = {SNNTORCH_DT_S:g})")
+    return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
+
+
+def load_inputs(path: str | os.PathLike, input_shape: tuple[int, ...],
+                timesteps: int | None) -> np.ndarray:
+    """``(N, T, *input_shape)`` from ``X.npy`` (see the module docstring)."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read --input {path}: {e}") from e
+    if x.dtype.kind not in "biuf":
+        raise ConfigError(f"--input {path}: numbers expected, got dtype {x.dtype}")
+    shape, k = tuple(input_shape), len(input_shape)
+    if x.ndim == k + 2 and tuple(x.shape[2:]) == shape:
+        if timesteps is not None and timesteps != x.shape[1]:
+            raise ConfigError(f"--timesteps {timesteps} but --input has T = {x.shape[1]}")
+        out = x
+    elif x.ndim == k + 1 and tuple(x.shape[1:]) == shape:
+        if timesteps is None:
+            raise ConfigError(f"--input {path} is static (N, {', '.join(map(str, shape))}): "
+                              "pass --timesteps T to repeat it over T steps")
+        out = np.repeat(x[:, None], int(timesteps), axis=1)
+    else:
+        raise ConfigError(f"--input {path} has shape {x.shape}; the graph's input is "
+                          f"{list(shape)}: expected (N, T, {', '.join(map(str, shape))}) or "
+                          f"(N, {', '.join(map(str, shape))}) with --timesteps")
+    if out.shape[0] < 1 or out.shape[1] < 1:
+        raise ConfigError(f"--input {path} holds no sample or no step: {x.shape}")
+    if not np.all(np.isfinite(out)):
+        raise ConfigError(f"--input {path} contains NaN or Inf")
+    return np.ascontiguousarray(out.astype(np.float64 if x.dtype.kind == "f" else np.int64))
+
+
+def load_labels(path: str | os.PathLike | None, n: int) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        y = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read --labels {path}: {e}") from e
+    if y.shape != (n,) or y.dtype.kind not in "iu":
+        raise ConfigError(f"--labels {path} must be ({n},) integers, got {y.shape} {y.dtype}")
+    return y.astype(np.int64)
+
+
+def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labels_path=None,
+            dt_s: float | None = None, timesteps: int | None = None
+            ) -> tuple[Path, np.ndarray, np.ndarray | None]:
+    """Write ``out/model.nir`` (+ ``input.npy``, ``labels.npy``, ``standalone.json``);
+    return the directory, inputs and labels."""
+    from spikeship.export.nir_export import write_nir
+    from spikeship.export.nir_import import load_graph
+
+    file, out = Path(file), Path(out)
+    graph = with_dt(load_file(file), dt_s, str(file))
+    loaded = load_graph(graph)          # validates (shapes, NaN, edges) before writing
+    x = load_inputs(input_path, tuple(loaded.out_shape[loaded.input]), timesteps)
+    y = load_labels(labels_path, x.shape[0])
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    write_nir(graph, out / "model.nir")
+    np.save(out / "input.npy", x)
+    if y is not None:
+        np.save(out / "labels.npy", y)
+    elif (out / "labels.npy").exists():
+        (out / "labels.npy").unlink()
+    (out / "standalone.json").write_text(json.dumps({
+        "source_file": str(file), "dt_s": graph.metadata.get("dt"),
+        "input": str(input_path), "input_shape": list(x.shape),
+        "labels": None if labels_path is None else str(labels_path)}, indent=2))
+    return out, x, y
+
+
+def default_out(file: str | os.PathLike) -> Path:
+    """``<file stem>.spikeship/`` beside the file."""
+    p = Path(file)
+    return p.with_name(p.stem + ".spikeship")
+
+
+def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
+                  timesteps=None, out=None, options: dict | None = None):
+    """Run ``target`` on a standalone file; compared with the reference simulator (the
+    yardstick when there is no trained model). Returns the result (saved in ``out``)."""
+    from spikeship.sim.registry import get_target
+
+    if target == "snntorch":
+        raise ConfigError("target 'snntorch' needs a training run; a standalone file has none")
+    out, x, y = prepare(file, out or default_out(file), input_path=input_path,
+                        labels_path=labels_path, dt_s=dt_s, timesteps=timesteps)
+    result = get_target(target)(out, x, y, dict(options or {}))
+    if target != "reference":
+        base = get_target("reference")(out, x, y, {})
+        base.compare_to(base)
+        base.save(out)
+        result.compare_to(base)
+    else:
+        result.compare_to(result)
+    result.extra["compared_with"] = "reference"
+    result.save(out)
+    return result, out
+
+
+def is_standalone_file(path: str | os.PathLike) -> bool:
+    """Whether a CLI argument names a model file (not a run directory)."""
+    p = Path(path)
+    return p.is_file() and p.suffix.lower() in (".nir", ".net", ".h5", ".hdf5")
+
+
+def energy_file(file, *, input_path, labels_path=None, dt_s=None, timesteps=None, out=None,
+                spikes_from: str = "reference", hardware: str = "loihi",
+                options: dict | None = None):
+    """Simulate a standalone file (``spikes_from`` target, and the reference) and build its
+    ``energy.json`` document from those spikes. Returns ``(doc, out)``."""
+    from spikeship.sim.energy.report import estimate, write_energy
+
+    _, out = simulate_file(file, spikes_from, input_path=input_path, labels_path=labels_path,
+                           dt_s=dt_s, timesteps=timesteps, out=out, options=options)
+    doc, _ = estimate(out, hardware=hardware, spikes_from=spikes_from, check_lava=False)
+    write_energy(out, doc)
+    return doc, out
