@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("spikeship.report.compare:compare", "Compare run directories in a paper-style table."),
     "report": ("spikeship.report.command:report", "Write report.md / report.html / plots for a run."),
     "pipeline": ("spikeship.pipeline:pipeline", "Train, export, simulate, price and report in one go."),
-    "inspect": ("spikeship.export.inspect_command:inspect", "Show what a NIR/ONNX/netx file holds."),
+    "inspect": ("spikeship.targets.inspect_command:inspect", "Show what a NIR/ONNX/netx file holds."),
     "targets": ("spikeship.sim.targets_command:targets", "List the simulators (options, capabilities) and chips."),
     "data": ("spikeship.data.command:data", "Fetch datasets into the data cache (mnist)."),
 }

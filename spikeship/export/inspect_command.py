@@ -195,9 +195,7 @@ def describe_file(path: str | Path) -> dict:
     if suffix == ".onnx":
         return describe_onnx(path)
     if suffix in (".net", ".h5", ".hdf5"):
-        from spikeship.targets.loihi.netx_describe import describe_netx, is_netx
-
-        return describe_netx(path) if is_netx(path) else describe_h5(path)
+        return describe_h5(path)
     raise GraphError(f"{path}: unknown file type {suffix!r} (expected .nir, .onnx or .net)")
 
 
@@ -206,7 +204,11 @@ def describe_file(path: str | Path) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 def inspect(file: Path, as_json: bool) -> None:
     """Show the layers, shapes, synapse counts and sparsity of FILE."""
-    d = describe_file(file)
+    show(describe_file(file), as_json)
+
+
+def show(d: dict, as_json: bool = False) -> None:
+    """Print a file description (text, or JSON with ``as_json``)."""
     if as_json:
         click.echo(json.dumps(d, indent=2, default=str))
         return

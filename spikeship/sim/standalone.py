@@ -33,7 +33,7 @@ SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with
 
 
 def _read_graph(path: Path) -> nir.NIRGraph:
-    from spikeship.export.nir_import import read_nir
+    from spikeship.nir.read import read_nir
 
     return read_nir(path).graph
 
@@ -118,7 +118,7 @@ def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labe
     """Write ``out/model.nir`` (+ ``input.npy``, ``labels.npy``, ``standalone.json``);
     return the directory, inputs and labels."""
     from spikeship.export.nir_export import write_nir
-    from spikeship.export.nir_import import load_graph
+    from spikeship.nir.read import load_graph
 
     file, out = Path(file), Path(out)
     graph = with_dt(load_file(file), dt_s, str(file))
@@ -175,16 +175,3 @@ def is_standalone_file(path: str | os.PathLike) -> bool:
     p = Path(path)
     return p.is_file() and p.suffix.lower() in (".nir", ".net", ".h5", ".hdf5")
 
-
-def energy_file(file, *, input_path, labels_path=None, dt_s=None, timesteps=None, out=None,
-                spikes_from: str = "reference", hardware: str = "loihi",
-                options: dict | None = None):
-    """Simulate a standalone file (``spikes_from`` target, and the reference) and build its
-    ``energy.json`` document from those spikes. Returns ``(doc, out)``."""
-    from spikeship.sim.energy.report import estimate, write_energy
-
-    _, out = simulate_file(file, spikes_from, input_path=input_path, labels_path=labels_path,
-                           dt_s=dt_s, timesteps=timesteps, out=out, options=options)
-    doc, _ = estimate(out, hardware=hardware, spikes_from=spikes_from, check_lava=False)
-    write_energy(out, doc)
-    return doc, out

@@ -9,7 +9,7 @@ import pytest
 
 from spikeship import bench
 from spikeship._optional import require
-from spikeship.export.command import export_run
+from spikeship.targets.export_command import export_run
 from spikeship.sim.command import simulate_run
 from spikeship.energy.report import estimate
 from tests.export.nets import make_run

@@ -21,7 +21,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spikeship.export.nir_import import load_graph
+from spikeship.nir.read import load_graph
 from spikeship.sim.loihi_emu import LoihiEmulator
 from spikeship.sim.reference import ReferenceSim
 from spikeship.targets.loihi.lower import lower
@@ -132,7 +132,7 @@ LAVA = {"graphs": 0, "tie_flips": 0}
           suppress_health_check=[HealthCheck.too_slow])
 @given(graphs())
 def test_lava_float_and_fixed_on_random_graphs(case):
-    from spikeship.sim.lava_run import run_deployment
+    from spikeship.sim.lava.run import run_deployment
 
     g, x = case
     out, counts, ties, _ = reference(g, x)

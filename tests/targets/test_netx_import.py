@@ -68,7 +68,7 @@ def test_tinynet_every_layer_reproduces_golden_spikes_on_the_emulator():
 
 @pytest.mark.lava
 def test_tinynet_lava_fixed_reproduces_golden_output_and_voltages(tmp_path):
-    from spikeship.sim.lava_run import run_deployment
+    from spikeship.sim.lava.run import run_deployment
 
     root = _gts_root()
     x = _static(np.load(root / "gts/tinynet/input_bias.npy"), 16)
@@ -156,7 +156,7 @@ def test_optimize_weight_bits_is_netx_s(w):
 
 
 def test_inspect_reports_netx_neurons_synapses_and_layers():
-    from spikeship.export.inspect_command import describe_file
+    from spikeship.targets.inspect_command import describe_file
 
     root = _gts_root()
     d = describe_file(root / "tiny.net")
@@ -171,7 +171,7 @@ def test_inspect_reports_netx_neurons_synapses_and_layers():
 
 def test_imported_graph_survives_the_nir_file_round_trip(tmp_path):
     from spikeship.export.nir_export import write_nir
-    from spikeship.sim.lava import load_graph
+    from spikeship.targets.loihi.deploy import load_graph
 
     root = _gts_root()
     write_nir(netx_import.netx_to_nir(root / "tiny.net"), tmp_path / "tiny.nir")
