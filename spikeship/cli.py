@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("spikeship.targets.inspect_command:inspect", "Show what a NIR/ONNX/netx file holds."),
     "targets": ("spikeship.sim.targets_command:targets", "List the simulators (options, capabilities) and chips."),
     "data": ("spikeship.data.command:data", "Fetch datasets into the data cache (mnist)."),
+    "import": ("spikeship.targets.loihi.import_command:import_", "Import a lava-dl netx file as NIR."),
 }
 
 

@@ -105,7 +105,7 @@ def test_graph_without_dt_asks_for_it_naming_snntorchs_convention(snntorch_file)
     r = run_cli("simulate", d / "snn.nir", "--target", "reference", "--input", d / "x.npy",
                 "--out", d / "no-dt")
     assert r.returncode not in (0, 70)
-    assert "--dt" in r.stderr and "1e-04" in r.stderr and "Traceback" not in r.stderr
+    assert "--dt" in r.stderr and "dt = 1e-4 s" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 

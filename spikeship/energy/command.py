@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from spikeship.errors import ConfigError, VanishCheckError
+from spikeship.sim import standalone
 from spikeship.sim.registry import names as simulator_names
 from spikeship.targets.registry import CHIPS
 
@@ -50,7 +51,7 @@ def energy_run(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str
 
 
 @click.command("energy")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--hardware", type=click.Choice(sorted(CHIPS)), default="loihi", show_default=True,
               help="Chip whose figures price the per-layer energy (all chips are reported).")
 @click.option("--spikes-from", type=click.Choice(simulator_names()), default=None,
@@ -70,13 +71,28 @@ def energy_run(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str
               help="Fail on every pruned synapse stored as a zero, also where the format "
                    "cannot avoid it (netx's dense arrays when the network loaded sparse is "
                    "clean; taps inside conv kernels). Default: report those as stored zeros.")
+@standalone.file_options
 def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: float | None,
-           no_lava_check: bool, allow_zeros: tuple[str, ...], strict: bool) -> None:
+           no_lava_check: bool, allow_zeros: tuple[str, ...], strict: bool, input_path,
+           labels_path, dt_s, timesteps, out) -> None:
     """Count synaptic operations of the deployed graph, price them per chip, map cores,
-    and check that every pruned connection is gone from every deployed artifact."""
-    doc, path = energy_run(run_dir, hardware=hardware, spikes_from=spikes_from,
-                           assume_rate=assume_rate, check_lava=not no_lava_check,
-                           allow_zeros=allow_zeros, fail_on_vanish=False, strict=strict)
+    and check that every pruned connection is gone from every deployed artifact. A model
+    FILE (.nir, lava-dl .net) is simulated on --input first (--spikes-from, default
+    reference)."""
+    if standalone.check_mode(run_dir, input_path, **{"--labels": labels_path, "--dt": dt_s,
+                                                      "--timesteps": timesteps, "--out": out}):
+        from spikeship.energy.standalone import energy_file
+
+        if assume_rate is not None:
+            raise ConfigError("--assume-rate applies to a run directory; a FILE is simulated")
+        doc, run_dir = energy_file(run_dir, input_path=input_path, labels_path=labels_path,
+                                   dt_s=dt_s, timesteps=timesteps, out=out, hardware=hardware,
+                                   spikes_from=spikes_from or "reference")
+        path = Path(run_dir) / "energy.json"
+    else:
+        doc, path = energy_run(run_dir, hardware=hardware, spikes_from=spikes_from,
+                               assume_rate=assume_rate, check_lava=not no_lava_check,
+                               allow_zeros=allow_zeros, fail_on_vanish=False, strict=strict)
     t = doc["totals_per_sample"]
     click.echo(f"spikes: {doc['spikes']['label']} ({doc['spikes']['source']}, "
                f"{doc['spikes']['samples']} samples)")

@@ -16,6 +16,7 @@ import click
 import numpy as np
 
 from spikeship.errors import ConfigError, OptionError, RunDirError
+from spikeship.sim import standalone
 from spikeship.sim.registry import names as simulator_names
 from spikeship.sim.result import SimResult
 
@@ -105,20 +106,31 @@ def _parse_options(items: tuple[str, ...]) -> dict:
 
 
 @click.command(name="simulate")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--target", required=True, type=click.Choice(simulator_names()),
               help="Simulator (`spikeship targets` lists their options and capabilities).")
 @click.option("--samples", type=int, default=None, help="First N test samples (default: all).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Simulator option, e.g. dtype=float32 (repeatable; `spikeship targets` "
                    "lists each simulator's options, types and defaults).")
-def simulate(run_dir: Path, target: str, samples: int | None, options: tuple[str, ...]) -> None:
-    """Run RUN_DIR's exported graph on a target and compare with the trained model."""
-    r = simulate_run(run_dir, target, samples, _parse_options(options))
+@standalone.file_options
+def simulate(run_dir: Path, target: str, samples: int | None, options: tuple[str, ...],
+             input_path, labels_path, dt_s, timesteps, out) -> None:
+    """Run RUN_DIR's exported graph on a target and compare with the trained model, or run
+    a model FILE (.nir, lava-dl .net) on --input and compare with the reference."""
+    base = "snntorch"
+    if standalone.check_mode(run_dir, input_path, **{"--labels": labels_path, "--dt": dt_s,
+                                                      "--timesteps": timesteps, "--out": out}):
+        r, run_dir = standalone.simulate_file(
+            run_dir, target, input_path=input_path, labels_path=labels_path, dt_s=dt_s,
+            timesteps=timesteps, out=out, options=_parse_options(options))
+        base = "reference"
+    else:
+        r = simulate_run(run_dir, target, samples, _parse_options(options))
     a = r.agreement or {}
     acc = "n/a" if r.accuracy is None else f"{r.accuracy:.4f}"
     click.echo(f"{r.target}: {r.samples} samples, accuracy {acc}, wall {r.wall_time_s:.2f} s")
-    click.echo(f"agreement with snntorch: spikes {a.get('spikes', float('nan')):.6f} "
+    click.echo(f"agreement with {base}: spikes {a.get('spikes', float('nan')):.6f} "
                f"({a.get('spikes_differing')} differ), predictions "
                f"{a.get('predictions', float('nan')):.6f} ({a.get('predictions_differing')} differ)")
     click.echo(f"wrote {Path(run_dir) / f'simulate-{r.target}.json'}")

@@ -66,7 +66,7 @@ def with_dt(graph: nir.NIRGraph, dt_s: float | None, source: str) -> nir.NIRGrap
         if kinds:
             raise ConfigError(f"{source} has no 'dt' metadata and its {', '.join(kinds)} nodes "
                               f"need one: pass --dt SECONDS (snnTorch's export_to_nir writes "
-                              f"none; its convention is dt = {SNNTORCH_DT_S:g})")
+                              "none; its convention is dt = 1e-4 s: --dt 1e-4)")
     return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
 
 
@@ -157,9 +157,9 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
         raise ConfigError("target 'snntorch' needs a training run; a standalone file has none")
     out, x, y = prepare(file, out or default_out(file), input_path=input_path,
                         labels_path=labels_path, dt_s=dt_s, timesteps=timesteps)
-    result = get_target(target)(out, x, y, dict(options or {}))
+    result = _flat(get_target(target)(out, x, y, dict(options or {})))
     if target != "reference":
-        base = get_target("reference")(out, x, y, {})
+        base = _flat(get_target("reference")(out, x, y, {}))
         base.compare_to(base)
         base.save(out)
         result.compare_to(base)
@@ -170,8 +170,56 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
     return result, out
 
 
+def _flat(result):
+    """Output spikes as ``(N, T, outputs)`` whatever the output node's shape (the Loihi
+    targets flatten it; the reference keeps e.g. ``(C, 1, 1)``)."""
+    o = result.output_spikes
+    result.output_spikes = o.reshape(o.shape[0], o.shape[1], -1)
+    return result
+
+
 def is_standalone_file(path: str | os.PathLike) -> bool:
     """Whether a CLI argument names a model file (not a run directory)."""
     p = Path(path)
     return p.is_file() and p.suffix.lower() in (".nir", ".net", ".h5", ".hdf5")
 
+
+
+def file_options(f):
+    """The click options of ``simulate FILE`` / ``energy FILE`` (module docstring)."""
+    import click
+
+    opts = [
+        click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="FILE only: X.npy, (N, T, *input) or (N, *input) "
+                     "with --timesteps."),
+        click.option("--labels", "labels_path", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="FILE only: Y.npy, (N,) integer labels."),
+        click.option("--dt", "dt_s", type=float, default=None,
+                     help="FILE only: seconds per step, for a graph without dt "
+                          "(snnTorch's export: 1e-4)."),
+        click.option("--timesteps", type=int, default=None,
+                     help="FILE only: steps to repeat a static (N, *input) input."),
+        click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="FILE only: output directory (default FILE.spikeship)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def check_mode(path: Path, input_path, **file_only) -> bool:
+    """True for a standalone FILE (then ``--input`` is required), False for a run
+    directory (then the FILE-only options must be absent)."""
+    if is_standalone_file(path):
+        if input_path is None:
+            raise ConfigError(f"{path} is a model file: pass --input X.npy (N, T, *input) or "
+                              "(N, *input) with --timesteps")
+        return True
+    given = [k for k, v in {"--input": input_path, **file_only}.items() if v is not None]
+    if path.is_file():
+        raise ConfigError(f"{path} is a file but not .nir or .net: expected a run directory "
+                          "or a model file")
+    if given:
+        raise ConfigError(f"{', '.join(given)} only apply to a model FILE, not a run directory")
+    return False
