@@ -144,3 +144,42 @@ def test_netx_file_imports_and_reproduces_lava_dls_golden_output(tmp_path):
         np.testing.assert_array_equal(z["output_spikes"][0, :15], gt[1:])
     r = run_cli("import", root / "gts/pilotnet_sdnn/network.net", "--out", tmp_path / "x.nir")
     assert r.returncode not in (0, 70) and "[netx-sigma-delta]" in r.stderr
+
+
+def test_norse_export_runs_as_norse_does(tmp_path):
+    """Norse 1.1's ``to_nir`` writes ``tau = dt / tau_mem_inv``: exported with ``dt=1.0`` it
+    is NIR's tau; run with Norse's real step (``--dt 1e-3``)."""
+    import norse.torch as norse
+    from norse.torch.functional.lif_box import LIFBoxParameters
+
+    from spikeship.sim.standalone import simulate_file
+
+    torch.manual_seed(0)
+
+    def cell(n):
+        return norse.LIFBoxCell(LIFBoxParameters(
+            tau_mem_inv=torch.full((n,), 200.0), v_th=torch.full((n,), 0.3),
+            v_leak=torch.zeros(n), v_reset=torch.zeros(n)))
+
+    net = norse.SequentialState(torch.nn.Linear(7, 6), cell(6), torch.nn.Linear(6, 3), cell(3))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+    nir.write(tmp_path / "norse.nir", norse.to_nir(net, torch.zeros(7), dt=1.0))
+    x = (np.random.default_rng(0).random((5, 20, 7)) < 0.5).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    want = []
+    with torch.no_grad():
+        for n in range(5):
+            state, steps = None, []
+            for t in range(20):
+                y, state = net(torch.from_numpy(x[n, t]), state)
+                steps.append(y.numpy())
+            want.append(np.stack(steps))
+    want = np.stack(want)
+    assert want.sum() > 10
+    for target in ("reference", "norse"):
+        r, _ = simulate_file(tmp_path / "norse.nir", target, input_path=tmp_path / "x.npy",
+                             dt_s=1e-3, out=tmp_path / "out")
+        np.testing.assert_array_equal(r.output_spikes, want, err_msg=target)
