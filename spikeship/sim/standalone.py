@@ -19,14 +19,14 @@ integers (lava-dl's reference tests load the same image into its bias).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import nir
 import numpy as np
 
-from spikeship.errors import ConfigError, GraphError, RunDirError
+from spikeship.errors import ConfigError, RunDirError
+from spikeship.io import write_json_atomic
 
 NEEDS_DT = ("LIF", "CubaLIF", "LI")
 SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with dt = 1e-4
@@ -129,16 +129,23 @@ def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labe
         raise RunDirError(f"--out {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     write_nir(graph, out / "model.nir")
-    np.save(out / "input.npy", x)
+    _save_npy(out / "input.npy", x)
     if y is not None:
-        np.save(out / "labels.npy", y)
+        _save_npy(out / "labels.npy", y)
     elif (out / "labels.npy").exists():
         (out / "labels.npy").unlink()
-    (out / "standalone.json").write_text(json.dumps({
+    write_json_atomic(out / "standalone.json", {
         "source_file": str(file), "dt_s": graph.metadata.get("dt"),
         "input": str(input_path), "input_shape": list(x.shape),
-        "labels": None if labels_path is None else str(labels_path)}, indent=2))
+        "labels": None if labels_path is None else str(labels_path)})
     return out, x, y
+
+
+def _save_npy(path: Path, a: np.ndarray) -> None:
+    from spikeship.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, a)
 
 
 def default_out(file: str | os.PathLike) -> Path:
