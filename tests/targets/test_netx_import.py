@@ -180,3 +180,31 @@ def test_imported_graph_survives_the_nir_file_round_trip(tmp_path):
     r = LoihiEmulator(deployment_for(g, "fixed", x, {})).run(x)
     gt = np.moveaxis(np.load(root / "gts/tinynet/output.npy")[0], -1, 0).reshape(16, -1)
     np.testing.assert_array_equal(r.output_spikes[0, :15], gt[1:])
+
+
+@pytest.mark.lava
+def test_conv_on_an_input_wider_than_127_pixels_runs_in_lava_fixed_point():
+    """Lava's Conv holds padding/stride as int8; with numpy 2 its output_shape overflowed
+    for a 128+ pixel wide input (PilotNet: 200). spikeship's compat hook casts them."""
+    import nir
+
+    from spikeship.sim.lava.run import run_deployment
+    from spikeship.targets.loihi.lower import lower
+    from spikeship.targets.loihi.quantize import quantize_deployment
+
+    rng = np.random.default_rng(1)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 2, 130])}),
+             "conv": nir.Conv2d(input_shape=(2, 130), weight=rng.normal(0.5, 1, (2, 1, 2, 3)),
+                                stride=1, padding=(0, 1), dilation=1, groups=1,
+                                bias=np.zeros(2)),
+             "lif": nir.IF(r=np.ones((2, 1, 130)), v_threshold=np.ones((2, 1, 130)),
+                           v_reset=np.zeros((2, 1, 130))),
+             "output": nir.Output(output_type={"output": np.array([2, 1, 130])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")],
+                     metadata={"dt": 1e-3}, type_check=False)
+    dep = quantize_deployment(lower(g, input_mode="spikes"))
+    x = (rng.random((1, 5, 1, 2, 130)) < 0.5).astype(np.float64)
+    res = run_deployment(dep, x, timeout_s=300)
+    emu = LoihiEmulator(dep).run(x)
+    assert emu.output_spikes.sum() > 10
+    np.testing.assert_array_equal(res.output_spikes, emu.output_spikes)

@@ -29,6 +29,11 @@ eager ``from . import object_detection as obd`` made lazy (a module ``__getattr_
 pulls a CUDA torch), and netx needs nothing from it. ``slayer.obd`` still works
 where torchvision exists.
 
+And ``lava/proc/conv/utils.py``'s ``output_shape``: Lava's Conv model holds padding,
+stride, ... as ``np.int8``; with numpy 2 an input 128 or more pixels wide overflows
+(``Python integer 200 out of bounds for int8``, lava-dl's PilotNet); the sizes are
+cast to int64 first (:func:`patch_conv_utils_source`).
+
 A second, optional fix covers numpy >= 2.4, which removed ``np.reshape(newshape=)``
 used by Lava's ``ReshapePort`` transforms. The project pins numpy < 2.4
 (constraints.txt), but :func:`install` also patches the two transform functions
@@ -99,8 +104,26 @@ def patch_multiprocessing_source(source: str) -> str:
     return source.replace(_MP_OLD, _MP_NEW, 1)
 
 
+_CONV_UTILS = "lava.proc.conv.utils"
+_CONV_OLD = "    x_out = np.floor(\n"
+_CONV_NEW = ("    input_shape, kernel_size, stride, padding, dilation = (  # patched by spikeship\n"
+             "        np.asarray(v).astype(np.int64)\n"
+             "        for v in (input_shape, kernel_size, stride, padding, dilation))\n"
+             "    x_out = np.floor(\n")
+
+
+def patch_conv_utils_source(source: str) -> str:
+    """Return conv/utils.py's source with ``output_shape`` computing in int64.
+
+    Lava's Conv model holds ``padding``, ``stride``, ... as ``np.int8`` variables; with
+    numpy 2, ``input_shape[0] + 2 * padding[0]`` then raises OverflowError for an input
+    128 or more pixels wide (lava-dl's PilotNet: 200).
+    """
+    return source.replace(_CONV_OLD, _CONV_NEW, 1)
+
+
 _PATCHES = {_VAR_MODEL: patch_var_model_source, _SLAYER: patch_slayer_init_source,
-            _MP: patch_multiprocessing_source}
+            _MP: patch_multiprocessing_source, _CONV_UTILS: patch_conv_utils_source}
 
 
 class _PatchedSourceLoader(importlib.machinery.SourceFileLoader):

@@ -64,7 +64,10 @@ def describe_netx(path: str | os.PathLike) -> dict:
     layers = read_netx(path)
     rows, shape = [], None
     for i, layer in enumerate(layers):
-        row, shape = _row(i, layer, shape)
+        try:
+            row, shape = _row(i, layer, shape)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            raise GraphError(f"{path}: layer {i} is malformed: {type(e).__name__}: {e}") from e
         rows.append(row)
     try:
         netx_to_nir(path)
@@ -80,11 +83,17 @@ def describe_netx(path: str | os.PathLike) -> dict:
 
 
 def is_netx(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an HDF5 file with netx's ``layer`` group."""
+    """Whether ``path`` is an HDF5 file with netx's ``layer`` group (spikeship's own
+    ``model.net`` included); a damaged file is a :class:`GraphError`."""
     import h5py
+
+    from spikeship.nir.read import H5_ERRORS
 
     try:
         with h5py.File(path, "r") as f:
             return "layer" in f and isinstance(f["layer"], h5py.Group)
     except OSError as e:
         raise GraphError(f"{path} is not an HDF5 (netx) file: {e}") from e
+    except H5_ERRORS as e:
+        raise GraphError(f"{path}: cannot read the HDF5 file (damaged?): "
+                         f"{type(e).__name__}: {e}") from e

@@ -116,6 +116,8 @@ def read_netx(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise GraphError(f"no netx file at {path}")
+    from spikeship.nir.read import H5_ERRORS
+
     try:
         with h5py.File(path, "r") as f:
             _prescan(path, f)
@@ -126,8 +128,13 @@ def read_netx(path: str | os.PathLike) -> list[dict]:
                 raise GraphError(f"{path}: netx layers must be named 0, 1, ...; got {keys[:5]}")
             layers = [_group_dict(f["layer"][k]) for k in keys]
             sim = _group_dict(f["simulation"]) if "simulation" in f else {}
+    except GraphError:
+        raise
     except OSError as e:
         raise GraphError(f"{path} is not a netx (HDF5) file: {e}") from e
+    except H5_ERRORS as e:           # a damaged file: HDF5 reports it as any of these
+        raise GraphError(f"{path}: cannot read the netx file (damaged?): "
+                         f"{type(e).__name__}: {e}") from e
     for layer in layers:
         layer["_simulation"] = sim
     return layers
@@ -258,6 +265,14 @@ def _is_vector(shape) -> bool:
 def netx_to_nir(path: str | os.PathLike) -> nir.NIRGraph:
     """The NIR graph of the netx file at ``path`` (see the module docstring)."""
     layers = read_netx(path)
+    try:
+        return _to_nir(path, layers)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        raise GraphError(f"{path}: malformed netx layer description: "
+                         f"{type(e).__name__}: {e}") from e
+
+
+def _to_nir(path, layers: list[dict]) -> nir.NIRGraph:
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
     prev, shape, direct = "input", None, False
