@@ -183,3 +183,13 @@ def test_norse_export_runs_as_norse_does(tmp_path):
         r, _ = simulate_file(tmp_path / "norse.nir", target, input_path=tmp_path / "x.npy",
                              dt_s=1e-3, out=tmp_path / "out")
         np.testing.assert_array_equal(r.output_spikes, want, err_msg=target)
+
+
+def test_a_directory_with_only_model_nir_points_to_the_file(snntorch_file, tmp_path):
+    d, _ = snntorch_file
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "model.nir").write_bytes((d / "snn.nir").read_bytes())
+    r = run_cli("simulate", tmp_path / "only", "--target", "reference")
+    assert r.returncode not in (0, 70) and "model.nir --target ... --input X.npy" in r.stderr
+    r = run_cli("simulate", tmp_path / "only", "--target", "reference", "--dt", "1e-4")
+    assert r.returncode not in (0, 70) and "only apply to a model FILE" in r.stderr

@@ -31,6 +31,11 @@ def run_config(run_dir: Path) -> dict:
             raise RunDirError(f"{path} is not valid JSON: {e}") from e
     from spikeship.train.checkpoint import load_checkpoint
 
+    if (run_dir / "model.nir").is_file() and not any(
+            (run_dir / d).exists() for d in ("checkpoint", "checkpoint.old")):
+        raise RunDirError(f"{run_dir} holds a model.nir but no training run (no config.json, "
+                          f"no checkpoint): run the file itself, `spikeship simulate "
+                          f"{run_dir / 'model.nir'} --target ... --input X.npy`")
     return dict(load_checkpoint(run_dir).config)
 
 
