@@ -246,8 +246,12 @@ def test_rule_reset_to_zero():
 
 
 def test_rule_uniform_time_constant_and_decay_range():
-    _rule(_chain(("fc", _affine(3, 3)), ("lif", _lif((3,), tau=[1e-3, 2e-3, 1e-3]))),
-          "uniform-time-constant")
+    # per-neuron tau: an Affine-fed population is split into groups (tests/targets/
+    # test_tau_groups.py); a recurrent one cannot be and keeps the rule
+    g = _chain(("fc", _affine(3, 3)), ("lif", _lif((3,), tau=[1e-3, 2e-3, 1e-3])),
+               extra_nodes={"rec": _affine(3, 3, seed=2)},
+               extra_edges=[("lif", "rec"), ("rec", "lif")], type_check=False)
+    _rule(g, "uniform-time-constant")
     _rule(_chain(("fc", _affine(3, 3)), ("lif", _lif((3,), tau=DT / 2))), "decay-range")
 
 
