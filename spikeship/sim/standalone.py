@@ -158,15 +158,17 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
                   timesteps=None, out=None, options: dict | None = None):
     """Run ``target`` on a standalone file; compared with the reference simulator (the
     yardstick when there is no trained model). Returns the result (saved in ``out``)."""
-    from spikeship.sim.registry import get_target
+    from spikeship.sim import registry
 
     if target == "snntorch":
         raise ConfigError("target 'snntorch' needs a training run; a standalone file has none")
+    sim = registry.get(target)
+    opts = sim.parse_options(dict(options or {}))       # refused before anything is written
     out, x, y = prepare(file, out or default_out(file), input_path=input_path,
                         labels_path=labels_path, dt_s=dt_s, timesteps=timesteps)
-    result = _flat(get_target(target)(out, x, y, dict(options or {})))
+    result = _flat(sim.run(out, x, y, opts))
     if target != "reference":
-        base = _flat(get_target("reference")(out, x, y, {}))
+        base = _flat(registry.get("reference").run(out, x, y, {}))
         base.compare_to(base)
         base.save(out)
         result.compare_to(base)

@@ -212,7 +212,9 @@ def run_fixed_target(run_dir, inputs, labels, options) -> SimResult:
     return _run_target(run_dir, inputs, labels, options, "fixed")
 
 
-_LAVA_CAPS = dict(recurrent=True, conv=True, per_neuron_tau=False)
+# per_neuron_tau: Affine-fed populations are split into groups of equal tau (tau_groups);
+# a conv population with per-pixel tau is refused ([uniform-time-constant])
+_LAVA_CAPS = dict(recurrent=True, conv=True, per_neuron_tau=True)
 LAVA_FLOAT = Simulator(
     name="lava-float", artifact="model.nir", summary="Lava floating_pt processes from NIR",
     options=LavaOptions, capabilities=Capabilities(precision=("float",), **_LAVA_CAPS),
