@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from spikeship.sim.lava.build import deployment_for
+from spikeship.targets.loihi.deploy import deployment_for
 from spikeship.sim.lava.run import run_deployment
 from spikeship.sim.loihi_emu import LoihiEmulator
 from spikeship.targets.loihi.netx_import import netx_to_nir
