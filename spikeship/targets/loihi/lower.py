@@ -51,7 +51,7 @@ injects its output into the first population's ``a_in`` (:class:`HostLayerSpec`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import nir
 import numpy as np
