@@ -368,5 +368,5 @@ SIMULATOR = Simulator(
     summary="batched emulator of Lava's fixed point (bit-exact), torch",
     options=EmuOptions,
     capabilities=Capabilities(precision=("fixed",), recurrent=True, conv=True,
-                              per_neuron_tau=True, devices=("cpu", "cuda")),   # as Lava
+                              per_neuron_tau=False, devices=("cpu", "cuda")),   # as Lava
     run_function="spikeship.sim.loihi_emu:run_target", spike_source_rank=3)

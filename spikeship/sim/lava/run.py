@@ -212,9 +212,11 @@ def run_fixed_target(run_dir, inputs, labels, options) -> SimResult:
     return _run_target(run_dir, inputs, labels, options, "fixed")
 
 
-# per_neuron_tau: Affine-fed populations are split into groups of equal tau (tau_groups);
-# a conv population with per-pixel tau is refused ([uniform-time-constant])
-_LAVA_CAPS = dict(recurrent=True, conv=True, per_neuron_tau=True)
+# per_neuron_tau stays False: Affine-fed populations with per-neuron tau are split into
+# groups of equal tau (targets/loihi/tau_groups.py), but a conv population with per-pixel
+# tau, a recurrent one, or any dt/tau > 1 is refused by rule; the conformance fixture
+# (tests/sim/test_conformance.py) uses dt/tau up to 1.6, which no Lava decay can express.
+_LAVA_CAPS = dict(recurrent=True, conv=True, per_neuron_tau=False)
 LAVA_FLOAT = Simulator(
     name="lava-float", artifact="model.nir", summary="Lava floating_pt processes from NIR",
     options=LavaOptions, capabilities=Capabilities(precision=("float",), **_LAVA_CAPS),
