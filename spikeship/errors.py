@@ -74,3 +74,12 @@ class RuleError(SpikeshipError):
 
 class VanishCheckError(SpikeshipError):
     """Pruned connections or units were found in a deployed artifact."""
+
+
+class DistributedError(SpikeshipError):
+    """A data-parallel run failed across processes: a peer died or hung past the
+    process-group timeout, the rendezvous failed, or a worker exited with an error."""
+
+
+class ReplicaMismatchError(DistributedError):
+    """Data-parallel workers disagree (their pruning masks hash differently)."""

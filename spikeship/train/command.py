@@ -9,6 +9,7 @@ flags given on the command line. The resolved configuration is saved as
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -62,23 +63,44 @@ def train_run(out: str | Path, values: dict, *, prune_options: dict | None = Non
               resume: bool = False, baseline: str | Path | None = None,
               threads: int | None = None, progress: bool = True,
               config_file: Path | None = None, prune_opts: tuple[str, ...] = (),
-              stop_after: int | None = None) -> dict | None:
+              stop_after: int | None = None, dist_timeout: float | None = None
+              ) -> dict | None:
     """Train into ``out`` with the TrainConfig fields ``values`` (over ``config_file`` and,
-    when resuming, the saved config); returns the summary (None if stopped early)."""
+    when resuming, the saved config); returns the summary (None if stopped early).
+
+    Under a distributed launcher (``WORLD_SIZE`` > 1: ``--nproc`` or torchrun) this
+    process joins the data-parallel run (:mod:`spikeship.train.distributed`) with a
+    process-group timeout of ``dist_timeout`` seconds; only rank 0 writes and reports."""
     import torch
 
+    from spikeship.train import distributed as D
     from spikeship.train.trainer import train as run_training
 
     out = Path(out)
+    timeout = _dist_timeout(dist_timeout)
     if threads is not None:
         if threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     config = resolve_config(values, out=out, resume=resume, config_file=config_file,
                             prune_opts=prune_opts, prune_options=prune_options)
-    return run_training(config, out, resume=resume,
-                        baseline_dir=None if baseline is None else Path(baseline),
-                        stop_after=stop_after, progress=progress)
+    dp = D.init_from_env(config.device, timeout)
+    try:
+        return run_training(config, out, resume=resume,
+                            baseline_dir=None if baseline is None else Path(baseline),
+                            stop_after=stop_after, progress=progress and dp.writer,
+                            quiet=not dp.writer, dp=dp)
+    finally:
+        dp.close()
+
+
+def _dist_timeout(value: float | None) -> float:
+    from spikeship.train.distributed import DEFAULT_TIMEOUT_S
+
+    timeout = DEFAULT_TIMEOUT_S if value is None else value
+    if not timeout > 0:
+        raise ConfigError(f"--dist-timeout must be > 0 seconds, got {value}")
+    return float(timeout)
 
 
 @click.command("train")
@@ -129,12 +151,30 @@ def train_run(out: str | Path, values: dict, *, prune_options: dict | None = Non
 @click.option("--no-progress", is_flag=True, help="No progress bar (one line per epoch).")
 @click.option("--stop-after", type=int, default=None, hidden=True,
               help="Stop after this epoch, as an interruption would (tests).")
+@click.option("--nproc", type=int, default=None,
+              help="Data-parallel training in N local processes (gloo on CPU, NCCL on CUDA); "
+                   "the global batch stays --batch-size. Under torchrun, leave it out.")
+@click.option("--dist-timeout", type=float, default=None,
+              help="Seconds a data-parallel worker waits for a peer before stopping with an "
+                   "error (default 120).")
 def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, stop_after,
-          **values):
+          nproc, dist_timeout, **values):
     """Train an SNN (or with --ann its ANN twin) on local data, optionally pruning."""
+    from spikeship.train import distributed as D
+
+    if nproc is not None and D.distributed_env():
+        raise ConfigError("--nproc inside a distributed launch (WORLD_SIZE is set): "
+                          "let torchrun start the processes and leave out --nproc")
+    if nproc is not None and nproc != 1:
+        _launch(out, values, nproc=nproc, dist_timeout=dist_timeout, resume=resume,
+                baseline=baseline, threads=threads, no_progress=no_progress,
+                config_file=config_file, prune_opts=prune_opts, stop_after=stop_after)
+        return
     summary = train_run(out, values, resume=resume, baseline=baseline, threads=threads,
                         progress=not no_progress, config_file=config_file,
-                        prune_opts=prune_opts, stop_after=stop_after)
+                        prune_opts=prune_opts, stop_after=stop_after, dist_timeout=dist_timeout)
+    if D.distributed_env() and int(os.environ.get("RANK", "0")) != 0:
+        return      # rank 0 reports
     if summary:
         base = summary["dense_baseline_accuracy"]
         reached = summary["epochs_to_baseline"]
@@ -147,3 +187,39 @@ def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, 
                    f"pruned{extra}; run in {out}")
     else:
         click.echo(f"stopped after epoch {stop_after}; continue with --resume --out {out}")
+
+
+def _launch(out: Path, values: dict, *, nproc: int, dist_timeout: float | None, resume: bool,
+            baseline, threads, no_progress: bool, config_file, prune_opts, stop_after) -> None:
+    """``--nproc N``: the resolved configuration goes to N workers as a JSON file."""
+    import json
+    import shutil
+    import tempfile
+
+    from spikeship.train.distributed import launch
+
+    out = Path(out)
+    timeout = _dist_timeout(dist_timeout)
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    config = resolve_config(values, out=out, resume=resume, config_file=config_file,
+                            prune_opts=prune_opts)
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    if config.batch_size < nproc:
+        raise ConfigError(f"field 'batch_size': {config.batch_size} is smaller than --nproc "
+                          f"{nproc}: every process needs a share of each batch")
+    tmp = Path(tempfile.mkdtemp(prefix="spikeship-launch-"))
+    try:
+        cfg_file = tmp / "config.json"
+        cfg_file.write_text(json.dumps(config.to_json()), encoding="utf-8")
+        args = ["train", "--out", str(out), "--config", str(cfg_file),
+                "--dist-timeout", str(timeout)]
+        args += ["--resume"] if resume else []
+        args += ["--baseline", str(baseline)] if baseline is not None else []
+        args += ["--threads", str(threads)] if threads is not None else []
+        args += ["--no-progress"] if no_progress else []
+        args += ["--stop-after", str(stop_after)] if stop_after is not None else []
+        launch(args, nproc, timeout, threads=threads)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

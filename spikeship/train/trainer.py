@@ -47,6 +47,7 @@ from spikeship.train import multistep
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
+from spikeship.train.distributed import SINGLE, DataParallel
 from spikeship.train.losses import get_loss, predict
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
@@ -89,8 +90,9 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir, *, baseline_dir=None,
                  progress: bool = True, quiet: bool = False, console=None,
-                 data: DatasetBundle | None = None):
+                 data: DatasetBundle | None = None, dp: DataParallel = SINGLE):
         self.config = config
+        self.dp = dp   # data-parallel hooks (spikeship.train.distributed): no-ops when single
         self.run_dir = Path(run_dir)
         self.baseline_dir = Path(baseline_dir) if baseline_dir is not None else None
         self.progress, self.quiet = progress, quiet
@@ -99,7 +101,7 @@ class Trainer:
 
             console = Console(stderr=True, highlight=False)
         self.console = console
-        self.device = resolve_device(config.device)
+        self.device = dp.device(resolve_device(config.device))
         self.loss_fn = get_loss(config.loss, config.ann)
         self._given_data = data   # a ready dataset (benchmarks, tests) instead of config.dataset
 
@@ -132,6 +134,7 @@ class Trainer:
             self.pruner.use_engine_activity()
             self._record = self.pruner.record_activity
         self.masks.apply(self.optimizer)
+        self.dp.broadcast_state(self.model)
         n = len(self.data.train)
         self.steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -142,6 +145,8 @@ class Trainer:
         self.elapsed_s = 0.0
 
     def _start_fresh(self) -> None:
+        if not self.dp.writer:
+            return
         ensure_writable_dir(self.run_dir)
         leftovers = [n for n in (CKPT, NEW, OLD) if (self.run_dir / n).exists()]
         if leftovers:
@@ -152,7 +157,11 @@ class Trainer:
         write_json_atomic(self.run_dir / "config.json", self.config.to_json())
 
     def _resume(self) -> None:
+        if not self.dp.writer:
+            self.dp.barrier("waiting for rank 0 to read the checkpoint")
         ckpt = load_checkpoint(self.run_dir, device=self.device)
+        if self.dp.writer:
+            self.dp.barrier("waiting for rank 0 to read the checkpoint")
         saved = TrainConfig.from_mapping(ckpt.config, source=f"{ckpt.path}/meta.json")
         diffs = [k for k, v in saved.to_json().items()
                  if k not in RESUMABLE_CHANGES and self.config.to_json()[k] != v]
@@ -182,6 +191,9 @@ class Trainer:
         self.step = int(sched.get("step", self.epoch * self.steps_per_epoch))
         self.metrics = ckpt.metrics[: self.epoch]
         self.elapsed_s = float(self.metrics[-1].get("elapsed_s", 0.0)) if self.metrics else 0.0
+        self.dp.broadcast_state(self.model)
+        if not self.dp.writer:
+            return
         # metrics.jsonl may hold lines written after the checkpoint's epoch: rewrite it.
         write_text_atomic(self.run_dir / "metrics.jsonl",
                           "".join(json.dumps(m) + "\n" for m in self.metrics))
@@ -234,15 +246,22 @@ class Trainer:
         order = epoch_permutation(len(self.data.train), cfg.seed, epoch)
         total_loss, correct, seen = 0.0, 0, 0
         membrane = cfg.loss == "ce_mem"
-        for x, y in self._batches(self.data.train, order, cfg.batch_size):
+        batches = (self._shard_batches(order) if self.dp.active    # data-parallel: this
+                   else self._batches(self.data.train, order, cfg.batch_size))  # rank's share
+        for x, y in batches:
+            self.dp.maybe_fault(self.step)
             lr = lr_at(self.step, self.total_steps, self.warmup_steps, cfg.lr, cfg.min_lr_ratio)
             loss, out = self.train_step(x, y, lr, membrane)
-            total_loss += float(loss) * len(y)
+            self.dp.after_pruner_batch(self.pruner, self.masks, self.step)
+            if len(y):
+                total_loss += float(loss) * len(y)
             correct += int((predict(out) == y).sum())
             seen += len(y)
             if progress is not None:
                 progress.update(task, advance=1,
                                 description=f"epoch {epoch} loss {total_loss / seen:.4f}")
+        total_loss, correct, seen = self.dp.sum_numbers(total_loss, correct, seen,
+                                                        op="all_reduce of epoch metrics")
         return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                 "lr": lr}
 
@@ -256,6 +275,7 @@ class Trainer:
         out = self.forward(x, membrane=membrane)
         loss = self.loss_fn(out, y)
         loss.backward()
+        self.dp.sync_grads(self.model, len(y))  # data-parallel: before the pruner sees them
         self.pruner.after_backward()
         self.masks.mask_grads()
         self.optimizer.step()
@@ -273,17 +293,33 @@ class Trainer:
             return self.config.eval_batch_size
         return 64 if getattr(self, "multistep", False) else 256
 
+    def _shard_batches(self, order: torch.Tensor):
+        """Data-parallel: this rank's share of each global batch of ``order``; an empty
+        batch where the last, uneven batch has no sample for this rank."""
+        ds = self.data.train
+        for idx in self.dp.train_shards(order, self.config.batch_size):
+            if len(idx):
+                yield next(self._batches(ds, idx, len(idx)))
+                continue
+            x0 = ds.x[:0] if isinstance(ds, ArrayDataset) else \
+                torch.as_tensor(ds[0][0], dtype=torch.float32)[None][:0]
+            yield x0.to(self.device), torch.zeros(0, dtype=torch.int64, device=self.device)
+
     @torch.no_grad()
     def evaluate(self) -> float:
         """Test accuracy: prediction = most output spikes (SNN) / largest logit (ANN)."""
         self.model.eval()
         ds = self.data.test
         preds, labels = [], []
-        for x, y in self._batches(ds, torch.arange(len(ds)), self.eval_batch_size):
+        for x, y in self._batches(ds, self.dp.eval_indices(len(ds)), self.eval_batch_size):
             preds.append(predict(self.forward(x)).cpu())
             labels.append(y.cpu())
-        self.test_predictions = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
-        self.test_labels = torch.cat(labels).numpy() if labels else np.zeros(0, np.int64)
+        empty = torch.zeros(0, dtype=torch.int64)
+        # data-parallel: each rank evaluated its share; every rank gets all of them, in order
+        self.test_predictions = self.dp.gather_shards(
+            torch.cat(preds) if preds else empty, len(ds), "all_gather of test predictions").numpy()
+        self.test_labels = self.dp.gather_shards(
+            torch.cat(labels) if labels else empty, len(ds), "all_gather of test labels").numpy()
         self.test_correct = int((self.test_predictions == self.test_labels).sum())
         return self.test_correct / max(len(ds), 1)
 
@@ -307,7 +343,8 @@ class Trainer:
         finally:
             self.pruner.detach()
         summary = self.summary()
-        write_json_atomic(self.run_dir / "summary.json", summary)
+        if self.dp.writer:
+            write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
 
     def _one_epoch(self, epoch: int) -> None:
@@ -324,12 +361,14 @@ class Trainer:
                 stats = self.train_epoch(epoch, bar, task)
         else:
             stats = self.train_epoch(epoch)
-        all_reduce_stats(self.pruner)  # no-op unless torch.distributed is initialised
+        all_reduce_stats(self.pruner)  # no-op unless data-parallel
         pruner_metrics = self.pruner.end_epoch(epoch) or {}
         self.masks.apply(self.optimizer)
+        self.dp.check_masks(self.masks, f"after epoch {epoch}")
+        self.dp.average_norm_stats(self.model)
         evaluate = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
         acc = self.evaluate() if evaluate else None
-        if evaluate:
+        if evaluate and self.dp.writer:
             save_predictions(self.run_dir, self.test_predictions, self.test_labels,
                              getattr(self.data.test, "source_indices", None), epoch)
         dt = time.perf_counter() - t0
@@ -349,6 +388,8 @@ class Trainer:
         self.epoch = epoch
         m = self._epoch_metrics(epoch, stats, acc, dt, pruner_metrics)
         self.metrics.append(m)
+        if not self.dp.writer:
+            return m
         save_checkpoint(self.run_dir, model=self.model, spec=self.spec, masks=self.masks,
                         config=self.config.to_json(), epoch=epoch, optimizer=self.optimizer,
                         scheduler={"step": self.step, "total_steps": self.total_steps,
@@ -438,8 +479,9 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(config: TrainConfig, run_dir, *, resume: bool = False, baseline_dir=None,
-          stop_after: int | None = None, progress: bool = True, quiet: bool = False
-          ) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`)."""
+          stop_after: int | None = None, progress: bool = True, quiet: bool = False,
+          dp: DataParallel = SINGLE) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`;
+    ``dp``: this process's place in a data-parallel run, :mod:`.distributed`)."""
     return Trainer(config, run_dir, baseline_dir=baseline_dir, progress=progress,
-                   quiet=quiet).run(resume=resume, stop_after=stop_after)
+                   quiet=quiet, dp=dp).run(resume=resume, stop_after=stop_after)

@@ -91,8 +91,8 @@ class NoPruner(Pruner):
 
 
 def all_reduce_stats(pruner: Pruner) -> None:
-    """Sum the pruner's statistics across torch.distributed workers (no-op when single)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    for t in pruner.reducible_stats().values():
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+    """Sum the pruner's statistics across data-parallel workers (no-op when single); see
+    :mod:`spikeship.train.distributed`."""
+    from spikeship.train.distributed import sum_across_workers
+
+    sum_across_workers(list(pruner.reducible_stats().values()))

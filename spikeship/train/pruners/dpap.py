@@ -99,8 +99,10 @@ epoch 4 on seed 0).
 
 Statistics are sums (``reducible_stats``): per-epoch BCM / criterion matrices,
 summed post traces and the sample count, all-reducible across data-parallel workers
-before ``end_epoch``; theta inside an epoch then uses the global history plus the
-worker's own epoch so far, and every worker takes the same pruning decision.
+before ``end_epoch``. Theta inside an epoch needs the post traces of every sample seen
+so far, on every worker: its running sums are all-reduced after each batch
+(:meth:`DPAPPruner._add_theta_batch`), so every worker uses the threshold a single
+process would, and takes the same pruning decision.
 """
 
 from __future__ import annotations
@@ -233,6 +235,7 @@ class DPAPPruner(Pruner):
             dtype = torch.float64 if key.startswith("n_") else torch.float32
             fill = self.config.beta if key.startswith(("f_", "hist_")) else 0.0
             self.t[key] = torch.full(shape, fill, dtype=dtype, device=dev)
+        self._reset_theta()
 
     # ---- hooks (Eq 5, 6, 18, 19) ----------------------------------------------------------
     # A hook only records the step's activity (conv: summed over H, W, so memory is
@@ -278,27 +281,50 @@ class DPAPPruner(Pruner):
     def after_batch(self) -> None:
         batch_size = None
         cfg = self.config
+        post_sums: dict[str, torch.Tensor] = {}
         for name, st in self._batch.items():
             tr = self.batch_traces(name)
+            post_sums[name] = torch.zeros_like(self.t[f"trace_epoch.{name}"])
             if tr is not None:
                 pre, post = tr
                 imp = self.t[f"imp_epoch.{name}"]
                 if cfg.criterion == "bcm":
                     theta = K.theta_from_sums(
-                        self.t[f"trace_total.{name}"] + self.t[f"trace_epoch.{name}"],
-                        self.t["n_total"] + self.t["n_epoch"])
+                        self.t[f"trace_total.{name}"] + self._theta_epoch[name],
+                        self.t["n_total"] + self._theta_n)
                     imp += K.bcm_batch(pre, post, theta)
                 elif cfg.criterion == "hebb":
                     imp += K.hebb_batch(pre, post)
                 else:
                     imp += K.stdp(*st.activity(), cfg.tau)
-                self.t[f"trace_epoch.{name}"] += post.sum(0)
+                post_sums[name] = post.sum(0)
+                self.t[f"trace_epoch.{name}"] += post_sums[name]
                 batch_size = post.shape[0]
             st.clear()
         if batch_size is not None:
             self.t["n_epoch"] += batch_size
             if self.meter is not None:
                 self.meter.count_samples(batch_size)
+        self._add_theta_batch(post_sums, batch_size or 0)
+
+    def _add_theta_batch(self, post_sums: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Theta's running sums of this epoch over *every* worker's batches (data-parallel:
+        summed across workers after each batch, so every worker uses the same theta; a
+        single process: equal to ``trace_epoch`` / ``n_epoch``)."""
+        from spikeship.train.distributed import sum_across_workers
+
+        n = torch.tensor([float(batch_size)], dtype=torch.float64,
+                         device=self.t["n_epoch"].device)
+        sums = list(post_sums.values())
+        sum_across_workers([*sums, n], "DPAP theta sums")
+        for name, s in post_sums.items():
+            self._theta_epoch[name] += s
+        self._theta_n += n[0]
+
+    def _reset_theta(self) -> None:
+        self._theta_epoch = {li.name: torch.zeros_like(self.t[f"trace_epoch.{li.name}"])
+                             for li in self.layers}
+        self._theta_n = torch.zeros((), dtype=torch.float64, device=self.t["n_epoch"].device)
 
     def reducible_stats(self) -> dict[str, torch.Tensor]:
         """This epoch's sums (criterion matrices, post traces, samples), reduced in place."""
@@ -332,6 +358,7 @@ class DPAPPruner(Pruner):
             report["layers"][n] = self._layer_epoch(li, imp, tr, v, s, active)
         for k in self.reducible_stats():
             t[k].zero_()
+        self._reset_theta()
         self.hist_count = min(self.hist_count + 1, cfg.history)
         self.epochs_done = epoch
         report["pruning_rate"] = self.masks.pruning_rate()
@@ -449,6 +476,8 @@ class DPAPPruner(Pruner):
             self.meter.t = {k: self.t[k] for k in self.meter.t}   # share the same tensors
         self.hist_count = int(meta.get("hist_count", 0))
         self.epochs_done = int(meta.get("epochs_done", 0))
+        if self.model is not None:
+            self._reset_theta()   # saved at an epoch's end: this epoch's sums are zero
 
 
 def _within_budget(remove: torch.Tensor, survival: torch.Tensor, alive: torch.Tensor,

@@ -200,7 +200,10 @@ class PQPruner(ScheduledPruner):
                 acc.add_(g.detach())
 
     def reducible_stats(self) -> dict[str, torch.Tensor]:
-        return {f"grad.{n}": t for n, t in self._grad.items()}
+        """Nothing: the accumulated gradient is summed from gradients the trainer has
+        already all-reduced across data-parallel workers before ``after_backward``
+        (:mod:`spikeship.train.distributed`), so it is the same on every worker."""
+        return {}
 
     def _maybe_update(self, tau: float) -> None:
         if tau + 1e-9 >= self.opts["start"] and tau <= self.opts["end"] + 1e-9:
