@@ -57,6 +57,7 @@ import contextlib
 import datetime
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -103,6 +104,8 @@ class DataParallel:
     backend: str = ""
     comm_device: torch.device = torch.device("cpu")
     batch_total: int = 0          # length of the global batch last handed out by train_shards
+    mask_hashes: tuple[str, ...] = ()   # every rank's mask hash at the last check
+    fault: tuple[int, int] | None = None   # (step, signal) of the FAULT_ENV test hook
 
     @property
     def active(self) -> bool:
@@ -125,7 +128,7 @@ class DataParallel:
         try:
             return fn(*args, **kw)
         except (RuntimeError, ValueError) as e:  # DistBackendError is a RuntimeError
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = _backend_message(e)
             raise DistributedError(
                 f"rank {self.rank}/{self.world}: {op} failed: a peer process died or did not "
                 f"answer within the process-group timeout ({self.timeout_s:g} s, "
@@ -241,17 +244,25 @@ class DataParallel:
         for k, v in sorted(masks.state().items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        mine = int.from_bytes(h.digest()[:7], "big")
+        mine = int.from_bytes(h.digest()[:7], "big")   # 56 bits: fits an int64
         t = torch.tensor([mine], dtype=torch.int64, device=self.comm_device)
         out = [torch.zeros_like(t) for _ in range(self.world)]
         self._call(f"mask check ({where})", torch.distributed.all_gather, out, t)
         hashes = [int(x.item()) for x in out]
+        self.mask_hashes = tuple(f"{x:014x}" for x in hashes)
         if len(set(hashes)) > 1:
             differ = [r for r, x in enumerate(hashes) if x != hashes[0]]
             raise ReplicaMismatchError(
                 f"rank {self.rank}/{self.world}: pruning masks differ across ranks {where} "
                 f"(ranks {differ} disagree with rank 0): a pruner took a rank-dependent "
                 f"decision; the run is stopped, the last checkpoint is the last agreed state")
+
+    def epoch_record(self) -> dict:
+        """What ``metrics.jsonl`` records of the data-parallel run (nothing when single)."""
+        if not self.active:
+            return {}
+        return {"data_parallel": {"world_size": self.world, "backend": self.backend,
+                                  "mask_hashes": list(self.mask_hashes)}}
 
     def after_pruner_batch(self, pruner, masks, step: int) -> None:
         """Check the masks after a batch on which an interval-K pruner decided."""
@@ -263,12 +274,8 @@ class DataParallel:
 
     def maybe_fault(self, step: int) -> None:
         """Test hook (see :data:`FAULT_ENV`): this rank signals itself at ``step``."""
-        spec = os.environ.get(FAULT_ENV)
-        if not spec:
-            return
-        rank, at, sig = spec.split(":")
-        if int(rank) == self.rank and int(at) == step:
-            os.kill(os.getpid(), getattr(signal, f"SIG{sig}"))
+        if self.fault is not None and self.fault[0] == step:
+            os.kill(os.getpid(), self.fault[1])
 
     # ---- teardown --------------------------------------------------------------------------
     def close(self) -> None:
@@ -324,7 +331,7 @@ def init_from_env(device_name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Dat
         torch.cuda.set_device(local)
         comm = torch.device("cuda", local)
     dp = DataParallel(rank=rank, world=world, local_rank=local, timeout_s=float(timeout_s),
-                      backend=backend, comm_device=comm)
+                      backend=backend, comm_device=comm, fault=_fault_hook(rank))
     where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
     dp._call(f"rendezvous at {where} ({backend})", torch.distributed.init_process_group,
              backend=backend, init_method="env://", rank=rank, world_size=world,
@@ -342,6 +349,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _fault_hook(rank: int) -> tuple[int, int] | None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return None
+    try:
+        r, step, sig = spec.split(":")
+        return (int(step), int(getattr(signal, f"SIG{sig}"))) if int(r) == rank else None
+    except (ValueError, AttributeError) as e:
+        raise ConfigError(f"{FAULT_ENV}={spec!r}: expected RANK:STEP:SIGNAL, e.g. 1:30:KILL") from e
+
+
+def _backend_message(e: Exception) -> str:
+    """The informative part of a backend error (no source paths, no boilerplate hints)."""
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    first = re.sub(r"\[[^\]]*\.(cc|cpp|h|hpp):\d+\]\s*", "", first)
+    return first.split(" This is typically caused")[0].strip()
+
+
 def _describe_exit(code: int) -> str:
     if code < 0:
         with contextlib.suppress(ValueError):
@@ -355,7 +381,7 @@ def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TI
     """Run ``python -m spikeship <worker_args>`` in ``nproc`` local processes, ranks 0..N-1,
     with a rendezvous on 127.0.0.1; return when all succeeded.
 
-    When a worker fails, the others are given ``timeout_s + 30`` s to stop with their
+    When a worker fails, the others are given ``timeout_s + 10`` s to stop with their
     own error (they notice a dead peer at their next collective), then terminated.
     Raises :class:`DistributedError` naming the first worker that failed.
     """
@@ -380,7 +406,7 @@ def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TI
                 bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
                 if bad:
                     first = bad[0]
-                    deadline = time.monotonic() + timeout_s + 30.0
+                    deadline = time.monotonic() + timeout_s + 10.0
             if all(c is not None for c in codes):
                 break
             if deadline is not None and time.monotonic() > deadline:
@@ -402,7 +428,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
     t0 = time.monotonic()
     for p in live:
         try:
-            p.wait(timeout=max(0.1, 10.0 - (time.monotonic() - t0)))
+            p.wait(timeout=max(0.1, 5.0 - (time.monotonic() - t0)))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(OSError):
                 p.kill()

@@ -387,6 +387,7 @@ class Trainer:
         self.elapsed_s += dt
         self.epoch = epoch
         m = self._epoch_metrics(epoch, stats, acc, dt, pruner_metrics)
+        m.update(self.dp.epoch_record())
         self.metrics.append(m)
         if not self.dp.writer:
             return m
