@@ -5,7 +5,8 @@
   last batch so small that one rank has no sample.
 - DPAP, PQ (mask updates every 10 batches) and random pruning over 3 epochs: the mask
   hash of both ranks is recorded after every epoch and equal, the accuracy lies in
-  the interval of single-process runs over seeds 0-2, and only rank 0 writes.
+  the interval of single-process runs over seeds 0-2, and masks, weights and DPAP's
+  survival values are those of the single-process run with the same seed.
 - A rank that disagrees on its masks stops the run with ReplicaMismatchError.
 - A rank killed mid-epoch (SIGKILL) or hung (SIGSTOP) makes the other stop with a
   DistributedError (the hung one after --dist-timeout), the last checkpoint stays
@@ -130,8 +131,16 @@ def test_pruned_runs_keep_masks_identical_on_both_ranks(tmp_path, case):
     assert len({m["data_parallel"]["mask_hashes"][0] for m in metrics}) > 1  # masks changed
     accs = [s.metrics[-1]["test_accuracy"] for s in singles]
     assert min(accs) <= metrics[-1]["test_accuracy"] <= max(accs), (accs, metrics[-1])
-    s0 = singles[0].metrics[-1]
-    assert metrics[-1]["pruning_rate"] == pytest.approx(s0["pruning_rate"], abs=0.02)
+    # and the run is the single-process run of the same seed, up to float sums: same masks,
+    # weights within 10 * WEIGHT_ATOL (measured 4e-8), DPAP survival values within 1e-3
+    # (measured 4e-6 of ~20; without the per-batch theta all-reduce they differ by ~6)
+    one, two = load_checkpoint(singles[0].run_dir), load_checkpoint(run)
+    m1, m2 = one.masks.state(), two.masks.state()
+    assert m1.keys() == m2.keys() and all(torch.equal(m1[k], m2[k]) for k in m1)
+    assert max_diff(one.model.state_dict(), two.model.state_dict()) <= 10 * WEIGHT_ATOL
+    p1, p2 = one.group("pruner"), two.group("pruner")
+    for k in (k for k in p1 if k.startswith("f_")):
+        assert torch.allclose(p1[k], p2[k], atol=1e-3, rtol=0), k
 
 
 MISMATCH = """
