@@ -36,6 +36,7 @@ def write_idx(path: Path, arr: np.ndarray) -> None:
 
 
 def fake_mnist(root: Path, n_train: int, n_test: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         imgs = (rng.random((n, 28, 28)) < 0.2) * rng.integers(0, 256, (n, 28, 28))

@@ -196,7 +196,7 @@ def _launch(out: Path, values: dict, *, nproc: int, dist_timeout: float | None, 
     import shutil
     import tempfile
 
-    from spikeship.train.distributed import launch
+    from spikeship.train.launch import launch
 
     out = Path(out)
     timeout = _dist_timeout(dist_timeout)

@@ -44,7 +44,7 @@ How a run is split (``R`` processes, global batch ``B`` = ``--batch-size``):
   (past the timeout) makes the others raise :class:`DistributedError` naming the
   rank and the operation.
 
-Launching: ``spikeship train --nproc N ...`` (:func:`launch`: N local workers with a
+Launching: ``spikeship train --nproc N ...`` (:func:`spikeship.train.launch.launch`: N local workers with a
 rendezvous on 127.0.0.1) or any launcher that sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``, such as
 ``torchrun --nproc-per-node N -m spikeship train ...``. Backend: gloo on CPU, NCCL
@@ -59,10 +59,6 @@ import hashlib
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -341,14 +337,6 @@ def init_from_env(device_name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Dat
     return dp
 
 
-# ---- the local launcher (--nproc N) ------------------------------------------------------------
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _fault_hook(rank: int) -> tuple[int, int] | None:
     spec = os.environ.get(FAULT_ENV)
     if not spec:
@@ -366,70 +354,3 @@ def _backend_message(e: Exception) -> str:
     first = text.splitlines()[0] if text else type(e).__name__
     first = re.sub(r"\[[^\]]*\.(cc|cpp|h|hpp):\d+\]\s*", "", first)
     return first.split(" This is typically caused")[0].strip()
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TIMEOUT_S,
-           *, threads: int | None = None) -> None:
-    """Run ``python -m spikeship <worker_args>`` in ``nproc`` local processes, ranks 0..N-1,
-    with a rendezvous on 127.0.0.1; return when all succeeded.
-
-    When a worker fails, the others are given ``timeout_s + 10`` s to stop with their
-    own error (they notice a dead peer at their next collective), then terminated.
-    Raises :class:`DistributedError` naming the first worker that failed.
-    """
-    if nproc < 1:
-        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
-    port = free_port()
-    per_proc = threads or max(1, (os.cpu_count() or 1) // nproc)
-    procs: list[subprocess.Popen] = []
-    try:
-        for rank in range(nproc):
-            env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank),
-                   "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc),
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                   "OMP_NUM_THREADS": str(per_proc)}
-            procs.append(subprocess.Popen([sys.executable, "-m", "spikeship", *worker_args],
-                                          env=env))
-        first: tuple[int, int] | None = None
-        deadline = None
-        while True:
-            codes = [p.poll() for p in procs]
-            if first is None:
-                bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
-                if bad:
-                    first = bad[0]
-                    deadline = time.monotonic() + timeout_s + 10.0
-            if all(c is not None for c in codes):
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-    finally:
-        _stop(procs)
-    if first is not None:
-        rank, code = first
-        raise DistributedError(f"worker rank {rank} of {nproc} {_describe_exit(code)}; "
-                               f"the run stopped (resume it with --resume, with any --nproc)")
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    live = [p for p in procs if p.poll() is None]
-    for p in live:
-        with contextlib.suppress(OSError):
-            p.terminate()
-    t0 = time.monotonic()
-    for p in live:
-        try:
-            p.wait(timeout=max(0.1, 5.0 - (time.monotonic() - t0)))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                p.kill()
-            p.wait()

@@ -26,6 +26,11 @@ trainer never knows which pruner it drives. Determinism: weights come from
 ``torch.manual_seed(seed)``, shuffling from a per-epoch generator, and every
 random-generator state is checkpointed, so on CPU ``stop after epoch k`` + resume
 gives the same weights, bit for bit, as an uninterrupted run.
+
+Data-parallel runs (:mod:`spikeship.train.distributed`): the ``self.dp`` hooks give each
+rank its share of every global batch, all-reduce gradients before the pruner sees
+them, shard the evaluation, compare mask hashes after every pruning decision and let
+rank 0 alone write the run directory; with one process every hook is a no-op.
 """
 
 from __future__ import annotations

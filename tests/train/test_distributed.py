@@ -28,7 +28,8 @@ import torch
 from spikeship.io import read_jsonl
 from spikeship.train.checkpoint import load_checkpoint
 from spikeship.train.config import TrainConfig
-from spikeship.train.distributed import FAULT_ENV, free_port, shard
+from spikeship.train.distributed import FAULT_ENV, shard
+from spikeship.train.launch import free_port
 from spikeship.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
@@ -223,3 +224,20 @@ def test_hung_rank_times_out_and_resume_with_two_processes_completes(tmp_path):
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     assert json.loads((run / "summary.json").read_text())["epochs"] == 3
+
+
+def test_launch_options_are_checked_before_any_process_starts(tmp_path, monkeypatch, capsys):
+    from spikeship.cli import main
+
+    out = str(tmp_path / "run")
+    assert main(["train", "--out", out, "--nproc", "2", "--dist-timeout", "0"]) == 1
+    assert "--dist-timeout must be > 0" in capsys.readouterr().err
+    assert main(["train", "--out", out, "--nproc", "4", "--batch-size", "3"]) == 1
+    assert "smaller than --nproc 4" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--out", out, "--nproc", "2"]) == 1
+    assert "--nproc inside a distributed launch" in capsys.readouterr().err
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    assert main(["train", "--out", out]) == 1
+    assert "WORLD_SIZE is set but" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
