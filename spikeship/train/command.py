@@ -192,10 +192,10 @@ def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, 
 def _launch(out: Path, values: dict, *, nproc: int, dist_timeout: float | None, resume: bool,
             baseline, threads, no_progress: bool, config_file, prune_opts, stop_after) -> None:
     """``--nproc N``: the resolved configuration goes to N workers as a JSON file."""
-    import json
     import shutil
     import tempfile
 
+    from spikeship.io import write_json_atomic
     from spikeship.train.launch import launch
 
     out = Path(out)
@@ -212,7 +212,7 @@ def _launch(out: Path, values: dict, *, nproc: int, dist_timeout: float | None, 
     tmp = Path(tempfile.mkdtemp(prefix="spikeship-launch-"))
     try:
         cfg_file = tmp / "config.json"
-        cfg_file.write_text(json.dumps(config.to_json()), encoding="utf-8")
+        write_json_atomic(cfg_file, config.to_json())
         args = ["train", "--out", str(out), "--config", str(cfg_file),
                 "--dist-timeout", str(timeout)]
         args += ["--resume"] if resume else []
