@@ -30,6 +30,7 @@ from spikeship.train.checkpoint import load_checkpoint
 from spikeship.train.config import TrainConfig
 from spikeship.train.distributed import FAULT_ENV, shard
 from spikeship.train.launch import free_port
+from spikeship.train.predictions import load_predictions
 from spikeship.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
@@ -92,8 +93,11 @@ def test_two_processes_match_one_process_after_an_epoch(tmp_path, batch):
     assert m2["train_accuracy"] == m1["train_accuracy"]
     assert m2["data_parallel"]["world_size"] == 2 and m2["data_parallel"]["backend"] == "gloo"
     # rank 0 alone wrote: the same files as a single-process run, nothing else
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint", "config.json",
-                                                     "metrics.jsonl", "summary.json"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in ref.run_dir.iterdir())
+    # every rank evaluated its share; predictions.npz holds all of them in order
+    p1, p2 = (load_predictions(d / "predictions.npz") for d in (ref.run_dir, run))
+    for k in ("predictions", "labels"):
+        assert (p1[k] == p2[k]).all() and len(p2[k]) == len(ref.data.test)
     assert json.loads((run / "config.json").read_text()) == ref.config.to_json()
     assert "test accuracy" in r.stdout and r.stdout.count("test accuracy") == 1
 
