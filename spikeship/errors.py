@@ -83,3 +83,9 @@ class DistributedError(SpikeshipError):
 
 class ReplicaMismatchError(DistributedError):
     """Data-parallel workers disagree (their pruning masks hash differently)."""
+
+
+class RunLockedError(RunDirError):
+    """Another process is writing the run directory (the message names the holder)."""
+
+    exit_code = 75   # EX_TEMPFAIL of sysexits.h: try again when the other writer is done

@@ -41,6 +41,7 @@ from spikeship.errors import RunDirError
 from spikeship.io import read_jsonl, write_json_atomic, write_text_atomic
 from spikeship.report.significance import McNemar, ci_cells, significance
 from spikeship.report.significance import to_markdown as significance_markdown
+from spikeship.runlock import writes_run_dir
 
 
 @dataclass(frozen=True)
@@ -371,6 +372,8 @@ def compare(runs: tuple[str, ...], out: str | None, dense: str | None, rank: str
         click.echo(f"wrote {written[0]} and {written[1]}", err=True)
 
 
+@writes_run_dir(lambda a: Path(a["out"]).absolute().parent if a["out"] else None,
+                "compare --out", create=True)
 def compare_to_files(runs: list[str | Path], out: str | Path | None = None,
                      dense: str | Path | None = None, rank: str = "given"
                      ) -> tuple[str, list[Path]]:

@@ -19,6 +19,7 @@ from spikeship.errors import RunDirError
 from spikeship.io import read_jsonl, write_text_atomic
 from spikeship.report import plots
 from spikeship.stats import format_accuracy
+from spikeship.runlock import writes_run_dir
 
 
 @dataclass
@@ -147,6 +148,7 @@ def _vanish_rows(run: RunFiles) -> list[list[Any]]:
     return rows
 
 
+@writes_run_dir("run_dir", "report")
 def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
                  comparison_md: str | None = None) -> dict[str, Path]:
     """Write plots/*.png, report.md and report.html into ``run_dir``; return their paths."""

@@ -18,6 +18,7 @@ import click
 
 from spikeship.errors import ConfigError, ExportError, RunDirError
 from spikeship.targets import registry as chips
+from spikeship.runlock import writes_run_dir
 
 FORMATS = ("nir", "onnx", *chips.writers())      # format-neutral writers, then the chips'
 FRAME_DATASETS = ("digits-events", "nmnist", "dvs-gesture")
@@ -30,6 +31,7 @@ def encoding_of(config: dict) -> str:
     return "frames" if config.get("dataset") in FRAME_DATASETS else "direct"
 
 
+@writes_run_dir("run_dir", "export")
 def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), *,
                dt_s: float = 1e-3, onnx_mode: str = "step", netx_optional: bool = False
                ) -> dict:

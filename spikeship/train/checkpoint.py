@@ -14,7 +14,8 @@
 Atomic swap: the new checkpoint is written to ``checkpoint.new/`` (fsynced), the old
 one renamed to ``checkpoint.old/``, the new one renamed to ``checkpoint/``, then the
 old one removed. A crash at any point leaves one complete checkpoint, which
-:func:`load_checkpoint` finds (and puts back under ``checkpoint/`` when it can).
+:func:`load_checkpoint` finds and reads without changing anything; the next writer
+(under the run lock) puts it back under ``checkpoint/`` (:func:`recover_checkpoint`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeship.errors import CheckpointError, ConfigError, MaskError
+from spikeship.errors import CheckpointError, ConfigError, MaskError, RunDirError
 from spikeship.io import sha256_file, write_json_atomic
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model
@@ -151,9 +152,25 @@ def restore_rng(ckpt: Checkpoint) -> None:
 
 
 def _write_dir(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    from safetensors.torch import save_file
+    from safetensors import SafetensorError
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    new = run_dir / NEW
+    try:
+        return _swap_in(run_dir, tensors, meta)
+    except (OSError, SafetensorError) as e:   # disk full, I/O error: the old one stays
+        shutil.rmtree(new, ignore_errors=True)
+        reason = getattr(e, "strerror", None) or str(e)
+        raise RunDirError(f"cannot write the checkpoint in {run_dir}: {reason} "
+                          f"(the previous checkpoint is intact)") from e
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def _swap_in(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
     new, old, cur = run_dir / NEW, run_dir / OLD, run_dir / CKPT
     if new.exists():
         shutil.rmtree(new)
@@ -202,11 +219,12 @@ def _read_meta(d: Path) -> dict[str, Any] | None:
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
-    """The complete checkpoint directory of ``run_dir``, recovering an interrupted swap.
+    """The complete checkpoint directory of ``run_dir``; reads only, changes nothing.
 
-    Prefers ``checkpoint.new/`` when it is complete (it is the newer one), then
-    ``checkpoint/``, then ``checkpoint.old/``; renames the winner to ``checkpoint/``
-    and removes the rest when the directory is writable.
+    Prefers ``checkpoint.new/`` when it is complete (it is the newer one: a writer
+    stopped between finishing it and renaming it), then ``checkpoint/``, then
+    ``checkpoint.old/``. Putting the winner back under ``checkpoint/`` is the job of
+    the next writer, under the run lock (:func:`recover_checkpoint`).
     """
     run_dir = Path(run_dir)
     new, old, cur = run_dir / NEW, run_dir / OLD, run_dir / CKPT
@@ -217,22 +235,81 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
             raise CheckpointError(f"no complete checkpoint in {run_dir} (found incomplete "
                                   f"{found}: {META} or {TENSORS} missing or unreadable)")
         raise CheckpointError(f"no checkpoint in {run_dir} (expected {cur}/)")
-    best = candidates[0]
-    if best != cur:
-        try:
+    return candidates[0]
+
+
+def recover_checkpoint(run_dir: str | os.PathLike) -> list[str]:
+    """Finish or undo an interrupted checkpoint swap; for writers holding the run lock.
+
+    The complete checkpoint :func:`checkpoint_dir` would read ends up as ``checkpoint/``
+    and the other ``checkpoint.*/`` directories are removed. Returns what was done
+    (empty when there was nothing to recover).
+    """
+    run_dir = Path(run_dir)
+    new, old, cur = run_dir / NEW, run_dir / OLD, run_dir / CKPT
+    if not new.exists() and not old.exists():
+        return []
+    done = []
+    try:
+        best = checkpoint_dir(run_dir)
+    except CheckpointError:
+        best = None
+    try:
+        if best is not None and best != cur:
             if cur.exists():
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(cur, old)
+                shutil.rmtree(cur)
             os.replace(best, cur)
-            best = cur
-        except OSError:
-            return best  # read-only run directory: read the complete one where it is
-    for d in (new, old):
-        if d.exists():
-            with contextlib.suppress(OSError):
+            done.append(f"{best.name}/ -> {CKPT}/")
+        for d in (new, old):
+            if d.exists():
                 shutil.rmtree(d)
-    return best
+                done.append(f"removed {d.name}/")
+        _fsync_dir(run_dir)
+    except OSError as e:
+        raise RunDirError(f"cannot recover the interrupted checkpoint in {run_dir}: "
+                          f"{e.strerror or e}") from e
+    return done
+
+
+def _read_complete(run_dir: Path, attempts: int = 5):
+    """(directory, meta, tensors) of the complete checkpoint, read without a lock: a writer
+    may swap directories meanwhile, so a checkpoint that vanishes mid-read is looked up
+    again (the reader never changes anything)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    for attempt in range(attempts):
+        d = checkpoint_dir(run_dir)
+        meta = _read_meta(d)
+        try:
+            if meta is None:
+                raise FileNotFoundError(d / META)
+            _check_format(d, meta)
+            want = meta.get("tensors_sha256")
+            if want is not None and sha256_file(d / TENSORS) != want:
+                raise CheckpointError(f"{d / TENSORS} is corrupt (SHA-256 differs from {META})")
+            try:
+                tensors = load_file(str(d / TENSORS), device="cpu")
+            except (SafetensorError, OSError, ValueError) as e:
+                if not (d / TENSORS).exists():
+                    raise FileNotFoundError(d / TENSORS) from e
+                raise CheckpointError(f"cannot read {d / TENSORS}: {e}") from e
+            return d, meta, tensors
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise CheckpointError(f"the checkpoint in {run_dir} kept changing while it "
+                                      f"was read (a trainer is writing it); try again") from None
+    raise AssertionError("unreachable")
+
+
+def _check_format(d: Path, meta: dict[str, Any]) -> None:
+    if "format_version" not in meta:
+        raise CheckpointError(f"{d}: checkpoint written in an older format (no format_version "
+                              f"in {META}); this spikeship reads format {FORMAT_VERSION}: "
+                              f"retrain or re-save it")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{d}: checkpoint format {meta.get('format_version')!r} is not "
+                              f"supported (this spikeship reads format {FORMAT_VERSION})")
 
 
 def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu"
@@ -243,25 +320,7 @@ def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = 
     Raises :class:`CheckpointError` if the checkpoint is missing, corrupt or its
     weights do not fit its architecture, :class:`MaskError` if its masks do not fit.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    d = checkpoint_dir(run_dir)
-    meta = _read_meta(d)
-    if "format_version" not in meta:
-        raise CheckpointError(f"{d}: checkpoint written in an older format (no format_version "
-                              f"in {META}); this spikeship reads format {FORMAT_VERSION}: "
-                              f"retrain or re-save it")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{d}: checkpoint format {meta.get('format_version')!r} is not "
-                              f"supported (this spikeship reads format {FORMAT_VERSION})")
-    want = meta.get("tensors_sha256")
-    if want is not None and sha256_file(d / TENSORS) != want:
-        raise CheckpointError(f"{d / TENSORS} is corrupt (SHA-256 differs from {META})")
-    try:
-        tensors = load_file(str(d / TENSORS), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {d / TENSORS}: {e}") from e
+    d, meta, tensors = _read_complete(Path(run_dir))
     try:
         spec = ModelSpec.from_json(meta["spec"])
     except (KeyError, TypeError, ConfigError) as e:
@@ -307,4 +366,4 @@ def check_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: s
 
 
 __all__ = ["Checkpoint", "CheckpointError", "MaskError", "checkpoint_dir", "load_checkpoint",
-           "load_model_state", "restore_rng", "save_checkpoint"]
+           "load_model_state", "recover_checkpoint", "restore_rng", "save_checkpoint"]

@@ -49,8 +49,9 @@ from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
 from spikeship.stats import wilson_interval
 from spikeship.train import multistep
+from spikeship.runlock import writes_run_dir
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
-                                        restore_rng, save_checkpoint)
+                                        recover_checkpoint, restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
 from spikeship.train.distributed import SINGLE, DataParallel
 from spikeship.train.losses import get_loss, predict
@@ -336,6 +337,9 @@ class Trainer:
         no summary): for tests and for splitting a long run.
         """
         self._build()
+        recovered = recover_checkpoint(self.run_dir)     # under the run lock (see train())
+        if recovered and not self.quiet:
+            self.console.print(f"recovered an interrupted checkpoint: {', '.join(recovered)}")
         if resume:
             self._resume()
         else:
@@ -484,6 +488,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return conv(dict(d))
 
 
+@writes_run_dir("run_dir", "train", create=True)
 def train(config: TrainConfig, run_dir, *, resume: bool = False, baseline_dir=None,
           stop_after: int | None = None, progress: bool = True, quiet: bool = False,
           dp: DataParallel = SINGLE) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from spikeship.errors import CheckpointError, ConfigError, MaskError
 from spikeship.io import read_jsonl
 from spikeship.io import sha256_file as _sha256
 from spikeship.train.checkpoint import (META, TENSORS, checkpoint_dir, load_checkpoint,
+                                        recover_checkpoint,
                                         save_checkpoint)
 from spikeship.train.config import TrainConfig
 from spikeship.train.masks import MaskSet
@@ -119,6 +120,8 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 
 
 def test_interrupted_swaps_recover(tmp_path):
+    """The reader finds the complete checkpoint and changes nothing; the writer's
+    :func:`recover_checkpoint` puts it back under checkpoint/."""
     _small_checkpoint(tmp_path, epoch=1)
     cur, new, old = (tmp_path / n for n in ("checkpoint", "checkpoint.new", "checkpoint.old"))
     # 1. crash after checkpoint/ was moved aside, before checkpoint.new/ was renamed
@@ -126,14 +129,21 @@ def test_interrupted_swaps_recover(tmp_path):
     shutil.copytree(tmp_path / "x" / "checkpoint", new)
     os.replace(cur, old)
     assert load_checkpoint(tmp_path).epoch == 2
+    assert new.is_dir() and old.is_dir() and not cur.exists()     # the reader changed nothing
+    assert recover_checkpoint(tmp_path)
     assert cur.is_dir() and not new.exists() and not old.exists()
+    assert load_checkpoint(tmp_path).epoch == 2
     # 2. crash while writing checkpoint.new/ (no meta.json yet): the old one stays
     new.mkdir()
     (new / TENSORS).write_bytes(b"partial")
+    assert load_checkpoint(tmp_path).epoch == 2 and new.exists()
+    recover_checkpoint(tmp_path)
     assert load_checkpoint(tmp_path).epoch == 2 and not new.exists()
     # 3. only the moved-aside old checkpoint survived
     os.replace(cur, old)
-    assert load_checkpoint(tmp_path).epoch == 2 and cur.is_dir()
+    assert load_checkpoint(tmp_path).epoch == 2 and not cur.is_dir()
+    recover_checkpoint(tmp_path)
+    assert cur.is_dir() and not old.exists()
 
 
 def test_corrupt_or_misfit_checkpoints_are_named_errors(tmp_path):
