@@ -32,7 +32,7 @@ from tests.reliability.conftest import expect_error, snapshot
 # (file, function) -> why a raw write there is not an artifact written in place
 EXEMPT = {
     ("spikeship/io.py", "*"): "the atomic writers themselves",
-    ("spikeship/train/checkpoint.py", "_write_dir"):
+    ("spikeship/train/checkpoint.py", "_swap_in"):
         "writes into checkpoint.new/, which is fsynced and renamed over checkpoint/ whole",
     ("spikeship/sim/lava/build.py", "_stream"):
         "sizes a scratch I/O buffer for Lava's stream processes in a private temp dir",
