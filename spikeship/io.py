@@ -102,18 +102,30 @@ def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file, ignoring a trailing partial line left by a crash."""
+    """Read a JSON-lines file (regular file, size-limited: :mod:`spikeship.safeopen`).
+
+    A last line without its newline that does not parse is the partial line a crash
+    leaves (:func:`append_jsonl` writes line and newline together) and is ignored; any
+    other line that does not parse is a :class:`RunDirError` naming the file and line.
+    """
+    from spikeship.safeopen import read_text
+
     out = []
     p = Path(path)
     if not p.exists():
         return out
-    for line in p.read_text(encoding="utf-8").splitlines():
+    text = read_text(p, "JSON-lines file", RunDirError)
+    lines = text.split("\n")
+    for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+        except (json.JSONDecodeError, RecursionError) as e:
+            if i == len(lines):          # no newline after it: a write cut short
+                break
+            raise RunDirError(f"{p}, line {i}: not a JSON object ({e}); the file is damaged "
+                              f"(fix or remove that line)") from None
     return out
 
 

@@ -31,13 +31,14 @@ from typing import Any
 
 import click
 
-from spikeship.errors import ConfigError, SpikeshipError
+from spikeship.errors import ConfigError, RunDirError, SpikeshipError
 from spikeship.data import DATASETS
 from spikeship.io import ensure_writable_dir, sha256_file, write_json_atomic
 from spikeship.sim.registry import PIPELINE_DEFAULT as TARGETS_DEFAULT
 from spikeship.train.models import PRESETS
 from spikeship.train.pruners import PRUNERS
 from spikeship.runlock import writes_run_dir
+from spikeship.safeopen import LIMITS, read_json, read_text
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ QUICK = {"epochs": 8, "sim_samples": 60, "lava_samples": 20}
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML or JSON pipeline config file."""
     try:
-        text = path.read_text()
+        text = read_text(path, "config file", ConfigError, LIMITS.json_bytes)
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     try:
@@ -223,8 +224,8 @@ class StageRecorder:
         if not rec.exists():
             return False
         try:
-            d = json.loads(rec.read_text())
-        except json.JSONDecodeError:
+            d = read_json(rec, "stage record", RunDirError)
+        except (RunDirError, json.JSONDecodeError):
             return False
         if d.get("fingerprint") != stage.fingerprint():
             return False

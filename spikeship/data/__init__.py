@@ -111,13 +111,17 @@ def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0,
     limits = (check_limit("limit_train", limit_train), check_limit("limit_test", limit_test))
     module, attr = DATASETS[name].split(":")
     loader = getattr(importlib.import_module(module), attr)
+    from spikeship.data.validate import validate_bundle
+
     if "limits" in inspect.signature(loader).parameters:  # simulates only what is kept
-        return loader(data_dir=data_dir, timesteps=timesteps, seed=seed, limits=limits)
-    b = loader(data_dir=data_dir, timesteps=timesteps, seed=seed)
-    if limits == (None, None):
-        return b
-    return dataclasses.replace(b, train=limit_split(b.train, limits[0], seed, "train"),
-                               test=limit_split(b.test, limits[1], seed, "test"))
+        b = loader(data_dir=data_dir, timesteps=timesteps, seed=seed, limits=limits)
+    else:
+        b = loader(data_dir=data_dir, timesteps=timesteps, seed=seed)
+        if limits != (None, None):
+            b = dataclasses.replace(b, train=limit_split(b.train, limits[0], seed, "train"),
+                                    test=limit_split(b.test, limits[1], seed, "test"))
+    validate_bundle(b)           # empty splits, shapes, NaN/Inf, labels: DatasetError
+    return b
 
 
 def load_run_dataset(config: dict) -> DatasetBundle:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeship.errors import DatasetError
+from spikeship.safeopen import LIMITS, read_bytes
 from spikeship.data.files import data_root, find_dir, missing
 
 TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
@@ -77,10 +78,7 @@ def safe_load(data: bytes, where: str = "pickle"):
 def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` of one batch file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"cannot read CIFAR batch {path}: {e.strerror}") from e
+    raw = read_bytes(path, "CIFAR batch", LIMITS.data_bytes, DatasetError)  # regular, bounded
     d = safe_load(raw, str(path))
     if not isinstance(d, dict):
         raise DatasetError(f"{path}: a CIFAR batch is a dict, found {type(d).__name__}")

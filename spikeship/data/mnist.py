@@ -13,11 +13,13 @@ uint32 sizes, then the data in C order, big-endian.
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import numpy as np
 
 from spikeship.errors import DatasetError
+from spikeship.safeopen import LIMITS, read_bytes
 from spikeship.data.files import data_root, find_dir, missing
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -32,8 +34,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file() and path.with_name(path.name + ".gz").is_file():
         path = path.with_name(path.name + ".gz")
+    limit = LIMITS.data_bytes
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = read_bytes(path, "IDX file", limit, DatasetError)     # regular file, size-limited
+        if path.suffix == ".gz":
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:    # bounded: no gzip bomb
+                raw = g.read(limit + 1)
+            if len(raw) > limit:
+                raise DatasetError(f"{path} unpacks to more than {limit} bytes; refusing it")
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DatasetError(f"cannot read IDX file {path}: {e}") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spikeship.errors import DatasetError
+from spikeship.safeopen import LIMITS
 from spikeship.data.files import data_root, missing
 
 
@@ -74,6 +75,13 @@ class TonicFrames(Dataset):
         return len(self.ds)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from spikeship.safeopen import check_file, check_npy
+
+        path = str(self.ds.data[i])
+        if path.endswith(".npy"):   # regular file, declared shape vs bytes, no pickles
+            check_npy(path, "recording", DatasetError)
+        else:
+            check_file(path, "recording", LIMITS.data_bytes, DatasetError)
         try:
             events, target = self.ds[i]
         except (OSError, ValueError, IndexError, KeyError) as e:

@@ -101,16 +101,11 @@ def _sparse_to_dense(sp) -> tuple[str, np.ndarray, np.ndarray]:
 
 def onnx_layers(path: str | Path, fmt: str = "onnx") -> list[DeployedLayer]:
     """Synaptic initializers of a spikeship ONNX export (``layers`` metadata)."""
-    import onnx
     from onnx import numpy_helper
 
-    from google.protobuf.message import DecodeError
+    from spikeship.safeopen import load_onnx
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError,
-            DecodeError) as e:
-        raise GraphError(f"cannot read ONNX file {path}: {e}") from e
+    model = load_onnx(path)    # size, no external data, only the operators spikeship writes
     props = {p.key: p.value for p in model.metadata_props}
     if "layers" not in props:
         raise GraphError(f"{path}: no spikeship 'layers' metadata; cannot map initializers "

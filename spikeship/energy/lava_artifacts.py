@@ -202,12 +202,12 @@ def netx_layers(path: Path, graph, fmt: str = "netx") -> list[DeployedLayer]:
     """The synaptic layers stored in a spikeship ``model.net`` (layout of
     :mod:`spikeship.targets.loihi.netx`): ``layer/<i>/{type, weight, name}`` with ``name`` the
     NIR population the layer feeds, and the host layer in ``spikeship_host``."""
-    import h5py
+    from spikeship.safeopen import open_hdf5
 
     pops = _by_population(graph)
     layers = {l.name: l for l in synaptic_layers(graph)}
     out = []
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path, "netx file") as f:
         group = f["layer"]
         for key in sorted(group, key=int):
             g = group[key]

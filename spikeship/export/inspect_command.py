@@ -51,16 +51,13 @@ def describe_nir(path: Path) -> dict:
 
 def describe_onnx(path: Path, limits=None) -> dict:
     import onnx
-    from google.protobuf.message import DecodeError
     from onnx import numpy_helper
 
     from spikeship.nir.read import Limits
+    from spikeship.safeopen import load_onnx
 
     limits = limits or Limits()
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (OSError, ValueError, DecodeError) as e:
-        raise GraphError(f"{path} is not a readable ONNX file: {e}") from e
+    model = load_onnx(path, ops=None)     # any operator may be shown; no external data
     if not model.graph.node:
         raise GraphError(f"{path} is not an ONNX model: it holds no graph nodes")
     rows = []
@@ -129,7 +126,11 @@ def describe_h5(path: Path, limits=None) -> dict:
 
     from spikeship.nir.read import H5_ERRORS, Limits
 
+    from spikeship.safeopen import open_hdf5
+
     limits = limits or Limits()
+    with open_hdf5(path, "HDF5 (netx) file"):   # regular file, size, links, filters, storage
+        pass
     try:
         f = h5py.File(path, "r")
     except OSError as e:

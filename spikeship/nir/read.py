@@ -141,14 +141,10 @@ def _check_declared(name: str, key: str, value, limits: Limits) -> None:
 
 def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGraph:
     """Read, type-check and validate the NIR file at ``path`` (see the module docstring)."""
+    from spikeship.safeopen import open_hdf5
+
     path = Path(path)
-    if not path.is_file():
-        raise GraphError(f"no NIR file at {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise GraphError(f"{path} is not a NIR (HDF5) file: {e}") from e
-    with f:
+    with open_hdf5(path, "NIR file") as f:   # regular file, size, links, filters, storage
         try:
             if "node" not in f or not isinstance(f["node"], h5py.Group):
                 raise GraphError(f"{path} is HDF5 but not NIR: no 'node' group")

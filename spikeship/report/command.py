@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from spikeship.errors import RunDirError
+from spikeship.safeopen import read_text
+
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
@@ -30,5 +33,5 @@ def report_run(run_dir: str | Path, baseline: str | Path | None = None,
         comparison = run_dir / "comparison.md"
     from spikeship.report.report import build_report
 
-    table = Path(comparison).read_text() if comparison else None
+    table = read_text(comparison, "comparison table", RunDirError) if comparison else None
     return build_report(run_dir, None if baseline is None else Path(baseline), table)

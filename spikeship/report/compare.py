@@ -42,6 +42,7 @@ from spikeship.io import read_jsonl, write_json_atomic, write_text_atomic
 from spikeship.report.significance import McNemar, ci_cells, significance
 from spikeship.report.significance import to_markdown as significance_markdown
 from spikeship.runlock import writes_run_dir
+from spikeship.safeopen import read_json
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Row:
 # ---- reading ---------------------------------------------------------------------
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        d = read_json(path, "run file", RunDirError)      # regular file, size-limited
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RunDirError(f"{path} is unreadable: {e}") from e
     if not isinstance(d, dict):

@@ -20,6 +20,7 @@ from spikeship.io import read_jsonl, write_text_atomic
 from spikeship.report import plots
 from spikeship.stats import format_accuracy
 from spikeship.runlock import writes_run_dir
+from spikeship.safeopen import read_json
 
 
 @dataclass
@@ -60,7 +61,7 @@ class RunFiles:
 
 
 def _object(path: Path) -> dict[str, Any]:
-    d = json.loads(path.read_text(encoding="utf-8"))
+    d = read_json(path, "run file", RunDirError)      # regular file, size-limited
     if not isinstance(d, dict):
         raise RunDirError(f"{path} does not hold a JSON object")
     return d

@@ -19,6 +19,7 @@ from spikeship.errors import ConfigError, OptionError, RunDirError
 from spikeship.sim import standalone
 from spikeship.sim.registry import names as simulator_names
 from spikeship.runlock import writes_run_dir
+from spikeship.safeopen import read_json
 from spikeship.sim.result import SimResult
 
 
@@ -27,7 +28,7 @@ def run_config(run_dir: Path) -> dict:
     path = run_dir / "config.json"
     if path.is_file():
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return read_json(path, "run configuration", RunDirError)
         except ValueError as e:
             raise RunDirError(f"{path} is not valid JSON: {e}") from e
     from spikeship.train.checkpoint import load_checkpoint

@@ -36,8 +36,13 @@ def open_session(path: str | os.PathLike, threads: int = 1):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    from spikeship.safeopen import load_onnx
+
+    # checked first (size, no external data, only spikeship's operators), then handed to
+    # ORT as bytes: ORT never opens a path, so it cannot resolve external data either
+    model = load_onnx(path)
     try:
-        sess = ort.InferenceSession(str(path), sess_options=opts,
+        sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts,
                                     providers=["CPUExecutionProvider"])
         # names and metadata are strings from the file: a damaged one does not decode
         _ = (dict(sess.get_modelmeta().custom_metadata_map),

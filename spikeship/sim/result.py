@@ -33,6 +33,7 @@ import numpy as np
 from spikeship.errors import RunDirError
 from spikeship.io import atomic_path, write_json_atomic
 from spikeship.stats import wilson_interval
+from spikeship.safeopen import check_npz, read_json
 
 
 @dataclass
@@ -147,7 +148,8 @@ class SimResult:
             raise RunDirError(f"no simulation result for target '{target}' in {run_dir} "
                               f"(run `spikeship simulate {run_dir} --target {target}` first)")
         try:
-            meta = json.loads(jpath.read_text())
+            meta = read_json(jpath, "simulation result", RunDirError)
+            check_npz(npath, "simulation result", RunDirError)   # declared sizes vs bytes
             with np.load(npath, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:

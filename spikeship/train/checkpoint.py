@@ -34,6 +34,7 @@ from torch import nn
 
 from spikeship.errors import CheckpointError, ConfigError, MaskError, RunDirError
 from spikeship.io import sha256_file, write_json_atomic
+from spikeship.safeopen import LIMITS, check_file
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model
 from spikeship.train.structure import LayerInfo, describe
@@ -209,9 +210,11 @@ def _fsync_dir(path: Path) -> None:
 # ---- reading -------------------------------------------------------------------------------
 def _read_meta(d: Path) -> dict[str, Any] | None:
     """The meta of a complete checkpoint directory, or None if ``d`` is not one."""
+    from spikeship.safeopen import read_json
+
     try:
-        meta = json.loads((d / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_json(d / META, "checkpoint metadata", CheckpointError)
+    except (OSError, ValueError, CheckpointError):
         return None
     if not isinstance(meta, dict) or not (d / TENSORS).is_file():
         return None
@@ -285,6 +288,10 @@ def _read_complete(run_dir: Path, attempts: int = 5):
             if meta is None:
                 raise FileNotFoundError(d / META)
             _check_format(d, meta)
+            if not (d / TENSORS).exists():
+                raise FileNotFoundError(d / TENSORS)
+            check_file(d / TENSORS, "checkpoint tensor file", LIMITS.checkpoint_bytes,
+                       CheckpointError)
             want = meta.get("tensors_sha256")
             if want is not None and sha256_file(d / TENSORS) != want:
                 raise CheckpointError(f"{d / TENSORS} is corrupt (SHA-256 differs from {META})")

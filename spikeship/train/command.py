@@ -33,8 +33,7 @@ _FLAGS = {
 def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path | None,
                    prune_opts: tuple[str, ...] = (), prune_options: dict | None = None):
     """The :class:`TrainConfig` from saved run config, file, and the given flags."""
-    import json
-
+    from spikeship.safeopen import read_json
     from spikeship.train.config import TrainConfig, load_config_file, parse_prune_option
 
     d: dict = {}
@@ -42,8 +41,8 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
         saved = out / "config.json"
         if saved.exists():
             try:
-                d.update(json.loads(saved.read_text(encoding="utf-8")))
-            except ValueError as e:
+                d.update(read_json(saved, "run configuration", ConfigError))
+            except (ValueError, TypeError) as e:
                 raise ConfigError(f"{saved} is malformed: {e}") from e
     if config_file is not None:
         d.update(load_config_file(config_file))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeship.errors import ConfigError
+from spikeship.safeopen import LIMITS, read_text
 
 DEVICES = ("cpu", "cuda", "auto")
 ENGINES = ("fast", "snntorch")
@@ -146,7 +147,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML (``tomllib``) or JSON config file; a ``[train]`` table is used if present."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "config file", ConfigError, LIMITS.json_bytes)
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     try:

@@ -460,9 +460,13 @@ class Trainer:
 
 def read_baseline_accuracy(baseline_dir: Path) -> float:
     """``test_accuracy`` of a finished dense run's ``summary.json``."""
+    from spikeship.safeopen import read_json
+
     p = Path(baseline_dir) / "summary.json"
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
+        if not p.exists():
+            raise FileNotFoundError(p)
+        d = read_json(p, "baseline summary", RunDirError)   # regular file, size-limited
         return float(d["test_accuracy"])
     except FileNotFoundError as e:
         raise RunDirError(f"baseline run {baseline_dir} has no summary.json "

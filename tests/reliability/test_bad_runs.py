@@ -244,7 +244,7 @@ def test_bad_train_config_file(tmp_path, capsys, case, text, match):
 def test_missing_train_config_file(tmp_path, capsys):
     out = tmp_path / "out"
     expect_error(capsys, ["train", "--config", tmp_path / "nope.toml", "--out", out],
-                 ConfigError, "cannot read config file", watch=(out,))
+                 ConfigError, "config file", watch=(out,))
 
 
 PIPELINE_CONFIGS = [
@@ -371,10 +371,10 @@ def test_report_of_a_directory_that_is_not_a_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("name,text,match", [
     ("summary.json", "[1, 2, 3]", "JSON object"),
-    ("summary.json", "{ half", "corrupt JSON"),
+    ("summary.json", "{ half", "not valid JSON"),
     ("metrics.jsonl", "[1, 2]\n", "JSON object"),
     ("simulate-reference.json", "\"just a string\"", "JSON object"),
-    ("energy.json", b"\xff\xfe not utf-8", "corrupt JSON"),
+    ("energy.json", b"\xff\xfe not utf-8", "not UTF-8"),
 ], ids=["summary-list", "summary-half", "metrics-list", "simulate-string", "energy-binary"])
 def test_report_of_a_run_with_malformed_json(run, capsys, name, text, match):
     p = run / name

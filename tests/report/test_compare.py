@@ -103,7 +103,7 @@ def test_bad_run_dirs(tmp_path):
     with pytest.raises(RunDirError, match="no summary.json"):
         compare_runs([tmp_path / "half"])
     (tmp_path / "half" / "summary.json").write_text("{broken")
-    with pytest.raises(RunDirError, match="unreadable"):
+    with pytest.raises(RunDirError, match="not valid JSON"):
         compare_runs([tmp_path / "half"])
     assert main(["compare", str(tmp_path / "nope")]) == 1
 

@@ -60,7 +60,7 @@ def test_missing_run_dir_is_named_error(tmp_path):
 def test_corrupt_metrics_summary_is_named_error(tmp_path):
     run = _fake_run(tmp_path / "run", [.5], [1000])
     (run / "summary.json").write_text("{broken")
-    with pytest.raises(RunDirError, match="corrupt JSON"):
+    with pytest.raises(RunDirError, match="not valid JSON"):
         build_report(run)
 
 

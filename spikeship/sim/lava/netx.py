@@ -38,11 +38,13 @@ def _s(group, key: str) -> str:
 
 def read_deployment(path: str | Path) -> Deployment:
     """The fixed-point :class:`Deployment` stored in a spikeship ``model.net``."""
+    from spikeship.safeopen import open_hdf5
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise RunDirError(f"{path} does not exist (run `spikeship export --formats netx`)")
     try:
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path, "netx file") as f:
             _check_sizes(f, path)
             return _read(f)
     except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
