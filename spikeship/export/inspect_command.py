@@ -188,7 +188,7 @@ def _totals(rows: list[dict]) -> dict:
 def describe_file(path: str | Path) -> dict:
     """A dict describing ``path`` by its suffix (``.nir``, ``.onnx``, ``.net`` / ``.h5``)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise GraphError(f"no file at {path}")
     suffix = path.suffix.lower()
     if suffix == ".nir":

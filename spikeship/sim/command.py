@@ -26,7 +26,7 @@ from spikeship.sim.result import SimResult
 def run_config(run_dir: Path) -> dict:
     """The resolved configuration of a run (``config.json``, else the checkpoint's)."""
     path = run_dir / "config.json"
-    if path.is_file():
+    if path.exists():
         try:
             return read_json(path, "run configuration", RunDirError)
         except ValueError as e:

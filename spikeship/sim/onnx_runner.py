@@ -139,7 +139,7 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
     :class:`OnnxOptions`."""
     o = SIMULATOR.parse_options(options)
     path = Path(run_dir) / "model.onnx"
-    if not path.is_file():
+    if not path.exists():
         raise GraphError(f"no ONNX export at {path} (run `spikeship export {run_dir}` first)")
     t0 = time.perf_counter()
     out, counts, meta = simulate_onnx(path, inputs, batch_size=o.batch_size,

@@ -216,7 +216,7 @@ def _read_meta(d: Path) -> dict[str, Any] | None:
         meta = read_json(d / META, "checkpoint metadata", CheckpointError)
     except (OSError, ValueError, CheckpointError):
         return None
-    if not isinstance(meta, dict) or not (d / TENSORS).is_file():
+    if not isinstance(meta, dict) or not (d / TENSORS).exists():
         return None
     return meta
 
