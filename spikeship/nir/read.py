@@ -300,6 +300,10 @@ def _check_finite(name: str, node) -> None:
     for key, v in vars(node).items():
         if key in ("input_type", "output_type", "metadata"):
             continue
+        if isinstance(v, np.ndarray) and v.dtype.kind not in "biuf":
+            raise GraphError(f"node {name!r} ({type(node).__name__}): parameter {key!r} has "
+                             f"dtype {v.dtype} ({'complex' if v.dtype.kind == 'c' else 'not real'}"
+                             f" numbers); NIR parameters are real numbers")
         if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
             raise GraphError(f"node {name!r} ({type(node).__name__}): parameter {key!r} holds "
                              "NaN or Inf")
@@ -307,6 +311,10 @@ def _check_finite(name: str, node) -> None:
         v = getattr(node, key, None)
         if v is not None and np.any(np.asarray(v) <= 0):
             raise GraphError(f"node {name!r}: time constant {key!r} must be > 0")
+    v = getattr(node, "v_threshold", None)
+    if v is not None and np.any(np.asarray(v) <= 0):
+        raise GraphError(f"node {name!r} ({type(node).__name__}): v_threshold must be > 0 "
+                         f"(a neuron at threshold <= 0 fires at rest on every step)")
 
 
 def _declared(types) -> tuple[int, ...] | None:

@@ -35,6 +35,8 @@ def _no_bool(v: Any) -> Any:
 
 
 PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, strict=False)]
+# threads: 1 .. spikeship.ranges.MAX_THREADS (a huge count crashes torch / ORT's pools)
+ThreadCount = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=256, strict=False)]
 PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0, allow_inf_nan=False)]
 
 

@@ -61,7 +61,8 @@ from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.loihi_emu_ops import (LifParams, SynapseOp, conv_op, dense_op,
                                          feedforward_fast, lava_synapse_weights,
                                          lif_run_feedforward, lif_step)
-from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
+from spikeship.sim.base import (Capabilities, Options, PositiveFloat, PositiveInt, Simulator,
+                                ThreadCount)
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
 
@@ -286,6 +287,10 @@ class LoihiEmulator:
 
 @contextlib.contextmanager
 def _torch_threads(n: int | None):
+    if n is not None:
+        from spikeship import ranges
+
+        n = ranges.threads(n, "option threads")
     old = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(int(n))
@@ -357,7 +362,7 @@ class EmuOptions(Options):
                         description="torch device: cpu, cuda, cuda:N")
     batch_size: PositiveInt | None = Field(
         None, description="samples per batch (default: from a memory budget)")
-    threads: PositiveInt = Field(1, description="torch CPU threads")
+    threads: ThreadCount = Field(1, description="torch CPU threads")
     dt_s: PositiveFloat | None = Field(None, description="time step for graphs without dt")
     input_mode: Literal["current", "spikes"] | None = Field(
         None, description="default: from the graph's encoding")

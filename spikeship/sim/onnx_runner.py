@@ -17,7 +17,7 @@ from pydantic import Field
 
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError
-from spikeship.sim.base import Capabilities, Options, PositiveInt, Simulator
+from spikeship.sim.base import Capabilities, Options, PositiveInt, Simulator, ThreadCount
 from spikeship.sim.result import SimResult
 
 
@@ -151,7 +151,7 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
 
 class OnnxOptions(Options):
     batch_size: PositiveInt = Field(256, description="samples per batch")
-    threads: PositiveInt = Field(1, description="ONNX Runtime intra-op threads")
+    threads: ThreadCount = Field(1, description="ONNX Runtime intra-op threads")
 
 
 SIMULATOR = Simulator(

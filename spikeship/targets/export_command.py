@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from spikeship.errors import ConfigError, ExportError, RunDirError
+from spikeship.errors import CheckpointError, ConfigError, ExportError, RunDirError
 from spikeship.targets import registry as chips
 from spikeship.runlock import writes_run_dir
 
@@ -45,15 +45,20 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     from spikeship.io import atomic_path, write_json_atomic
     from spikeship.train.checkpoint import load_checkpoint
 
+    from spikeship import ranges
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"no run directory at {run_dir}")
+    dt_s = ranges.dt_s(dt_s)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
     ck = load_checkpoint(run_dir)
     config = dict(ck.config)
     config.setdefault("timesteps", 8)
+    ranges.timesteps(config["timesteps"], f"timesteps in the checkpoint's configuration",
+                     CheckpointError)
     config["encoding"] = encoding_of(config)
     net = build_deployable(ck.model, ck.masks, ck.spec, config, dt_s=dt_s,
                            source_run=str(run_dir.resolve()))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -288,6 +289,7 @@ def _read_complete(run_dir: Path, attempts: int = 5):
             if meta is None:
                 raise FileNotFoundError(d / META)
             _check_format(d, meta)
+            check_meta(d, meta)
             if not (d / TENSORS).exists():
                 raise FileNotFoundError(d / TENSORS)
             check_file(d / TENSORS, "checkpoint tensor file", LIMITS.checkpoint_bytes,
@@ -317,6 +319,46 @@ def _check_format(d: Path, meta: dict[str, Any]) -> None:
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{d}: checkpoint format {meta.get('format_version')!r} is not "
                               f"supported (this spikeship reads format {FORMAT_VERSION})")
+
+
+def check_meta(d: Path, meta: dict[str, Any]) -> None:
+    """The fields of ``meta.json`` have the types and ranges the readers rely on."""
+    def bad(field: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{d / META}: field '{field}' {why}")
+
+    epoch = meta.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= 1_000_000:
+        raise bad("epoch", f"must be an integer in [0, 1000000], got {epoch!r}")
+    for key, kind in (("spec", dict), ("config", dict), ("scheduler", dict),
+                      ("optimizer", dict), ("pruner", dict), ("rng", dict), ("metrics", list)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise bad(key, f"must be a JSON {'object' if kind is dict else 'array'}, got "
+                           f"{type(meta[key]).__name__}")
+    if not all(isinstance(m, dict) for m in meta.get("metrics", [])):
+        raise bad("metrics", "must hold one JSON object per epoch")
+    sched = meta.get("scheduler", {})
+    for key in ("step", "total_steps", "warmup_steps"):
+        v = sched.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad(f"scheduler.{key}", f"must be an integer >= 0, got {v!r}")
+    groups = meta.get("optimizer", {}).get("param_groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise bad("optimizer.param_groups", "must be a list of JSON objects")
+    for i, g in enumerate(groups):
+        for key in ("lr", "weight_decay", "eps"):
+            v = g.get(key, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or v < 0:
+                raise bad(f"optimizer.param_groups[{i}].{key}",
+                          f"must be a finite number >= 0, got {v!r}")
+        betas = g.get("betas", (0.9, 0.999))
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                for b in betas)):
+            raise bad(f"optimizer.param_groups[{i}].betas", f"must be two numbers in [0, 1), "
+                                                             f"got {betas!r}")
+    if not isinstance(meta.get("optimizer", {}).get("scalars", {}), dict):
+        raise bad("optimizer.scalars", "must be a JSON object")
 
 
 def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu"

@@ -78,9 +78,9 @@ def train_run(out: str | Path, values: dict, *, prune_options: dict | None = Non
     out = Path(out)
     timeout = _dist_timeout(dist_timeout)
     if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        from spikeship import ranges
+
+        torch.set_num_threads(ranges.threads(threads))
     config = resolve_config(values, out=out, resume=resume, config_file=config_file,
                             prune_opts=prune_opts, prune_options=prune_options)
     dp = D.init_from_env(config.device, timeout)

@@ -78,15 +78,15 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"field '{name}' must be true or false, "
                                   f"got {getattr(self, name)!r}")
-        _int("data_seed", self.data_seed, 0)
+        _int("data_seed", self.data_seed, 0, 2**63 - 1)   # torch's 64-bit generator
         for name in ("limit_train", "limit_test"):
             if getattr(self, name) is not None:
                 _int(name, getattr(self, name), 1)
-        _int("seed", self.seed, 0)
-        _int("hidden", self.hidden, 1)
+        _int("seed", self.seed, 0, 2**63 - 1)
+        _int("hidden", self.hidden, 1, 1 << 16)
         _int("timesteps", self.timesteps, 1, 10_000)
         _int("epochs", self.epochs, 1, 1_000_000)
-        _int("batch_size", self.batch_size, 1)
+        _int("batch_size", self.batch_size, 1, 1 << 20)
         _int("warmup_epochs", self.warmup_epochs, 0)
         _int("eval_every", self.eval_every, 1)
         _int("eval_batch_size", self.eval_batch_size, 0)

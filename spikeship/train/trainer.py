@@ -189,12 +189,18 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt.optimizer_state_dict())
         except (ValueError, KeyError, RuntimeError) as e:
             raise CheckpointError(f"optimizer state in {ckpt.path} does not fit: {e}") from e
-        self.pruner.load_state(*ckpt.pruner_state())
-        self.masks.apply(self.optimizer)
-        restore_rng(ckpt)
+        try:
+            self.pruner.load_state(*ckpt.pruner_state())
+            self.masks.apply(self.optimizer)
+            restore_rng(ckpt)
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+            raise CheckpointError(f"pruner or random-generator state in {ckpt.path} is "
+                                  f"malformed: {type(e).__name__}: {e}") from e
         self.epoch = ckpt.epoch
         sched = ckpt.meta.get("scheduler", {})
         self.step = int(sched.get("step", self.epoch * self.steps_per_epoch))
+        _check_schedule(ckpt, self.step, self.epoch * self.steps_per_epoch, self.total_steps,
+                        self.warmup_steps)
         self.metrics = ckpt.metrics[: self.epoch]
         self.elapsed_s = float(self.metrics[-1].get("elapsed_s", 0.0)) if self.metrics else 0.0
         self.dp.broadcast_state(self.model)
@@ -456,6 +462,21 @@ class Trainer:
             "wall_time_s": self.elapsed_s, "device": str(self.device),
             "samples_train": len(self.data.train), "samples_test": len(self.data.test),
         }
+
+
+def _check_schedule(ckpt, step: int, want_step: int, total: int, warmup: int) -> None:  # noqa: ARG001
+    """The learning-rate schedule of a resumed run is the one the config defines: the
+    step counter is where ``epoch`` full epochs put it and the warm-up agrees (a forged or
+    stale step would resume at another learning rate, e.g. 0 past the cosine's end). The
+    total may differ: ``epochs`` may be raised on resume, which stretches the cosine."""
+    sched = ckpt.meta.get("scheduler", {})
+    found = {"step": step, "warmup_steps": sched.get("warmup_steps", warmup)}
+    want = {"step": want_step, "warmup_steps": warmup}
+    diff = [f"{k}={found[k]} (expected {want[k]})" for k in want if found[k] != want[k]]
+    if diff:
+        raise CheckpointError(f"{ckpt.path}/meta.json: scheduler state {', '.join(diff)} does "
+                              f"not match epoch {ckpt.epoch} of this configuration; the "
+                              f"learning rate would be wrong from here on")
 
 
 def read_baseline_accuracy(baseline_dir: Path) -> float:

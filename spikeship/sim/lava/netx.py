@@ -46,9 +46,31 @@ def read_deployment(path: str | Path) -> Deployment:
     try:
         with open_hdf5(path, "netx file") as f:
             _check_sizes(f, path)
-            return _read(f)
+            dep = _read(f)
     except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
         raise GraphError(f"{path} is not a spikeship netx file: {type(e).__name__}: {e}") from e
+    _check_values(dep, path)
+    return dep
+
+
+def _check_values(dep: Deployment, path: Path) -> None:
+    """Every weight, threshold, decay and bias of the file in Lava's fixed-point ranges
+    (the ``fixed-range`` rule: 8-bit weight mantissas, thresholds >= 1, 12-bit decays,
+    13-bit bias mantissas), integer-valued and real: a GraphError naming the file."""
+    from spikeship.errors import RuleError
+    from spikeship.targets.loihi.rules import check_fixed
+
+    for s in dep.synapses:
+        w = np.asarray(s.weights.data if s.kind == "sparse" else s.weights)
+        if w.dtype.kind not in "iuf" or (w.dtype.kind == "f" and not np.all(np.isfinite(w))):
+            raise GraphError(f"{path}: layer {s.name} weights of dtype {w.dtype} are not finite "
+                             f"real numbers")
+        if w.dtype.kind == "f" and np.any(w != np.rint(w)):
+            raise GraphError(f"{path}: layer {s.name} weights are not integers (fixed point)")
+    try:
+        check_fixed(dep)
+    except RuleError as e:
+        raise GraphError(f"{path}: {e}") from e
 
 
 def _check_sizes(f: h5py.File, path: Path) -> None:
