@@ -62,7 +62,11 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as e:     # disk full, I/O error in the writer: a named error
+            raise RunDirError(f"cannot write {final}: {e.strerror or e} (the previous "
+                              f"{final.name}, if any, is intact)") from e
         try:
             with open(tmp_path, "rb") as f:
                 os.fsync(f.fileno())
@@ -73,6 +77,23 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_hdf5(final: str | os.PathLike) -> Iterator[Any]:
+    """An h5py file built in memory, written to ``final`` atomically on success.
+
+    HDF5 is assembled in RAM and written with one plain ``write``: libhdf5 hitting a
+    full disk mid-file can crash the process, a plain write fails with ENOSPC.
+    """
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        yield f
+    write_bytes_atomic(final, buf.getvalue())
 
 
 def write_bytes_atomic(final: str | os.PathLike, data: bytes) -> None:
@@ -94,11 +115,17 @@ def write_json_atomic(final: str | os.PathLike, obj: Any) -> None:
 def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
     """Append one JSON line to ``path`` and fsync it (a line is written whole or not at all
     for the reader, which ignores a trailing partial line: see :func:`read_jsonl`)."""
-    line = json.dumps(obj, default=_json_default) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    line = (json.dumps(obj, default=_json_default) + "\n").encode("utf-8")
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    try:
+        with open(path, "ab") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:         # disk full: take back the partial line, name the error
+        with contextlib.suppress(OSError):
+            os.truncate(path, size)
+        raise RunDirError(f"cannot append to {path}: {e.strerror or e}") from e
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

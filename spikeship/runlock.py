@@ -225,6 +225,10 @@ def run_lock(run_dir: str | os.PathLike, what: str, *, create: bool = False,
             (report or _stderr)(note)
         with _guard:
             _held[key] = lock
+    except OSError as e:         # disk full while recording the holder or cleaning up
+        _release(lock, path)
+        _remove_empty(created)
+        raise RunDirError(f"cannot write the lock file {path}: {e.strerror or e}") from e
     except BaseException:
         _release(lock, path)
         _remove_empty(created)

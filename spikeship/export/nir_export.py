@@ -30,6 +30,7 @@ Graph metadata: ``format="spikeship-nir/1"``, ``dt``, ``reset="zero"``, ``timest
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -110,9 +111,11 @@ def export_nir(model, masks, spec, config=None, *, dt_s: float = 1e-3,
 def write_nir(graph: nir.NIRGraph, path: str | os.PathLike) -> Path:
     """Write ``graph`` to ``path`` atomically (a crash never leaves a truncated file)."""
     path = Path(path)
+    buf = io.BytesIO()            # assembled in memory: libhdf5 never meets a full disk
+    try:
+        nir.write(buf, graph)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"cannot write NIR file {path}: {e}") from e
     with atomic_path(path) as tmp:
-        try:
-            nir.write(tmp, graph)
-        except (TypeError, ValueError) as e:
-            raise ExportError(f"cannot write NIR file {path}: {e}") from e
+        tmp.write_bytes(buf.getvalue())
     return path

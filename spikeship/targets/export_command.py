@@ -90,14 +90,15 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
             raise
     # All or nothing: every file goes to a temporary name first; the renames happen only
     # after every writer succeeded, so a failing format leaves the old files untouched.
-    written = {}
+    written, tmps = {}, {}
     with contextlib.ExitStack() as stack:
         if netx_tmp is not None:     # removed last, whether the export succeeds or not
             stack.callback(shutil.rmtree, netx_tmp.parent, ignore_errors=True)
 
         def target(key: str, name: str) -> Path:
             written[key] = str(run_dir / name)
-            return stack.enter_context(atomic_path(run_dir / name))
+            tmps[key] = stack.enter_context(atomic_path(run_dir / name))
+            return tmps[key]
 
         if "nir" in formats or "netx" in formats:
             write_nir(graph, target("nir", "model.nir"))
@@ -105,13 +106,58 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
             write_onnx(onnx_model, target("onnx", "model.onnx"))
         if netx_tmp is not None:
             shutil.copyfile(netx_tmp, target("netx", "model.net"))
+        validate_written(tmps)       # read back by the readers the targets use
+        stale = _stale(run_dir, formats, written)
+        notes += [f"removed the stale {name} of an earlier export (not written this time)"
+                  for name in stale]
         doc = {"source_run": str(run_dir.resolve()), "epoch": ck.epoch, "dt_s": dt_s,
                "timesteps": config["timesteps"], "encoding": config["encoding"],
                "formats": dict(written), "notes": notes, "layers": shape_table(net),
                "neurons": [{"layer": l.name, "before": list(l.original_shape),
                             "after": list(l.shape)} for l in net.neuron_layers()]}
         write_json_atomic(stack.enter_context(atomic_path(run_dir / "export.json")), doc)
+    for name in stale:               # after every new file is in place
+        (run_dir / name).unlink(missing_ok=True)
     return doc
+
+
+def validate_written(tmps: dict[str, Path]) -> None:
+    """Read each freshly written file (still under its temporary name) with the reader
+    every later stage uses; an ExportError here leaves the previous export untouched."""
+    from spikeship.errors import SpikeshipError
+
+    readers = {"nir": _read_nir, "onnx": _read_onnx, "netx": _read_netx}
+    for key, tmp in tmps.items():
+        try:
+            readers[key](tmp)
+        except SpikeshipError as e:
+            raise ExportError(f"the {key} file this export wrote does not read back, so the "
+                              f"previous one is kept: {e}") from e
+
+
+def _read_nir(path: Path) -> None:
+    from spikeship.export.nir_import import read_nir
+
+    read_nir(path)
+
+
+def _read_onnx(path: Path) -> None:
+    from spikeship.safeopen import load_onnx
+
+    load_onnx(path)
+
+
+def _read_netx(path: Path) -> None:
+    from spikeship.sim.netx import read_deployment
+
+    read_deployment(path)
+
+
+def _stale(run_dir: Path, formats: tuple[str, ...], written: dict[str, str]) -> list[str]:
+    """Files of requested formats this export skips (netx when the graph does not fit
+    it): the old file would describe another checkpoint, so it is removed."""
+    return [name for fmt, name in (("netx", "model.net"), ("onnx", "model.onnx"))
+            if fmt in formats and fmt not in written and (run_dir / name).exists()]
 
 
 @click.command(name="export")

@@ -35,7 +35,7 @@ import nir
 import numpy as np
 
 from spikeship.errors import ExportError, RuleError
-from spikeship.io import atomic_path
+from spikeship.io import atomic_hdf5
 from spikeship.targets.loihi.deployment import SOURCE_INPUT, Deployment, PopulationSpec
 
 FORMAT_TAG = "spikeship-netx/1"
@@ -128,7 +128,7 @@ def write_deployment(dep: Deployment, path: str | Path) -> Path:
     """Write the fixed-point deployment ``dep`` as netx HDF5 to ``path`` (atomically)."""
     check_netx(dep)
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as f:      # built in memory, written atomically
         f.attrs["format"] = FORMAT_TAG
         f.attrs["input_mode"] = dep.input_mode
         f.attrs["input_message_bits"] = int(dep.input_message_bits)
