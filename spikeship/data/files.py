@@ -24,7 +24,7 @@ def find_dir(root: Path, candidates: list[str], required: list[str]) -> Path | N
 
 
 def _exists_any(p: Path) -> bool:
-    return p.is_file() or p.with_name(p.name + ".gz").is_file()
+    return p.exists() or p.with_name(p.name + ".gz").exists()   # safeopen judges the kind
 
 
 def missing(dataset: str, root: Path, layout: str) -> DatasetError:

@@ -32,16 +32,13 @@ LAYOUT = ("the IDX files " + ", ".join(n for pair in FILES.values() for n in pai
 def read_idx(path: str | Path) -> np.ndarray:
     """One IDX file as a numpy array; :class:`DatasetError` if it is malformed."""
     path = Path(path)
-    if not path.is_file() and path.with_name(path.name + ".gz").is_file():
+    if not path.exists() and path.with_name(path.name + ".gz").exists():
         path = path.with_name(path.name + ".gz")
     limit = LIMITS.data_bytes
     try:
         raw = read_bytes(path, "IDX file", limit, DatasetError)     # regular file, size-limited
         if path.suffix == ".gz":
-            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:    # bounded: no gzip bomb
-                raw = g.read(limit + 1)
-            if len(raw) > limit:
-                raise DatasetError(f"{path} unpacks to more than {limit} bytes; refusing it")
+            raw = _gunzip_idx(path, raw, limit)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DatasetError(f"cannot read IDX file {path}: {e}") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:
@@ -63,6 +60,23 @@ def scale_images(x: np.ndarray) -> np.ndarray:
     """``(N, H, W)`` images to float32 ``(N, 1, H, W)``: uint8 / 255, other types as they are."""
     scale = 255.0 if x.dtype == np.uint8 else 1.0
     return (x.astype(np.float32) / scale)[:, None]
+
+
+def _gunzip_idx(path: Path, packed: bytes, limit: int) -> bytes:
+    """Decompress an IDX ``.gz`` no further than its header says (and deflate can reach:
+    at most 1100x the packed size): a gzip bomb is refused before it is unpacked."""
+    with gzip.GzipFile(fileobj=io.BytesIO(packed)) as g:
+        head = g.read(4)
+        if len(head) < 4 or head[0] or head[1] or head[2] not in _TYPES:
+            return head                          # reported as a bad magic number
+        dims = g.read(4 * head[3])
+        shape = np.frombuffer(dims, ">u4", len(dims) // 4)
+        want = int(np.prod(shape.astype(np.float64))) * np.dtype(_TYPES[head[2]]).itemsize
+        if want > min(limit, 1100 * len(packed) + 4096):
+            raise DatasetError(f"{path}: header declares shape {shape.tolist()} ({want} bytes), "
+                               f"more than a {len(packed)}-byte gzip file can hold; refusing "
+                               f"to unpack it")
+        return head + dims + g.read(want + 1)
 
 
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
