@@ -319,3 +319,17 @@ def test_npy_declaring_more_than_it_holds(tmp_path):
         f.write(np.zeros(16, np.int64).tobytes())
     with pytest.raises(GraphError, match="declares shape"):
         check_npy(p, "recording")
+
+
+@pytest.mark.parametrize("content,match", [(b"\x89PNG\r\n\x1a\n\xff\xfe", "not UTF-8"),
+                                           (None, "character device")],
+                         ids=["binary", "dev-zero"])
+def test_comparison_table_that_is_not_text(run, capsys, tmp_path, content, match):
+    _report_ready(run)
+    table = tmp_path / "table.md"
+    if content is None:
+        table.symlink_to("/dev/zero")
+    else:
+        table.write_bytes(content)
+    expect_error(capsys, ["report", run, "--comparison", table], RunDirError, match,
+                 watch=(run,))
