@@ -136,7 +136,7 @@ def validate_written(tmps: dict[str, Path]) -> None:
 
 
 def _read_nir(path: Path) -> None:
-    from spikeship.export.nir_import import read_nir
+    from spikeship.nir.read import read_nir
 
     read_nir(path)
 
@@ -148,7 +148,7 @@ def _read_onnx(path: Path) -> None:
 
 
 def _read_netx(path: Path) -> None:
-    from spikeship.sim.netx import read_deployment
+    from spikeship.targets.loihi.netx_read import read_deployment
 
     read_deployment(path)
 
