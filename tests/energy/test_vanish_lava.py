@@ -90,14 +90,14 @@ def test_restored_weight_in_the_netx_file_is_caught(run, tmp_path):
             lay = f["layer"][key]
             if "name" in lay and lay["name"][()][0] == b"lif10":
                 w = lay["weight"][()]
-                w[r, c] = 17
-                lay["weight"][...] = w
+                w[r, c] = 18         # a weight Lava's format can hold (2 m, |m| <= 127):
+                lay["weight"][...] = w   # an odd one is refused by the netx reader itself
     out = {x.format: x for x in lava_artifacts.netx_check(tmp_path / "model.net", g, pruned)}
     for fmt in ("netx", "netx-sparse"):
         bad = [f for f in out[fmt].findings if f.category == "nonzero"]
         kout, kin = g.nodes["fc9"].metadata["kept_out"], g.nodes["fc9"].metadata["kept_in"]
         assert [(f.layer, f.index, f.value) for f in bad] == \
-            [("fc9", (int(kout[r]), int(kin[c])), 17.0)], fmt
+            [("fc9", (int(kout[r]), int(kin[c])), 18.0)], fmt
 
 
 def test_netx_file_zeros_are_stored_zeros_when_the_sparse_network_is_clean(run, tmp_path):
@@ -122,7 +122,7 @@ def test_netx_file_zeros_are_stored_zeros_when_the_sparse_network_is_clean(run, 
             lay = f["layer"][key]
             if "name" in lay and lay["name"][()][0] == b"lif10":
                 w = lay["weight"][()]
-                w[r, c] = 3
+                w[r, c] = 4          # even: a weight Lava's fixed point can hold
                 lay["weight"][...] = w
     bad = {c.format: c for c in vanish.unavoidable_zeros(
         lava_artifacts.netx_check(tmp_path / "model.net", g, pruned), pruned)}
