@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from spikeship.errors import CheckpointError, ConfigError, GraphError
+from spikeship.errors import CheckpointError, ConfigError, GraphError, OptionError
 from tests.reliability.conftest import expect_error
 from tests.reliability.test_bad_runs import rewrite_checkpoint
 
@@ -52,7 +52,7 @@ def test_export_of_a_checkpoint_with_bad_timesteps(run, capsys, t):
 @pytest.mark.parametrize("target", ["onnx", "loihi-emu"])
 def test_simulation_threads_out_of_range(run, capsys, target):
     expect_error(capsys, ["simulate", run, "--target", target, "--samples", "2",
-                          "--option", f"threads={10**6}"], ConfigError, "threads",
+                          "--option", f"threads={10**6}"], OptionError, "threads",
                  watch=(run,))
 
 
