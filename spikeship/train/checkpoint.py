@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -275,7 +276,7 @@ def recover_checkpoint(run_dir: str | os.PathLike) -> list[str]:
     return done
 
 
-def _read_complete(run_dir: Path, attempts: int = 5):
+def _read_complete(run_dir: Path, attempts: int = 20):
     """(directory, meta, tensors) of the complete checkpoint, read without a lock: a writer
     may swap directories meanwhile, so a checkpoint that vanishes mid-read is looked up
     again (the reader never changes anything)."""
@@ -305,6 +306,7 @@ def _read_complete(run_dir: Path, attempts: int = 5):
                 raise CheckpointError(f"cannot read {d / TENSORS}: {e}") from e
             return d, meta, tensors
         except FileNotFoundError:
+            time.sleep(0.01 * attempt)       # a swap is two renames: let it finish
             if attempt == attempts - 1:
                 raise CheckpointError(f"the checkpoint in {run_dir} kept changing while it "
                                       f"was read (a trainer is writing it); try again") from None
