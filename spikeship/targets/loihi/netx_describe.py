@@ -90,7 +90,9 @@ def is_netx(path: str | os.PathLike) -> bool:
     from spikeship.nir.read import H5_ERRORS
 
     try:
-        with h5py.File(path, "r") as f:
+        from spikeship.safeopen import open_hdf5
+
+        with open_hdf5(path, "netx file") as f:   # links, storage, filters, size checked
             return "layer" in f and isinstance(f["layer"], h5py.Group)
     except OSError as e:
         raise GraphError(f"{path} is not an HDF5 (netx) file: {e}") from e

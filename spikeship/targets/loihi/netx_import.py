@@ -119,7 +119,9 @@ def read_netx(path: str | os.PathLike) -> list[dict]:
     from spikeship.nir.read import H5_ERRORS
 
     try:
-        with h5py.File(path, "r") as f:
+        from spikeship.safeopen import open_hdf5
+
+        with open_hdf5(path, "netx file") as f:   # links, storage, filters, size checked
             _prescan(path, f)
             if "layer" not in f or not isinstance(f["layer"], h5py.Group):
                 raise GraphError(f"{path} is HDF5 but not netx: no 'layer' group")
