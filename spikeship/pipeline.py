@@ -7,9 +7,12 @@ directory ``OUT`` (an error keeps its class, message and exit code):
 2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed/epochs) in ``OUT``
 3. ``export``          ``OUT/model.nir``, ``model.onnx``, ``model.net``
 4. ``simulate-<t>``    one per target (reference, lava-float, lava-fixed, onnx, ...)
-5. ``energy``          ``OUT/energy.json`` (all chips) with the vanish check
-6. ``compare``         ``OUT/comparison.md`` / ``.json``: baseline vs pruned
-7. ``report``          ``OUT/report.md``, ``report.html``, ``plots/*.png``
+5. ``export-baseline``, ``simulate-baseline-<s>``, ``energy-baseline``: the dense run
+   exported, simulated on the first spike source among the targets and priced, so the
+   comparison says how many times fewer operations and how much less energy pruning gave
+6. ``energy``          ``OUT/energy.json`` (all chips) with the vanish check
+7. ``compare``         ``OUT/comparison.md`` / ``.json``: baseline vs pruned
+8. ``report``          ``OUT/report.md``, ``report.html``, ``plots/*.png``
 
 A stage is skipped when it already ran with the same inputs: ``OUT/.pipeline/<stage>.json``
 records a hash of the stage's arguments and input files and the SHA-256 of each output;
@@ -281,6 +284,23 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
                             [out / f"simulate-{t}.json", out / f"simulate-{t}.npz"]))
     spikes_from = next((t for t in spike_sources() if t in cfg.targets), None)
     sims = [out / f"simulate-{t}.npz" for t in cfg.targets]
+    if spikes_from is not None:
+        # The dense run is priced too (same chip, same spike source), so compare and the
+        # report can give "x fewer operations / energy than dense" instead of a dash.
+        base_models = [base / "model.nir", base / "model.onnx", base / "model.net"]
+        n = cfg.lava_samples if spikes_from.startswith("lava") else cfg.sim_samples
+        stages += [
+            Stage("export-baseline", "spikeship.targets.export_command:export_run",
+                  {"run_dir": str(base), "formats": list(FORMATS), "netx_optional": True},
+                  [base / "checkpoint"], base_models),
+            Stage(f"simulate-baseline-{spikes_from}", "spikeship.sim.command:simulate_run",
+                  {"run_dir": str(base), "target": spikes_from, "samples": n}, base_models,
+                  [base / f"simulate-{spikes_from}.json", base / f"simulate-{spikes_from}.npz"]),
+            Stage("energy-baseline", "spikeship.energy.command:energy_run",
+                  {"run_dir": str(base), "hardware": cfg.hardware, "spikes_from": spikes_from,
+                   "allow_zeros": list(cfg.allow_explicit_zeros)},
+                  base_models + [base / f"simulate-{spikes_from}.npz"], [base / "energy.json"]),
+        ]
     stages += [
         Stage("energy", "spikeship.energy.command:energy_run",
               {"run_dir": str(out), "hardware": cfg.hardware, "spikes_from": spikes_from,
@@ -288,7 +308,8 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
               models + sims, [out / "energy.json"]),
         Stage("compare", "spikeship.report.compare:compare_to_files",
               {"runs": [str(base), str(out)], "out": str(out / "comparison.md")},
-              [base / "summary.json", out / "summary.json", out / "energy.json"],
+              [base / "summary.json", out / "summary.json", out / "energy.json",
+               *([base / "energy.json"] if spikes_from is not None else [])],
               [out / "comparison.md"]),
         Stage("report", "spikeship.report.command:report_run", {"run_dir": str(out)},
               [out / "summary.json", out / "metrics.jsonl", out / "energy.json",

@@ -44,6 +44,14 @@ def test_pipeline_end_to_end_then_skips(tmp_path):
     assert vc["formats"]["nir"]["passed"] and not vc["formats"]["nir"]["tolerated"]
     assert vc["formats"]["lava-fixed"]["explicit_zero"]["count"] > 0   # conv kernels
     assert energy["totals_per_sample"]["dense_over_effective"] > 1.0
+    # the dense run is priced too, so the comparison gives the reduction, not a dash
+    base_energy = json.loads((out / "baseline" / "energy.json").read_text())
+    comparison = json.loads((out / "comparison.json").read_text())
+    pruned_row = next(r for r in comparison["rows"] if r["run"] == "demo")
+    ratio = (base_energy["totals_per_sample"]["ops_effective"]
+             / energy["totals_per_sample"]["ops_effective"])
+    assert pruned_row["ops_reduction_vs_dense"] == pytest.approx(ratio)
+    assert ratio > 1.0
     md = (out / "report.md").read_text()
     assert re.search(r"\| vanish check \| passed \|", md)
     # a re-run finds every stage up to date; touching an output makes it rerun
