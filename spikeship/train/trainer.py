@@ -343,7 +343,9 @@ class Trainer:
         no summary): for tests and for splitting a long run.
         """
         self._build()
-        recovered = recover_checkpoint(self.run_dir)     # under the run lock (see train())
+        # under the run lock (see train()); in a data-parallel run rank 0 alone holds the
+        # lock and writes, the other ranks never touch the run directory
+        recovered = recover_checkpoint(self.run_dir) if self.dp.writer else []
         if recovered and not self.quiet:
             self.console.print(f"recovered an interrupted checkpoint: {', '.join(recovered)}")
         if resume:
@@ -513,7 +515,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return conv(dict(d))
 
 
-@writes_run_dir("run_dir", "train", create=True)
+@writes_run_dir(lambda a: a["run_dir"] if a["dp"].writer else None, "train", create=True)
 def train(config: TrainConfig, run_dir, *, resume: bool = False, baseline_dir=None,
           stop_after: int | None = None, progress: bool = True, quiet: bool = False,
           dp: DataParallel = SINGLE) -> dict[str, Any]:
