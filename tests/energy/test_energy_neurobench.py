@@ -12,8 +12,6 @@ no torch prune parametrizations, which neurobench's binary copy cannot see throu
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from types import SimpleNamespace
 
 import nir
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 from spikeship._optional import require
+from spikeship.bench import _thread_lock_for_tqdm
 from spikeship.export.nir_export import to_nir
 from spikeship.export.surgery import build_deployable
 from spikeship.sim.snntorch import record_model
@@ -67,23 +66,6 @@ def _model_and_masks():
     masks.prune_weights("5", torch.rand(masks.weight["5"].shape, generator=g) < 0.4)
     masks.apply()                      # permanent zeros, no parametrizations
     return seq, masks
-
-
-@contextlib.contextmanager
-def _thread_lock_for_tqdm():
-    """neurobench's tqdm bar would create a multiprocessing lock, which fixes the process's
-    start method; Lava's import then fails ('context has already been set'). A thread
-    lock keeps the multiprocessing context untouched for the Lava tests that follow."""
-    import tqdm
-
-    had = "_lock" in vars(tqdm.tqdm)
-    if not had:
-        tqdm.tqdm.set_lock(threading.RLock())
-    try:
-        yield
-    finally:
-        if not had:
-            del tqdm.tqdm._lock
 
 
 def _neurobench_per_layer(seq, x):
