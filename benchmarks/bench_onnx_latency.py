@@ -1,0 +1,439 @@
+"""ONNX Runtime latency of a dense vs a pruned ``model.onnx``, against their MAC ratio, in one run.
+
+    python benchmarks/bench_onnx_latency.py DENSE_RUN PRUNED_RUN [--json out.json]
+
+Each run directory's ``model.onnx`` is used (exported first with ``spikeship export RUN
+--formats onnx`` when it is missing). Three things, in this order:
+
+1. **Structure.** Pruned channels / neurons must be physically absent from the file: for
+   every prunable layer of the checkpoint, the weight ONNX Runtime multiplies (an
+   initializer, or the dense tensor the exporter's ``ScatterND`` rebuilds at load time)
+   must have ``units kept`` rows and ``producer units kept x in_block`` columns, not the
+   trained full shape with zero rows. Rows or columns that are all zero in a kept shape
+   (a unit left without synapses) are counted and reported, never hidden.
+2. **MACs of the shapes executed.** For every ``Conv`` / ``Gemm`` / ``MatMul`` of the
+   graph, MACs per sample and call from the weight's shape and the output shape that
+   ``onnx.shape_inference`` (with data propagation, so the ``ScatterND`` rebuild has its
+   shape) infers::
+
+       Conv:   prod(Y.shape[1:]) * prod(W.shape[1:])      (W: C_out, C_in/group, kh, kw)
+       Gemm:   prod(Y.shape[1:]) * K                      (K = A.shape[-1], A: batch x K)
+       MatMul: prod(Y.shape[1:]) * A.shape[-1]
+
+   The sum-pool convs (``ones`` kernels, group = C) count too: ONNX Runtime runs them.
+   The weight shapes are cross-checked against the graph ONNX Runtime itself keeps after
+   constant folding (``ORT_ENABLE_BASIC``, saved with ``optimized_model_filepath``); the
+   share of zeros in those folded weights (unstructured pruning ONNX Runtime still
+   multiplies) is reported.
+3. **Latency.** Batch ``--batch`` (64), one session per model with
+   ``intra_op_num_threads = inter_op_num_threads = 1``, one inference = all ``T`` steps
+   of the step graph (membranes fed back, zeros first) or one call of an unrolled graph;
+   the same seeded uniform inputs for both (dense kernels: the time does not depend on
+   the values). ``--rounds`` rounds, in each ``--calls`` inferences of each model, the
+   order alternating (dense first in even rounds, pruned first in odd ones) so that a
+   change of machine load hits both alike. Reported: median and IQR of the time per
+   inference over rounds, and the speed-up as the median (and IQR) of the per-round
+   paired ratios dense / pruned.
+
+Criterion (issue 16): measured speed-up >= 0.8 x MAC ratio (dense / pruned). The table
+is printed, a JSON written (``--json``, default ``PRUNED_RUN/bench-onnx-latency.json``),
+and the exit code is 0 when the criterion held and the structure check passed, 1 when
+not, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FACTOR = 0.8
+MAC_OPS = ("Conv", "Gemm", "MatMul")
+
+
+# ---- MACs of the executed shapes ---------------------------------------------------------
+def _dims(vi) -> list:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in vi.type.tensor_type.shape.dim]
+
+
+def _attr(node, name: str, default):
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _prod(xs) -> int:
+    out = 1
+    for x in xs:
+        if not isinstance(x, int):
+            raise ValueError(f"unknown dimension {x!r}")
+        out *= x
+    return out
+
+
+def count_macs(model) -> list[dict]:
+    """Per Conv / Gemm / MatMul node of ``model`` (an ``onnx.ModelProto``): its name, op,
+    weight name and shape, output shape and MACs per sample (see the module docstring).
+
+    Shapes come from ``onnx.shape_inference.infer_shapes(model, data_prop=True)``; dim 0
+    of activations is the batch. Raises ``ValueError`` when a shape cannot be inferred.
+    """
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    g = inferred.graph
+    shapes: dict[str, list] = {i.name: list(i.dims) for i in g.initializer}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        shapes.setdefault(vi.name, _dims(vi))
+    rows = []
+    for node in g.node:
+        if node.op_type not in MAC_OPS:
+            continue
+        a, w, y = (shapes.get(node.input[0]), shapes.get(node.input[1]),
+                   shapes.get(node.output[0]))
+        if a is None or w is None or y is None:
+            raise ValueError(f"node {node.name}: shape of an input or output not inferred")
+        if node.op_type == "Conv":
+            per_out = _prod(w[1:])
+        elif node.op_type == "Gemm":
+            per_out = a[0] if _attr(node, "transA", 0) else a[-1]
+            if _attr(node, "transA", 0):
+                raise ValueError(f"node {node.name}: Gemm with transA (batch not on dim 0)")
+        else:
+            per_out = a[-1]
+        rows.append({"node": node.name, "op": node.op_type, "output": node.output[0],
+                     "weight": node.input[1], "weight_shape": [int(v) for v in w],
+                     "output_shape": y[1:], "macs": _prod(y[1:]) * int(per_out)})
+    return rows
+
+
+def count_elementwise(model) -> int:
+    """Output elements per sample of every other node that runs per call (the LIF's Sub,
+    Mul, Add, Greater, Where, Cast, Flatten, ...; not the load-time weight rebuild): the
+    work that shrinks with the neurons kept, not with the synapses."""
+    import onnx
+
+    g = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+    shapes = {vi.name: _dims(vi) for vi in [*g.value_info, *g.output]}
+    total = 0
+    for node in g.node:
+        if node.op_type in MAC_OPS or node.op_type in ("ScatterND", "ConstantOfShape"):
+            continue
+        for o in node.output:
+            s = shapes.get(o)
+            if s and s[0] is not None and not isinstance(s[0], int):   # batched activations
+                total += _prod(s[1:])
+    return total
+
+
+def ort_folded_weights(path: Path) -> dict[str, dict]:
+    """Weight shape and zero share of every Conv/Gemm/MatMul in the graph ONNX Runtime keeps
+    after constant folding (basic optimisations), by output name."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opt = Path(tmp) / "opt.onnx"
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = str(opt)
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        m = onnx.load(str(opt))
+    inits = {i.name: i for i in m.graph.initializer}
+    out = {}
+    for node in m.graph.node:
+        if node.op_type in MAC_OPS and node.input[1] in inits:
+            w = numpy_helper.to_array(inits[node.input[1]])
+            out[node.output[0]] = {"shape": list(w.shape),
+                                   "zero_share": float((w == 0).mean()) if w.size else 0.0}
+    return out
+
+
+# ---- structure: pruned units physically absent -------------------------------------------
+def structure_check(run_dir: Path, macs: list[dict], weights: dict[str, np.ndarray]) -> list[dict]:
+    """Per prunable layer of ``run_dir``'s checkpoint: trained, expected and executed weight
+    shape, and all-zero rows / input columns of the executed weight.
+
+    ``expected`` = (units kept, producer units kept x in_block, kernel...). ``ok`` is
+    False when the executed shape is not the expected one (zero-filled full shape)."""
+    from spikeship.train.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(run_dir)
+    by_output = {r["output"]: r for r in macs}
+    rows = []
+    for li in ck.layers:
+        units = ck.masks.units[li.name]
+        if li.producer is None:
+            n_in = li.in_units
+        else:
+            n_in = int(ck.masks.units[li.producer].sum()) * li.in_block
+        trained = list(ck.masks.weight[li.name].shape)
+        expected = [int(units.sum()), n_in, *trained[2:]]
+        name = f"{li.kind}{li.name}"
+        r = by_output.get(name)
+        executed = r["weight_shape"] if r else None
+        w = weights.get(name)
+        zero_rows = zero_cols = None
+        if w is not None:
+            w2 = w.reshape(w.shape[0], w.shape[1], -1)
+            zero_rows = int((~w2.any(axis=(1, 2))).sum())
+            zero_cols = int((~w2.any(axis=(0, 2))).sum())
+        rows.append({"layer": name, "kind": li.kind, "trained_shape": trained,
+                     "expected_shape": expected, "executed_shape": executed,
+                     "units_pruned": int((~units).sum()), "zero_rows": zero_rows,
+                     "zero_input_columns": zero_cols,
+                     "ok": executed == expected})
+    return rows
+
+
+def executed_weights(model) -> dict[str, np.ndarray]:
+    """The weight tensors of the synaptic layers as ONNX Runtime builds them: the
+    initializer, or the ``ScatterND(ConstantOfShape(shape), indices, values)`` rebuild
+    (computed here with numpy), keyed by the consuming node's output name."""
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    produced = {n.output[0]: n for n in model.graph.node}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        if name in inits:
+            out[node.output[0]] = inits[name]
+        elif name in produced and produced[name].op_type == "ScatterND":
+            zeros, idx, vals = produced[name].input
+            shape = inits[produced[zeros].input[0]]
+            w = np.zeros(tuple(int(s) for s in shape), np.float32)
+            ind = inits[idx]
+            w[tuple(ind.T)] = inits[vals]
+            out[node.output[0]] = w
+    return out
+
+
+# ---- latency -------------------------------------------------------------------------------
+class _Model:
+    def __init__(self, path: Path, batch: int, seed: int):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        meta = dict(self.sess.get_modelmeta().custom_metadata_map)
+        self.mode = meta.get("mode", "step")
+        self.steps = int(meta.get("timesteps") or 0) or 1
+        shape = json.loads(meta["input_shape"])
+        rng = np.random.default_rng(seed)
+        if self.mode == "unrolled":
+            self.x = rng.random((batch, self.steps, *shape), dtype=np.float32)
+        else:
+            self.x = rng.random((batch, *shape), dtype=np.float32)
+        self.states = {i.name: np.zeros((batch, *i.shape[1:]), np.float32)
+                       for i in self.sess.get_inputs() if i.name != "x"}
+        self.outputs = ["spikes"] + [f"{s}_next" for s in self.states]
+
+    def infer(self) -> None:
+        if self.mode == "unrolled":
+            self.sess.run(["spikes"], {"x": self.x})
+            return
+        st = dict(self.states)
+        for _ in range(self.steps):
+            res = self.sess.run(self.outputs, {"x": self.x, **st})
+            st = dict(zip(st, res[1:]))
+
+
+def measure(dense: _Model, pruned: _Model, rounds: int, calls: int, warmup: int = 2
+            ) -> dict:
+    """Interleaved timing (see the module docstring); seconds per inference."""
+    for m in (dense, pruned):
+        for _ in range(warmup):
+            m.infer()
+    t = {"dense": [], "pruned": []}
+    for r in range(rounds):
+        order = (("dense", dense), ("pruned", pruned))
+        for key, m in (order if r % 2 == 0 else order[::-1]):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                m.infer()
+            t[key].append((time.perf_counter() - t0) / calls)
+    ratio = [d / p for d, p in zip(t["dense"], t["pruned"])]
+    return {"seconds": t, "paired_ratio": ratio}
+
+
+def _q(xs) -> dict:
+    q25, q50, q75 = np.percentile(np.asarray(xs, dtype=np.float64), [25, 50, 75])
+    return {"median": float(q50), "q25": float(q25), "q75": float(q75),
+            "iqr": float(q75 - q25)}
+
+
+# ---- one comparison --------------------------------------------------------------------------
+def ensure_onnx(run_dir: Path) -> Path:
+    path = run_dir / "model.onnx"
+    if not path.exists():
+        rc = subprocess.run([sys.executable, "-m", "spikeship.cli", "export", str(run_dir),
+                             "--formats", "onnx"]).returncode
+        if rc or not path.exists():
+            raise SystemExit(f"`spikeship export {run_dir} --formats onnx` failed (exit {rc})")
+    return path
+
+
+def analyse(run_dir: Path) -> dict:
+    """Structure check, per-node MACs and the ORT cross-check of one run's model.onnx."""
+    import onnx
+
+    path = ensure_onnx(run_dir)
+    model = onnx.load(str(path))
+    macs = count_macs(model)
+    weights = executed_weights(model)
+    folded = ort_folded_weights(path)
+    for r in macs:
+        f = folded.get(r["output"])
+        r["ort_weight_shape"] = f["shape"] if f else None
+        r["ort_zero_share"] = f["zero_share"] if f else None
+        w = weights.get(r["output"])
+        r["weight_zero_share"] = float((w == 0).mean()) if w is not None and w.size else None
+    mismatch = [r["node"] for r in macs
+                if r["ort_weight_shape"] is not None and r["ort_weight_shape"] != r["weight_shape"]]
+    return {"run": str(run_dir), "onnx": str(path), "nodes": macs,
+            "macs_per_sample": int(sum(r["macs"] for r in macs)),
+            "elementwise_per_sample": count_elementwise(model),
+            "ort_shape_mismatch": mismatch,
+            "structure": structure_check(run_dir, macs, weights)}
+
+
+def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int = 21,
+            calls: int = 5, seed: int = 0) -> dict:
+    """The whole benchmark for one pair of runs; returns the JSON document."""
+    import onnxruntime as ort
+
+    dense_dir, pruned_dir = Path(dense_dir), Path(pruned_dir)
+    d, p = analyse(dense_dir), analyse(pruned_dir)
+    md, mp = _Model(Path(d["onnx"]), batch, seed), _Model(Path(p["onnx"]), batch, seed)
+    if (md.steps, md.mode) != (mp.steps, mp.mode):
+        raise SystemExit(f"the two models differ in mode/steps: {md.mode}/{md.steps} vs "
+                         f"{mp.mode}/{mp.steps}")
+    lat = measure(md, mp, rounds, calls)
+    mac_ratio = d["macs_per_sample"] / p["macs_per_sample"]
+    speed = _q(lat["paired_ratio"])
+    structure_ok = all(r["ok"] for r in p["structure"] + d["structure"]) and not \
+        (d["ort_shape_mismatch"] or p["ort_shape_mismatch"])
+    held = speed["median"] >= FACTOR * mac_ratio
+    return {
+        "dense": d, "pruned": p, "batch": batch, "rounds": rounds, "calls_per_round": calls,
+        "mode": md.mode, "steps_per_inference": md.steps,
+        "threads": {"intra_op": 1, "inter_op": 1},
+        "latency_s": {"dense": _q(lat["seconds"]["dense"]),
+                      "pruned": _q(lat["seconds"]["pruned"])},
+        "latency_raw_s": lat["seconds"],
+        "speedup": speed,
+        "speedup_of_medians": (_q(lat["seconds"]["dense"])["median"]
+                               / _q(lat["seconds"]["pruned"])["median"]),
+        "mac_ratio": mac_ratio,
+        "elementwise_ratio": d["elementwise_per_sample"] / p["elementwise_per_sample"],
+        "factor": FACTOR, "required_speedup": FACTOR * mac_ratio,
+        "criterion_held": bool(held), "structure_ok": bool(structure_ok),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "onnxruntime": ort.__version__, "numpy": np.__version__},
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+# ---- output ----------------------------------------------------------------------------------
+def table(doc: dict) -> str:
+    d, p = doc["dense"], doc["pruned"]
+    lines = ["| layer | op | dense weight | pruned weight | zeros multiplied (pruned) | "
+             "dense MACs | pruned MACs | ratio |", "|---|---|---|---|---|---|---|---|"]
+    pn = {r["output"]: r for r in p["nodes"]}
+    for r in d["nodes"]:
+        q = pn.get(r["output"])
+        zs = "" if q is None or q["weight_zero_share"] is None else \
+            f"{100 * q['weight_zero_share']:.1f} %"
+        lines.append(f"| {r['output']} | {r['op']} | {'x'.join(map(str, r['weight_shape']))} | "
+                     f"{'x'.join(map(str, q['weight_shape'])) if q else '-'} | {zs} | "
+                     f"{r['macs']:,} | {q['macs'] if q else 0:,} | "
+                     f"{r['macs'] / q['macs'] if q and q['macs'] else float('inf'):.2f} |")
+    lines.append(f"| total | | | | | {d['macs_per_sample']:,} | {p['macs_per_sample']:,} | "
+                 f"{doc['mac_ratio']:.2f} |")
+    ld, lp, s = doc["latency_s"]["dense"], doc["latency_s"]["pruned"], doc["speedup"]
+    lines += [
+        "",
+        "MACs per sample and per call of the graph (one time step for the step graph).",
+        f"ONNX Runtime {doc['machine']['onnxruntime']}, batch {doc['batch']}, 1 intra-op / 1 "
+        f"inter-op thread, {doc['mode']} graph, {doc['steps_per_inference']} step(s) per "
+        f"inference, {doc['rounds']} interleaved rounds x {doc['calls_per_round']} inferences:",
+        f"  dense  {1e3 * ld['median']:.2f} ms per inference (IQR {1e3 * ld['iqr']:.2f})",
+        f"  pruned {1e3 * lp['median']:.2f} ms per inference (IQR {1e3 * lp['iqr']:.2f})",
+        f"  speed-up (median of paired per-round ratios) {s['median']:.2f}x "
+        f"(IQR {s['q25']:.2f}-{s['q75']:.2f}); ratio of medians {doc['speedup_of_medians']:.2f}x",
+        f"  elementwise outputs per sample and call (LIF arithmetic, not counted as MACs): "
+        f"{d['elementwise_per_sample']:,} / {p['elementwise_per_sample']:,} = "
+        f"{doc['elementwise_ratio']:.2f}x",
+        f"  MAC ratio {doc['mac_ratio']:.2f}x; required >= {FACTOR} x {doc['mac_ratio']:.2f} = "
+        f"{doc['required_speedup']:.2f}x: {'HELD' if doc['criterion_held'] else 'NOT HELD'}",
+    ]
+    bad = [r for r in d["structure"] + p["structure"] if not r["ok"]]
+    for run in (d, p):
+        for r in run["structure"]:
+            if r["units_pruned"] or not r["ok"] or r["zero_rows"] or r["zero_input_columns"]:
+                lines.append(
+                    f"  structure {Path(run['run']).name} {r['layer']}: trained "
+                    f"{r['trained_shape']}, expected {r['expected_shape']}, executed "
+                    f"{r['executed_shape']} ({'units absent' if r['ok'] else 'ZERO-FILLED'}"
+                    f"; {r['zero_rows']} all-zero rows, {r['zero_input_columns']} all-zero "
+                    f"input columns)")
+    for run in (d, p):
+        if run["ort_shape_mismatch"]:
+            lines.append(f"  ONNX Runtime's folded weights differ from the inferred shapes in "
+                         f"{run['ort_shape_mismatch']}")
+    lines.append(f"  structure check (pruned units physically absent): "
+                 f"{'passed' if not bad else 'FAILED for ' + ', '.join(r['layer'] for r in bad)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dense", type=Path, help="dense run directory")
+    ap.add_argument("pruned", type=Path, help="pruned run directory")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--calls", type=int, default=5, help="inferences per model per round")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="default: PRUNED/bench-onnx-latency.json")
+    args = ap.parse_args(argv)
+    for d in (args.dense, args.pruned):
+        if not (d / "checkpoint").is_dir():
+            ap.error(f"{d} is not a trained run directory (no checkpoint/)")
+    if args.batch < 1 or args.rounds < 2 or args.calls < 1:
+        ap.error("--batch and --calls must be >= 1, --rounds >= 2")
+    doc = compare(args.dense, args.pruned, batch=args.batch, rounds=args.rounds,
+                  calls=args.calls)
+    print(table(doc), flush=True)
+    out = args.json or args.pruned / "bench-onnx-latency.json"
+    from spikeship.io import write_json_atomic
+
+    write_json_atomic(out, doc)
+    print(f"written {out}")
+    return 0 if doc["criterion_held"] and doc["structure_ok"] else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())

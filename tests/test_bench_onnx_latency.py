@@ -1,0 +1,114 @@
+"""benchmarks/bench_onnx_latency.py: MACs counted from the ONNX graph against a hand count,
+the structure check on two real (tiny) trained runs, and the script's JSON / exit code.
+No timing is asserted (speed targets live in the benchmark, not in tests)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from spikeship.train.config import TrainConfig
+from spikeship.train.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_onnx_latency",
+                                                  ROOT / "benchmarks" / "bench_onnx_latency.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _hand_model() -> onnx.ModelProto:
+    """x (batch, 3, 7, 9) -> Conv 5x3x3x3, pad 1 -> (5, 7, 9) -> sum pool as Conv
+    5x1x2x2, group 5, stride 2 -> (5, 3, 4) -> Flatten (60) -> Gemm with a 4 x 60 weight
+    rebuilt by ScatterND from 3 stored entries (as the exporter stores pruned layers)."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.random((5, 3, 3, 3), dtype=np.float32), "w0"),
+             numpy_helper.from_array(np.ones((5, 1, 2, 2), np.float32), "ones"),
+             numpy_helper.from_array(np.array([4, 60], np.int64), "w1.shape"),
+             numpy_helper.from_array(np.array([[0, 1], [2, 5], [3, 59]], np.int64), "w1.idx"),
+             numpy_helper.from_array(np.array([1.0, 2.0, 3.0], np.float32), "w1.val")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c0", "ones"], ["p0"], kernel_shape=[2, 2],
+                              strides=[2, 2], group=5),
+             helper.make_node("Flatten", ["p0"], ["f0"], axis=1),
+             helper.make_node("ConstantOfShape", ["w1.shape"], ["w1.zeros"],
+                              value=numpy_helper.from_array(np.zeros(1, np.float32))),
+             helper.make_node("ScatterND", ["w1.zeros", "w1.idx", "w1.val"], ["w1"]),
+             helper.make_node("Gemm", ["f0", "w1"], ["y"], transB=1)]
+    g = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["batch", 3, 7, 9])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["batch", 4])], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_macs_match_a_hand_count(bench):
+    rows = {r["output"]: r for r in bench.count_macs(_hand_model())}
+    assert rows["c0"]["macs"] == 5 * 7 * 9 * (3 * 3 * 3)          # 8,505
+    assert rows["p0"]["macs"] == 5 * 3 * 4 * (1 * 2 * 2)          # 240: pool window sums
+    assert rows["y"]["weight_shape"] == [4, 60] and rows["y"]["macs"] == 4 * 60
+    w = bench.executed_weights(_hand_model())["y"]
+    assert w.shape == (4, 60) and w[3, 59] == 3.0 and np.count_nonzero(w) == 3
+
+
+def _train(out: Path, prune: str, opts: dict) -> Path:
+    cfg = TrainConfig(dataset="digits", model="dpap-mnist", epochs=2, timesteps=4,
+                      limit_train=160, limit_test=40, prune=prune, prune_options=opts, seed=0)
+    train(cfg, out, progress=False, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("onnxlat")
+    dense = _train(d / "dense", "none", {})
+    pruned = _train(d / "pruned", "l1-filter", {"conv": 0.4, "fc": 0.5, "start": 1, "end": 1})
+    return dense, pruned
+
+
+def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_path):
+    dense, pruned = runs
+    out = tmp_path / "b.json"
+    rc = bench.main([str(dense), str(pruned), "--batch", "8", "--rounds", "2", "--calls", "1",
+                     "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert rc == (0 if doc["criterion_held"] else 1) and doc["structure_ok"] is True
+    assert (dense / "model.onnx").exists() and (pruned / "model.onnx").exists()  # exported
+    # l1-filter removed 40 % of 15 / 40 conv channels and 50 % of 300 FC neurons:
+    # conv0 9x1x3x3, conv3 24x9x3x3 on 8x8 digits (pad 1, pool 2), fc7 150 x (24*2*2)
+    st = {r["layer"]: r for r in doc["pruned"]["structure"]}
+    assert st["conv0"]["executed_shape"] == [9, 1, 3, 3]
+    assert st["conv3"]["executed_shape"] == [24, 9, 3, 3]
+    assert st["fc7"]["executed_shape"] == [150, 96] and st["fc9"]["executed_shape"] == [10, 150]
+    macs = {r["output"]: r["macs"] for r in doc["pruned"]["nodes"]}
+    assert macs == {"conv0": 9 * 8 * 8 * 9, "pool2": 9 * 4 * 4 * 4, "conv3": 24 * 4 * 4 * 81,
+                    "pool5": 24 * 2 * 2 * 4, "fc7": 150 * 96, "fc9": 10 * 150}
+    dmacs = {r["output"]: r["macs"] for r in doc["dense"]["nodes"]}
+    assert dmacs["conv3"] == 40 * 4 * 4 * 135 and dmacs["fc7"] == 300 * 160
+    assert doc["mac_ratio"] == pytest.approx(sum(dmacs.values()) / sum(macs.values()))
+    assert doc["pruned"]["ort_shape_mismatch"] == [] and all(
+        r["ort_weight_shape"] == r["weight_shape"] for r in doc["pruned"]["nodes"])
+    assert len(doc["latency_raw_s"]["dense"]) == 2 and doc["speedup"]["median"] > 0
+    assert doc["required_speedup"] == pytest.approx(0.8 * doc["mac_ratio"])
+
+
+def test_a_zero_filled_layer_is_reported(bench, runs):
+    """A layer executed in its trained (full) shape fails the structure check."""
+    _, pruned = runs
+    macs = bench.count_macs(onnx.load(str(pruned / "model.onnx")))
+    for r in macs:
+        if r["output"] == "conv3":
+            r["weight_shape"] = [40, 15, 3, 3]
+    st = {r["layer"]: r for r in bench.structure_check(pruned, macs, {})}
+    assert st["conv3"]["ok"] is False and st["conv0"]["ok"] is True
