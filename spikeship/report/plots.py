@@ -8,15 +8,19 @@ holds no data for that picture (the report then says what is missing).
 - parameters (remaining synapses) over epochs .................... Fig 4G
 - survival functions of units in the epochs before pruning ....... Fig 4E-F
 - retained neurons / synapses per layer .......................... Fig 4A-C style
+- per prunable layer: units retained at each epoch (grid), average
+  importance of the units, synapses retained over epochs ......... Fig 4A-C
 - energy per layer and per chip, dense vs pruned
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -157,4 +161,109 @@ def energy_per_layer(energy: dict[str, Any], path: Path) -> Path | None:
         _paired_bars(axes[1], cn, [chips[c]["dense_total_pj"] / 1e6 for c in cn],
                      [chips[c]["total_pj"] / 1e6 for c in cn], ("dense", "pruned"),
                      "energy / sample (uJ)", "Energy per chip", log=True, rotation=30)
+    return _save(fig, path)
+
+
+def units_from_hex(text: str, n: int) -> np.ndarray:
+    """The bool unit mask (True = kept) of ``n`` units from ``metrics.jsonl``'s
+    ``units_kept_hex`` (see :func:`spikeship.train.masks.units_hex`)."""
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8), bitorder="little")
+    if bits.size < n:
+        raise ValueError(f"units_kept_hex holds {bits.size} bits, the layer has {n} units")
+    return bits[:n].astype(bool)
+
+
+@dataclass
+class LayerHistory:
+    """One prunable layer over the epochs of a run, from ``metrics.jsonl``."""
+
+    name: str                          # Sequential index, "3"
+    kind: str                          # "conv" | "fc"
+    epochs: list[int]
+    kept: np.ndarray | None            # (units, epochs) bool, None when not recorded
+    synapses_share: list[float]        # retained synapses / total, per epoch
+    units_share: list[float]
+    importance: list[float | None]     # pruner's mean unit importance, per epoch
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}{self.name}"
+
+
+def layer_histories(metrics: list[dict]) -> list[LayerHistory]:
+    """Per prunable layer: the units kept at each epoch (when ``units_kept_hex`` is in
+    every row), retained synapse / unit shares and the pruner's mean unit importance
+    (``pruner.layers.<name>.importance_mean``, DPAP's Eq 11; None for other pruners)."""
+    rows = [r for r in metrics if r.get("layers")]
+    out: list[LayerHistory] = []
+    if not rows:
+        return out
+    for first in rows[0]["layers"]:
+        name = first["name"]
+        per = [next((l for l in r["layers"] if l["name"] == name), None) for r in rows]
+        if any(p is None for p in per):
+            continue
+        kept = None
+        if all("units_kept_hex" in p for p in per):
+            kept = np.stack([units_from_hex(p["units_kept_hex"], int(p["units_total"]))
+                             for p in per], axis=1)
+        imp = []
+        for r in rows:
+            info = ((r.get("pruner") or {}).get("layers") or {}).get(name) or {}
+            v = info.get("importance_mean") if isinstance(info, dict) else None
+            imp.append(float(v) if isinstance(v, (int, float)) else None)
+        out.append(LayerHistory(
+            name=name, kind=first.get("kind", ""), epochs=[int(r["epoch"]) for r in rows],
+            kept=kept,
+            synapses_share=[p["synapses_remaining"] / p["synapses_total"] for p in per],
+            units_share=[p["units_remaining"] / p["units_total"] for p in per],
+            importance=imp))
+    return out
+
+
+def retained_over_epochs(h: LayerHistory, path: Path) -> Path | None:
+    """DPAP Fig 4A-C for one layer: (A) units x epochs, white = pruned; (B) the average
+    importance of the layer's units per epoch; (C) retained synapses (and units) per epoch.
+    ``None`` when the per-epoch unit masks were not recorded."""
+    if h.kept is None:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6),
+                             gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    ax = axes[0]
+    n_units = h.kept.shape[0]
+    from matplotlib.colors import ListedColormap
+    from matplotlib.ticker import MaxNLocator
+
+    ax.imshow(h.kept, aspect="auto", interpolation="nearest",
+              cmap=ListedColormap(["white", "#1f4e8c"]), vmin=0, vmax=1,
+              extent=(h.epochs[0] - .5, h.epochs[-1] + .5, n_units - .5, -.5))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for side in ax.spines.values():
+        side.set_visible(True)
+    unit = "channel" if h.kind == "conv" else "neuron"
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{unit} index")
+    ax.set_title(f"(A) {h.label}: {int(h.kept[:, -1].sum())}/{n_units} {unit}s kept "
+                 "(white = pruned)", fontsize=9)
+    ax = axes[1]
+    pts = [(e, v) for e, v in zip(h.epochs, h.importance) if v is not None]
+    if pts:
+        ax.plot([e for e, _ in pts], [v for _, v in pts], marker="o", ms=3)
+        ax.set_ylabel("mean importance of kept units")
+    else:
+        ax.text(.5, .5, "not recorded by this pruner", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("epoch")
+    ax.set_title("(B) average unit importance (Eq 11)", fontsize=9)
+    ax.grid(alpha=.3)
+    ax = axes[2]
+    ax.plot(h.epochs, [100 * v for v in h.synapses_share], marker="o", ms=3, label="synapses")
+    ax.plot(h.epochs, [100 * v for v in h.units_share], "--", label=f"{unit}s")
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("retained (%)")
+    ax.set_title("(C) retained synapses", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=.3)
+    fig.suptitle(f"Layer {h.label} over training (cf. DPAP Fig 4A-C)", fontsize=10)
     return _save(fig, path)

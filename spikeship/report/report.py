@@ -180,6 +180,19 @@ def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
         body = f"![{captions[key]}](plots/{path.name})" if path else \
             f"_No data for this figure in {run.path.name} ({captions[key].lower()})._"
         sections.append((captions[key], body))
+    histories = plots.layer_histories(run.metrics)
+    layer_figs = {h.label: plots.retained_over_epochs(h, pdir / f"units-{h.label}.png")
+                  for h in histories}
+    for label, path in layer_figs.items():
+        if path:
+            figures[f"units-{label}"] = path
+            sections.append((f"Layer {label}: units retained per epoch, importance, synapses",
+                             f"![Layer {label}: units kept at each epoch (white = pruned), "
+                             f"average importance, retained synapses](plots/{path.name})"))
+    if not any(layer_figs.values()):
+        sections.append(("Units retained per epoch (cf. DPAP Fig 4A-C)",
+                         f"_No per-epoch unit masks in {run.path.name}/metrics.jsonl "
+                         "(units_kept_hex: recorded by training since this version)._"))
     agree = _agreement_rows(run)
     sections.append(("Agreement across targets", _table(
         ["target", "samples", "accuracy", "identical output spikes", "identical predictions",

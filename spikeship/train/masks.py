@@ -159,6 +159,16 @@ class MaskSet:
             target[name] = t.to(torch.bool).to(target[name].device)
 
 
+def units_hex(units: torch.Tensor) -> str:
+    """A unit mask as the hex string ``metrics.jsonl`` records per layer and epoch
+    (``units_kept_hex``): ``numpy.packbits(units, bitorder="little")`` as hex, so unit
+    ``i`` is bit ``i % 8`` of byte ``i // 8`` (1 = kept); padding bits are 0. Decoded by
+    :func:`spikeship.report.plots.units_from_hex` with the layer's ``units_total``."""
+    import numpy as np
+
+    return np.packbits(units.detach().cpu().numpy().astype(bool), bitorder="little").tobytes().hex()
+
+
 def _expand_rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 

@@ -55,7 +55,7 @@ from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_mo
 from spikeship.train.config import TrainConfig, lr_at
 from spikeship.train.distributed import SINGLE, DataParallel
 from spikeship.train.losses import get_loss, predict
-from spikeship.train.masks import MaskSet
+from spikeship.train.masks import MaskSet, units_hex
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.predictions import save_predictions
 from spikeship.train.pruners import get_pruner_class
@@ -432,7 +432,9 @@ class Trainer:
                         "synapses_remaining": c.synapses_remaining,
                         "synapses_pruned": c.synapses_total - c.synapses_remaining,
                         "units_total": c.units_total, "units_remaining": c.units_remaining,
-                        "units_pruned": c.units_total - c.units_remaining} for c in counts],
+                        "units_pruned": c.units_total - c.units_remaining,
+                        "units_kept_hex": units_hex(self.masks.units[c.name])}
+                       for c in counts],
             "lr": stats["lr"], "wall_time_s": dt, "elapsed_s": self.elapsed_s,
             "pruner": _jsonable(pruner_metrics),
         }
