@@ -27,20 +27,36 @@ synops ratio >= 3 on every seed, paired mean difference >= -0.5 pt, emulator wit
 0.5 pt of float. Finished runs are reused (``--out`` keeps them), so an interrupted
 sweep continues where it stopped.
 
+Loihi and Loihi 2 cores come from ``energy.json``'s ``cores`` (the mapper's count for
+the deployed graph, ``after_pruning``), dense and pruned per seed; the summary says
+whether the cores were at least halved on both chips for every seed.
+
+``--readme README.md`` rewrites the block between ``<!-- prune-table:begin -->`` and
+``<!-- prune-table:end -->`` with the table, the summary, the machine, the versions,
+the date and the exact command, so the README's table is generated, never pasted.
+
     python benchmarks/bench_prune_energy.py --seeds 0-9 --out runs/bench-prune
+    python benchmarks/bench_prune_energy.py --seeds 0-9 --readme README.md
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
+import platform
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "spikeship.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- prune-table:begin -->", "<!-- prune-table:end -->"
+CHIPS = (("loihi", "Loihi"), ("loihi2", "Loihi 2"))
 
 
 def _seeds(text: str) -> list[int]:
@@ -91,7 +107,11 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
         for l in json.loads(line)["layers"]:
             units[l["name"]] = (l["units_remaining"], l["units_total"])
     vc = en.get("vanish_check", {})
-    return {"float": summ["test_accuracy"], "emu": sim["accuracy"],
+    cores = {}
+    for chip, _ in CHIPS:
+        after = ((en.get("cores") or {}).get(chip) or {}).get("after_pruning") or {}
+        cores[chip] = after.get("cores")          # None when the mapper refused the graph
+    return {"cores": cores, "float": summ["test_accuracy"], "emu": sim["accuracy"],
             "samples": sim["samples"], "pruning_rate": summ["pruning_rate"],
             "units": units, "synops": t["ops_effective"],
             "synops_unpruned": t["ops_dense"],
@@ -108,7 +128,7 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
     return m, math.sqrt(var / n)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0-9")
     ap.add_argument("--out", default="runs/bench-prune")
@@ -118,7 +138,13 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=None, help="default: the CLI's")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
     ap.add_argument("--dense-only", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--readme", type=Path, default=None,
+                    help=f"rewrite the {BEGIN} ... {END} block of this file")
+    args = ap.parse_args(argv)
+    if args.readme is not None and args.dense_only:
+        ap.error("--readme needs the pruned runs (not --dense-only)")
+    if args.readme is not None:
+        check_block(args.readme)         # before hours of runs, not after
     out = Path(args.out)
     ep = f"-e{args.epochs}" if args.epochs else ""
     tag = args.tag or (args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
@@ -136,13 +162,19 @@ def main() -> int:
         rows.append((seed, dense, pr))
         _print_row(seed, dense, pr)
     if rows:
-        _summary(rows, out / f"{tag}{ep}-table.md")
+        text = _summary(rows, out / f"{tag}{ep}-table.md")
+        if args.readme is not None:
+            cmd = shlex.join(["python", "benchmarks/bench_prune_energy.py",
+                              *(sys.argv[1:] if argv is None else argv)])
+            rewrite_readme(args.readme, render_block(text, cmd))
+            print(f"rewrote the {BEGIN} block of {args.readme}", flush=True)
     return 0
 
 
 HEADER = ("| seed | float dense | float pruned | diff (pt) | emu dense | emu pruned | "
           "conv0 ch | conv3 ch | fc7 units | pruned % | synops dense | synops pruned | "
           "ratio | from structure | from rates | Loihi uJ dense | Loihi uJ pruned | "
+          "Loihi cores dense | Loihi cores pruned | Loihi 2 cores dense | Loihi 2 cores pruned | "
           "energy exit |")
 
 
@@ -154,7 +186,30 @@ def _fmt_row(seed, d, p) -> str:
             f"{u['7'][0]}/{u['7'][1]} | {100 * p['pruning_rate']:.1f} | "
             f"{d['synops']:,.0f} | {p['synops']:,.0f} | {d['synops'] / p['synops']:.2f} | "
             f"{p['synops_unpruned'] / p['synops']:.2f} | {d['synops'] / p['synops_unpruned']:.2f} | "
-            f"{d['energy_uj']:.2f} | {p['energy_uj']:.2f} | {p['energy_rc']} |")
+            f"{d['energy_uj']:.2f} | {p['energy_uj']:.2f} | "
+            + "".join(f"{_n(d['cores'][c])} | {_n(p['cores'][c])} | " for c, _ in CHIPS)
+            + f"{p['energy_rc']} |")
+
+
+def _n(v) -> str:
+    return "—" if v is None else str(v)
+
+
+def cores_summary(rows) -> str:
+    """Per chip: min and mean of dense / pruned cores over seeds; halved on both chips?"""
+    parts, halved = [], True
+    for chip, title in CHIPS:
+        r = [d["cores"][chip] / p["cores"][chip] for _, d, p in rows
+             if d["cores"].get(chip) and p["cores"].get(chip)]
+        if len(r) < len(rows):
+            halved = False
+        if not r:
+            parts.append(f"{title}: not mapped")
+            continue
+        halved = halved and min(r) >= 2.0
+        parts.append(f"{title} min {min(r):.2f}, mean {sum(r) / len(r):.2f}")
+    return (f"cores dense/pruned: {'; '.join(parts)}; cores halved on both chips "
+            f"(every seed): {halved}")
 
 
 def _print_row(seed, d, p) -> None:
@@ -186,12 +241,73 @@ def _summary(rows, path: Path) -> None:
         f"{sum(ratio) / len(ratio):.2f}; Loihi energy ratio: min {min(eratio):.2f}, "
         f"mean {sum(eratio) / len(eratio):.2f}",
         f"largest |emulator - float| over all runs: {max(gap):.2f} pt",
+        cores_summary(rows),
         f"every seed prunes channels in conv0 and conv3: {chans}; energy (vanish check) exit "
         f"codes of pruned runs: {sorted({p['energy_rc'] for _, _, p in rows})}",
     ]
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     print(text, flush=True)
+    return text
+
+
+# ---- the README block -----------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        commit = ""
+    out = [f"spikeship{f' ({commit})' if commit else ''}", f"Python {platform.python_version()}"]
+    for pkg in ("torch", "snntorch", "numpy", "lava-nc", "lava-dl"):
+        try:
+            out.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def render_block(summary: str, command: str) -> str:
+    """The README block: the table and summary as written, then machine, versions, date
+    and the command that wrote it."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([
+        BEGIN, "<!-- written by benchmarks/bench_prune_energy.py --readme; do not edit by "
+        "hand -->", "", summary.rstrip("\n"), "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores; {versions()}; {now}.", "",
+        f"Command: `{command}`", END])
+
+
+def check_block(readme: Path) -> str:
+    """``readme``'s text; SystemExit unless it holds exactly one marked block."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SystemExit(f"cannot read {readme}: {e}") from e
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"{readme} must hold exactly one {BEGIN} ... {END} block")
+    return text
+
+
+def rewrite_readme(readme: Path, block: str) -> None:
+    """Replace the marked block of ``readme`` by ``block`` (atomically), nothing else."""
+    from spikeship.io import write_text_atomic
+
+    text = check_block(readme)
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    write_text_atomic(readme, pattern.sub(lambda _m: block, text))
 
 
 if __name__ == "__main__":

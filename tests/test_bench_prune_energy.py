@@ -1,0 +1,101 @@
+"""benchmarks/bench_prune_energy.py on finished run directories (the script reuses them, so
+no command runs): Loihi / Loihi 2 cores in the per-seed table, the "cores halved" line,
+and the README block rewritten in a temporary README, nothing else of it touched."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_prune_energy",
+                                                  ROOT / "benchmarks" / "bench_prune_energy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict) -> None:
+    """The files bench_prune_energy reads from a run that went through train / export /
+    simulate / energy (values chosen by the test)."""
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"test_accuracy": acc,
+                                                "pruning_rate": 0.0 if units["0"] == 15 else 0.7}))
+    (d / "model.net").write_bytes(b"")
+    (d / "simulate-loihi-emu.json").write_text(json.dumps({"accuracy": acc - 0.002,
+                                                           "samples": 450}))
+    (d / "energy.json").write_text(json.dumps({
+        "totals_per_sample": {"ops_effective": ops, "ops_dense": ops * 1.1,
+                              "energy_pj": ops * 24.0},
+        "vanish_check": {"passed": True, "summary": "ok"},
+        "cores": {chip: {"before_pruning": {"cores": 9}, "after_pruning": {"cores": n}}
+                  for chip, n in cores.items()}}))
+    (d / "energy.rc").write_text("0")
+    totals = {"0": 15, "3": 40, "7": 300}
+    (d / "metrics.jsonl").write_text(json.dumps({"epoch": 20, "layers": [
+        {"name": k, "units_remaining": v, "units_total": totals[k]} for k, v in units.items()]})
+        + "\n")
+
+
+README = """# project
+
+Text above.
+
+<!-- prune-table:begin -->
+not generated yet: run `python benchmarks/bench_prune_energy.py --readme README.md`
+<!-- prune-table:end -->
+
+Text below stays.
+"""
+
+
+def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
+    out = tmp_path / "runs"
+    for seed, (pl, pl2) in enumerate([(4, 3), (5, 4)]):
+        _finished_run(out / f"dense-s{seed}", 0.97, 500_000.0, {"loihi": 9, "loihi2": 8},
+                      {"0": 15, "3": 40, "7": 300})
+        _finished_run(out / f"dpap-s{seed}", 0.965, 150_000.0, {"loihi": pl, "loihi2": pl2},
+                      {"0": 9, "3": 22, "7": 150})
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    assert bench.main(["--seeds", "0-1", "--out", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# project\n\nText above.\n\n<!-- prune-table:begin -->\n")
+    assert text.endswith("<!-- prune-table:end -->\n\nText below stays.\n")
+    assert "not generated yet" not in text
+    assert "| Loihi cores dense | Loihi cores pruned | Loihi 2 cores dense | Loihi 2 cores " \
+           "pruned |" in text
+    assert "| 12.00 | 3.60 | 9 | 4 | 8 | 3 | 0 |" in text          # seed 0: uJ, cores, exit
+    assert "| 9 | 5 | 8 | 4 | 0 |" in text                          # seed 1
+    # seed 1 on Loihi: 9 / 5 = 1.8 < 2, so not halved on both chips
+    assert ("cores dense/pruned: Loihi min 1.80, mean 2.02; Loihi 2 min 2.00, mean 2.33; "
+            "cores halved on both chips (every seed): False") in text
+    assert "Machine: " in text and "Python " in text and " UTC." in text
+    assert (f"Command: `python benchmarks/bench_prune_energy.py --seeds 0-1 --out {out} "
+            f"--readme {readme}`") in text
+    assert "cores halved on both chips" in capsys.readouterr().out
+    # a second run replaces the block, it does not add one
+    assert bench.main(["--seeds", "0", "--out", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.count("<!-- prune-table:begin -->") == 1 and "| 1 |" not in text
+    assert "cores halved on both chips (every seed): True" in text
+
+
+def test_readme_without_a_block_is_refused_before_any_run(bench, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block\n")
+    with pytest.raises(SystemExit, match="exactly one"):
+        bench.main(["--seeds", "0", "--out", str(tmp_path / "none"), "--readme", str(readme)])
+    assert not (tmp_path / "none").exists()
+    assert readme.read_text() == "# no block\n"
+
+
+def test_the_repository_readme_holds_one_block(bench):
+    bench.check_block(ROOT / "README.md")
