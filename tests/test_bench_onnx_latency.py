@@ -56,6 +56,8 @@ def _hand_model() -> onnx.ModelProto:
 def test_macs_match_a_hand_count(bench):
     rows = {r["output"]: r for r in bench.count_macs(_hand_model())}
     assert rows["c0"]["macs"] == 5 * 7 * 9 * (3 * 3 * 3)          # 8,505
+    b = bench.nchwc_block()
+    assert b in (8, 16) and rows["c0"]["macs_block_padded"] == 7 * 9 * b * b * 9
     assert rows["p0"]["macs"] == 5 * 3 * 4 * (1 * 2 * 2)          # 240: pool window sums
     assert rows["y"]["weight_shape"] == [4, 60] and rows["y"]["macs"] == 4 * 60
     w = bench.executed_weights(_hand_model())["y"]
