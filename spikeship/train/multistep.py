@@ -32,6 +32,7 @@ from spikeship.train.fused_lif import lif_sequence
 from spikeship.train.structure import LayerInfo
 
 Recorder = Callable[[str, torch.Tensor, torch.Tensor], None]
+InputRecorder = Callable[[str, torch.Tensor, int], None]
 
 
 class _ChannelsLastGrad(torch.autograd.Function):
@@ -80,13 +81,16 @@ def supports(model: nn.Sequential) -> bool:
 
 def run(model: nn.Sequential, x: torch.Tensor, timesteps: int | None = None, *,
         layers: list[LayerInfo] | None = None, record: Recorder | None = None,
-        membrane: bool = False) -> torch.Tensor:
+        membrane: bool = False, inputs: InputRecorder | None = None) -> torch.Tensor:
     """Outputs ``(T, B, K)`` of ``model`` for ``x``: static ``(B, C, H, W)`` fed at each
     of ``timesteps`` steps, or a sequence ``(T, B, C, H, W)``.
 
     ``membrane=True`` returns the last neuron's membrane ``u[t]`` (before reset)
     instead of its spikes. ``record`` (with ``layers``) receives each prunable
-    layer's ``(name, pre, post)`` activity ``(T, B, N)``.
+    layer's ``(name, pre, post)`` activity ``(T, B, N)``. ``inputs`` (with ``layers``)
+    receives each prunable layer's whole input ``(name, x, repeat)`` as the layer gets it
+    (``(T*B, ...)``, or ``(B, ...)`` with ``repeat = T`` while the input is static): what
+    the on-chip cost meter's hooks would have summed step by step.
     """
     static = x.dim() == 4
     if static:
@@ -106,8 +110,11 @@ def run(model: nn.Sequential, x: torch.Tensor, timesteps: int | None = None, *,
         bare = {int(li.name): li for li in layers if li.neuron is None}
     else:
         bare = {}
+    in_of = {int(li.name): li.name for li in layers} if inputs is not None and layers else {}
     mem = None
     for i, m in enumerate(model):
+        if i in in_of:
+            inputs(in_of[i], h.detach(), steps if static else 1)
         if i in pre_of:
             p = _population(h.detach())
             pre_act[pre_of[i].name] = (p.expand(steps, *p.shape) if static

@@ -139,6 +139,8 @@ class Trainer:
         if self.multistep and self.pruner.wants_activity:
             self.pruner.use_engine_activity()
             self._record = self.pruner.record_activity
+        self._inputs = (self.pruner.record_input
+                        if self.multistep and self.pruner.wants_inputs else None)
         self.masks.apply(self.optimizer)
         self.dp.broadcast_state(self.model)
         n = len(self.data.train)
@@ -233,13 +235,15 @@ class Trainer:
             x = x.transpose(0, 1)  # (T, B, C, H, W)
         if self.multistep:
             record = self._record if self.model.training else None
+            inputs = self._inputs if self.model.training else None
             if self.config.precision == "bf16":
                 with torch.autocast(self.device.type, dtype=torch.bfloat16):
                     out = multistep.run(self.model, x, self.config.timesteps,
-                                        layers=self.layers, record=record, membrane=membrane)
+                                        layers=self.layers, record=record, membrane=membrane,
+                                        inputs=inputs)
                 return out.float()
             return multistep.run(self.model, x, self.config.timesteps, layers=self.layers,
-                                 record=record, membrane=membrane)
+                                 record=record, membrane=membrane, inputs=inputs)
         if self.config.ann:
             return forward_sequence(self.model, x, ann=True)
         if not membrane:

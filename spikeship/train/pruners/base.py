@@ -61,6 +61,20 @@ class Pruner:
         """Activity of prunable layer ``name`` in this training batch, ``(T, B, N)`` each:
         its input and its neuron's output, conv maps summed over H, W."""
 
+    @property
+    def wants_inputs(self) -> bool:
+        """True when the pruner measures on-chip cost (a ``SynopsMeter`` in ``self.meter``,
+        ``objective=synops``): the fast engine, which bypasses the meter's hooks, then
+        hands every prunable layer's input over through :meth:`record_input`."""
+        return getattr(self, "meter", None) is not None
+
+    def record_input(self, name: str, x: torch.Tensor, repeat: int = 1) -> None:
+        """Input of prunable layer ``name`` in this training batch (folded ``(T*B, ...)``
+        or, for a static input fed at every step, ``(B, ...)`` with ``repeat = T``)."""
+        meter = getattr(self, "meter", None)
+        if meter is not None:
+            meter.record_input(name, x, repeat)
+
     def after_backward(self) -> None:
         """Called after ``loss.backward()``, before gradients are masked."""
 

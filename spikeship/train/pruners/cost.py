@@ -26,7 +26,9 @@ All sums are over samples (``reducible_stats``: all-reducible for data-parallel
 runs); :meth:`SynopsMeter.per_sample` divides by the sample count. The meter keeps
 its own forward hooks (only while the model is in training mode) and records at the
 granularity of whatever the hooked module receives: one step ``(B, ...)`` or
-several steps stacked ``(T, B, ...)`` / folded ``(T*B, ...)`` all sum the same.
+several steps stacked ``(T, B, ...)`` / folded ``(T*B, ...)`` all sum the same. The
+fast engine calls modules without hooks; it hands each prunable layer's input to
+:meth:`SynopsMeter.record_input` instead (through the pruner's ``record_input``).
 """
 
 from __future__ import annotations
@@ -110,17 +112,27 @@ class SynopsMeter:
 
     def _hook(self, name: str):
         def hook(module, args):
-            if not module.training:
-                return
-            x = args[0].detach()
-            shape = self.in_shape[name]
-            if x.dim() < len(shape) + 1:
-                return
-            a = (x != 0).to(torch.float64) if self.first[name] else x.to(torch.float64)
-            a = a.reshape(-1, *shape)
-            self.t[f"{self.prefix}_act.{name}"] += a.sum(0) * (1.0 if self.first[name]
-                                                               else self.factor[name])
+            if module.training:
+                self.record_input(name, args[0])
         return hook
+
+    def record_input(self, name: str, x: torch.Tensor, repeat: int = 1) -> None:
+        """Add the input ``x`` of prunable layer ``name`` to its activity map.
+
+        ``x`` is one step ``(B, ...)`` or several steps stacked / folded into the batch;
+        ``repeat`` counts a static input fed unchanged at that many steps (the fast
+        engine runs a direct-encoded first layer once per sample: ``repeat = T``). The
+        hooks call this with each step's input; the fast engine, whose module calls
+        bypass hooks, calls it once per batch (:func:`spikeship.train.multistep.run`).
+        """
+        x = x.detach()
+        shape = self.in_shape[name]
+        if x.dim() < len(shape) + 1:
+            return
+        a = (x != 0).to(torch.float64) if self.first[name] else x.to(torch.float64)
+        a = a.reshape(-1, *shape)
+        self.t[f"{self.prefix}_act.{name}"] += a.sum(0) * (
+            (1.0 if self.first[name] else self.factor[name]) * repeat)
 
     def count_samples(self, n: int) -> None:
         """Add ``n`` samples (the batch size) to the sample count (called once a batch)."""

@@ -34,6 +34,34 @@ So the first update of a dense layer only prunes (nothing inactive to regrow yet
 
 No rewinding and no separate retraining: everything happens inside ordinary
 training through the :class:`~spikeship.train.pruners.base.Pruner` hooks.
+
+``objective=synops`` (issue 16: aim at what the chip pays for). A
+:class:`~spikeship.train.pruners.cost.SynopsMeter` measures, from the spikes of the
+training batches since the last update, the operations ``k_e`` every synapse ``e``
+performs on the chip (presynaptic spikes x the positions the weight entry is used at,
+counted as the energy estimator counts; for an inactive entry, what it would perform).
+Let ``kbar`` be the mean of ``k_e`` over the active synapses of all prunable layers, and
+for a group ``G`` (the layer for ``pq-layer``, one output neuron / channel's row for
+``pq-neuron``) ``kbar_G`` the mean over its active synapses. ``clip`` bounds a ratio to
+``[1/cost_cap, cost_cap]``; ``a = cost_power``. Then::
+
+    rho_G = clip(kbar_G / kbar) ** a          the group's share of operations divided
+                                              by its share of active weights
+    c_G   = floor(d * clamp(gamma * rho_G * (1 - r/d), 0, beta))       (stage 1)
+    rho_e = clip(k_e / kbar_G) ** a
+    prune the c_G active e with the smallest |w_e| / rho_e             (stage 2)
+    regrow (gradient) the g_G inactive e with the largest |dL/dw_e| / rho_e
+
+``I(w)`` and ``r`` are unchanged (they measure how compressible the weights are); the
+cost only scales ``gamma`` per group and reweights the within-group ranking. So a
+layer (row) whose synapses each do twice the network's mean number of operations is
+rewired twice as much, and of two equally small weights the one fed by more spikes goes
+first; regrowth prefers connections that reduce the loss more per operation (random
+regrowth is unchanged). ``objective=params`` (default) is ``rho = 1`` everywhere: the
+formulas above. PQ removes weights, not units, so unit costs are not used. Without a
+measurement yet (no spike seen since the last update) ``rho = 1``. With data-parallel
+runs the costs are summed across workers at epoch ends (``reducible_stats``), so
+``interval`` = K batches uses each worker's own costs inside an epoch.
 """
 
 from __future__ import annotations
@@ -169,6 +197,10 @@ class PQPruner(ScheduledPruner):
         "regrow": (choice("gradient", "random"), "gradient", "RigL (gradient) or SET (random)"),
         "regrow_fraction": (in_range(float, 0.0, 1.0), 1.0, "f_0: share of c regrown at start"),
         "seed": (int, 0, "seed of the random regrowth generator"),
+        "objective": (choice("params", "synops"), "params",
+                      "PQ on weights as they are, or weighted by measured synaptic operations"),
+        "cost_power": (in_range(float, 0.0, 10.0), 1.0, "exponent a of the cost ratios"),
+        "cost_cap": (in_range(float, 1.0, 1e3), 4.0, "cost ratios clipped to [1/cap, cap]"),
     }
 
     def __init__(self, options: dict[str, Any] | None = None):
@@ -179,9 +211,19 @@ class PQPruner(ScheduledPruner):
         self._epoch_log: dict[str, dict[str, float]] = {}
         self._last_fraction: float | None = None
         self._updates = 0
+        self.meter = None                 # a SynopsMeter with objective=synops (attach)
+        self._rho_log: dict[str, float] = {}
 
     def attach(self, model, masks, layers, ann=False):
         self.model, self.masks = model, masks
+        self.meter = None
+        self._rho_log: dict[str, float] = {}
+        if self.opts["objective"] == "synops":
+            from spikeship.train.pruners.cost import SynopsMeter
+            from spikeship.train.pruners.dpap import _first_input_shape
+
+            self.meter = SynopsMeter()
+            self.meter.attach(model, layers, _first_input_shape(model, layers))
         if self.opts["regrow"] == "gradient":
             self._grad = {n: torch.zeros_like(self.weight(n), dtype=torch.float32)
                           for n in masks.layers}
@@ -199,44 +241,88 @@ class PQPruner(ScheduledPruner):
             if g is not None:
                 acc.add_(g.detach())
 
+    def detach(self) -> None:
+        if getattr(self, "meter", None) is not None:
+            self.meter.detach()
+
     def reducible_stats(self) -> dict[str, torch.Tensor]:
-        """Nothing: the accumulated gradient is summed from gradients the trainer has
-        already all-reduced across data-parallel workers before ``after_backward``
-        (:mod:`spikeship.train.distributed`), so it is the same on every worker."""
-        return {}
+        """The cost meter's sums (``objective=synops``), else nothing: the accumulated
+        gradient is summed from gradients the trainer has already all-reduced across
+        data-parallel workers before ``after_backward`` (:mod:`spikeship.train.distributed`),
+        so it is the same on every worker."""
+        return self.meter.reducible_stats() if getattr(self, "meter", None) else {}
 
     def _maybe_update(self, tau: float) -> None:
         if tau + 1e-9 >= self.opts["start"] and tau <= self.opts["end"] + 1e-9:
             self.update(tau)
             self.masks.apply()
+            if self.meter is not None:
+                self.meter.reset()        # the next update prices the network it leaves
+
+    # -- on-chip cost (objective=synops) -------------------------------------------
+    def synapse_costs(self) -> dict[str, torch.Tensor] | None:
+        """``k_e`` of every layer (weight shape, float64), or None without a measurement."""
+        if self.meter is None or float(sum(v.sum() for k, v in self.meter.t.items()
+                                           if "_act." in k)) <= 0:
+            return None
+        return {n: self.meter.synapse_cost(n).to(torch.float64).cpu() for n in self.masks.layers}
+
+    def _ratio(self, x: torch.Tensor) -> torch.Tensor:
+        cap, a = self.opts["cost_cap"], self.opts["cost_power"]
+        return x.clamp(1.0 / cap, cap) ** a
+
+    def cost_weights(self, k: torch.Tensor, active: torch.Tensor,
+                     kbar: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """On rows ``(R, K)`` of costs ``k``: (``rho_G`` per row, ``rho_e`` per entry)."""
+        n = active.sum(1).to(torch.float64)
+        kg = (k * active).sum(1) / n.clamp(min=1.0)
+        rho_g = torch.where(n > 0, self._ratio(kg / kbar), torch.ones_like(kg))
+        ok = kg > 0
+        rho_e = torch.where(ok[:, None], self._ratio(k / torch.where(ok, kg, 1.0)[:, None]),
+                            torch.ones_like(k))
+        return rho_g, rho_e
 
     # -- the two stages ------------------------------------------------------------
-    def rewire_counts(self, w: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor,
-                                                                          torch.Tensor]:
-        """Stage 1 on rows of ``w`` (R, K): (PQ index per row, rewire count c per row)."""
+    def rewire_counts(self, w: torch.Tensor, active: torch.Tensor,
+                      rho: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 1 on rows of ``w`` (R, K): (PQ index per row, rewire count c per row);
+        ``rho`` (R,) scales gamma per row (``objective=synops``)."""
         o = self.opts
         index = pq_index(w, o["p"], o["q"], mask=active, dim=1)
         d = active.sum(1)
         r = sap_keep(d, index, o["p"], o["q"], o["eta_r"])
-        return index, sap_prune_count(d, r, o["gamma"], o["beta"])
+        gamma = o["gamma"] if rho is None else o["gamma"] * rho
+        return index, sap_prune_count(d, r, gamma, o["beta"])
 
     @torch.no_grad()
     def update(self, tau: float) -> None:
         o = self.opts
         f = regrow_fraction(tau, o["start"], o["end"], o["regrow_fraction"])
         self._last_fraction = f
+        costs = self.synapse_costs()
+        kbar = 0.0
+        if costs is not None:
+            effs = {n: self.masks.effective(n).cpu() for n in self.masks.layers}
+            n_act = sum(int(e.sum()) for e in effs.values())
+            kbar = sum(float((costs[n] * effs[n]).sum()) for n in effs) / max(n_act, 1)
         for n in self.masks.layers:
             w = self.weight(n)
             rows = w.shape[0] if self.granularity == "neuron" else 1
             w2 = w.detach().reshape(rows, -1)
             active = self.masks.effective(n).reshape(rows, -1)
             allowed = structurally_allowed(self.masks, n).reshape(rows, -1)
-            _, c = self.rewire_counts(w2, active)
-            prune = select_extreme(w2.abs(), active, c)
+            rho_g, rho_e = None, torch.ones(w2.shape, dtype=torch.float64)
+            if costs is not None and kbar > 0:
+                rho_g, rho_e = self.cost_weights(costs[n].reshape(rows, -1), active.cpu(), kbar)
+                self._rho_log[n] = float((rho_g * active.sum(1).cpu()).sum()
+                                         / max(int(active.sum()), 1))
+            rho_e = rho_e.to(w2.device)
+            _, c = self.rewire_counts(w2, active, None if rho_g is None else rho_g.to(w2.device))
+            prune = select_extreme(w2.abs().to(torch.float64) / rho_e, active, c)
             g = torch.floor(c.to(torch.float64) * f + 0.5).to(torch.int64)
             candidates = allowed & ~active & ~prune
             if o["regrow"] == "gradient":
-                score = self._grad[n].reshape(rows, -1).abs()
+                score = self._grad[n].reshape(rows, -1).abs().to(torch.float64) / rho_e
             else:
                 score = torch.rand(w2.shape, generator=self.generator, dtype=torch.float64)
             grow = select_extreme(score, candidates, g, largest=True)
@@ -266,8 +352,11 @@ class PQPruner(ScheduledPruner):
                                mask=rows_eff, dim=1)
                 live = rows_eff.any(1)
                 entry["pq_index_neuron_mean"] = float(per[live].mean()) if live.any() else 0.0
+            if n in self._rho_log:
+                entry["cost_rho"] = self._rho_log[n]   # weight-averaged rho_G, last update
             layers[n] = entry
         out = {"connectivity_pct": 100.0 * (1.0 - self.masks.pruning_rate()),
+               "objective": self.opts["objective"],
                "updates": self._updates, "regrow_fraction": self._last_fraction,
                "rewired": sum(v["pruned"] for v in self._epoch_log.values()),
                "regrown": sum(v["regrown"] for v in self._epoch_log.values()),
@@ -282,6 +371,9 @@ class PQPruner(ScheduledPruner):
         meta["last_fraction"] = self._last_fraction
         meta["epoch_log"] = self._epoch_log
         meta["updates"] = self._updates
+        if self.meter is not None:
+            tensors.update(self.meter.state())
+            meta["cost_rho"] = self._rho_log
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -301,6 +393,9 @@ class PQPruner(ScheduledPruner):
         if "epoch_log" in meta:
             self._epoch_log = {n: dict(v) for n, v in meta["epoch_log"].items()}
         self._updates = int(meta.get("updates", 0))
+        if self.meter is not None:
+            self.meter.load_state(tensors)
+            self._rho_log = dict(meta.get("cost_rho", {}))
 
 
 class PQLayerPruner(PQPruner):
