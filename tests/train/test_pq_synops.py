@@ -104,7 +104,7 @@ def test_pq_layer_rewires_the_costlier_layer_more():
     objective=params, following rho = clip(kbar_layer / kbar)."""
     pruned = {}
     for objective in ("params", "synops"):
-        pr, _, masks = measured(PQLayerPruner, {"objective": objective})
+        pr, _, masks = measured(PQLayerPruner, {"objective": objective, "cost_cap": 4})
         m = pr.end_epoch(1)
         pruned[objective] = {n: int((~masks.weight[n]).sum()) for n in ("1", "3")}
         json.dumps(m)
@@ -120,9 +120,10 @@ def test_pq_neuron_rewires_the_neuron_on_busy_inputs_more_and_drops_busy_synapse
     """Layer 1 silent (bias -10: layer 3 costs nothing); only input 0 is ever non-zero.
     Rows 0 and 1 have the same three active weights [2.0, 0.05, 0.1], row 0 on columns
     0-2 (column 0 busy), row 1 on columns 1-3 (all quiet). kbar = 4 busy synapses x 32
-    ops / 42 active; rho_0 = (32/3) / kbar = 3.5, rho_1 = 1/cap. params rewires one
-    weight in each; synops two in row 0 and none in row 1. Row 2 (all active): params
-    drops its smallest weight (column 1), synops the busy column 0 (0.35 / 4 < 0.3 * 4)."""
+    ops / 42 active; rho_0 = clip((32/3) / kbar = 3.5) = cap = 2, rho_1 = 1/cap. params
+    rewires one weight in each; synops two in row 0, none in row 1. Row 2 (all active): params
+    drops its smallest weight (column 1), synops the busy column 0 (|w| / rho_e:
+    0.35 / cap < 0.3 * cap; the default cap, 2)."""
     def prepare(model, masks):
         with torch.no_grad():
             w = model[1].weight
@@ -145,8 +146,8 @@ def test_pq_neuron_rewires_the_neuron_on_busy_inputs_more_and_drops_busy_synapse
     p, s = res["params"], res["synops"]
     assert p[0].tolist() == [True, False, True] + [False] * 4
     assert p[1].tolist() == [False, True, False, True] + [False] * 3
-    assert s[0].tolist() == [True] + [False] * 6              # rho_0 = 3.5: c = 2
-    assert s[1].tolist() == [False, True, True, True] + [False] * 3  # rho_1 = 1/4: c = 0
+    assert s[0].tolist() == [True] + [False] * 6              # rho_0 = 2: c = 2
+    assert s[1].tolist() == [False, True, True, True] + [False] * 3  # rho_1 = 1/2: c = 0
     assert p[2].tolist() == [True, False] + [True] * 5
     assert s[2].tolist() == [False] + [True] * 6
 
@@ -183,14 +184,18 @@ def test_options_are_validated():
         PQLayerPruner({"cost_power": "-1"})
 
 
-def test_cli_rejects_an_unknown_objective_with_exit_2(tmp_path):
+def test_cli_rejects_an_unknown_objective_with_a_config_error(tmp_path):
+    """One line naming the option, no traceback, ConfigError's exit code (1: a bad
+    configuration value, as for every pruner option, also from a --config file)."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     r = subprocess.run([sys.executable, "-m", "spikeship.cli", "train", "--out",
                         str(tmp_path / "run"), "--prune", "pq-neuron", "--prune-opt",
                         "objective=joules", "--epochs", "1", "--limit-train", "40",
                         "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert "objective" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == ConfigError.exit_code, r.stdout + r.stderr
+    assert r.stderr.startswith("spikeship: error: pruner 'pq-neuron': option objective=")
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "run" / "checkpoint").exists()
 
 
 @pytest.mark.slow

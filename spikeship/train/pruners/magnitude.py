@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from spikeship.errors import ConfigError, OptionError
+from spikeship.errors import ConfigError
 from spikeship.train.pruners.base import Pruner
 
 
@@ -96,12 +96,11 @@ def parse_options(pruner: str, spec: dict[str, tuple[Callable[[Any], Any], Any, 
     """Validate ``given`` against ``spec`` (name -> (parser, default, help)).
 
     Values may be strings (from ``--prune-opt key=value``) or already typed.
-    Raises :class:`OptionError` (a :class:`ConfigError` with the usage exit code 2, as a
-    simulator's ``--option``) naming an unknown key or a bad value.
+    Raises :class:`ConfigError` naming an unknown key or a bad value.
     """
     unknown = sorted(set(given) - set(spec))
     if unknown:
-        raise OptionError(f"pruner '{pruner}': unknown option(s) {unknown}; "
+        raise ConfigError(f"pruner '{pruner}': unknown option(s) {unknown}; "
                           f"known: {sorted(spec)}")
     out = {}
     for key, (parse, default, _help) in spec.items():
@@ -111,7 +110,7 @@ def parse_options(pruner: str, spec: dict[str, tuple[Callable[[Any], Any], Any, 
         try:
             out[key] = parse(given[key])
         except (TypeError, ValueError) as e:
-            raise OptionError(f"pruner '{pruner}': option {key}={given[key]!r} is invalid: "
+            raise ConfigError(f"pruner '{pruner}': option {key}={given[key]!r} is invalid: "
                               f"{e}") from e
     return out
 
