@@ -16,7 +16,20 @@ Every figure in the block comes from the runs' ``summary.json`` / ``predictions.
 the block also records the machine (CPU model, cores), the versions, the date and the
 wall time. ``--quick`` runs tiny versions of both (2 epochs of digits on seeds 0-1,
 MNIST on 300 training / 200 test samples) for the test of this script; its block says
-so. ``--parts digits`` runs one part only (the other is shown as not run).
+so. ``--parts digits`` runs one part only; the other part of the existing block is
+kept as it was (with its own machine line), or shown as not run.
+
+``--reuse``: a finished run in ``--out`` (its ``summary.json`` exists) whose
+``config.json`` has exactly the fields this script would train with is read, not
+trained again; its wall time is the one it recorded. That lets a long configuration
+(20 MNIST epochs) run in the background, e.g. dense and DPAP side by side::
+
+    spikeship train --dataset mnist --epochs 20 --seed 0 --prune none --out OUT/mnist-dense
+    spikeship train --dataset mnist --epochs 20 --seed 0 --prune dpap --out OUT/mnist-dpap
+    python benchmarks/readme_numbers.py --parts mnist --mnist-epochs 20 --out OUT --reuse
+
+A run whose config differs in any field is refused (the script says which), never
+silently used.
 """
 
 from __future__ import annotations
@@ -63,17 +76,48 @@ def versions() -> str:
             f"{snntorch.__version__}, numpy {numpy.__version__}")
 
 
-def train_run(out: Path, *, threads: int, **fields) -> dict:
+def reusable(out: Path, fields: dict) -> dict | None:
+    """The summary of a finished run in ``out`` trained with exactly ``fields`` (and the
+    defaults for every other field), else None; a finished run with other settings
+    raises SystemExit naming the first differing field."""
+    import json
+
+    from spikeship.train.config import TrainConfig
+
+    if not (out / "summary.json").exists() or not (out / "config.json").exists():
+        return None
+    want = TrainConfig(**fields).to_json()
+    have = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    for k, v in want.items():
+        if k in ("device", "engine", "eval_batch_size") and k in have:
+            continue           # how it ran, not what it trained (same results by test)
+        if have.get(k) != v:
+            raise SystemExit(f"--reuse: {out} was trained with {k}={have.get(k)!r}, this "
+                             f"configuration needs {k}={v!r}; move it away or drop --reuse")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    summary["wall_s"] = float(summary["wall_time_s"])
+    summary["run_dir"] = out
+    summary["reused"] = True
+    return summary
+
+
+def train_run(out: Path, *, threads: int, reuse: bool = False, **fields) -> dict:
     """One ``spikeship train`` (Python API, quiet); returns its summary with wall time."""
     import torch
 
     from spikeship.train.config import TrainConfig
     from spikeship.train.trainer import train
 
+    baseline = fields.pop("baseline", None)
+    if reuse:
+        summary = reusable(out, fields)
+        if summary is not None:
+            print(f"  {out.name}: reused, {100 * summary['test_accuracy']:.2f} % of "
+                  f"{summary['samples_test']}", flush=True)
+            return summary
     torch.set_num_threads(threads)
     if out.exists():  # this script's own run directory from a previous time
         shutil.rmtree(out)
-    baseline = fields.pop("baseline", None)
     t0 = time.perf_counter()
     summary = train(TrainConfig(**fields), out, baseline_dir=baseline, progress=False,
                     quiet=True)
@@ -84,9 +128,11 @@ def train_run(out: Path, *, threads: int, **fields) -> dict:
     return summary
 
 
-def pair(out: Path, name: str, threads: int, **fields) -> tuple[dict, dict]:
-    dense = train_run(out / f"{name}-dense", threads=threads, prune="none", **fields)
-    dpap = train_run(out / f"{name}-dpap", threads=threads, prune="dpap",
+def pair(out: Path, name: str, threads: int, reuse: bool = False, **fields
+         ) -> tuple[dict, dict]:
+    dense = train_run(out / f"{name}-dense", threads=threads, reuse=reuse, prune="none",
+                      **fields)
+    dpap = train_run(out / f"{name}-dpap", threads=threads, reuse=reuse, prune="dpap",
                      baseline=out / f"{name}-dense", **fields)
     return dense, dpap
 
@@ -144,6 +190,11 @@ def mnist_block(dense: dict, dpap: dict, epochs: int, limit_train: int | None) -
              f"| wall time (s) / training samples per s | {dense['wall_s']:.0f} / "
              f"{train_n * epochs / dense['wall_s']:.0f} | {dpap['wall_s']:.0f} / "
              f"{train_n * epochs / dpap['wall_s']:.0f} |"]
+    if dense.get("reused") or dpap.get("reused"):
+        lines.append("\nThese runs were trained by `spikeship train` before this script read "
+                     "them (`--reuse`: settings checked field by field against the ones "
+                     "above); their wall times are their own, possibly taken side by side "
+                     "on the shared cores.")
     if not dpap["pruning_rate"]:
         lines.append("\nDPAP pruned nothing in this run: its first pruning decision comes "
                      "after its warm-up (5 paper epochs), so DPAP and dense are the same "
@@ -155,7 +206,45 @@ def mnist_block(dense: dict, dpap: dict, epochs: int, limit_train: int | None) -
     return lines
 
 
-def render(parts: dict[str, list[str]], wall_s: float, quick: bool) -> str:
+PART_HEAD = {"mnist": "**MNIST**", "digits": "**digits**"}
+
+
+def old_parts(readme: Path) -> dict[str, list[str]]:
+    """The parts of the README's current block that hold figures, each with the machine
+    line of the run that made it (a part kept from an earlier run says so)."""
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    m = re.search(re.escape(BEGIN) + r"(.*?)" + re.escape(END), text, re.S)
+    if not m:
+        return {}
+    lines = m.group(1).splitlines()
+    machine = next((ln for ln in lines if ln.startswith(("Machine:", "_Kept from"))), "")
+    if machine.startswith("_Kept from"):
+        machine = ""           # a kept part carries its own line, below
+    out: dict[str, list[str]] = {}
+    current = None
+    for ln in lines:
+        name = next((k for k, h in PART_HEAD.items() if ln.startswith(h)), None)
+        if name is not None:
+            current = name
+            out[name] = []
+        elif ln.startswith(("Machine:", "Training is bitwise", "<!--", "_Quick mode")):
+            current = None
+        if current is not None:
+            out[current].append(ln)
+    kept = {}
+    for name, body in out.items():
+        while body and not body[-1].strip():
+            body.pop()
+        if not body or "not run this time" in body[0]:
+            continue
+        if not any(ln.startswith("_Kept from") for ln in body) and machine:
+            body += ["", f"_Kept from an earlier run of this script: {machine}_"]
+        kept[name] = body
+    return kept
+
+
+def render(parts: dict[str, list[str]], wall_s: float, quick: bool,
+           kept: dict[str, list[str]] | None = None) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [BEGIN,
             "<!-- written by benchmarks/readme_numbers.py (make readme-numbers); "
@@ -164,9 +253,11 @@ def render(parts: dict[str, list[str]], wall_s: float, quick: bool) -> str:
         head += ["_Quick mode (tiny configurations, for testing the script): not the "
                  "documented figures._", ""]
     body = []
+    kept = kept or {}
     for name in ("mnist", "digits"):
-        body += parts.get(name) or [f"**{name}**: not run this time "
-                                    f"(`python benchmarks/readme_numbers.py --parts {name}`)."]
+        body += parts.get(name) or kept.get(name) or [
+            f"{PART_HEAD[name]}: not run this time "
+            f"(`python benchmarks/readme_numbers.py --parts {name}`)."]
         body.append("")
     tail = [f"Machine: {cpu_model()}, {os.cpu_count()} cores; {versions()}; {now}; "
             f"wall time of the script {wall_s / 60:.1f} min.", "",
@@ -196,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mnist-epochs", type=int, default=1)
     ap.add_argument("--mnist-limit-train", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reuse", action="store_true",
+                    help="read finished runs in --out trained with exactly these settings")
     a = ap.parse_args(argv)
     parts_wanted = {p.strip() for p in a.parts.split(",") if p.strip()}
     if not parts_wanted <= {"digits", "mnist"}:
@@ -209,16 +302,19 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for s in a.seeds:
             print(f"digits seed {s}", flush=True)
-            d, p = pair(a.out, f"digits-s{s}", a.threads, dataset="digits", epochs=a.digits_epochs,
+            d, p = pair(a.out, f"digits-s{s}", a.threads, a.reuse, dataset="digits",
+                        epochs=a.digits_epochs,
                         seed=s, limit_test=100 if a.quick else None)
             runs.append((s, d, p))
         parts["digits"] = digits_block(runs, a.digits_epochs)
     if "mnist" in parts_wanted:
         print("mnist", flush=True)
-        d, p = pair(a.out, "mnist", a.threads, dataset="mnist", epochs=a.mnist_epochs, seed=0,
+        d, p = pair(a.out, "mnist", a.threads, a.reuse, dataset="mnist", epochs=a.mnist_epochs,
+                    seed=0,
                     limit_train=a.mnist_limit_train, limit_test=200 if a.quick else None)
         parts["mnist"] = mnist_block(d, p, a.mnist_epochs, a.mnist_limit_train)
-    block = render(parts, time.perf_counter() - t0, a.quick)
+    kept = {k: v for k, v in old_parts(a.readme).items() if k not in parts}
+    block = render(parts, time.perf_counter() - t0, a.quick, kept)
     rewrite_readme(a.readme, block)
     print(block)
     return 0

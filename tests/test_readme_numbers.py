@@ -38,3 +38,27 @@ def test_quick_mode_rewrites_only_the_marked_block(tmp_path):
 
     s = json.loads((tmp_path / "runs" / "mnist-dense" / "summary.json").read_text())
     assert f"{100 * s['test_accuracy']:.2f} % [" in block
+
+    # one part again, from the finished runs (--reuse): nothing is trained, the other
+    # part of the block is kept with the machine line of the run that made it
+    mnist_before = block[block.index("**MNIST**"):block.index("**digits**")].strip()
+    r2 = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "readme_numbers.py"),
+                         "--quick", "--parts", "digits", "--reuse", "--readme", str(readme),
+                         "--out", str(tmp_path / "runs")],
+                        capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert r2.stdout.count(": reused,") == 4                 # 2 seeds x dense / DPAP
+    block2 = readme.read_text()[len(before):-len(after)]
+    assert mnist_before in block2
+    assert "_Kept from an earlier run of this script: Machine:" in block2
+    # a finished run trained with other settings is refused, naming the field
+    cfg_path = tmp_path / "runs" / "digits-s0-dense" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["lr"] = 0.5
+    cfg_path.write_text(json.dumps(cfg))
+    r3 = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "readme_numbers.py"),
+                         "--quick", "--parts", "digits", "--reuse", "--readme", str(readme),
+                         "--out", str(tmp_path / "runs")],
+                        capture_output=True, text=True, timeout=300)
+    assert r3.returncode != 0 and "lr=0.5" in r3.stderr
+    assert readme.read_text()[len(before):-len(after)] == block2   # README untouched
