@@ -357,3 +357,35 @@ def test_trainer_run_with_dpap_resumes_bit_for_bit(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     layer = lines[-1]["pruner"]["layers"]["1"]
     assert layer["units_remaining"] < 9 and layer["synapses_total"] == 64 * 9
+
+
+def test_ramped_per_layer_unit_budget_removes_lowest_survival_first():
+    """``unit_budgets`` / ``budget_start`` / ``budget_end``: units with F_D < 0 are removed
+    no faster than the cubic ramp allows (lowest F first), and never beyond the budget."""
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
+                     "decay": "staircase", "unit_budgets": "1:0.6", "budget_start": 0,
+                     "budget_end": 4})
+    pr.attach(model, masks, layers)
+    kept = []
+    for epoch in (1, 2, 3, 4, 5):
+        run_batch(model, pr, [X_A])
+        rep = pr.end_epoch(epoch)
+        kept.append(masks.units["1"].tolist())
+        # budget = 0.6 * (1 - (1 - epoch / 4) ** 3) of 5 units, floored
+        assert rep["layers"]["1"]["unit_budget"] == pytest.approx(
+            0.6 * (1 - (1 - min(epoch, 4) / 4) ** 3))
+    # epoch 1: F = [3.5, -0.45, -0.50, -0.50, 3.5] (by hand, test above): 3 units are
+    # due, floor(5 * 0.347) = 1 may go: unit 2 (lowest F, lower index of the tie)
+    assert kept[0] == [True, True, False, True, True]
+    assert kept[1] == [True, True, False, False, True]     # floor(5 * 0.525) = 2
+    assert kept[2] == kept[1]                              # floor(5 * 0.591) = 2 still
+    assert kept[3] == [True, False, False, False, True]    # 0.6 of 5 = 3: unit 1 goes
+    assert kept[4] == kept[3]                              # full budget, never beyond
+
+
+def test_budget_options_validated():
+    for bad in ({"unit_budgets": "1:1.5"}, {"unit_budgets": "1"}, {"unit_budgets": ":0.3"},
+                {"budget_start": 5, "budget_end": 2}, {"budget_start": -1}):
+        with pytest.raises(ConfigError, match="budget"):
+            DPAPPruner(bad)

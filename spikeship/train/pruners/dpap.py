@@ -355,7 +355,7 @@ class DPAPPruner(Pruner):
                 imp, tr = t[f"imp_total.{n}"], t[f"trace_total.{n}"]
             else:
                 imp, tr = t[f"imp_epoch.{n}"], t[f"trace_epoch.{n}"]
-            report["layers"][n] = self._layer_epoch(li, imp, tr, v, s, active)
+            report["layers"][n] = self._layer_epoch(li, imp, tr, v, s, active, epoch)
         for k in self.reducible_stats():
             t[k].zero_()
         self._reset_theta()
@@ -368,7 +368,7 @@ class DPAPPruner(Pruner):
                 synapses_total=c.synapses_total, synapses_remaining=c.synapses_remaining)
         return report
 
-    def _layer_epoch(self, li, imp, tr, v, s, active) -> dict[str, Any]:
+    def _layer_epoch(self, li, imp, tr, v, s, active, epoch) -> dict[str, Any]:
         cfg, n = self.config, li.name
         eps, eta, c = cfg.kind_params(li.kind)
         weight = s * K.decay_weight(v, eta, cfg.warmup, cfg.decay) if active else 0.0
@@ -412,9 +412,9 @@ class DPAPPruner(Pruner):
                 self.t[key] = K.survival_update(self.t[key], df, gamma, weight)
             f = self.t[key]
             self._push(f"hist_unit.{n}", f)
-            remove = _within_budget((f < 0) & units, f, units,
-                                    cfg.unit_budget_conv if li.kind == "conv"
-                                    else cfg.unit_budget_fc)
+            budget = cfg.unit_budget(n, li.kind, epoch)
+            out["unit_budget"] = budget
+            remove = _within_budget((f < 0) & units, f, units, budget)
             out["survival_unit_mean"] = _mean(f, units)
             hist = self._history(f"hist_unit.{n}")
             out["pruned_units"] = [{"index": int(i), "survival": hist[:, i].tolist()}

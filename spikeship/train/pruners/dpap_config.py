@@ -57,7 +57,8 @@ _CHOICES = {"criterion": CRITERIA, "normalisation": NORMALISATIONS, "decay": DEC
             "preset": tuple(PRESETS)}
 _POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs", "cost_cap"}
 _NON_NEGATIVE = {"tau", "gamma", "warmup", "eps_conv", "eps_fc", "c_conv", "c_fc",
-                 "run_epochs", "cost_power", "unit_budget_conv", "unit_budget_fc"}
+                 "run_epochs", "cost_power", "unit_budget_conv", "unit_budget_fc",
+                 "budget_start", "budget_end"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class DPAPConfig:
     history: int = 8                    # survival values kept per unit / synapse (Fig 4E-F)
     unit_budget_conv: float = 1.0       # at most this share of a conv layer's channels removed
     unit_budget_fc: float = 1.0         # ... of a hidden FC layer's neurons (1 = no limit)
+    unit_budgets: str = ""              # per-layer budgets "index:share,..." (override the two)
+    budget_start: float = 0.0           # > budget_start: the budgets ramp up (Zhu & Gupta's
+    budget_end: float = 0.0             # cubic) from 0 after epoch budget_start to full at
+                                        # epoch budget_end (training epochs); 0, 0 = at once
     objective: str = "params"           # "synops": decay value scaled by on-chip cost
     cost_power: float = 1.0             # eps_i = eps * (cost_i / mean cost) ** cost_power
     cost_cap: float = 4.0               # ... clipped to at most cost_cap
@@ -107,6 +112,10 @@ class DPAPConfig:
             raise ConfigError(f"dpap option scale must be > 0, got {self.scale}")
         if self.unit_budget_conv > 1 or self.unit_budget_fc > 1:
             raise ConfigError("dpap options unit_budget_conv and unit_budget_fc must be <= 1")
+        if self.budget_end < self.budget_start:
+            raise ConfigError(f"dpap option budget_end={self.budget_end} must be >= "
+                              f"budget_start={self.budget_start}")
+        self.layer_budgets()          # validates unit_budgets
         if self.gamma > 1 or self.tau > 1:
             raise ConfigError("dpap options gamma and tau must be <= 1")
 
@@ -114,6 +123,33 @@ class DPAPConfig:
     def epoch_scale(self) -> float:
         """Paper epochs per training epoch (``scale``, or from ``run_epochs``)."""
         return self.paper_epochs / self.run_epochs if self.run_epochs > 0 else self.scale
+
+    def layer_budgets(self) -> dict[str, float]:
+        """``unit_budgets`` parsed: ``{layer index: share}``, each share in [0, 1]."""
+        out: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in self.unit_budgets.split(","))):
+            name, sep, share = part.partition(":")
+            try:
+                x = float(share)
+            except ValueError:
+                x = -1.0
+            if not sep or not name.strip() or not 0.0 <= x <= 1.0:
+                raise ConfigError(f"dpap option unit_budgets: expected 'index:share,...' "
+                                  f"with shares in [0, 1], got {part!r}")
+            out[name.strip()] = x
+        return out
+
+    def unit_budget(self, name: str, kind: str, epoch: int) -> float:
+        """Share of layer ``name``'s units that may be removed in all by the end of
+        ``epoch`` (1-based): its budget, ramped up along Zhu & Gupta's cubic between
+        ``budget_start`` and ``budget_end`` when they differ."""
+        from spikeship.train.pruners.magnitude import zhu_gupta_sparsity
+
+        full = self.layer_budgets().get(
+            name, self.unit_budget_conv if kind == "conv" else self.unit_budget_fc)
+        if full >= 1.0 or self.budget_end <= self.budget_start:
+            return full
+        return zhu_gupta_sparsity(float(epoch), 0.0, full, self.budget_start, self.budget_end)
 
     def kind_params(self, kind: str) -> tuple[float, float, float]:
         """(eps, eta, C) for a layer kind ("conv" | "fc")."""
