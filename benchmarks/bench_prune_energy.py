@@ -34,6 +34,8 @@ whether the cores were at least halved on both chips for every seed.
 ``--readme README.md`` rewrites the block between ``<!-- prune-table:begin -->`` and
 ``<!-- prune-table:end -->`` with the table, the summary, the machine, the versions,
 the date and the exact command, so the README's table is generated, never pasted.
+``--block NAME`` writes ``<!-- prune-table-NAME:begin -->`` ... instead, so one README
+can hold one generated table per method.
 
     python benchmarks/bench_prune_energy.py --seeds 0-9 --out runs/bench-prune
     python benchmarks/bench_prune_energy.py --seeds 0-9 --readme README.md
@@ -56,6 +58,12 @@ from pathlib import Path
 CLI = [sys.executable, "-m", "spikeship.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- prune-table:begin -->", "<!-- prune-table:end -->"
+
+
+def markers(block: str = "") -> tuple[str, str]:
+    """The begin / end markers of the README block ``block`` ("" = the default one)."""
+    name = f"prune-table-{block}" if block else "prune-table"
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 CHIPS = (("loihi", "Loihi"), ("loihi2", "Loihi 2"))
 
 
@@ -140,11 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dense-only", action="store_true")
     ap.add_argument("--readme", type=Path, default=None,
                     help=f"rewrite the {BEGIN} ... {END} block of this file")
+    ap.add_argument("--block", default="", help="README block name (prune-table-NAME)")
     args = ap.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]*", args.block):
+        ap.error("--block: letters, digits, '.', '_' and '-' only")
+    begin, end = markers(args.block)
     if args.readme is not None and args.dense_only:
         ap.error("--readme needs the pruned runs (not --dense-only)")
     if args.readme is not None:
-        check_block(args.readme)         # before hours of runs, not after
+        check_block(args.readme, begin, end)      # before hours of runs, not after
     out = Path(args.out)
     ep = f"-e{args.epochs}" if args.epochs else ""
     tag = args.tag or (args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
@@ -166,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.readme is not None:
             cmd = shlex.join(["python", "benchmarks/bench_prune_energy.py",
                               *(sys.argv[1:] if argv is None else argv)])
-            rewrite_readme(args.readme, render_block(text, cmd))
-            print(f"rewrote the {BEGIN} block of {args.readme}", flush=True)
+            rewrite_readme(args.readme, render_block(text, cmd, begin, end), begin, end)
+            print(f"rewrote the {begin} block of {args.readme}", flush=True)
     return 0
 
 
@@ -279,34 +291,34 @@ def versions() -> str:
     return ", ".join(out)
 
 
-def render_block(summary: str, command: str) -> str:
+def render_block(summary: str, command: str, begin: str = BEGIN, end: str = END) -> str:
     """The README block: the table and summary as written, then machine, versions, date
     and the command that wrote it."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
-        BEGIN, "<!-- written by benchmarks/bench_prune_energy.py --readme; do not edit by "
+        begin, "<!-- written by benchmarks/bench_prune_energy.py --readme; do not edit by "
         "hand -->", "", summary.rstrip("\n"), "",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores; {versions()}; {now}.", "",
-        f"Command: `{command}`", END])
+        f"Command: `{command}`", end])
 
 
-def check_block(readme: Path) -> str:
+def check_block(readme: Path, begin: str = BEGIN, end: str = END) -> str:
     """``readme``'s text; SystemExit unless it holds exactly one marked block."""
     try:
         text = readme.read_text(encoding="utf-8")
     except OSError as e:
         raise SystemExit(f"cannot read {readme}: {e}") from e
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise SystemExit(f"{readme} must hold exactly one {BEGIN} ... {END} block")
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise SystemExit(f"{readme} must hold exactly one {begin} ... {end} block")
     return text
 
 
-def rewrite_readme(readme: Path, block: str) -> None:
+def rewrite_readme(readme: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the marked block of ``readme`` by ``block`` (atomically), nothing else."""
     from spikeship.io import write_text_atomic
 
-    text = check_block(readme)
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    text = check_block(readme, begin, end)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     write_text_atomic(readme, pattern.sub(lambda _m: block, text))
 
 

@@ -86,6 +86,15 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
     text = readme.read_text()
     assert text.count("<!-- prune-table:begin -->") == 1 and "| 1 |" not in text
     assert "cores halved on both chips (every seed): True" in text
+    # a named block (--block) is written, and the default block left as it was
+    two = readme.read_text() + "\n<!-- prune-table-l1:begin -->\nold\n<!-- prune-table-l1:end -->\n"
+    readme.write_text(two)
+    default_block = two[two.index("<!-- prune-table:begin -->"):two.index("<!-- prune-table:end -->")]
+    assert bench.main(["--seeds", "0-1", "--out", str(out), "--readme", str(readme),
+                       "--block", "l1"]) == 0
+    text = readme.read_text()
+    assert default_block in text and "\nold\n" not in text
+    assert text.count("<!-- prune-table-l1:begin -->") == 1 and "| 1 |" in text
 
 
 def test_readme_without_a_block_is_refused_before_any_run(bench, tmp_path):
