@@ -291,13 +291,14 @@ def versions() -> str:
     return ", ".join(out)
 
 
-def render_block(summary: str, command: str, begin: str = BEGIN, end: str = END) -> str:
+def render_block(summary: str, command: str, begin: str = BEGIN, end: str = END,
+                 writer: str = "benchmarks/bench_prune_energy.py") -> str:
     """The README block: the table and summary as written, then machine, versions, date
     and the command that wrote it."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
-        begin, "<!-- written by benchmarks/bench_prune_energy.py --readme; do not edit by "
-        "hand -->", "", summary.rstrip("\n"), "",
+        begin, f"<!-- written by {writer} --readme; do not edit by hand -->", "",
+        summary.rstrip("\n"), "",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores; {versions()}; {now}.", "",
         f"Command: `{command}`", end])
 

@@ -27,6 +27,10 @@ with matplotlib, ``timesteps-{tag}.png`` (accuracy vs energy per sample, one poi
 and kind) into ``--out``::
 
     python benchmarks/bench_timesteps.py --timesteps 4,8,16 --seeds 0-2 --out runs/bench-T
+
+``--readme README.md`` also rewrites the README block ``<!-- prune-table-timesteps:begin
+-->`` ... ``end`` with the summary table, machine, versions, date and the command (the
+block functions of ``bench_prune_energy.py``), so the README's sweep is never pasted.
 """
 
 from __future__ import annotations
@@ -38,7 +42,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_prune_energy import _seeds, mean_se, one_run  # noqa: E402
+from bench_prune_energy import (  # noqa: E402
+    _seeds,
+    check_block,
+    markers,
+    mean_se,
+    one_run,
+    render_block,
+    rewrite_readme,
+)
 
 #: config.json fields a reused run must match (else it is another experiment's run)
 CHECKED = ("dataset", "timesteps", "seed", "prune", "prune_options", "limit_train",
@@ -229,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folders)")
     ap.add_argument("--ref-timesteps", type=int, default=8, help="T of the dense reference")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--readme", type=Path, default=None,
+                    help="rewrite the prune-table-timesteps block of this file")
     args = ap.parse_args(argv)
+    begin, end = markers("timesteps")
+    if args.readme is not None:
+        check_block(args.readme, begin, end)      # before the runs, not after
     if args.prune == "none":
         raise SystemExit("--prune none: the dense runs are always made; name a pruner")
     out = Path(args.out)
@@ -262,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
                   "latency_model_s": "T x export.json dt_s (model time, not chip wall time)"},
     }, indent=1))
     print(text, flush=True)
+    if args.readme is not None:
+        import shlex
+
+        cmd = shlex.join(["python", "benchmarks/bench_timesteps.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+        table = text.split("\n\n| T | kind | seed |")[0]     # the summary, not per seed
+        rewrite_readme(args.readme, render_block(table, cmd, begin, end,
+                                                   "benchmarks/bench_timesteps.py"), begin, end)
+        print(f"rewrote the {begin} block of {args.readme}", flush=True)
     return 0
 
 

@@ -64,3 +64,19 @@ def test_tiny_sweep_reports_edp_from_the_runs_energy_files(tmp_path):
     assert (out / "timesteps-magnitude-target0.6-end1.md").read_text() == md
     assert "$ spikeship train" not in (out / "dense-T2-e1-s0.log").read_text().split(
         "$ spikeship energy")[-1]
+    # --readme: the summary (not the per-seed table) goes into the marked block, with
+    # the command; text around the block is untouched
+    readme = tmp_path / "README.md"
+    readme.write_text("above\n\n<!-- prune-table-timesteps:begin -->\nold\n"
+                      "<!-- prune-table-timesteps:end -->\n\nbelow\n")
+    r3 = subprocess.run([*cmd, "--readme", str(readme)], capture_output=True, text=True,
+                        timeout=300)
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    text = readme.read_text()
+    assert text.startswith("above\n\n<!-- prune-table-timesteps:begin -->\n")
+    assert text.endswith("<!-- prune-table-timesteps:end -->\n\nbelow\n")
+    assert "\nold\n" not in text and "written by benchmarks/bench_timesteps.py" in text
+    for s in res["summary"]:
+        assert f"| {s['edp_uj_steps']:.3f} |" in text
+    assert "| T | kind | seed |" not in text
+    assert "Command: `python benchmarks/bench_timesteps.py --timesteps 2,4" in text
