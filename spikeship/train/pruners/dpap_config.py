@@ -143,7 +143,7 @@ class DPAPConfig:
         """Share of layer ``name``'s units that may be removed in all by the end of
         ``epoch`` (1-based): its budget, ramped up along Zhu & Gupta's cubic between
         ``budget_start`` and ``budget_end`` when they differ."""
-        from spikeship.train.pruners.magnitude import zhu_gupta_sparsity
+        from spikeship.train.pruners.schedule import zhu_gupta_sparsity
 
         full = self.layer_budgets().get(
             name, self.unit_budget_conv if kind == "conv" else self.unit_budget_fc)

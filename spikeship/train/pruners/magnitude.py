@@ -28,20 +28,10 @@ import torch
 
 from spikeship.errors import ConfigError
 from spikeship.train.pruners.base import Pruner
+from spikeship.train.pruners.schedule import zhu_gupta_sparsity
 
 
 # ---- pure functions --------------------------------------------------------------
-def zhu_gupta_sparsity(t: float, s_initial: float, s_final: float,
-                       start: float, end: float) -> float:
-    """Target sparsity at time ``t`` (Zhu & Gupta 2017, Eq 1; see module docstring)."""
-    if t < start:
-        return s_initial
-    if t >= end or end <= start:
-        return s_final
-    frac = (t - start) / (end - start)
-    return s_final + (s_initial - s_final) * (1.0 - frac) ** 3
-
-
 def select_extreme(scores: torch.Tensor, candidates: torch.Tensor, counts: torch.Tensor,
                    largest: bool = False) -> torch.Tensor:
     """Per row of ``scores`` (R, K), mark the ``counts[r]`` smallest (or largest) candidates.
