@@ -55,6 +55,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme_numbers import cpu_model, git_commit  # noqa: E402  (one machine line for all)
+
 CLI = [sys.executable, "-m", "spikeship.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- prune-table:begin -->", "<!-- prune-table:end -->"
@@ -264,24 +267,10 @@ def _summary(rows, path: Path) -> None:
 
 
 # ---- the README block -----------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = git_commit()
     out = [f"spikeship{f' ({commit})' if commit else ''}", f"Python {platform.python_version()}"]
     for pkg in ("torch", "snntorch", "numpy", "lava-nc", "lava-dl"):
         try:

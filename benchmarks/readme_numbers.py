@@ -59,6 +59,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def git_commit() -> str:
+    """The short commit of this checkout, or "" outside git."""
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        return ""
+
+
 def versions() -> str:
     import numpy
     import snntorch
@@ -66,11 +75,7 @@ def versions() -> str:
 
     import spikeship
 
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = git_commit()
     return (f"spikeship {spikeship.__version__}{f' ({commit})' if commit else ''}, Python "
             f"{platform.python_version()}, torch {torch.__version__}, snntorch "
             f"{snntorch.__version__}, numpy {numpy.__version__}")

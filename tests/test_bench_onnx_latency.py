@@ -4,7 +4,6 @@ No timing is asserted (speed targets live in the benchmark, not in tests)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,16 +15,14 @@ from onnx import TensorProto, helper, numpy_helper
 from spikeship.train.config import TrainConfig
 from spikeship.train.trainer import train
 
+from tests.bench_loader import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_onnx_latency",
-                                                  ROOT / "benchmarks" / "bench_onnx_latency.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_onnx_latency")
 
 
 def _hand_model() -> onnx.ModelProto:

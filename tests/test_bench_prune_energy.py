@@ -4,22 +4,19 @@ and the README block rewritten in a temporary README, nothing else of it touched
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.bench_loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_prune_energy",
-                                                  ROOT / "benchmarks" / "bench_prune_energy.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_prune_energy")
 
 
 def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict) -> None:
