@@ -106,7 +106,12 @@ twice as fast when it is not; one that costs nothing never decays. Measured on s
 synapses earlier and conv channels hardly at all (conv3's channels cost about the
 same: their incoming operations, from the same conv0 spikes, dominate), so it is not
 the default; with ``cost_cap=4`` a channel can die in one epoch (accuracy 21 % at
-epoch 4 on seed 0).
+epoch 4 on seed 0). Caution: until the fast engine fed the meter (it bypasses the
+meter's hooks; fixed with ``record_input``), fast-engine runs measured zero cost, so
+those two observations may come from runs where ``synops`` acted as ``params``.
+Re-measured with the meter fed (digits seed 0, ``preset=channels objective=synops
+cost_cap=2``, 20 epochs): conv0 14/15, conv3 22/40, fc7 245/300 kept, -1.11 pt against
+dense, 2.26x fewer operations (``preset=channels`` alone: 9/15, 22/40, -1.33 pt, 1.92x).
 
 Statistics are sums (``reducible_stats``): per-epoch BCM / criterion matrices,
 summed post traces and the sample count, all-reducible across data-parallel workers
