@@ -10,6 +10,7 @@ flags given on the command line. The resolved configuration is saved as
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -85,10 +86,16 @@ def train_run(out: str | Path, values: dict, *, prune_options: dict | None = Non
                             prune_opts=prune_opts, prune_options=prune_options)
     dp = D.init_from_env(config.device, timeout)
     try:
-        return run_training(config, out, resume=resume,
-                            baseline_dir=None if baseline is None else Path(baseline),
-                            stop_after=stop_after, progress=progress and dp.writer,
-                            quiet=not dp.writer, dp=dp)
+        summary = run_training(config, out, resume=resume,
+                               baseline_dir=None if baseline is None else Path(baseline),
+                               stop_after=stop_after, progress=progress and dp.writer,
+                               quiet=not dp.writer, dp=dp)
+        # every rank tears the process group down together: a rank that destroyed it and
+        # exited while rank 0 was still writing its checkpoint and summary was sometimes
+        # killed by SIGABRT in gloo's teardown ("terminate called without an active
+        # exception"), so a finished run was reported as failed
+        dp.barrier("barrier at the end of training")
+        return summary
     finally:
         dp.close()
 
@@ -172,8 +179,21 @@ def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, 
     summary = train_run(out, values, resume=resume, baseline=baseline, threads=threads,
                         progress=not no_progress, config_file=config_file,
                         prune_opts=prune_opts, stop_after=stop_after, dist_timeout=dist_timeout)
-    if D.distributed_env() and int(os.environ.get("RANK", "0")) != 0:
-        return      # rank 0 reports
+    if D.distributed_env():
+        if int(os.environ.get("RANK", "0")) == 0:
+            _report(summary, out, stop_after)           # rank 0 reports
+        # A finished data-parallel worker leaves at once: in interpreter shutdown, after
+        # the process group was destroyed, gloo / torch.distributed threads sometimes
+        # abort the process ("terminate called without an active exception", SIGABRT;
+        # seen in ~1 of 40 two-rank runs), which would report a finished run as failed.
+        # Every file is written (atomically) and the run lock released by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    _report(summary, out, stop_after)
+
+
+def _report(summary: dict | None, out, stop_after) -> None:
     if summary:
         base = summary["dense_baseline_accuracy"]
         reached = summary["epochs_to_baseline"]
