@@ -85,3 +85,21 @@ class RandomStatePruner(Pruner):
         self.seen = tensors["seen"].clone()
         self.grad_sum = tensors["grad_sum"].clone()
         self.history = list(meta["history"])
+
+
+def assert_exact_resume(cfg, tmp_path):
+    """Train ``cfg`` in one go and again stopped after epoch 1 and resumed; assert both
+    runs prune (the same rate), with equal masks and weights. Returns the full run's
+    checkpoint."""
+    from spikeship.train import trainer
+    from spikeship.train.checkpoint import load_checkpoint
+
+    full = trainer.train(cfg, tmp_path / "full", progress=False, quiet=True)
+    trainer.train(cfg, tmp_path / "split", stop_after=1, progress=False, quiet=True)
+    split = trainer.train(cfg, tmp_path / "split", resume=True, progress=False, quiet=True)
+    assert full["pruning_rate"] > 0 and split["pruning_rate"] == full["pruning_rate"]
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "split")
+    for n in a.masks.layers:
+        assert torch.equal(a.masks.weight[n], b.masks.weight[n])
+        assert torch.equal(a.model[int(n)].weight, b.model[int(n)].weight)
+    return a

@@ -202,23 +202,15 @@ def test_cli_rejects_an_unknown_objective_with_a_config_error(tmp_path):
 def test_trainer_fast_engine_measures_costs_and_resumes_exactly(tmp_path):
     """Through the real trainer (fast engine): the weighting is applied (rho != 1 in the
     metrics), the meter's partial sums survive a checkpoint, resume is exact."""
-    trainer = pytest.importorskip("spikeship.train.trainer")
-    from spikeship.train.checkpoint import load_checkpoint
     from spikeship.train.config import TrainConfig
+    from tests.train.fixture_pruners import assert_exact_resume
 
     torch.set_num_threads(1)
     cfg = TrainConfig(dataset="digits", model="dpap-mnist", epochs=2, timesteps=2,
                       batch_size=64, limit_train=200, limit_test=40, prune="pq-neuron",
                       prune_options={"interval": 3, "start": 0.2, "end": 2,
                                      "objective": "synops"}, seed=5)
-    full = trainer.train(cfg, tmp_path / "full", progress=False, quiet=True)
-    trainer.train(cfg, tmp_path / "split", stop_after=1, progress=False, quiet=True)
-    split = trainer.train(cfg, tmp_path / "split", resume=True, progress=False, quiet=True)
-    assert full["pruning_rate"] > 0 and split["pruning_rate"] == full["pruning_rate"]
-    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "split")
-    for n in a.masks.layers:
-        assert torch.equal(a.masks.weight[n], b.masks.weight[n])
-        assert torch.equal(a.model[int(n)].weight, b.model[int(n)].weight)
+    assert_exact_resume(cfg, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").open()]
     rho = {n: v["cost_rho"] for n, v in rows[-1]["pruner"]["layers"].items()}
     assert set(rho) == {"0", "3", "7", "9"}
