@@ -93,6 +93,38 @@ def _read_record(fd: int) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
+def _holder_record(fd: int, wait: float = 2.0) -> dict[str, Any] | None:
+    """The record of the live holder of ``fd``'s lock. A holder writes its record just
+    after it locked the file, so a writer that lost a race by microseconds can find the
+    file still empty (or holding a dead writer's record, being replaced): poll briefly
+    until the record is there and names a process, then give up and report what is."""
+    deadline = time.monotonic() + wait
+    while True:
+        rec = _read_record(fd)
+        if rec and _names_live_process(rec):
+            return rec
+        if time.monotonic() >= deadline:
+            return rec
+        time.sleep(0.01)
+
+
+def _names_live_process(rec: dict[str, Any]) -> bool:
+    """The record names a process that may hold the lock: one on another host, or a
+    live pid here (a dead writer's record is being replaced by the new holder's)."""
+    pid = rec.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if rec.get("host") not in (None, os.uname().nodename):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True               # exists, owned by someone else
+    return True
+
+
 def _open_locked(path: Path) -> tuple[int, bool]:
     """Open and lock ``path``; returns (fd, existed before). Raises RunLockedError."""
     for _ in range(100):
@@ -114,9 +146,10 @@ def _open_locked(path: Path) -> tuple[int, bool]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            rec = _read_record(fd)
+            busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+            rec = _holder_record(fd) if busy else None
             os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if busy:
                 raise RunLockedError(
                     f"run directory {path.parent} is being written by {describe_holder(rec)}; "
                     f"wait for it to finish or choose another directory") from None

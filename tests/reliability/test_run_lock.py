@@ -182,3 +182,43 @@ def test_checkpoint_recovery_happens_in_the_writer_not_the_reader(tmp_path, expo
     assert done and (run / "checkpoint").is_dir()
     assert not (run / "checkpoint.new").exists() and not (run / "checkpoint.old").exists()
     assert recover_checkpoint(run) == []
+
+
+_SLOW_HOLDER = r"""
+import fcntl, json, os, sys, time
+path, delay = sys.argv[1], float(sys.argv[2])
+fd = os.open(path, os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+time.sleep(delay)                      # the window between taking the lock and recording
+os.ftruncate(fd, 0)
+os.pwrite(fd, (json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
+                           "command": "slow holder", "what": "test",
+                           "started": time.time()}) + "\n").encode(), 0)
+sys.stdin.read()                       # hold until the test closes stdin
+"""
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["empty-file", "dead-writer-record"])
+def test_loser_of_a_close_race_names_the_holder(tmp_path, stale):
+    """A writer that loses the lock in the moment between the holder's lock and its record
+    (an empty lock file, or one still holding a dead writer's record) waits for the
+    record and names the live holder, not "an unknown process" or the dead one."""
+    run = tmp_path / "r"
+    run.mkdir()
+    if stale:
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        (run / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename,
+                                                 "command": "dead"}) + "\n")
+    holder = subprocess.Popen([sys.executable, "-c", _SLOW_HOLDER, str(run / LOCK_NAME), "0.4"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError) as e:
+            with run_lock(run, "test"):
+                pass
+        assert f"pid {holder.pid}" in str(e.value) and "slow holder" in str(e.value), e.value
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
