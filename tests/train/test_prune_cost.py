@@ -160,6 +160,30 @@ def test_l1_filter_removes_the_smallest_l1_filters_per_layer():
         get_pruner_class("l1-filter")({"layers": "3:1.5"})
 
 
+def test_l1_filter_weights_option_prunes_single_fc_weights_by_magnitude():
+    """``weights=7:0.8``: of the fc7 weights that unit pruning left (rows x kept conv3
+    columns), the 80 % smallest |w| go; the kept ones are the largest; conv refused."""
+    model0, _, _ = conv_net()
+    w7 = model0[7].weight.detach().abs().clone()
+    model, masks, _ = _trained_once("l1-filter", {"start": 1, "end": 1, "conv": 0.0,
+                                                  "layers": "3:0.5", "weights": "7:0.8"})
+    kept3 = masks.units["3"].repeat_interleave(4)                  # 2x2 positions per channel
+    assert int(kept3.sum()) == 80
+    eff = masks.effective("7")
+    assert int(eff.sum()) == round(0.2 * 300 * 80)
+    assert not eff[:, ~kept3].any()
+    cand = w7[:, kept3]                       # the pruner saw the untrained weights
+    kept = cand[eff[:, kept3]]
+    gone = cand[~eff[:, kept3]]
+    assert float(kept.min()) >= float(gone.max())
+    assert float(model[7].weight.detach()[~eff].abs().sum()) == 0.0
+    assert masks.units["7"].all()                                   # no fc7 unit removed
+    for bad, match in (({"weights": "3:0.5"}, "conv layer"), ({"weights": "5:0.5"}, "not a prunable")):
+        m, layers, mk = conv_net()
+        with pytest.raises(ConfigError, match=match):
+            get_pruner_class("l1-filter")(bad).attach(m, mk, layers)
+
+
 def test_magnitude_at_channel_granularity_and_cost_weighting():
     _, masks, _ = _trained_once("magnitude", {"granularity": "channel", "target": 0.5,
                                               "start": 1, "end": 1})

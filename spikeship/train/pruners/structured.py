@@ -17,6 +17,14 @@ Options: ``conv`` (share of filters removed in every conv layer, default 0.5),
 ``fc`` (share of neurons of every hidden FC layer, default 0), ``layers`` (per-layer
 shares by Sequential index, ``"0:0.4,3:0.6"``, overriding the two), ``start`` /
 ``end`` (epochs, default 5 and 5), ``interval``.
+
+``weights="7:0.9"``: besides whole units, remove the smallest-magnitude single weights
+of the listed *fully connected* layers (Sequential index: share), on the same schedule:
+the share of the weights that the unit pruning left in that layer (so removed rows and
+columns are not counted twice). A synapse of an FC layer is physically absent from
+every deployed format (NIR, ONNX, netx sparse, the Loihi mapper), so its operations go
+with it; inside a conv kernel a zero would stay stored (Lava's Conv has no sparse
+form), which is why conv layers are refused here (prune their channels instead).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Any
 
 import torch
 
+from spikeship.errors import ConfigError
 from spikeship.train.pruners.magnitude import (
     SCHEDULE_OPTIONS,
     ScheduledPruner,
@@ -67,7 +76,23 @@ class L1FilterPruner(ScheduledPruner):
         "fc": (in_range(float, 0.0, 1.0, hi_open=True), 0.0,
                "share of hidden FC neurons removed"),
         "layers": (_per_layer, {}, "per-layer shares 'index:share,...' (override conv / fc)"),
+        "weights": (_per_layer, {}, "per-FC-layer share of single weights removed by "
+                                    "magnitude 'index:share,...'"),
     }
+
+    def attach(self, model, masks, layers, ann=False):
+        super().attach(model, masks, layers, ann)
+        for name in self.opts["weights"]:
+            li = self.masks.layers.get(name)
+            if li is None:
+                raise ConfigError(f"pruner 'l1-filter': weights= names layer {name}, which is "
+                                  f"not a prunable layer (those are "
+                                  f"{', '.join(self.masks.layers)})")
+            if li.kind != "fc":
+                raise ConfigError(f"pruner 'l1-filter': weights= names layer {name}, a "
+                                  f"{li.kind} layer; single weights are removed only in fully "
+                                  f"connected layers (a conv kernel keeps its zeros on Lava: "
+                                  f"prune its channels with layers= instead)")
 
     def share(self, name: str) -> float:
         li = self.masks.layers[name]
@@ -88,6 +113,25 @@ class L1FilterPruner(ScheduledPruner):
                 sel = select_extreme(l1_filter_scores(self.weight(name)).unsqueeze(0),
                                      alive.unsqueeze(0), torch.tensor([excess]))[0]
                 self.masks.prune_units(name, sel)
+        for name, share in self.opts["weights"].items():
+            eff = self.masks.effective(name)
+            structural = self._structural_count(name)
+            keep = round((1.0 - share * progress) * structural)
+            excess = int(eff.sum()) - keep
+            if excess > 0:
+                score = self.weight(name).detach().abs()
+                sel = select_extreme(score.reshape(1, -1), eff.reshape(1, -1),
+                                     torch.tensor([excess]))
+                self.masks.prune_weights(name, sel.view_as(eff))
+
+    def _structural_count(self, name: str) -> int:
+        """Weights of ``name`` between units that are still alive (rows x columns)."""
+        li = self.masks.layers[name]
+        rows = int(self.masks.units[name].sum())
+        per_row = self.masks.weight[name][0].numel()
+        if li.producer is not None:
+            per_row = int(self.masks.units[li.producer].sum()) * li.in_block
+        return rows * per_row
 
     def epoch_metrics(self, epoch: int) -> dict[str, Any]:
         m = super().epoch_metrics(epoch)
