@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="default: the CLI's")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
     ap.add_argument("--dense-only", action="store_true")
+    ap.add_argument("--from-dense", action="store_true",
+                    help="each pruned run starts from the trained dense run of its seed "
+                         "(spikeship train --init-from): prune a trained network, fine-tune")
     ap.add_argument("--readme", type=Path, default=None,
                     help=f"rewrite the {BEGIN} ... {END} block of this file")
     ap.add_argument("--block", default="", help="README block name (prune-table-NAME)")
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         check_block(args.readme, begin, end)      # before hours of runs, not after
     out = Path(args.out)
     ep = f"-e{args.epochs}" if args.epochs else ""
-    tag = args.tag or (args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
+    tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
                                      if args.prune_opt else ""))
     popts = [a for o in args.prune_opt for a in ("--prune-opt", o)]
     rows = []
@@ -172,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed}: dense {100 * dense['float']:.2f} %  "
                   f"{dense['synops']:,.0f} synops", flush=True)
             continue
-        pr = one_run(out / f"{tag}{ep}-s{seed}", seed, ["--prune", args.prune, *popts],
+        init = ["--init-from", str((out / f"dense{ep}-s{seed}").resolve())] \
+            if args.from_dense else []
+        pr = one_run(out / f"{tag}{ep}-s{seed}", seed, [*init, "--prune", args.prune, *popts],
                      args.epochs)
         rows.append((seed, dense, pr))
         _print_row(seed, dense, pr)
     if rows:
-        text = _summary(rows, out / f"{tag}{ep}-table.md")
+        text = _summary(rows, out / f"{tag}{ep}-table.md", from_dense=args.from_dense)
         if args.readme is not None:
             cmd = shlex.join(["python", "benchmarks/bench_prune_energy.py",
                               *(sys.argv[1:] if argv is None else argv)])
@@ -231,7 +236,7 @@ def _print_row(seed, d, p) -> None:
     print(_fmt_row(seed, d, p), flush=True)
 
 
-def _summary(rows, path: Path) -> None:
+def _summary(rows, path: Path, from_dense: bool = False) -> None:
     lines = [HEADER, "|" + "|".join(["---"] * (HEADER.count("|") - 1)) + "|"]
     lines += [_fmt_row(s, d, p) for s, d, p in rows]
     diff = [100 * (p["float"] - d["float"]) for _, d, p in rows]
@@ -260,6 +265,10 @@ def _summary(rows, path: Path) -> None:
         f"every seed prunes channels in conv0 and conv3: {chans}; energy (vanish check) exit "
         f"codes of pruned runs: {sorted({p['energy_rc'] for _, _, p in rows})}",
     ]
+    if from_dense:
+        lines.append("each pruned run started from the trained dense run of its seed "
+                     "(`--init-from`) and was pruned and fine-tuned for as many epochs again: "
+                     "twice the training of the dense run")
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     print(text, flush=True)

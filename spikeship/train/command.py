@@ -28,6 +28,7 @@ _FLAGS = {
     "warmup_epochs": "warmup_epochs", "loss": "loss", "prune": "prune", "device": "device",
     "pool": "pool", "engine": "engine", "precision": "precision", "eval_every": "eval_every",
     "eval_batch_size": "eval_batch_size", "limit_train": "limit_train", "limit_test": "limit_test",
+    "init_from": "init_from",
 }
 
 
@@ -151,6 +152,11 @@ def _dist_timeout(value: float | None) -> float:
               help="Test pass every K epochs and after the last (default 1).")
 @click.option("--eval-batch-size", type=int, default=None,
               help="Test batch (default: 64 with the fast engine, 256 with snntorch).")
+@click.option("--init-from", "init_from", default=None, metavar="RUN",
+              callback=lambda ctx, param, v: None if v is None else os.path.abspath(v),
+              help="Start from the weights (and masks) of a trained run with the same model "
+                   "and input, e.g. prune a trained dense network and fine-tune it; the "
+                   "learning-rate schedule starts again (warm-up, cosine).")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Dense run directory to compare with (summary: epochs_to_baseline).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")

@@ -58,6 +58,7 @@ class TrainConfig:
     precision: str = "fp32"          # "fp32" | "bf16" (autocast of conv / linear; LIF in fp32)
     eval_every: int = 1              # test pass every K epochs (and after the last one)
     eval_batch_size: int = 0         # 0 = by engine: 64 fast (measured best), 256 snntorch
+    init_from: str | None = None     # a trained run whose weights (and masks) start this one
 
     def __post_init__(self):
         from spikeship.data import DATASETS
@@ -74,6 +75,10 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise ConfigError(f"field 'data_dir' must be a path string, got {self.data_dir!r}")
+        if self.init_from is not None and (not isinstance(self.init_from, str)
+                                           or not self.init_from):
+            raise ConfigError(f"field 'init_from' must be a run directory, "
+                              f"got {self.init_from!r}")
         for name in ("ann",):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"field '{name}' must be true or false, "

@@ -164,6 +164,31 @@ class Trainer:
             (self.run_dir / name).unlink(missing_ok=True)
         write_json_atomic(self.run_dir / "config.json", self.config.to_json())
 
+    def _read_init(self, src: Path):
+        """The checkpoint of the trained run ``src`` (``init_from``), checked: same
+        architecture and input as this run (optimizer, schedule, pruner start fresh)."""
+        ckpt = load_checkpoint(src, device=self.device)   # CheckpointError: missing, corrupt
+        theirs, ours = ckpt.spec.to_json(), self.spec.to_json()
+        if theirs != ours:
+            diff = ", ".join(f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here"
+                             for k in sorted(set(theirs) | set(ours))
+                             if theirs.get(k) != ours.get(k))
+            raise ConfigError(f"field 'init_from': the run {src} has another model or input "
+                              f"than this one ({diff})")
+        return ckpt
+
+    def _apply_init(self, ckpt) -> None:
+        src = ckpt.path.parent
+        load_model_state(self.model, ckpt.model.state_dict(), where=str(src))
+        self.masks.load_state(ckpt.masks.state())
+        self.masks.apply(self.optimizer)
+        self.dp.broadcast_state(self.model)
+        if not self.quiet:
+            self.console.print(
+                f"initialised from {src} (epoch {ckpt.epoch}, seed "
+                f"{ckpt.config.get('seed', '?')}, {100 * ckpt.masks.pruning_rate():.1f}% pruned)",
+                soft_wrap=True)
+
     def _resume(self) -> None:
         if not self.dp.writer:
             self.dp.barrier("waiting for rank 0 to read the checkpoint")
@@ -355,7 +380,12 @@ class Trainer:
         if resume:
             self._resume()
         else:
+            # the source run is read and checked before anything is written here
+            init = (self._read_init(Path(self.config.init_from))
+                    if self.config.init_from is not None else None)
             self._start_fresh()
+            if init is not None:
+                self._apply_init(init)
         try:
             while self.epoch < self.config.epochs:
                 if stop_after is not None and self.epoch >= stop_after:
@@ -461,6 +491,7 @@ class Trainer:
                 round(last["test_accuracy"] * len(self.data.test)), len(self.data.test))),
             "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics
                                       if m["test_accuracy"] is not None),
+            "init_from": cfg.init_from,
             "dense_baseline_accuracy": base,
             "baseline_run": str(self.baseline_dir) if self.baseline_dir else None,
             "params_total": last["params_total"], "params_remaining": last["params_remaining"],

@@ -87,3 +87,49 @@ def test_progress_off_a_terminal_is_one_plain_line_per_epoch(tmp_path):
     lines = r.stderr.splitlines()
     assert len(lines) == 3 and all(l.startswith("epoch ") for l in lines), r.stderr
     assert "\x1b" not in r.stderr
+
+
+def test_init_from_starts_from_a_trained_runs_weights_and_masks(tmp_path, capsys):
+    """``--init-from RUN``: the new run starts from RUN's weights and masks (a pruned
+    source stays pruned); a source with another architecture or none at all is a named
+    error that leaves no run directory behind."""
+    import torch
+
+    from spikeship.errors import CheckpointError
+    from spikeship.train.checkpoint import load_checkpoint
+
+    src = tmp_path / "src"
+    assert cli.main([*BASE, "--out", str(src), "--prune", "magnitude",
+                     "--prune-opt", "target=0.5", "--prune-opt", "start=1",
+                     "--prune-opt", "end=1"]) == 0
+    a = load_checkpoint(src)
+    # a learning rate of ~0: the weights after one epoch are the source's
+    dst = tmp_path / "dst"
+    assert cli.main([*BASE, "--out", str(dst), "--epochs", "1",
+                     "--lr", "1e-12", "--weight-decay", "0", "--seed", "5",
+                     "--init-from", str(src)]) == 0
+    assert f"initialised from {src}" in capsys.readouterr().err
+    b = load_checkpoint(dst)
+    for (name, wa), wb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.allclose(wa, wb, atol=1e-6), name
+    for name in a.masks.units:
+        assert torch.equal(a.masks.effective(name), b.masks.effective(name))
+    assert b.masks.pruning_rate() > 0.45
+    assert json.loads((dst / "summary.json").read_text())["init_from"] == str(src)
+    # without --init-from the same command starts elsewhere
+    fresh = tmp_path / "fresh"
+    assert cli.main([*BASE, "--out", str(fresh), "--epochs", "1",
+                     "--lr", "1e-12", "--weight-decay", "0", "--seed", "5"]) == 0
+    assert not torch.allclose(a.model[1].weight, load_checkpoint(fresh).model[1].weight)
+    # another architecture: named, nothing written
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert cli.main([*BASE, "--out", str(bad), "--model", "dpap-mnist",
+                     "--init-from", str(src)]) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    assert "init_from" in err and "preset 'tiny-mlp' there, 'dpap-mnist' here" in err and "Traceback" not in err
+    assert not bad.exists()
+    # no run there
+    assert cli.main([*BASE, "--out", str(bad), "--init-from",
+                     str(tmp_path / "nothing")]) == CheckpointError.exit_code
+    assert not bad.exists()
