@@ -116,7 +116,8 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
     units = {}
     for line in (run / "metrics.jsonl").read_text().splitlines()[-1:]:
         for l in json.loads(line)["layers"]:
-            units[l["name"]] = (l["units_remaining"], l["units_total"])
+            units[l["name"]] = (l["units_remaining"], l["units_total"],
+                                100.0 * l["synapses_remaining"] / max(l["synapses_total"], 1))
     vc = en.get("vanish_check", {})
     cores = {}
     for chip, _ in CHIPS:
@@ -147,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prune-opt", action="append", default=[],
                     help="key=value for the pruned runs (repeatable); none = CLI defaults")
     ap.add_argument("--epochs", type=int, default=None, help="default: the CLI's")
+    ap.add_argument("--pruned-epochs", type=int, default=None,
+                    help="epochs of the pruned runs (default: --epochs); with --from-dense, "
+                         "the fine-tuning after the trained dense network was pruned")
+    ap.add_argument("--dataset", default=None, help="default: the CLI's (digits)")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
     ap.add_argument("--dense-only", action="store_true")
     ap.add_argument("--from-dense", action="store_true",
@@ -164,25 +169,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme is not None:
         check_block(args.readme, begin, end)      # before hours of runs, not after
     out = Path(args.out)
-    ep = f"-e{args.epochs}" if args.epochs else ""
+    ep = (f"-{args.dataset}" if args.dataset else "") + (f"-e{args.epochs}" if args.epochs else "")
+    pep = ep if args.pruned_epochs is None else ep + f"-p{args.pruned_epochs}"
+    data = ["--dataset", args.dataset] if args.dataset else []
     tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
                                      if args.prune_opt else ""))
     popts = [a for o in args.prune_opt for a in ("--prune-opt", o)]
     rows = []
     for seed in _seeds(args.seeds):
-        dense = one_run(out / f"dense{ep}-s{seed}", seed, [], args.epochs)
+        dense = one_run(out / f"dense{ep}-s{seed}", seed, data, args.epochs)
         if args.dense_only:
             print(f"seed {seed}: dense {100 * dense['float']:.2f} %  "
                   f"{dense['synops']:,.0f} synops", flush=True)
             continue
         init = ["--init-from", str((out / f"dense{ep}-s{seed}").resolve())] \
             if args.from_dense else []
-        pr = one_run(out / f"{tag}{ep}-s{seed}", seed, [*init, "--prune", args.prune, *popts],
-                     args.epochs)
+        pr = one_run(out / f"{tag}{pep}-s{seed}", seed,
+                     [*data, *init, "--prune", args.prune, *popts],
+                     args.epochs if args.pruned_epochs is None else args.pruned_epochs)
         rows.append((seed, dense, pr))
         _print_row(seed, dense, pr)
     if rows:
-        text = _summary(rows, out / f"{tag}{ep}-table.md", from_dense=args.from_dense)
+        note = ""
+        if args.from_dense:
+            note = (f"each pruned run started from the trained dense run of its seed "
+                    f"(`--init-from`) and trained "
+                    f"{args.pruned_epochs or args.epochs or 'the default number of'} epochs "
+                    f"more with the pruner (the dense run: "
+                    f"{args.epochs or 'the default number of'} epochs)")
+        text = _summary(rows, out / f"{tag}{pep}-table.md", note=note)
         if args.readme is not None:
             cmd = shlex.join(["python", "benchmarks/bench_prune_energy.py",
                               *(sys.argv[1:] if argv is None else argv)])
@@ -192,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 HEADER = ("| seed | float dense | float pruned | diff (pt) | emu dense | emu pruned | "
-          "conv0 ch | conv3 ch | fc7 units | pruned % | synops dense | synops pruned | "
+          "conv0 ch | conv3 ch | fc7 units (synapses kept) | pruned % | synops dense | synops pruned | "
           "ratio | from structure | from rates | Loihi uJ dense | Loihi uJ pruned | "
           "Loihi cores dense | Loihi cores pruned | Loihi 2 cores dense | Loihi 2 cores pruned | "
           "energy exit |")
@@ -203,7 +218,7 @@ def _fmt_row(seed, d, p) -> str:
     return (f"| {seed} | {100 * d['float']:.2f} | {100 * p['float']:.2f} | "
             f"{100 * (p['float'] - d['float']):+.2f} | {100 * d['emu']:.2f} | "
             f"{100 * p['emu']:.2f} | {u['0'][0]}/{u['0'][1]} | {u['3'][0]}/{u['3'][1]} | "
-            f"{u['7'][0]}/{u['7'][1]} | {100 * p['pruning_rate']:.1f} | "
+            f"{u['7'][0]}/{u['7'][1]} ({u['7'][2]:.0f} %) | {100 * p['pruning_rate']:.1f} | "
             f"{d['synops']:,.0f} | {p['synops']:,.0f} | {d['synops'] / p['synops']:.2f} | "
             f"{p['synops_unpruned'] / p['synops']:.2f} | {d['synops'] / p['synops_unpruned']:.2f} | "
             f"{d['energy_uj']:.2f} | {p['energy_uj']:.2f} | "
@@ -236,7 +251,7 @@ def _print_row(seed, d, p) -> None:
     print(_fmt_row(seed, d, p), flush=True)
 
 
-def _summary(rows, path: Path, from_dense: bool = False) -> None:
+def _summary(rows, path: Path, note: str = "") -> None:
     lines = [HEADER, "|" + "|".join(["---"] * (HEADER.count("|") - 1)) + "|"]
     lines += [_fmt_row(s, d, p) for s, d, p in rows]
     diff = [100 * (p["float"] - d["float"]) for _, d, p in rows]
@@ -265,10 +280,8 @@ def _summary(rows, path: Path, from_dense: bool = False) -> None:
         f"every seed prunes channels in conv0 and conv3: {chans}; energy (vanish check) exit "
         f"codes of pruned runs: {sorted({p['energy_rc'] for _, _, p in rows})}",
     ]
-    if from_dense:
-        lines.append("each pruned run started from the trained dense run of its seed "
-                     "(`--init-from`) and was pruned and fine-tuned for as many epochs again: "
-                     "twice the training of the dense run")
+    if note:
+        lines.append(note)
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     print(text, flush=True)

@@ -37,7 +37,9 @@ def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict) -> 
     (d / "energy.rc").write_text("0")
     totals = {"0": 15, "3": 40, "7": 300}
     (d / "metrics.jsonl").write_text(json.dumps({"epoch": 20, "layers": [
-        {"name": k, "units_remaining": v, "units_total": totals[k]} for k, v in units.items()]})
+        {"name": k, "units_remaining": v, "units_total": totals[k],
+         "synapses_remaining": 3 * v, "synapses_total": 4 * totals[k]}
+        for k, v in units.items()]})
         + "\n")
 
 
@@ -70,6 +72,7 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
     assert "| Loihi cores dense | Loihi cores pruned | Loihi 2 cores dense | Loihi 2 cores " \
            "pruned |" in text
     assert "| 12.00 | 3.60 | 9 | 4 | 8 | 3 | 0 |" in text          # seed 0: uJ, cores, exit
+    assert "| 9/15 | 22/40 | 150/300 (38 %) |" in text              # fc7: 450 of 1,200 synapses
     assert "| 9 | 5 | 8 | 4 | 0 |" in text                          # seed 1
     # seed 1 on Loihi: 9 / 5 = 1.8 < 2, so not halved on both chips
     assert ("cores dense/pruned: Loihi min 1.80, mean 2.02; Loihi 2 min 2.00, mean 2.33; "
@@ -105,3 +108,20 @@ def test_readme_without_a_block_is_refused_before_any_run(bench, tmp_path):
 
 def test_the_repository_readme_holds_one_block(bench):
     bench.check_block(ROOT / "README.md")
+
+
+def test_from_dense_runs_prune_the_dense_run_of_their_seed(bench, tmp_path):
+    """--from-dense: the pruned run of seed S is trained with --init-from the dense run of
+    seed S (the --epochs / --pruned-epochs and --dataset given), and the table says so."""
+    out = tmp_path / "runs"
+    _finished_run(out / "dense-e2-s0", 0.97, 500_000.0, {"loihi": 9, "loihi2": 8},
+                  {"0": 15, "3": 40, "7": 300})
+    # the pruned run is not there: the benchmark trains it (a real process), then stops at
+    # export, which needs the dense run's real checkpoint: the command line is in the log
+    with pytest.raises(SystemExit, match="train failed|export failed"):
+        bench.main(["--seeds", "0", "--out", str(out), "--epochs", "2", "--pruned-epochs", "1",
+                    "--from-dense", "--prune", "l1-filter"])
+    log = (out / "fromdense-l1-filter-e2-p1-s0.log").read_text()
+    assert f"--init-from {(out / 'dense-e2-s0').resolve()}" in log
+    assert "--epochs 1" in log and "--prune l1-filter" in log
+
