@@ -88,7 +88,7 @@ def _run(args: list[str], log: Path) -> int:
 def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> dict:
     """Train/export/simulate/energy ``run`` unless done; return its row."""
     run.parent.mkdir(parents=True, exist_ok=True)
-    log = run.with_suffix(".log")
+    log = run.parent / (run.name + ".log")   # not with_suffix: tags hold dots ("0.4")
     if not (run / "summary.json").exists():
         extra = ["--epochs", str(epochs)] if epochs else []
         if (run / "checkpoint").exists():
