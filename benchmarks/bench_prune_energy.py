@@ -131,6 +131,32 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
             "vanish": vc.get("passed"), "vanish_summary": vc.get("summary", vc.get("note"))}
 
 
+def paired_ci(dense_dir: Path, pruned_dir: Path) -> tuple[float, float] | None:
+    """95 % interval (pt) of the pruned - dense accuracy difference on one test split,
+    from the two runs' per-sample predictions (``predictions.npz``): the difference of
+    paired proportions, SE = sqrt(b + c - (b - c)^2 / n) / n with b, c the samples only
+    one of the two gets right (Wald). None when a file is missing or the splits differ."""
+    import numpy as np
+
+    try:
+        with np.load(dense_dir / "predictions.npz") as a, \
+                np.load(pruned_dir / "predictions.npz") as b:
+            pa, la, pb, lb = a["predictions"], a["labels"], b["predictions"], b["labels"]
+            ia = a["sample_index"] if "sample_index" in a.files else None
+            ib = b["sample_index"] if "sample_index" in b.files else None
+    except (OSError, KeyError, ValueError):
+        return None
+    if la.shape != lb.shape or not (la == lb).all() or \
+            (ia is not None and ib is not None and not (ia == ib).all()):
+        return None
+    n = len(la)
+    only_pruned = int(((pb == lb) & (pa != la)).sum())
+    only_dense = int(((pa == la) & (pb != lb)).sum())
+    d = (only_pruned - only_dense) / n
+    se = math.sqrt(max(only_pruned + only_dense - (only_pruned - only_dense) ** 2 / n, 0)) / n
+    return 100 * (d - 1.96 * se), 100 * (d + 1.96 * se)
+
+
 def mean_se(xs: list[float]) -> tuple[float, float]:
     n = len(xs)
     m = sum(xs) / n
@@ -187,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         pr = one_run(out / f"{tag}{pep}-s{seed}", seed,
                      [*data, *init, "--prune", args.prune, *popts],
                      args.epochs if args.pruned_epochs is None else args.pruned_epochs)
+        pr["paired_ci"] = paired_ci(out / f"dense{ep}-s{seed}", out / f"{tag}{pep}-s{seed}")
         rows.append((seed, dense, pr))
         _print_row(seed, dense, pr)
     if rows:
@@ -206,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-HEADER = ("| seed | float dense | float pruned | diff (pt) | emu dense | emu pruned | "
+HEADER = ("| seed | float dense | float pruned | diff (pt) [95 % paired] | emu dense | emu pruned | "
           "conv0 ch | conv3 ch | fc7 units (synapses kept) | pruned % | synops dense | synops pruned | "
           "ratio | from structure | from rates | Loihi uJ dense | Loihi uJ pruned | "
           "Loihi cores dense | Loihi cores pruned | Loihi 2 cores dense | Loihi 2 cores pruned | "
@@ -216,7 +243,8 @@ HEADER = ("| seed | float dense | float pruned | diff (pt) | emu dense | emu pru
 def _fmt_row(seed, d, p) -> str:
     u = p["units"]
     return (f"| {seed} | {100 * d['float']:.2f} | {100 * p['float']:.2f} | "
-            f"{100 * (p['float'] - d['float']):+.2f} | {100 * d['emu']:.2f} | "
+            f"{100 * (p['float'] - d['float']):+.2f}{_ci(p.get('paired_ci'))} | "
+            f"{100 * d['emu']:.2f} | "
             f"{100 * p['emu']:.2f} | {u['0'][0]}/{u['0'][1]} | {u['3'][0]}/{u['3'][1]} | "
             f"{u['7'][0]}/{u['7'][1]} ({u['7'][2]:.0f} %) | {100 * p['pruning_rate']:.1f} | "
             f"{d['synops']:,.0f} | {p['synops']:,.0f} | {d['synops'] / p['synops']:.2f} | "
@@ -224,6 +252,10 @@ def _fmt_row(seed, d, p) -> str:
             f"{d['energy_uj']:.2f} | {p['energy_uj']:.2f} | "
             + "".join(f"{_n(d['cores'][c])} | {_n(p['cores'][c])} | " for c, _ in CHIPS)
             + f"{p['energy_rc']} |")
+
+
+def _ci(ci) -> str:
+    return "" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
 def _n(v) -> str:

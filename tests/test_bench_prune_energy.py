@@ -125,3 +125,26 @@ def test_from_dense_runs_prune_the_dense_run_of_their_seed(bench, tmp_path):
     assert f"--init-from {(out / 'dense-e2-s0').resolve()}" in log
     assert "--epochs 1" in log and "--prune l1-filter" in log
 
+
+
+def test_paired_interval_from_the_two_runs_predictions(bench, tmp_path):
+    """The difference of paired proportions: 3 samples only the pruned run gets right,
+    5 only the dense one, of 100: -2 pt, SE sqrt(8 - 4/100)/100 = 2.82 pt."""
+    import numpy as np
+
+    labels = np.arange(100) % 10
+    dense, pruned = labels.copy(), labels.copy()
+    dense[:3] = (labels[:3] + 1) % 10        # only the pruned run right
+    pruned[3:8] = (labels[3:8] + 1) % 10     # only the dense run right
+    dense[8:10] = pruned[8:10] = (labels[8:10] + 2) % 10    # both wrong
+    for name, pred in (("d", dense), ("p", pruned)):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "predictions.npz", predictions=pred, labels=labels,
+                 sample_index=np.arange(100))
+    lo, hi = bench.paired_ci(tmp_path / "d", tmp_path / "p")
+    se = 100 * (8 - 4 / 100) ** 0.5 / 100
+    assert abs(lo - (-2 - 1.96 * se)) < 1e-9 and abs(hi - (-2 + 1.96 * se)) < 1e-9
+    np.savez(tmp_path / "p" / "predictions.npz", predictions=pruned, labels=labels,
+             sample_index=np.arange(100)[::-1])          # another split order: no interval
+    assert bench.paired_ci(tmp_path / "d", tmp_path / "p") is None
+    assert bench.paired_ci(tmp_path / "d", tmp_path / "missing") is None
