@@ -200,7 +200,9 @@ def structure_check(run_dir: Path, macs: list[dict], weights: dict[str, np.ndarr
     from spikeship.train.checkpoint import load_checkpoint
 
     ck = load_checkpoint(run_dir)
-    by_output = {r["output"]: r for r in macs}
+    by_layer: dict[str, list[dict]] = {}      # "conv3", or "conv3@t0".. in an unrolled graph
+    for r in macs:
+        by_layer.setdefault(r["output"].split("@")[0], []).append(r)
     rows = []
     for li in ck.layers:
         units = ck.masks.units[li.name]
@@ -211,9 +213,11 @@ def structure_check(run_dir: Path, macs: list[dict], weights: dict[str, np.ndarr
         trained = list(ck.masks.weight[li.name].shape)
         expected = [int(units.sum()), n_in, *trained[2:]]
         name = f"{li.kind}{li.name}"
-        r = by_output.get(name)
-        executed = r["weight_shape"] if r else None
-        w = weights.get(name)
+        rs = by_layer.get(name, [])
+        shapes = {tuple(r["weight_shape"]) for r in rs}
+        executed = list(next(iter(shapes))) if len(shapes) == 1 else \
+            ([list(x) for x in sorted(shapes)] if shapes else None)   # steps must agree
+        w = next((weights[r["output"]] for r in rs if r["output"] in weights), None)
         zero_rows = zero_cols = None
         if w is not None:
             w2 = w.reshape(w.shape[0], w.shape[1], -1)
