@@ -254,6 +254,10 @@ def _fmt_row(seed, d, p) -> str:
             + f"{p['energy_rc']} |")
 
 
+def _se(se: float) -> str:
+    return "n/a, one seed" if math.isnan(se) else f"{se:.2f}"
+
+
 def _ci(ci) -> str:
     return "" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
@@ -268,13 +272,19 @@ def cores_summary(rows) -> str:
     for chip, title in CHIPS:
         r = [d["cores"][chip] / p["cores"][chip] for _, d, p in rows
              if d["cores"].get(chip) and p["cores"].get(chip)]
-        if len(r) < len(rows):
+        # a dense graph the chip cannot hold at all, pruned into one it can: counted as
+        # (more than) halved, and said
+        fits = sum(1 for _, d, p in rows if not d["cores"].get(chip) and p["cores"].get(chip))
+        if len(r) + fits < len(rows):
             halved = False
-        if not r:
-            parts.append(f"{title}: not mapped")
-            continue
-        halved = halved and min(r) >= 2.0
-        parts.append(f"{title} min {min(r):.2f}, mean {sum(r) / len(r):.2f}")
+        text = f"{title} min {min(r):.2f}, mean {sum(r) / len(r):.2f}" if r else title
+        if fits:
+            text += (f"{',' if r else ':'} {fits} seed(s) where only the pruned graph fits "
+                     f"on the chip")
+        elif not r:
+            text += ": not mapped"
+        halved = halved and (not r or min(r) >= 2.0)
+        parts.append(text)
     return (f"cores dense/pruned: {'; '.join(parts)}; cores halved on both chips "
             f"(every seed): {halved}")
 
@@ -303,7 +313,7 @@ def _summary(rows, path: Path, note: str = "") -> None:
         "wiring) x (from rates: the dense run's ops / the pruned run's spikes on the "
         "unpruned wiring).",
         f"seeds: {len(rows)}; paired accuracy difference (pruned - dense), float: "
-        f"{m:+.2f} pt (SE {se:.2f}); Loihi emulator: {me:+.2f} pt (SE {see:.2f})",
+        f"{m:+.2f} pt (SE {_se(se)}); Loihi emulator: {me:+.2f} pt (SE {_se(see)})",
         f"effective synops ratio dense/pruned: min {min(ratio):.2f}, mean "
         f"{sum(ratio) / len(ratio):.2f}; Loihi energy ratio: min {min(eratio):.2f}, "
         f"mean {sum(eratio) / len(eratio):.2f}",

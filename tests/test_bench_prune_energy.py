@@ -148,3 +148,14 @@ def test_paired_interval_from_the_two_runs_predictions(bench, tmp_path):
              sample_index=np.arange(100)[::-1])          # another split order: no interval
     assert bench.paired_ci(tmp_path / "d", tmp_path / "p") is None
     assert bench.paired_ci(tmp_path / "d", tmp_path / "missing") is None
+
+
+def test_cores_summary_when_only_the_pruned_graph_fits(bench):
+    """MNIST's dense fc7 (fan-in 7,840) does not fit a Loihi core at all; pruned it does:
+    reported as such and counted as halved; a pruned graph that does not fit is not."""
+    rows = [(0, {"cores": {"loihi": None, "loihi2": 83}}, {"cores": {"loihi": 58, "loihi2": 13}})]
+    text = bench.cores_summary(rows)
+    assert "Loihi: 1 seed(s) where only the pruned graph fits on the chip" in text
+    assert "Loihi 2 min 6.38" in text and text.endswith("(every seed): True")
+    rows = [(0, {"cores": {"loihi": 9, "loihi2": 8}}, {"cores": {"loihi": None, "loihi2": 4}})]
+    assert bench.cores_summary(rows).endswith("(every seed): False")
