@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="epochs of the pruned runs (default: --epochs); with --from-dense, "
                          "the fine-tuning after the trained dense network was pruned")
     ap.add_argument("--dataset", default=None, help="default: the CLI's (digits)")
+    ap.add_argument("--qat", action="store_true",
+                    help="train dense and pruned runs with --qat (weights on the Loihi "
+                         "quantiser's grid)")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
     ap.add_argument("--dense-only", action="store_true")
     ap.add_argument("--from-dense", action="store_true",
@@ -198,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     ep = (f"-{args.dataset}" if args.dataset else "") + (f"-e{args.epochs}" if args.epochs else "")
     pep = ep if args.pruned_epochs is None else ep + f"-p{args.pruned_epochs}"
     data = ["--dataset", args.dataset] if args.dataset else []
+    if args.qat:
+        ep += "-qat"
+        pep += "-qat"
+        data.append("--qat")
     tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
                                      if args.prune_opt else ""))
     popts = [a for o in args.prune_opt for a in ("--prune-opt", o)]

@@ -28,7 +28,7 @@ _FLAGS = {
     "warmup_epochs": "warmup_epochs", "loss": "loss", "prune": "prune", "device": "device",
     "pool": "pool", "engine": "engine", "precision": "precision", "eval_every": "eval_every",
     "eval_batch_size": "eval_batch_size", "limit_train": "limit_train", "limit_test": "limit_test",
-    "init_from": "init_from",
+    "init_from": "init_from", "qat": "qat",
 }
 
 
@@ -148,6 +148,10 @@ def _dist_timeout(value: float | None) -> float:
                    "(the reference, one step at a time); same spikes, same checkpoints.")
 @click.option("--precision", default=None,
               help="fp32 (default) | bf16 (autocast of conv/linear, LIF kept in fp32).")
+@click.option("--qat", is_flag=True, default=None,
+              help="Quantisation-aware training for Loihi: each on-chip layer's weights are "
+                   "rounded in the forward pass to the 8-bit grid the quantiser uses "
+                   "(straight-through gradients), and the final weights are put on it.")
 @click.option("--eval-every", type=int, default=None,
               help="Test pass every K epochs and after the last (default 1).")
 @click.option("--eval-batch-size", type=int, default=None,

@@ -59,6 +59,7 @@ class TrainConfig:
     eval_every: int = 1              # test pass every K epochs (and after the last one)
     eval_batch_size: int = 0         # 0 = by engine: 64 fast (measured best), 256 snntorch
     init_from: str | None = None     # a trained run whose weights (and masks) start this one
+    qat: bool = False                # weights on the Loihi quantiser's 8-bit grid (forward)
 
     def __post_init__(self):
         from spikeship.data import DATASETS
@@ -79,7 +80,7 @@ class TrainConfig:
                                            or not self.init_from):
             raise ConfigError(f"field 'init_from' must be a run directory, "
                               f"got {self.init_from!r}")
-        for name in ("ann",):
+        for name in ("ann", "qat"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"field '{name}' must be true or false, "
                                   f"got {getattr(self, name)!r}")
@@ -100,6 +101,9 @@ class TrainConfig:
         _float("lr", self.lr, 0.0, 1.0, open_low=True)
         _float("weight_decay", self.weight_decay, 0.0, 10.0)
         _float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        if self.qat and self.ann:
+            raise ConfigError("field 'qat': quantisation-aware training is for the SNN that "
+                              "is deployed on the chip, not the ANN twin")
         if self.model in ANN_ONLY and not self.ann:
             raise ConfigError(f"field 'model': '{self.model}' is an ANN twin; set ann (--ann)")
         if not isinstance(self.prune_options, dict) or not all(

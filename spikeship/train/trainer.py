@@ -35,6 +35,7 @@ rank 0 alone write the run directory; with one process every hook is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -60,6 +61,7 @@ from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.predictions import save_predictions
 from spikeship.train.pruners import get_pruner_class
 from spikeship.train.pruners.base import all_reduce_stats
+from spikeship.train.qat import chip_layers, put_on_grid, weights_on_grid
 from spikeship.train.structure import describe
 
 # Fields that may differ between a checkpoint's config and the one resuming it.
@@ -139,6 +141,8 @@ class Trainer:
         if self.multistep and self.pruner.wants_activity:
             self.pruner.use_engine_activity()
             self._record = self.pruner.record_activity
+        self.qat_modules = (chip_layers(self.model, self.layers, self.data.encoding)
+                            if cfg.qat else [])
         self._inputs = (self.pruner.record_input
                         if self.multistep and self.pruner.wants_inputs else None)
         self.masks.apply(self.optimizer)
@@ -313,9 +317,10 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.forward(x, membrane=membrane)
-        loss = self.loss_fn(out, y)
-        loss.backward()
+        with self._qat():          # --qat: forward / backward at the chip's weights
+            out = self.forward(x, membrane=membrane)
+            loss = self.loss_fn(out, y)
+            loss.backward()
         self.dp.sync_grads(self.model, len(y))  # data-parallel: before the pruner sees them
         self.pruner.after_backward()
         self.masks.mask_grads()
@@ -346,9 +351,20 @@ class Trainer:
                 torch.as_tensor(ds[0][0], dtype=torch.float32)[None][:0]
             yield x0.to(self.device), torch.zeros(0, dtype=torch.int64, device=self.device)
 
+    def _qat(self):
+        """``config.qat``: the on-chip layers' weights on the quantiser's grid for the
+        block (:mod:`spikeship.train.qat`); otherwise nothing."""
+        if not self.qat_modules:
+            return contextlib.nullcontext()
+        return weights_on_grid(self.qat_modules)
+
     @torch.no_grad()
     def evaluate(self) -> float:
         """Test accuracy: prediction = most output spikes (SNN) / largest logit (ANN)."""
+        with self._qat():
+            return self._evaluate()
+
+    def _evaluate(self) -> float:
         self.model.eval()
         ds = self.data.test
         preds, labels = [], []
@@ -415,6 +431,8 @@ class Trainer:
         all_reduce_stats(self.pruner)  # no-op unless data-parallel
         pruner_metrics = self.pruner.end_epoch(epoch) or {}
         self.masks.apply(self.optimizer)
+        if self.qat_modules and epoch == self.config.epochs:
+            put_on_grid(self.qat_modules)      # what is saved and exported is what the chip gets
         self.dp.check_masks(self.masks, f"after epoch {epoch}")
         self.dp.average_norm_stats(self.model)
         evaluate = epoch % self.config.eval_every == 0 or epoch == self.config.epochs

@@ -1,0 +1,94 @@
+"""``--qat``: weights on the Loihi quantiser's 8-bit grid in the forward pass, for good at
+the end; the grid is the quantiser's own (same values as it stores)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spikeship import cli
+from spikeship.errors import ConfigError
+from spikeship.targets.loihi.deployment import FORMAT
+from spikeship.targets.loihi.quantize import quantize_weights
+from spikeship.train import qat
+from spikeship.train.checkpoint import load_checkpoint
+
+
+def test_the_grid_is_the_quantisers():
+    """grid(w) in float units = the mantissa the quantiser stores x max|w| / 127."""
+    assert qat.WEIGHT_MANT_MAX == FORMAT.weight_mant_max
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 0.3, 7.0):
+        w = (rng.normal(0, scale, (40, 60)) * (rng.random((40, 60)) < 0.7)).astype(np.float32)
+        wmax = float(np.abs(w).max())
+        s = 128.0 * FORMAT.weight_mant_max / wmax            # quantize.state_scale's S
+        lava, sat = quantize_weights(w, s)                   # Lava values 2 m
+        assert sat == 0
+        expected = (lava // 2) * 128.0 / s                   # m in float units
+        got = qat.on_grid(torch.from_numpy(w)).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7 * wmax)
+        assert np.array_equal(got == 0, expected == 0)
+        # on the grid already: unchanged (the export quantises it to the same mantissas)
+        np.testing.assert_allclose(qat.on_grid(torch.from_numpy(got)).numpy(), got, rtol=1e-6)
+    assert torch.equal(qat.on_grid(torch.zeros(3, 4)), torch.zeros(3, 4))
+
+
+def _mantissas(w: torch.Tensor) -> torch.Tensor:
+    return w * (qat.WEIGHT_MANT_MAX / w.abs().max())
+
+
+def test_qat_run_saves_grid_weights_and_trains_at_them(tmp_path, capsys):
+    """A direct-encoded run: conv3, fc7, fc9 end on the grid, conv0 (host) does not; the
+    test accuracy training reports is that of the saved weights."""
+    out = tmp_path / "q"
+    assert cli.main(["train", "--out", str(out), "--epochs", "2", "--limit-train", "300",
+                     "--limit-test", "90", "--no-progress", "--threads", "1", "--qat",
+                     "--prune", "l1-filter", "--prune-opt", "start=1", "--prune-opt",
+                     "end=1", "--prune-opt", "layers=3:0.5"]) == 0
+    ck = load_checkpoint(out)
+    for i in (3, 7, 9):
+        m = _mantissas(ck.model[i].weight.detach())
+        assert torch.allclose(m, torch.round(m), atol=1e-3), i
+    m0 = _mantissas(ck.model[0].weight.detach())
+    assert not torch.allclose(m0, torch.round(m0), atol=1e-3)      # the host layer: float
+    assert json.loads((out / "config.json").read_text())["qat"] is True
+    # the saved weights give the accuracy training reported (snntorch target = the model)
+    assert cli.main(["simulate", str(out), "--target", "snntorch"]) == 0
+    sim = json.loads((out / "simulate-snntorch.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert sim["accuracy"] == pytest.approx(summary["test_accuracy"])
+
+
+def test_qat_refused_where_it_does_not_apply(tmp_path, capsys):
+    rc = cli.main(["train", "--out", str(tmp_path / "a"), "--ann", "--qat", "--epochs", "1"])
+    assert rc == ConfigError.exit_code and "qat" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_weights_on_grid_restores_the_float_weights():
+    lin = torch.nn.Linear(5, 4)
+    before = lin.weight.detach().clone()
+    with qat.weights_on_grid([lin]):
+        inside = lin.weight.detach().clone()
+        m = _mantissas(inside)
+        assert torch.allclose(m, torch.round(m), atol=1e-4)
+        assert not torch.equal(inside, before)
+    assert torch.equal(lin.weight.detach(), before)
+
+
+def test_models_with_batchnorm_are_refused():
+    from spikeship.train.models import ModelSpec, build_model
+    from spikeship.train.structure import describe
+
+    spec = ModelSpec("dpap-cifar", (3, 8, 8), 10, pool="avg")
+    model = build_model(spec)
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        qat.chip_layers(model, describe(model, spec.input_shape), "direct")
+    spec = ModelSpec("dpap-mnist", (1, 8, 8), 10)
+    model = build_model(spec)
+    layers = describe(model, spec.input_shape)
+    assert qat.chip_layers(model, layers, "direct") == [model[3], model[7], model[9]]
+    assert qat.chip_layers(model, layers, "frames") == [model[0], model[3], model[7], model[9]]
