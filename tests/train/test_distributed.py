@@ -245,3 +245,25 @@ def test_launch_options_are_checked_before_any_process_starts(tmp_path, monkeypa
     assert main(["train", "--out", out]) == 1
     assert "WORLD_SIZE is set but" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_init_from_and_qat_in_two_processes_match_one_process(tmp_path):
+    """--init-from and --qat with --nproc 2: every rank starts from the source run's
+    weights (and masks) and trains at the grid weights; the result is the one-process
+    run's, on the grid."""
+    src = single(tmp_path, "src", epochs=1, prune="magnitude",
+                 prune_options={"target": 0.5, "start": 1, "end": 1})
+    kw = dict(epochs=1, init_from=str(src.run_dir), qat=True)
+    ref = single(tmp_path, "one", **kw)
+    run = tmp_path / "two"
+    r = spikeship("train", "--out", run, *FLAGS, "--epochs", 1, "--init-from", src.run_dir,
+                  "--qat", "--nproc", 2)
+    assert r.returncode == 0, r.stderr
+    diff = max_diff(weights(ref.run_dir), weights(run))
+    assert diff <= WEIGHT_ATOL, diff
+    two = load_checkpoint(run)
+    for n in src.masks.layers:                       # the source's pruning carried over
+        assert torch.equal(two.masks.effective(n), src.masks.effective(n))
+    w = two.model[3].weight.detach()                 # tiny-mlp's output layer: on the grid
+    m = w * (127 / w.abs().max())
+    assert torch.allclose(m, torch.round(m), atol=1e-3)

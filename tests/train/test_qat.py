@@ -92,3 +92,17 @@ def test_models_with_batchnorm_are_refused():
     layers = describe(model, spec.input_shape)
     assert qat.chip_layers(model, layers, "direct") == [model[3], model[7], model[9]]
     assert qat.chip_layers(model, layers, "frames") == [model[0], model[3], model[7], model[9]]
+
+
+def test_qat_run_resumes_exactly(tmp_path):
+    """Stopped after epoch 1 (float master weights in the checkpoint) and resumed: the same
+    final weights, on the grid, as the run in one go."""
+    from spikeship.train.config import TrainConfig
+    from tests.train.fixture_pruners import assert_exact_resume
+
+    cfg = TrainConfig(model="dpap-mnist", epochs=2, batch_size=64, limit_train=200,
+                      limit_test=50, qat=True, prune="l1-filter",
+                      prune_options={"start": 1, "end": 1, "layers": "3:0.5"})
+    ck = assert_exact_resume(cfg, tmp_path)
+    m = _mantissas(ck.model[7].weight.detach())
+    assert torch.allclose(m, torch.round(m), atol=1e-3)
