@@ -4,7 +4,10 @@ Stages, each the Python function behind one of the subcommands, run on the run
 directory ``OUT`` (an error keeps its class, message and exit code):
 
 1. ``train-baseline``  dense run (``--prune none``) in ``OUT/baseline``
-2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed/epochs) in ``OUT``
+2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed/epochs) in ``OUT``;
+   with ``from_dense = true`` it starts from the trained dense run (``--init-from``) and
+   trains ``pruned_epochs`` (default ``epochs``) more: prune a trained network, fine-tune.
+   ``qat = true`` trains both with ``--qat`` (weights on the Loihi quantiser's grid).
 3. ``export``          ``OUT/model.nir``, ``model.onnx``, ``model.net``
 4. ``simulate-<t>``    one per target (reference, lava-float, lava-fixed, onnx, ...)
 5. ``export-baseline``, ``simulate-baseline-<s>``, ``energy-baseline``: the dense run
@@ -68,6 +71,9 @@ class PipelineConfig:
     # separately). Reported in energy.json, not failing the pipeline.
     allow_explicit_zeros: tuple[str, ...] = ("netx",)
     quick: bool = False
+    from_dense: bool = False             # the pruned run starts from the trained dense run
+    pruned_epochs: int | None = None     # its epochs (default: epochs)
+    qat: bool = False                    # both runs with quantisation-aware training
     # torch CPU threads for training: the embedded nets are tiny, and more threads
     # than free cores makes OpenMP spin (seen here: 1 s vs 50 s per epoch under load)
     threads: int = 1
@@ -91,11 +97,13 @@ class PipelineConfig:
             if getattr(self, name) not in table:
                 raise ConfigError(f"field '{name}': unknown {getattr(self, name)!r}; choose one "
                                   f"of {sorted(table)}")
-        if not isinstance(self.quick, bool):
-            raise ConfigError(f"field 'quick' must be true or false, got {self.quick!r}")
+        for name in ("quick", "from_dense", "qat"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"field '{name}' must be true or false, "
+                                  f"got {getattr(self, name)!r}")
         for name, low in (("epochs", 1), ("timesteps", 1), ("seed", 0)):
             _check_int(name, getattr(self, name), low)
-        for name in ("sim_samples", "lava_samples", "batch_size", "threads"):
+        for name in ("sim_samples", "lava_samples", "batch_size", "threads", "pruned_epochs"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         if self.lr is not None and (isinstance(self.lr, bool)
@@ -133,7 +141,7 @@ class PipelineConfig:
             elif k == "prune_options" and not isinstance(v, dict):
                 raise ConfigError(f"{source}: field 'prune_options' must be a table")
             elif k in ("epochs", "timesteps", "seed", "sim_samples", "lava_samples",
-                       "batch_size", "threads") and v is not None and (not isinstance(v, int)
+                       "batch_size", "threads", "pruned_epochs") and v is not None and (not isinstance(v, int)
                                                             or isinstance(v, bool)):
                 raise ConfigError(f"{source}: field '{k}' must be an integer, got {v!r}")
             kw[k] = v
@@ -261,6 +269,15 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
         fields["batch_size"] = cfg.batch_size
     if cfg.lr:
         fields["lr"] = cfg.lr
+    if cfg.qat:
+        fields["qat"] = True
+    pruned = {**fields, "prune": cfg.prune}
+    pruned_inputs = [base / "summary.json"]
+    if cfg.from_dense:
+        pruned.update(init_from=str(base), epochs=cfg.pruned_epochs or cfg.epochs)
+        pruned_inputs.append(base / "checkpoint")
+    elif cfg.pruned_epochs:
+        pruned["epochs"] = cfg.pruned_epochs
     train = "spikeship.train.command:train_run"
     ckpt = [out / "checkpoint", out / "summary.json", out / "metrics.jsonl"]
     models = [out / "model.nir", out / "model.onnx", out / "model.net"]
@@ -269,10 +286,10 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
               {"out": str(base), "values": {**fields, "prune": "none"}, "threads": cfg.threads},
               [], [base / "checkpoint", base / "summary.json", base / "metrics.jsonl"]),
         Stage("train-pruned", train,
-              {"out": str(out), "values": {**fields, "prune": cfg.prune},
+              {"out": str(out), "values": pruned,
                "prune_options": dict(sorted(cfg.prune_options.items())),
                "baseline": str(base), "threads": cfg.threads},
-              [base / "summary.json"], ckpt),
+              pruned_inputs, ckpt),
         Stage("export", "spikeship.targets.export_command:export_run",
               {"run_dir": str(out), "formats": list(FORMATS), "netx_optional": True},
               [out / "checkpoint"], models),

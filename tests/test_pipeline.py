@@ -47,6 +47,29 @@ def test_plan_passes_pruner_and_baseline(tmp_path):
     assert list(stages)[-1] == "report"
 
 
+def test_plan_from_dense_and_qat(tmp_path):
+    """from_dense: the pruned run starts from the trained dense run (its checkpoint is an
+    input of the stage, so a new dense run retrains it) for pruned_epochs; qat: both."""
+    cfg = PipelineConfig(out=str(tmp_path / "r"), prune="l1-filter", epochs=3,
+                         from_dense=True, pruned_epochs=5, qat=True,
+                         prune_options={"start": "1", "end": "1"})
+    stages = {s.name: s for s in plan(cfg)}
+    base, pruned = stages["train-baseline"].kwargs, stages["train-pruned"].kwargs
+    assert base["values"]["qat"] is True and base["values"]["epochs"] == 3
+    assert "init_from" not in base["values"]
+    assert pruned["values"]["init_from"] == str(tmp_path / "r" / "baseline")
+    assert pruned["values"]["epochs"] == 5 and pruned["values"]["qat"] is True
+    assert tmp_path / "r" / "baseline" / "checkpoint" in stages["train-pruned"].inputs
+    plain = {s.name: s for s in plan(PipelineConfig(out=str(tmp_path / "p")))}
+    assert "init_from" not in plain["train-pruned"].kwargs["values"]
+    assert "qat" not in plain["train-baseline"].kwargs["values"]
+    for bad, msg in ((dict(from_dense="yes"), "'from_dense' must be true or false"),
+                     (dict(pruned_epochs=0), "'pruned_epochs' must be >= 1"),
+                     (dict(qat=1), "'qat' must be true or false")):
+        with pytest.raises(ConfigError, match=msg):
+            PipelineConfig.from_mapping(bad)
+
+
 def test_stage_skip_is_content_checked(tmp_path):
     inp, out = tmp_path / "in.txt", tmp_path / "out.txt"
     inp.write_text("a")
