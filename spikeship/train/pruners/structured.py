@@ -21,13 +21,14 @@ shares by Sequential index, ``"0:0.4,3:0.6"``, overriding the two), ``start`` /
 ``weights="7:0.9"``: besides whole units, remove the smallest-magnitude single weights
 of the listed *fully connected* layers (Sequential index: share), on the same schedule:
 the share of the weights that the unit pruning left in that layer (so removed rows and
-columns are not counted twice). A neuron left without any incoming synapse is kept:
-its bias alone makes it fire a fixed spike train, a bias input of the next layer
-(removing such neurons cost 1.1-2.0 pt on digits seeds 0-2 with ``weights=7:0.8``,
-where about 90 of fc7's 300 had no input left). A synapse of an FC layer is physically absent from
+columns are not counted twice). A synapse of an FC layer is physically absent from
 every deployed format (NIR, ONNX, netx sparse, the Loihi mapper), so its operations go
 with it; inside a conv kernel a zero would stay stored (Lava's Conv has no sparse
-form), which is why conv layers are refused here (prune their channels instead).
+form), which is why conv layers are refused here (prune their channels instead). A
+neuron left without any incoming synapse is kept: its bias alone makes it fire a
+fixed spike train, a bias input of the next layer (removing such neurons cost 1.1-2.0
+pt on digits seeds 0-2 with ``weights=7:0.8``, where about 90 of fc7's 300 had no
+input left).
 
 Li et al.'s own protocol, a trained network pruned once and retrained, is
 ``spikeship train --init-from DENSE_RUN --prune l1-filter --prune-opt start=1
@@ -43,10 +44,11 @@ synapses) gave -0.53 pt (SE 0.25) at 3.78x (min 3.24) with 20 epochs of fine-tun
 and -0.29 pt (SE 0.23) at 3.70x (min 3.13) with 30; a gradual cut (``end=5``) was
 worse (-0.66 pt), as were a lower fine-tuning rate (``--lr 1e-3``: -1.15 pt) and
 a distillation term towards the dense network's output rates (weights 0.3 / 1 / 3:
--0.8 / -0.9 / -1.3 pt on seeds 0-2, where plain fine-tuning gave 0.0; not kept). The README's
-tables (``benchmarks/bench_prune_energy.py --from-dense``) count the operations from
-the Loihi emulator's spikes, on seeds 0-9 and on seeds 10-19 that played no part in
-choosing the recipe.
+-0.8 / -0.9 / -1.3 pt on seeds 0-2, where plain fine-tuning gave 0.0; not kept). The
+README's tables (``benchmarks/bench_prune_energy.py --from-dense``) count the
+operations from the Loihi emulator's spikes, on seeds 0-9 and on seeds 10-19 that
+played no part in choosing the recipe; with ``--qat`` on both runs: +0.13 pt (SE 0.31)
+at 3.66x (min 3.18) and -0.42 pt (SE 0.26) at 3.60x (min 3.03).
 """
 
 from __future__ import annotations
