@@ -132,29 +132,22 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
 
 
 def paired_ci(dense_dir: Path, pruned_dir: Path) -> tuple[float, float] | None:
-    """95 % interval (pt) of the pruned - dense accuracy difference on one test split,
-    from the two runs' per-sample predictions (``predictions.npz``): the difference of
-    paired proportions, SE = sqrt(b + c - (b - c)^2 / n) / n with b, c the samples only
-    one of the two gets right (Wald). None when a file is missing or the splits differ."""
-    import numpy as np
+    """95 % interval (pt) of the pruned - dense accuracy difference on the shared test
+    samples, from the two runs' ``predictions.npz`` (matched as ``compare``'s McNemar
+    test matches them; :func:`spikeship.stats.paired_difference_interval`). None when
+    they cannot be paired (a file missing, other samples)."""
+    from spikeship.report.significance import mcnemar_runs
+    from spikeship.stats import paired_difference_interval
 
-    try:
-        with np.load(dense_dir / "predictions.npz") as a, \
-                np.load(pruned_dir / "predictions.npz") as b:
-            pa, la, pb, lb = a["predictions"], a["labels"], b["predictions"], b["labels"]
-            ia = a["sample_index"] if "sample_index" in a.files else None
-            ib = b["sample_index"] if "sample_index" in b.files else None
-    except (OSError, KeyError, ValueError):
+    def config(d: Path) -> dict:
+        f = d / "config.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    t = mcnemar_runs(dense_dir, pruned_dir, config(dense_dir), config(pruned_dir))
+    if isinstance(t, str):
         return None
-    if la.shape != lb.shape or not (la == lb).all() or \
-            (ia is not None and ib is not None and not (ia == ib).all()):
-        return None
-    n = len(la)
-    only_pruned = int(((pb == lb) & (pa != la)).sum())
-    only_dense = int(((pa == la) & (pb != lb)).sum())
-    d = (only_pruned - only_dense) / n
-    se = math.sqrt(max(only_pruned + only_dense - (only_pruned - only_dense) ** 2 / n, 0)) / n
-    return 100 * (d - 1.96 * se), 100 * (d + 1.96 * se)
+    lo, hi = paired_difference_interval(t.a_only, t.b_only, t.n)
+    return 100 * lo, 100 * hi
 
 
 def mean_se(xs: list[float]) -> tuple[float, float]:
@@ -205,22 +198,22 @@ def main(argv: list[str] | None = None) -> int:
         ep += "-qat"
         pep += "-qat"
         data.append("--qat")
-    tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune + ("-" + "-".join(o.replace("=", "") for o in args.prune_opt)
-                                     if args.prune_opt else ""))
+    opts = "-".join(o.replace("=", "") for o in args.prune_opt)
+    tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune
+                       + (f"-{opts}" if opts else ""))
     popts = [a for o in args.prune_opt for a in ("--prune-opt", o)]
     rows = []
     for seed in _seeds(args.seeds):
-        dense = one_run(out / f"dense{ep}-s{seed}", seed, data, args.epochs)
+        dense_dir, pruned_dir = out / f"dense{ep}-s{seed}", out / f"{tag}{pep}-s{seed}"
+        dense = one_run(dense_dir, seed, data, args.epochs)
         if args.dense_only:
             print(f"seed {seed}: dense {100 * dense['float']:.2f} %  "
                   f"{dense['synops']:,.0f} synops", flush=True)
             continue
-        init = ["--init-from", str((out / f"dense{ep}-s{seed}").resolve())] \
-            if args.from_dense else []
-        pr = one_run(out / f"{tag}{pep}-s{seed}", seed,
-                     [*data, *init, "--prune", args.prune, *popts],
+        init = ["--init-from", str(dense_dir.resolve())] if args.from_dense else []
+        pr = one_run(pruned_dir, seed, [*data, *init, "--prune", args.prune, *popts],
                      args.epochs if args.pruned_epochs is None else args.pruned_epochs)
-        pr["paired_ci"] = paired_ci(out / f"dense{ep}-s{seed}", out / f"{tag}{pep}-s{seed}")
+        pr["paired_ci"] = paired_ci(dense_dir, pruned_dir)
         rows.append((seed, dense, pr))
         _print_row(seed, dense, pr)
     if rows:

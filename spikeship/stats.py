@@ -9,6 +9,9 @@ Pure functions over counts (no numpy, no scipy: exact integer arithmetic).
   the first got right, ``c`` = only the second. Under H0 (equal accuracy) the ``b + c``
   discordant samples split as Binomial(b + c, 1/2); the two-sided p-value is
   ``min(1, 2 * sum_{i <= min(b, c)} C(b + c, i) / 2^(b + c))`` (1 when ``b + c = 0``).
+- Interval of the difference of two classifiers' accuracies on the same ``n`` samples
+  (difference of paired proportions, Wald): ``d = (c - b) / n`` (second minus first),
+  ``SE = sqrt(b + c - (b - c)^2 / n) / n``, ``d -+ z SE``.
 - Mean and sample standard deviation (``n - 1``) of several seeds' accuracies.
 """
 
@@ -51,6 +54,16 @@ def mcnemar_exact(b: int, c: int) -> float:
         return 1.0
     tail = Fraction(sum(math.comb(m, i) for i in range(min(b, c) + 1)), 2 ** m)
     return float(min(Fraction(1), 2 * tail))
+
+
+def paired_difference_interval(b: int, c: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Interval of (second - first) accuracy on ``n`` shared samples, ``b`` = samples only
+    the first got right, ``c`` = only the second (as :func:`mcnemar_exact`)."""
+    if n <= 0 or b < 0 or c < 0 or b + c > n:
+        raise ValueError(f"need 0 <= b, c and b + c <= n > 0, got b={b}, c={c}, n={n}")
+    d = (c - b) / n
+    se = math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
+    return d - z * se, d + z * se
 
 
 def mean_sd(values: list[float]) -> tuple[float, float | None]:

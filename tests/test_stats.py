@@ -47,3 +47,14 @@ def test_mean_sd_and_record():
     assert r["ci95"][0] == pytest.approx(0.825634, abs=1e-6)
     assert format_accuracy(90, 100) == "90.00 % [82.56, 94.48] (n = 100)"
     assert math.isclose(sum(wilson_interval(50, 100)), 1.0)  # symmetric at p = 1/2
+
+
+def test_paired_difference_interval():
+    from spikeship.stats import Z95, paired_difference_interval
+
+    lo, hi = paired_difference_interval(5, 3, 100)      # second right on 3, first on 5
+    se = (8 - 4 / 100) ** 0.5 / 100
+    assert lo == pytest.approx(-0.02 - Z95 * se) and hi == pytest.approx(-0.02 + Z95 * se)
+    assert paired_difference_interval(0, 0, 450) == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        paired_difference_interval(60, 50, 100)
