@@ -141,8 +141,8 @@ class PipelineConfig:
             elif k == "prune_options" and not isinstance(v, dict):
                 raise ConfigError(f"{source}: field 'prune_options' must be a table")
             elif k in ("epochs", "timesteps", "seed", "sim_samples", "lava_samples",
-                       "batch_size", "threads", "pruned_epochs") and v is not None and (not isinstance(v, int)
-                                                            or isinstance(v, bool)):
+                       "batch_size", "threads", "pruned_epochs") and v is not None \
+                    and (not isinstance(v, int) or isinstance(v, bool)):
                 raise ConfigError(f"{source}: field '{k}' must be an integer, got {v!r}")
             kw[k] = v
         try:
@@ -271,13 +271,11 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
         fields["lr"] = cfg.lr
     if cfg.qat:
         fields["qat"] = True
-    pruned = {**fields, "prune": cfg.prune}
+    pruned = {**fields, "prune": cfg.prune, "epochs": cfg.pruned_epochs or cfg.epochs}
     pruned_inputs = [base / "summary.json"]
     if cfg.from_dense:
-        pruned.update(init_from=str(base), epochs=cfg.pruned_epochs or cfg.epochs)
+        pruned["init_from"] = str(base)
         pruned_inputs.append(base / "checkpoint")
-    elif cfg.pruned_epochs:
-        pruned["epochs"] = cfg.pruned_epochs
     train = "spikeship.train.command:train_run"
     ckpt = [out / "checkpoint", out / "summary.json", out / "metrics.jsonl"]
     models = [out / "model.nir", out / "model.onnx", out / "model.net"]
