@@ -14,6 +14,10 @@ Net: ``dpap-mnist`` (15C3-AvgPool2-40C3-AvgPool2-300FC-10FC) on MNIST-sized inpu
 
 ``fast`` and ``snntorch`` run dense and with DPAP (``--prune dpap``, default
 options; its per-batch statistics and hooks are what DPAP adds per batch).
+``fast+qat`` is ``fast`` with ``--qat`` (:mod:`spikeship.train.qat`: the on-chip
+layers' weights put on the Loihi quantiser's grid before every forward and the
+float master weights put back after the backward); its cost is printed as the
+time ratio qat / dense.
 Throughput is training samples per second over ``--batches`` batches; the
 variants are interleaved ``--repeats`` times (the machine is shared: absolute
 numbers mean little, ratios within one run do) and the median of each is used.
@@ -131,7 +135,7 @@ class Variant:
     """One way of training; ``run(batches)`` times training on them, returns seconds."""
 
     def __init__(self, name: str, data: DatasetBundle, batch_size: int, engine: str,
-                 prune: str):
+                 prune: str, qat: bool = False):
         self.name, self.engine = name, engine
         torch.manual_seed(0)
         if engine == "plain":
@@ -142,7 +146,8 @@ class Variant:
             plain_weights_from(ref.model, self.net)
             self.opt = torch.optim.AdamW(self.net.parameters(), lr=2e-3, weight_decay=0.01)
         else:
-            cfg = TrainConfig(batch_size=batch_size, engine=engine, prune=prune, epochs=1)
+            cfg = TrainConfig(batch_size=batch_size, engine=engine, prune=prune, epochs=1,
+                              qat=qat)
             self.tr = Trainer(cfg, tempfile.mkdtemp(prefix="bench-"), data=data,
                               progress=False, quiet=True)
             self.tr._build()
@@ -173,7 +178,8 @@ def throughput(data: DatasetBundle, batch_size: int, n_batches: int, repeats: in
                 Variant("snntorch", data, batch_size, "snntorch", "none"),
                 Variant("plain", data, batch_size, "plain", "none"),
                 Variant("fast+dpap", data, batch_size, "fast", "dpap"),
-                Variant("snntorch+dpap", data, batch_size, "snntorch", "dpap")]
+                Variant("snntorch+dpap", data, batch_size, "snntorch", "dpap"),
+                Variant("fast+qat", data, batch_size, "fast", "none", qat=True)]
     for v in variants:
         v.run(batches[:2])                                   # warm-up (allocator, caches)
     times: dict[str, list[tuple[float, float]]] = {v.name: [] for v in variants}
@@ -233,6 +239,8 @@ def main() -> None:
                                 ("fast / snntorch (DPAP)", "fast+dpap", "snntorch+dpap"),
                                 ("fast+dpap / plain", "fast+dpap", "plain")):
             print(f"  ratio {label:28s} {w[num] / w[den]:7.2f}x  {c[num] / c[den]:7.2f}x")
+        print(f"  QAT overhead fast (time qat/dense)   {w['fast'] / w['fast+qat']:7.2f}x  "
+              f"{c['fast'] / c['fast+qat']:7.2f}x")
         for eng in ("fast", "snntorch"):
             print(f"  DPAP overhead {eng} (time DPAP/dense) {w[eng] / w[eng + '+dpap']:7.2f}x  "
                   f"{c[eng] / c[eng + '+dpap']:7.2f}x")
