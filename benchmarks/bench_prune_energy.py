@@ -131,13 +131,12 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
             "vanish": vc.get("passed"), "vanish_summary": vc.get("summary", vc.get("note"))}
 
 
-def paired_ci(dense_dir: Path, pruned_dir: Path) -> tuple[float, float] | None:
-    """95 % interval (pt) of the pruned - dense accuracy difference on the shared test
-    samples, from the two runs' ``predictions.npz`` (matched as ``compare``'s McNemar
-    test matches them; :func:`spikeship.stats.paired_difference_interval`). None when
-    they cannot be paired (a file missing, other samples)."""
+def paired_counts(dense_dir: Path, pruned_dir: Path) -> tuple[int, int, int] | None:
+    """``(b, c, n)`` of the two runs' ``predictions.npz`` on their shared test samples:
+    ``b`` samples only the dense run gets right, ``c`` only the pruned one, ``n`` pairs
+    (matched as ``compare``'s McNemar test matches them). None when they cannot be
+    paired (a file missing, other samples)."""
     from spikeship.report.significance import mcnemar_runs
-    from spikeship.stats import paired_difference_interval
 
     def config(d: Path) -> dict:
         f = d / "config.json"
@@ -146,8 +145,35 @@ def paired_ci(dense_dir: Path, pruned_dir: Path) -> tuple[float, float] | None:
     t = mcnemar_runs(dense_dir, pruned_dir, config(dense_dir), config(pruned_dir))
     if isinstance(t, str):
         return None
-    lo, hi = paired_difference_interval(t.a_only, t.b_only, t.n)
+    return int(t.a_only), int(t.b_only), int(t.n)
+
+
+def paired_ci(dense_dir: Path, pruned_dir: Path) -> tuple[float, float] | None:
+    """95 % interval (pt) of the pruned - dense accuracy difference on the shared test
+    samples (:func:`paired_counts`, :func:`spikeship.stats.paired_difference_interval`);
+    None when the runs cannot be paired."""
+    from spikeship.stats import paired_difference_interval
+
+    counts = paired_counts(dense_dir, pruned_dir)
+    if counts is None:
+        return None
+    lo, hi = paired_difference_interval(*counts)
     return 100 * lo, 100 * hi
+
+
+def pooled_paired_line(counts: list[tuple[int, int, int] | None]) -> str:
+    """The seeds' sample pairs pooled into one paired interval (several seeds on a large
+    test split, e.g. MNIST). It measures the test-sample noise of the mean difference
+    over these seeds' networks only; the spread between seeds is the SE line's."""
+    from spikeship.stats import paired_difference_interval
+
+    if len(counts) < 2 or any(c is None for c in counts):
+        return ""
+    b, c, n = (sum(x[i] for x in counts) for i in range(3))
+    lo, hi = paired_difference_interval(b, c, n)
+    return (f"pooled over the {len(counts)} seeds' {n:,} sample pairs: "
+            f"{100 * (c - b) / n:+.2f} pt, 95 % paired interval [{100 * lo:+.2f}, "
+            f"{100 * hi:+.2f}] (test-sample noise only; the seed-to-seed spread is the SE)")
 
 
 def mean_se(xs: list[float]) -> tuple[float, float]:
@@ -213,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         init = ["--init-from", str(dense_dir.resolve())] if args.from_dense else []
         pr = one_run(pruned_dir, seed, [*data, *init, "--prune", args.prune, *popts],
                      args.epochs if args.pruned_epochs is None else args.pruned_epochs)
+        pr["paired_counts"] = paired_counts(dense_dir, pruned_dir)
         pr["paired_ci"] = paired_ci(dense_dir, pruned_dir)
         rows.append((seed, dense, pr))
         _print_row(seed, dense, pr)
@@ -317,6 +344,7 @@ def _summary(rows, path: Path, note: str = "") -> None:
         f"effective synops ratio dense/pruned: min {min(ratio):.2f}, mean "
         f"{sum(ratio) / len(ratio):.2f}; Loihi energy ratio: min {min(eratio):.2f}, "
         f"mean {sum(eratio) / len(eratio):.2f}",
+        *filter(None, [pooled_paired_line([p.get("paired_counts") for _, _, p in rows])]),
         f"largest |emulator - float| over all runs: {max(gap):.2f} pt",
         cores_summary(rows),
         f"every seed prunes channels in conv0 and conv3: {chans}; energy (vanish check) exit "

@@ -160,3 +160,15 @@ def test_cores_summary_when_only_the_pruned_graph_fits(bench):
     assert "Loihi 2 min 6.38" in text and text.endswith("(every seed): True")
     rows = [(0, {"cores": {"loihi": 9, "loihi2": 8}}, {"cores": {"loihi": None, "loihi2": 4}})]
     assert bench.cores_summary(rows).endswith("(every seed): False")
+
+
+def test_pooled_interval_sums_the_seeds_pairs(bench):
+    """Two seeds of 100 pairs each: b = 5 + 1, c = 3 + 1 of 200 -> -1 pt, SE
+    sqrt(10 - 4/200)/200; one seed or a seed without pairs gives no line."""
+    line = bench.pooled_paired_line([(5, 3, 100), (1, 1, 100)])
+    se = 100 * (10 - 4 / 200) ** 0.5 / 200
+    z = 1.959963984540054
+    assert "2 seeds' 200 sample pairs: -1.00 pt" in line
+    assert f"[{-1 - z * se:+.2f}, {-1 + z * se:+.2f}]" in line
+    assert bench.pooled_paired_line([(5, 3, 100)]) == ""
+    assert bench.pooled_paired_line([(5, 3, 100), None]) == ""
