@@ -38,7 +38,7 @@ Each run directory's ``model.onnx`` is used (exported first with ``spikeship exp
 4. **Where the time goes** (informative, not part of the criterion): ONNX Runtime's own
    profile per node (kernel time per inference, in the graph ORT optimised), the output
    elements per sample of the other per-step nodes (the LIF's Sub / Mul / Add / Greater
-   / Where / Cast: work that shrinks with the neurons kept, not the synapses), the FLOP
+   / Cast: work that shrinks with the neurons kept, not the synapses), the FLOP
    ratio of all ops (2 x MACs + those elements), and the MAC ratio with group-1 Conv
    channels rounded up to ORT's NCHWc block (16 floats with AVX-512, else 8), since ORT
    pads channels to it (15 and 9 channels both cost 16).
@@ -148,7 +148,7 @@ def nchwc_block() -> int:
 
 def count_elementwise(model) -> int:
     """Output elements per sample of every other node that runs per call (the LIF's Sub,
-    Mul, Add, Greater, Where, Cast, Flatten, ...; not the load-time weight rebuild): the
+    Mul, Add, Greater, Cast, Flatten, ...; not the load-time weight rebuild): the
     work that shrinks with the neurons kept, not with the synapses."""
     import onnx
 

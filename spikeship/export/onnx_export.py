@@ -24,7 +24,8 @@ Per layer (the equations of the NIR export, forward Euler, ``k = dt/tau = 1 - be
            entries (values + indices) scattered into zeros at load time (see _weight)
     pool   Conv(x, ones(C,1,k,k), group=C)       (sum pool; exact for spikes)
     flatten Flatten(axis=1)
-    lif    v' = v + k * (I - v);  z = Greater(v', th);  v'' = Where(z, 0, v');  Cast(z)
+    lif    v' = v + k * (I - v);  z = Cast(Greater(v', th));  v'' = v' - v' * z
+           (= Where(z, 0, v') for finite v', in two cheaper passes)
     if     v' = v + I  (beta = 1), then as lif
 
 Graph metadata (``metadata_props``): ``format="spikeship-onnx/1"``, ``mode``, ``dt``,
@@ -119,7 +120,6 @@ def _neuron(b: _Builder, layer: NeuronLayer, cur: str, v: str | None, tag: str):
     """Returns (spikes as float, new membrane after reset)."""
     n = layer.name
     th = b.const(f"{n}.threshold", np.array(layer.threshold, dtype=np.float32))
-    zero = b.const("zero", np.array(0.0, dtype=np.float32))
     if layer.beta >= 1.0:
         vp = cur if v is None else b.op("Add", [v, cur], f"{n}{tag}.v_int")
     else:
@@ -130,8 +130,10 @@ def _neuron(b: _Builder, layer: NeuronLayer, cur: str, v: str | None, tag: str):
             d = b.op("Sub", [cur, v], f"{n}{tag}.dv")
             vp = b.op("Add", [v, b.op("Mul", [k, d], f"{n}{tag}.kdv")], f"{n}{tag}.v_int")
     z = b.op("Greater", [vp, th], f"{n}{tag}.fire")
-    v_new = b.op("Where", [z, zero, vp], f"{n}{tag}.v_reset")
     zf = b.op("Cast", [z], f"{n}{tag}.z", to=TensorProto.FLOAT)
+    # reset to zero where fired: v' * z is v' or 0, so v' - v' * z is 0 or v' exactly
+    # (ONNX Runtime's broadcasting Where is the slowest elementwise kernel of the graph)
+    v_new = b.op("Sub", [vp, b.op("Mul", [vp, zf], f"{n}{tag}.v_fired")], f"{n}{tag}.v_reset")
     return zf, v_new
 
 
@@ -151,6 +153,16 @@ def _step(b: _Builder, net: DeployableNet, x: str, state: dict[str, str | None],
         else:
             raise ExportError(f"no ONNX mapping for {type(layer).__name__}")
     return x, spikes, vnew
+
+
+def _rename(b: _Builder, names: dict[str, str]) -> None:
+    """Give node outputs the graph's output names in place (every use renamed too), so
+    that no Identity node copies a state or spike tensor once per step."""
+    for node in b.nodes:
+        for seq in (node.input, node.output):
+            for i, x in enumerate(seq):
+                if x in names:
+                    seq[i] = names[x]
 
 
 def _vi(name: str, shape) -> onnx.ValueInfoProto:
@@ -186,10 +198,10 @@ def to_onnx(net: DeployableNet, *, mode: str = "step", timesteps: int | None = N
         _, spikes, vnew = _step(b, net, "x", state, "")
         inputs = [_vi("x", net.input_shape)] + [_vi(f"v_{l.name}", l.shape) for l in neurons]
         outputs = [_vi("spikes", neurons[-1].shape)]
-        b.op("Identity", [spikes[last]], "spikes")
+        _rename(b, {**{vnew[l.name]: f"v_{l.name}_next" for l in neurons},
+                    **{spikes[l.name]: f"z_{l.name}" for l in neurons}})
+        b.op("Identity", [f"z_{last}"], "spikes")
         for l in neurons:
-            b.op("Identity", [vnew[l.name]], f"v_{l.name}_next")
-            b.op("Identity", [spikes[l.name]], f"z_{l.name}")
             outputs += [_vi(f"v_{l.name}_next", l.shape), _vi(f"z_{l.name}", l.shape)]
         steps = 1
     elif mode == "unrolled":
@@ -212,8 +224,8 @@ def to_onnx(net: DeployableNet, *, mode: str = "step", timesteps: int | None = N
         b.op("Concat", outs, "spikes", axis=1) if steps > 1 else b.op("Identity", outs, "spikes")
         outputs = [helper.make_tensor_value_info("spikes", TensorProto.FLOAT,
                                                  ["batch", steps, *neurons[-1].shape])]
+        _rename(b, {counts[l.name]: f"count_{l.name}" for l in neurons})
         for l in neurons:
-            b.op("Identity", [counts[l.name]], f"count_{l.name}")
             outputs.append(_vi(f"count_{l.name}", l.shape))
     else:
         raise ExportError(f"ONNX mode must be 'step' or 'unrolled', got {mode!r}")

@@ -55,7 +55,9 @@ def test_pruned_onnx_initializers_are_smaller_and_spike_is_a_comparison(tmp_path
             elif hasattr(layer, "mask"):
                 assert layer.mask.all()
         ops = {n.op_type for n in m.graph.node}
-        assert "Greater" in ops and "Where" in ops
+        assert "Greater" in ops and "Where" not in ops      # reset as v' - v' * z
+        assert "Identity" not in {n.op_type for n in m.graph.node
+                                  if n.output[0] != "spikes"}   # outputs named in place
         assert all(n.domain in ("", "ai.onnx") for n in m.graph.node)   # no custom ops
     assert shapes[False]["conv0.weight"] == (5, 2, 3, 3)
     assert shapes[True]["conv0.weight"] == (4, 2, 3, 3)
