@@ -31,6 +31,12 @@ Loihi and Loihi 2 cores come from ``energy.json``'s ``cores`` (the mapper's coun
 the deployed graph, ``after_pruning``), dense and pruned per seed; the summary says
 whether the cores were at least halved on both chips for every seed.
 
+The figure ``OUT/TAG-tradeoff.png`` (matplotlib) shows, per seed, the dense and the
+pruned run as two points joined by a line (operations per sample, log scale, against
+float and emulator accuracy), and each seed's operations ratio against its paired
+accuracy difference with its 95 % interval; ``--figure PATH`` copies it (e.g. to
+``docs/`` for the README).
+
 ``--readme README.md`` rewrites the block between ``<!-- prune-table:begin -->`` and
 ``<!-- prune-table:end -->`` with the table, the summary, the machine, the versions,
 the date and the exact command, so the README's table is generated, never pasted.
@@ -51,6 +57,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                          "quantiser's grid)")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
     ap.add_argument("--dense-only", action="store_true")
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="also copy the trade-off figure (OUT/TAG-tradeoff.png) here")
     ap.add_argument("--from-dense", action="store_true",
                     help="each pruned run starts from the trained dense run of its seed "
                          "(spikeship train --init-from): prune a trained network, fine-tune")
@@ -252,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"more with the pruner (the dense run: "
                     f"{args.epochs or 'the default number of'} epochs)")
         text = _summary(rows, out / f"{tag}{pep}-table.md", note=note)
+        fig = out / f"{tag}{pep}-tradeoff.png"
+        if plot(rows, fig, title=f"{tag}{pep}: {args.prune} {' '.join(args.prune_opt)}"):
+            print(f"wrote {fig}", flush=True)
+            if args.figure:
+                shutil.copyfile(fig, args.figure)
+                print(f"copied to {args.figure}", flush=True)
         if args.readme is not None:
             cmd = shlex.join(["python", "benchmarks/bench_prune_energy.py",
                               *(sys.argv[1:] if argv is None else argv)])
@@ -356,6 +371,55 @@ def _summary(rows, path: Path, note: str = "") -> None:
     path.write_text(text)
     print(text, flush=True)
     return text
+
+
+def plot(rows, path: Path, title: str = "") -> bool:
+    """Per seed, dense and pruned run as two points joined by a line: effective synaptic
+    operations per sample (log x) against float accuracy (filled), the Loihi emulator's
+    beside it (open); left panel. Right panel: each seed's operations ratio against its
+    paired accuracy difference with its 95 % interval, and their mean. False when
+    matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    for i, (seed, d, p) in enumerate(rows):
+        c = f"C{i % 10}"
+        xs = [d["synops"], p["synops"]]
+        ax.plot(xs, [100 * d["float"], 100 * p["float"]], "-o", color=c, alpha=0.7,
+                label=f"seed {seed}" if len(rows) <= 10 else None)
+        ax.plot(xs, [100 * d["emu"], 100 * p["emu"]], "o", color=c, alpha=0.7,
+                markerfacecolor="none")
+        ratio = d["synops"] / p["synops"]
+        diff = 100 * (p["float"] - d["float"])
+        ci = p.get("paired_ci")
+        yerr = None if ci is None else [[diff - ci[0]], [ci[1] - diff]]
+        bx.errorbar([ratio], [diff], yerr=yerr, fmt="o", color=c, capsize=3)
+        bx.annotate(str(seed), (ratio, diff), textcoords="offset points", xytext=(4, 3),
+                    fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("effective synaptic operations per sample (Loihi emulator spikes)")
+    ax.set_ylabel("test accuracy (%): float (filled), emulator (open)")
+    ax.grid(alpha=0.3, which="both")
+    if len(rows) <= 10:
+        ax.legend(fontsize=7, ncol=2)
+    bx.axhline(0.0, color="k", lw=0.8)
+    mean = sum(100 * (p["float"] - d["float"]) for _, d, p in rows) / len(rows)
+    bx.axhline(mean, color="C3", lw=1.0, ls=":", label=f"mean {mean:+.2f} pt")
+    bx.legend(fontsize=7)
+    bx.axvline(3.0, color="k", lw=0.8, ls="--")
+    bx.set_xlabel("operations ratio dense / pruned")
+    bx.set_ylabel("accuracy pruned - dense (pt), 95 % paired interval")
+    bx.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 # ---- the README block -----------------------------------------------------------------------
