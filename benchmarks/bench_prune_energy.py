@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if plot(rows, fig, title=f"{tag}{pep}: {args.prune} {' '.join(args.prune_opt)}"):
             print(f"wrote {fig}", flush=True)
             if args.figure:
+                args.figure.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(fig, args.figure)
                 print(f"copied to {args.figure}", flush=True)
         if args.readme is not None:
