@@ -44,7 +44,9 @@ Each run directory's ``model.onnx`` is used (exported first with ``spikeship exp
    pads channels to it (15 and 9 channels both cost 16).
 
 Criterion (issue 16): measured speed-up >= 0.8 x MAC ratio (dense / pruned). The table
-is printed, a JSON written (``--json``, default ``PRUNED_RUN/bench-onnx-latency.json``),
+is printed (``--readme README.md [--block NAME]`` also writes it into the README's
+``<!-- onnx-latency[-NAME]:begin -->`` block, with machine, versions, date and command),
+a JSON written (``--json``, default ``PRUNED_RUN/bench-onnx-latency.json``),
 and the exit code is 0 when the criterion held and the structure check passed, 1 when
 not, 2 on a usage error.
 """
@@ -63,8 +65,17 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_prune_energy import check_block, render_block, rewrite_readme  # noqa: E402
+
 FACTOR = 0.8
 MAC_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def readme_markers(block: str = "") -> tuple[str, str]:
+    """Begin / end markers of the README block ``onnx-latency[-block]``."""
+    name = f"onnx-latency-{block}" if block else "onnx-latency"
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
 # ---- MACs of the executed shapes ---------------------------------------------------------
@@ -429,7 +440,9 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
 
 
 # ---- output ----------------------------------------------------------------------------------
-def table(doc: dict) -> str:
+def table(doc: dict, profile: bool = True) -> str:
+    """The report: MACs per layer, latency and criterion, ONNX Runtime's profile (unless
+    ``profile`` is False: the README block leaves it out), the structure check."""
     d, p = doc["dense"], doc["pruned"]
     lines = ["| layer | op | dense weight | pruned weight | zeros multiplied (pruned) | "
              "dense MACs | pruned MACs | ratio |", "|---|---|---|---|---|---|---|---|"]
@@ -466,24 +479,27 @@ def table(doc: dict) -> str:
         f"{doc['required_speedup']:.2f}x: {'HELD' if doc['criterion_held'] else 'NOT HELD'}",
     ]
     pd, pp = doc["ort_profile"]["dense"], doc["ort_profile"]["pruned"]
-    lines += ["", "ONNX Runtime's profile (kernel us per inference, its optimised graph; "
+    lines += [] if not profile else ["", "ONNX Runtime's profile (kernel us per inference, its optimised graph; "
               "*_nchwc = blocked-channel Conv):",
               "| ORT node | op | dense us | pruned us | ratio |", "|---|---|---|---|---|"]
-    for name in sorted(set(pd["nodes"]) | set(pp["nodes"])):
+    for name in sorted(set(pd["nodes"]) | set(pp["nodes"])) if profile else ():
         a, b = pd["nodes"].get(name), pp["nodes"].get(name)
         ua = a["us_per_inference"] if a else 0.0
         ub = b["us_per_inference"] if b else 0.0
         lines.append(f"| {name} | {(a or b)['op']} | {ua:.0f} | {ub:.0f} | "
                      f"{ua / ub if ub else float('inf'):.2f} |")
-    for op in sorted(set(pd["by_op_us"]) | set(pp["by_op_us"])):
+    for op in sorted(set(pd["by_op_us"]) | set(pp["by_op_us"])) if profile else ():
         if op in MAC_OPS or "Reorder" in op:
             continue
         ua, ub = pd["by_op_us"].get(op, 0.0), pp["by_op_us"].get(op, 0.0)
         lines.append(f"| (all {op}) | {op} | {ua:.0f} | {ub:.0f} | "
                      f"{ua / ub if ub else float('inf'):.2f} |")
-    lines.append(f"| total kernels | | {pd['kernel_us_per_inference']:.0f} | "
-                 f"{pp['kernel_us_per_inference']:.0f} | "
-                 f"{pd['kernel_us_per_inference'] / pp['kernel_us_per_inference']:.2f} |")
+    if profile:
+        lines.append(f"| total kernels | | {pd['kernel_us_per_inference']:.0f} | "
+                     f"{pp['kernel_us_per_inference']:.0f} | "
+                     f"{pd['kernel_us_per_inference'] / pp['kernel_us_per_inference']:.2f} |")
+    else:
+        lines.append("")
     bad = [r for r in d["structure"] + p["structure"] if not r["ok"]]
     for run in (d, p):
         for r in run["structure"]:
@@ -512,7 +528,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=5, help="inferences per model per round")
     ap.add_argument("--json", type=Path, default=None,
                     help="default: PRUNED/bench-onnx-latency.json")
+    ap.add_argument("--readme", type=Path, default=None,
+                    help="rewrite the <!-- onnx-latency-BLOCK:begin --> ... end block of this "
+                         "file with the table, machine, versions, date and command")
+    ap.add_argument("--block", default="", help="README block name (onnx-latency-NAME)")
     args = ap.parse_args(argv)
+    begin, end = readme_markers(args.block)
+    if args.readme is not None:
+        check_block(args.readme, begin, end)      # before the measurement, not after
     for d in (args.dense, args.pruned):
         if not (d / "checkpoint").is_dir():
             ap.error(f"{d} is not a trained run directory (no checkpoint/)")
@@ -526,6 +549,16 @@ def main(argv: list[str] | None = None) -> int:
 
     write_json_atomic(out, doc)
     print(f"written {out}")
+    if args.readme is not None:
+        import shlex
+
+        cmd = shlex.join(["python", "benchmarks/bench_onnx_latency.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+        rewrite_readme(args.readme, render_block(
+            f"dense {args.dense.name}, pruned {args.pruned.name}\n\n{table(doc, profile=False)}",
+            cmd, begin,
+            end, "benchmarks/bench_onnx_latency.py"), begin, end)
+        print(f"rewrote the {begin} block of {args.readme}", flush=True)
     return 0 if doc["criterion_held"] and doc["structure_ok"] else 1
 
 

@@ -100,6 +100,19 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
         r["ort_weight_shape"] == r["weight_shape"] for r in doc["pruned"]["nodes"])
     assert len(doc["latency_raw_s"]["dense"]) == 2 and doc["speedup"]["median"] > 0
     assert doc["required_speedup"] == pytest.approx(0.8 * doc["mac_ratio"])
+    # --readme: the table goes into the named block, the rest of the file stays
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- onnx-latency-x:begin -->\nold\n<!-- onnx-latency-x:end -->\n"
+                      "bottom\n")
+    bench.main([str(dense), str(pruned), "--batch", "8", "--rounds", "2", "--calls", "1",
+                "--json", str(out), "--readme", str(readme), "--block", "x"])
+    text = readme.read_text()
+    assert text.startswith("top\n<!-- onnx-latency-x:begin -->") and text.endswith(
+        "<!-- onnx-latency-x:end -->\nbottom\n") and "\nold\n" not in text
+    assert f"| total | | | | | {sum(dmacs.values()):,} | {sum(macs.values()):,} |" in text
+    assert "Machine: " in text and "Command: `python benchmarks/bench_onnx_latency.py" in text
+    with pytest.raises(SystemExit):        # no such block: refused before measuring
+        bench.main([str(dense), str(pruned), "--readme", str(readme), "--block", "y"])
 
 
 def test_a_zero_filled_layer_is_reported(bench, runs):
