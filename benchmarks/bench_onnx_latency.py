@@ -440,6 +440,30 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
 
 
 # ---- output ----------------------------------------------------------------------------------
+def profile_rows(prof: dict) -> list[str]:
+    """ONNX Runtime's per-node and per-op kernel times, dense vs pruned, as table rows."""
+    pd, pp = prof["dense"], prof["pruned"]
+    lines = ["", "ONNX Runtime's profile (kernel us per inference, its optimised graph; "
+             "*_nchwc = blocked-channel Conv):",
+             "| ORT node | op | dense us | pruned us | ratio |", "|---|---|---|---|---|"]
+    for name in sorted(set(pd["nodes"]) | set(pp["nodes"])):
+        a, b = pd["nodes"].get(name), pp["nodes"].get(name)
+        ua = a["us_per_inference"] if a else 0.0
+        ub = b["us_per_inference"] if b else 0.0
+        lines.append(f"| {name} | {(a or b)['op']} | {ua:.0f} | {ub:.0f} | "
+                     f"{ua / ub if ub else float('inf'):.2f} |")
+    for op in sorted(set(pd["by_op_us"]) | set(pp["by_op_us"])):
+        if op in MAC_OPS or "Reorder" in op:
+            continue
+        ua, ub = pd["by_op_us"].get(op, 0.0), pp["by_op_us"].get(op, 0.0)
+        lines.append(f"| (all {op}) | {op} | {ua:.0f} | {ub:.0f} | "
+                     f"{ua / ub if ub else float('inf'):.2f} |")
+    lines.append(f"| total kernels | | {pd['kernel_us_per_inference']:.0f} | "
+                 f"{pp['kernel_us_per_inference']:.0f} | "
+                 f"{pd['kernel_us_per_inference'] / pp['kernel_us_per_inference']:.2f} |")
+    return lines
+
+
 def table(doc: dict, profile: bool = True) -> str:
     """The report: MACs per layer, latency and criterion, ONNX Runtime's profile (unless
     ``profile`` is False: the README block leaves it out), the structure check."""
@@ -478,28 +502,7 @@ def table(doc: dict, profile: bool = True) -> str:
         f"  MAC ratio {doc['mac_ratio']:.2f}x; required >= {FACTOR} x {doc['mac_ratio']:.2f} = "
         f"{doc['required_speedup']:.2f}x: {'HELD' if doc['criterion_held'] else 'NOT HELD'}",
     ]
-    pd, pp = doc["ort_profile"]["dense"], doc["ort_profile"]["pruned"]
-    lines += [] if not profile else ["", "ONNX Runtime's profile (kernel us per inference, its optimised graph; "
-              "*_nchwc = blocked-channel Conv):",
-              "| ORT node | op | dense us | pruned us | ratio |", "|---|---|---|---|---|"]
-    for name in sorted(set(pd["nodes"]) | set(pp["nodes"])) if profile else ():
-        a, b = pd["nodes"].get(name), pp["nodes"].get(name)
-        ua = a["us_per_inference"] if a else 0.0
-        ub = b["us_per_inference"] if b else 0.0
-        lines.append(f"| {name} | {(a or b)['op']} | {ua:.0f} | {ub:.0f} | "
-                     f"{ua / ub if ub else float('inf'):.2f} |")
-    for op in sorted(set(pd["by_op_us"]) | set(pp["by_op_us"])) if profile else ():
-        if op in MAC_OPS or "Reorder" in op:
-            continue
-        ua, ub = pd["by_op_us"].get(op, 0.0), pp["by_op_us"].get(op, 0.0)
-        lines.append(f"| (all {op}) | {op} | {ua:.0f} | {ub:.0f} | "
-                     f"{ua / ub if ub else float('inf'):.2f} |")
-    if profile:
-        lines.append(f"| total kernels | | {pd['kernel_us_per_inference']:.0f} | "
-                     f"{pp['kernel_us_per_inference']:.0f} | "
-                     f"{pd['kernel_us_per_inference'] / pp['kernel_us_per_inference']:.2f} |")
-    else:
-        lines.append("")
+    lines += profile_rows(doc["ort_profile"]) if profile else [""]
     bad = [r for r in d["structure"] + p["structure"] if not r["ok"]]
     for run in (d, p):
         for r in run["structure"]:

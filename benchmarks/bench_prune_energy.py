@@ -155,32 +155,33 @@ def paired_counts(dense_dir: Path, pruned_dir: Path) -> tuple[int, int, int] | N
     return int(t.a_only), int(t.b_only), int(t.n)
 
 
-def paired_ci(dense_dir: Path, pruned_dir: Path) -> tuple[float, float] | None:
-    """95 % interval (pt) of the pruned - dense accuracy difference on the shared test
-    samples (:func:`paired_counts`, :func:`spikeship.stats.paired_difference_interval`);
-    None when the runs cannot be paired."""
+def interval_pt(counts: tuple[int, int, int]) -> tuple[float, float]:
+    """95 % interval (pt) of the pruned - dense difference from :func:`paired_counts`
+    (:func:`spikeship.stats.paired_difference_interval`)."""
     from spikeship.stats import paired_difference_interval
 
-    counts = paired_counts(dense_dir, pruned_dir)
-    if counts is None:
-        return None
     lo, hi = paired_difference_interval(*counts)
     return 100 * lo, 100 * hi
+
+
+def paired_ci(dense_dir: Path, pruned_dir: Path) -> tuple[float, float] | None:
+    """95 % interval (pt) of the pruned - dense accuracy difference on the shared test
+    samples; None when the runs cannot be paired."""
+    counts = paired_counts(dense_dir, pruned_dir)
+    return None if counts is None else interval_pt(counts)
 
 
 def pooled_paired_line(counts: list[tuple[int, int, int] | None]) -> str:
     """The seeds' sample pairs pooled into one paired interval (several seeds on a large
     test split, e.g. MNIST). It measures the test-sample noise of the mean difference
     over these seeds' networks only; the spread between seeds is the SE line's."""
-    from spikeship.stats import paired_difference_interval
-
     if len(counts) < 2 or any(c is None for c in counts):
         return ""
     b, c, n = (sum(x[i] for x in counts) for i in range(3))
-    lo, hi = paired_difference_interval(b, c, n)
+    lo, hi = interval_pt((b, c, n))
     return (f"pooled over the {len(counts)} seeds' {n:,} sample pairs: "
-            f"{100 * (c - b) / n:+.2f} pt, 95 % paired interval [{100 * lo:+.2f}, "
-            f"{100 * hi:+.2f}] (test-sample noise only; the seed-to-seed spread is the SE)")
+            f"{100 * (c - b) / n:+.2f} pt, 95 % paired interval [{lo:+.2f}, "
+            f"{hi:+.2f}] (test-sample noise only; the seed-to-seed spread is the SE)")
 
 
 def mean_se(xs: list[float]) -> tuple[float, float]:
@@ -248,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         init = ["--init-from", str(dense_dir.resolve())] if args.from_dense else []
         pr = one_run(pruned_dir, seed, [*data, *init, "--prune", args.prune, *popts],
                      args.epochs if args.pruned_epochs is None else args.pruned_epochs)
-        pr["paired_counts"] = paired_counts(dense_dir, pruned_dir)
-        pr["paired_ci"] = paired_ci(dense_dir, pruned_dir)
+        counts = pr["paired_counts"] = paired_counts(dense_dir, pruned_dir)
+        pr["paired_ci"] = None if counts is None else interval_pt(counts)
         rows.append((seed, dense, pr))
         _print_row(seed, dense, pr)
     if rows:
