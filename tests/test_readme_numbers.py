@@ -62,3 +62,37 @@ def test_quick_mode_rewrites_only_the_marked_block(tmp_path):
                         capture_output=True, text=True, timeout=300)
     assert r3.returncode != 0 and "lr=0.5" in r3.stderr
     assert readme.read_text()[len(before):-len(after)] == block2   # README untouched
+
+
+def test_reuse_compares_dpap_options_as_resolved(tmp_path):
+    """A DPAP run given no option before the default changed (its checkpoint records the
+    paper's options, without the newer ones) is reused for ``preset=paper``; a run that
+    trained the chip default is refused for it, naming prune_options."""
+    import json
+
+    from spikeship.train.config import TrainConfig
+    from spikeship.train.pruners.dpap_config import DPAPConfig
+    from tests.bench_loader import load_benchmark
+
+    rn = load_benchmark("readme_numbers")
+    fields = {"prune": "dpap", "prune_options": {"preset": "paper"}}
+
+    def fake_run(name, saved_options, resolved):
+        run = tmp_path / name
+        (run / "checkpoint").mkdir(parents=True)
+        cfg = TrainConfig(prune="dpap", epochs=20).to_json()
+        cfg["prune_options"] = saved_options
+        (run / "config.json").write_text(json.dumps(cfg))
+        (run / "summary.json").write_text(json.dumps({"wall_time_s": 1.0}))
+        meta = {"pruner": {"name": "dpap", "meta": {"config": resolved}}}
+        (run / "checkpoint" / "meta.json").write_text(json.dumps(meta))
+        return run
+
+    old = {k: v for k, v in DPAPConfig().to_json().items()
+           if k not in ("cut_epoch", "cut_at", "unit_budget_first", "synapse_budget_fc",
+                        "synapse_budgets", "strength", "default_epochs")}
+    summary = rn.reusable(fake_run("old", {}, old), {**fields, "epochs": 20})
+    assert summary is not None and summary["reused"]
+    chip = DPAPConfig.from_options({}).to_json()
+    with pytest.raises(SystemExit, match="prune_options"):
+        rn.reusable(fake_run("chip", {}, chip), {**fields, "epochs": 20})

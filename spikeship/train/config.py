@@ -25,6 +25,7 @@ from spikeship.safeopen import LIMITS, read_text
 DEVICES = ("cpu", "cuda", "auto")
 ENGINES = ("fast", "snntorch")
 PRECISIONS = ("fp32", "bf16")
+DEFAULT_EPOCHS = 20             # a run's length unless the pruner's options ask otherwise
 DEFAULT_LR_SNN = 2e-3
 DEFAULT_LR_ANN = 1e-2
 
@@ -44,7 +45,7 @@ class TrainConfig:
     hidden: int = 32                 # tiny-mlp only
     timesteps: int = 8
     seed: int = 0                    # weights, shuffling, pruner randomness
-    epochs: int = 20
+    epochs: int | None = None        # None: the pruner's default_epochs, else 20
     batch_size: int = 32
     lr: float | None = None          # peak learning rate; None = 2e-3 (SNN) / 1e-2 (ANN)
     weight_decay: float = 0.01       # AdamW, decoupled
@@ -65,7 +66,7 @@ class TrainConfig:
         from spikeship.data import DATASETS
         from spikeship.train.losses import default_loss, get_loss
         from spikeship.train.models import ANN_ONLY, PRESETS
-        from spikeship.train.pruners import PRUNERS
+        from spikeship.train.pruners import PRUNERS, get_pruner_class
 
         _choice("dataset", self.dataset, DATASETS)
         _choice("model", self.model, PRESETS)
@@ -91,6 +92,10 @@ class TrainConfig:
         _int("seed", self.seed, 0, 2**63 - 1)
         _int("hidden", self.hidden, 1, 1 << 16)
         _int("timesteps", self.timesteps, 1, 10_000)
+        if self.epochs is None:
+            asked = get_pruner_class(self.prune).default_epochs(self.prune_options) \
+                if isinstance(self.prune_options, dict) else None
+            object.__setattr__(self, "epochs", asked or DEFAULT_EPOCHS)
         _int("epochs", self.epochs, 1, 1_000_000)
         _int("batch_size", self.batch_size, 1, 1 << 20)
         _int("warmup_epochs", self.warmup_epochs, 0)

@@ -129,6 +129,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
                                            weight_decay=cfg.weight_decay)
         self.pruner = get_pruner_class(cfg.prune)(dict(cfg.prune_options))
+        self.pruner.set_run(cfg.epochs)
         self.pruner.attach(self.model, self.masks, self.layers, ann=cfg.ann)
         self.multistep = cfg.engine == "fast" and not cfg.ann
         if self.multistep and not multistep.supports(self.model):
@@ -151,6 +152,9 @@ class Trainer:
         self.steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup_steps = self.steps_per_epoch * cfg.warmup_epochs
+        # a pruner may restart the schedule (DPAP's cut: warm-up and cosine afresh, as a
+        # fine-tuning run would); the segment before the restart decays to its end
+        self.restart_step = self.steps_per_epoch * max(self.pruner.lr_restart_epoch() - 1, 0)
         self.step = 0
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
@@ -285,6 +289,17 @@ class Trainer:
             hook.remove()
         return torch.stack(mems)
 
+    def _lr(self, step: int) -> float:
+        """Learning rate of optimiser step ``step``: :func:`lr_at` over the run, or over
+        each segment when the pruner restarts the schedule at ``restart_step``."""
+        cfg, r = self.config, self.restart_step
+        if not r:
+            return lr_at(step, self.total_steps, self.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+        if step < r:
+            return lr_at(step, r, self.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+        return lr_at(step - r, self.total_steps - r, self.warmup_steps, cfg.lr,
+                     cfg.min_lr_ratio)
+
     def train_epoch(self, epoch: int, progress=None, task=None) -> dict[str, float]:
         cfg, model = self.config, self.model
         model.train()
@@ -295,7 +310,7 @@ class Trainer:
                    else self._batches(self.data.train, order, cfg.batch_size))  # rank's share
         for x, y in batches:
             self.dp.maybe_fault(self.step)
-            lr = lr_at(self.step, self.total_steps, self.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+            lr = self._lr(self.step)
             loss, out = self.train_step(x, y, lr, membrane)
             self.dp.after_pruner_batch(self.pruner, self.masks, self.step)
             if len(y):

@@ -52,12 +52,12 @@ def run_batch(model, pruner, rows, timesteps=3):
 def test_registered_and_options_validated():
     assert get_pruner_class("dpap") is DPAPPruner
     with pytest.raises(ConfigError, match="nonsense"):
-        DPAPPruner({"nonsense": "1"})
+        DPAPPruner({"preset": "paper", "nonsense": "1"})
 
 
 def test_traces_and_bcm_of_two_batches_by_hand():
     model, layers, masks = hand_net()
-    pr = DPAPPruner()
+    pr = DPAPPruner({"preset": "paper"})
     pr.attach(model, masks, layers)
     run_batch(model, pr, [X_A])
     a, b = torch.tensor(POST_A), torch.tensor(POST_B)
@@ -82,7 +82,7 @@ def test_theta_is_per_sample_mean_independent_of_batch_size():
     results = []
     for split in ([[X_A, X_B], [X_A]], [[X_A], [X_B], [X_A]]):
         model, layers, masks = hand_net()
-        pr = DPAPPruner()
+        pr = DPAPPruner({"preset": "paper"})
         pr.attach(model, masks, layers)
         for rows in split:
             run_batch(model, pr, rows)
@@ -95,7 +95,7 @@ def test_theta_is_per_sample_mean_independent_of_batch_size():
 
 def test_one_epoch_survival_update_and_prune_decision_by_hand():
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
+    pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
                      "decay": "staircase"})
     pr.attach(model, masks, layers)
     run_batch(model, pr, [X_A])
@@ -120,7 +120,7 @@ def test_one_epoch_survival_update_and_prune_decision_by_hand():
 def test_warmup_and_scale_delay_updates():
     model, layers, masks = hand_net()
     # scale 2: training epoch e is the paper's epoch 2 (e - 1)
-    pr = DPAPPruner({"beta": 0.1, "warmup": 5, "scale": 2, "decay": "staircase"})
+    pr = DPAPPruner({"preset": "paper", "beta": 0.1, "warmup": 5, "scale": 2, "decay": "staircase"})
     pr.attach(model, masks, layers)
     for epoch in (1, 2, 3):                                   # paper epochs 0, 2, 4
         run_batch(model, pr, [X_A])
@@ -144,7 +144,7 @@ def conv_net():
 def test_conv_bcm_is_channel_by_channel():
     torch.manual_seed(0)
     model, layers, masks = conv_net()
-    pr = DPAPPruner()
+    pr = DPAPPruner({"preset": "paper"})
     pr.attach(model, masks, layers)
     model.train()
     x = torch.rand(4, 2, 4, 4) * 3
@@ -164,7 +164,7 @@ def test_conv_bcm_is_channel_by_channel():
 def test_conv_synapses_prune_whole_kernels_of_channel_pairs():
     torch.manual_seed(0)
     model, layers, masks = conv_net()
-    pr = DPAPPruner({"conv_synapses": True, "warmup": 0, "beta": 0.5, "scale": 1,
+    pr = DPAPPruner({"preset": "paper", "conv_synapses": True, "warmup": 0, "beta": 0.5, "scale": 1,
                      "eps_conv": 1.9, "c_conv": 5})
     pr.attach(model, masks, layers)
     model.train()
@@ -182,7 +182,7 @@ def test_pruned_unit_stays_silent_on_any_input():
     torch.manual_seed(1)
     model, layers, masks = conv_net()
     opt = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.1)
-    pr = DPAPPruner({"beta": 0.01, "warmup": 0, "eps_conv": 1.9, "eps_fc": 1.9})
+    pr = DPAPPruner({"preset": "paper", "beta": 0.01, "warmup": 0, "eps_conv": 1.9, "eps_fc": 1.9})
     pr.attach(model, masks, layers)
     for epoch in (1, 2):
         for _ in range(3):
@@ -230,7 +230,7 @@ def test_reduced_stats_give_identical_decisions_on_two_workers():
     workers = []
     for rows in ([X_A], [X_B]):
         model, layers, masks = hand_net()
-        pr = DPAPPruner({"beta": 1, "warmup": 0, "criterion": "hebb"})
+        pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "criterion": "hebb"})
         pr.attach(model, masks, layers)
         run_batch(model, pr, rows)
         workers.append((pr, masks))
@@ -241,7 +241,7 @@ def test_reduced_stats_give_identical_decisions_on_two_workers():
             v.copy_(total[k])
     # reference: one worker seeing both samples in one batch
     model, layers, masks = hand_net()
-    ref = DPAPPruner({"beta": 1, "warmup": 0, "criterion": "hebb"})
+    ref = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "criterion": "hebb"})
     ref.attach(model, masks, layers)
     run_batch(model, ref, [X_A, X_B])
     ref.end_epoch(1)
@@ -253,7 +253,7 @@ def test_reduced_stats_give_identical_decisions_on_two_workers():
 
 
 def test_state_roundtrip_through_files_resumes_exactly(tmp_path):
-    opts = {"beta": 2, "warmup": 0, "window": "cumulative"}
+    opts = {"preset": "paper", "beta": 2, "warmup": 0, "window": "cumulative"}
 
     def epoch(model, pr, masks, e):
         run_batch(model, pr, [X_A, X_B])
@@ -294,7 +294,7 @@ def test_state_roundtrip_through_files_resumes_exactly(tmp_path):
 @pytest.mark.parametrize("criterion", ["hebb", "stdp"])
 def test_ablation_criteria_by_hand(criterion):
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"criterion": criterion, "warmup": 0, "beta": 0.5})
+    pr = DPAPPruner({"preset": "paper", "criterion": criterion, "warmup": 0, "beta": 0.5})
     pr.attach(model, masks, layers)
     run_batch(model, pr, [X_A])
     imp = pr.t["imp_epoch.1"].clone()
@@ -322,7 +322,7 @@ def test_ann_twin_uses_relu_outputs_and_logits():
     layers = describe(model, spec.input_shape)
     assert layers[-1].neuron is None                     # ANN output gives logits
     masks = MaskSet(model, layers)
-    pr = DPAPPruner()
+    pr = DPAPPruner({"preset": "paper"})
     pr.attach(model, masks, layers, ann=True)
     model.train()
     x = torch.randn(6, 1, 1, 7)
@@ -337,15 +337,18 @@ def test_ann_twin_uses_relu_outputs_and_logits():
 
 
 @pytest.mark.slow
-def test_trainer_run_with_dpap_resumes_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("options", [{"preset": "paper", "warmup": 0, "beta": 1, "scale": 1},
+                                     {}])
+def test_trainer_run_with_dpap_resumes_bit_for_bit(tmp_path, options):
     """The real trainer on digits (tiny-mlp 64 -> 9 -> 10): stop after epoch 2 + resume
-    gives the same masks, survival functions and weights as an uninterrupted run."""
+    gives the same masks, survival functions and weights as an uninterrupted run; with
+    the paper's schedule and with the default (the cut at the end of epoch 2 of 3)."""
     from spikeship.train.checkpoint import load_checkpoint
     from spikeship.train.config import TrainConfig
     from spikeship.train.trainer import Trainer
 
     cfg = TrainConfig(model="tiny-mlp", hidden=9, epochs=3, timesteps=3, batch_size=128,
-                      prune="dpap", prune_options={"warmup": 0, "beta": 1, "scale": 1})
+                      prune="dpap", prune_options=options)
     full = Trainer(cfg, tmp_path / "full", progress=False, quiet=True).run()
     Trainer(cfg, tmp_path / "part", progress=False, quiet=True).run(stop_after=2)
     part = Trainer(cfg, tmp_path / "part", progress=False, quiet=True).run(resume=True)
@@ -363,7 +366,7 @@ def test_ramped_per_layer_unit_budget_removes_lowest_survival_first():
     """``unit_budgets`` / ``budget_start`` / ``budget_end``: units with F_D < 0 are removed
     no faster than the cubic ramp allows (lowest F first), and never beyond the budget."""
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
+    pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
                      "decay": "staircase", "unit_budgets": "1:0.6", "budget_start": 0,
                      "budget_end": 4})
     pr.attach(model, masks, layers)
@@ -389,3 +392,83 @@ def test_budget_options_validated():
                 {"budget_start": 5, "budget_end": 2}, {"budget_start": -1}):
         with pytest.raises(ConfigError, match="budget"):
             DPAPPruner(bad)
+
+
+def test_cut_epoch_cuts_to_budget_lowest_survival_first_then_freezes():
+    """``cut_epoch``: at that epoch's end each budgeted layer loses exactly its budget,
+    lowest F_D first even while every F is still positive, and ``synapse_budgets``
+    removes that share of the remaining synapses, lowest F_BCM first; afterwards no
+    survival value changes and nothing more is removed."""
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"preset": "paper", "beta": 10, "warmup": 0, "scale": 1, "decay": "staircase",
+                     "cut_epoch": 1, "unit_budgets": "1:0.6", "synapse_budgets": "3:0.5"})
+    pr.attach(model, masks, layers)
+    run_batch(model, pr, [X_A])
+    rep = pr.end_epoch(1)
+    # F = 9.99 + dF with dF = [2.5, 2 d1 - 1.5, -1.5, -1.5, 2.5] (by hand, test above):
+    # all positive, so the plain rule removes nothing; the cut takes 3 of 5, lowest F
+    f = pr.t["f_unit.1"]
+    assert bool((f > 0).all())
+    assert masks.units["1"].tolist() == [True, False, False, False, True]
+    assert rep["cut"] and rep["active"] and rep["cut_epoch"] == 1
+    # output layer: 3 x 2 synapses left after the unit cut, half of them cut
+    eff = masks.effective("3")
+    assert rep["layers"]["3"]["cut_synapses"] == 3 and int(eff.sum()) == 3
+    fs = pr.t["f_syn.3"][:, [0, 4]]
+    kept, gone = fs[eff[:, [0, 4]]], fs[~eff[:, [0, 4]]]
+    assert float(gone.max()) <= float(kept.min())
+    before = {k: v.clone() for k, v in pr.t.items() if k.startswith("f_")}
+    for epoch in (2, 3):
+        run_batch(model, pr, [X_B])
+        rep = pr.end_epoch(epoch)
+        assert not rep["cut"] and not rep["active"]
+    assert all(torch.equal(pr.t[k], v) for k, v in before.items())
+    assert masks.units["1"].tolist() == [True, False, False, False, True]
+    assert int(masks.effective("3").sum()) == 3
+
+
+def test_cut_mode_removes_nothing_before_the_cut_and_exactly_the_budget_at_it():
+    """With beta = 1 the paper's rule would remove units 1-3 after one epoch (F < 0, test
+    above); in cut mode the survival values wait for the cut, where 2 have F < 0 (theta
+    now counts epoch 1), and exactly floor(0.2 * 5) = 1 unit goes: the lowest F (units
+    2 and 3 tie; so do their D; the lower index)."""
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "scale": 1, "decay": "staircase",
+                     "output_synapses": False, "cut_at": 0.25, "unit_budgets": "1:0.2"})
+    pr.set_run(4)                                   # floor(0.25 * 4) + 1 = epoch 2
+    pr.attach(model, masks, layers)
+    run_batch(model, pr, [X_A])
+    rep = pr.end_epoch(1)
+    assert not rep["active"] and masks.units["1"].all()
+    assert torch.all(pr.t["f_unit.1"] == 1.0)
+    run_batch(model, pr, [X_A])
+    rep = pr.end_epoch(2)
+    assert rep["cut"] and rep["cut_epoch"] == 2
+    assert int((pr.t["f_unit.1"] < 0).sum()) == 2       # more than the budget allows
+    assert masks.units["1"].tolist() == [True, True, False, True, True]
+
+
+def test_cut_epoch_beyond_the_run_is_refused_and_sets_the_default_run_length():
+    pr = DPAPPruner({"preset": "paper", "cut_epoch": 30})
+    with pytest.raises(ConfigError, match="before the cut"):
+        pr.set_run(20)
+    assert DPAPPruner.default_epochs({"default_epochs": 50}) == 50
+    assert DPAPPruner.default_epochs({"preset": "paper"}) is None
+
+
+def test_cut_options_validated():
+    with pytest.raises(ConfigError, match="cut_epoch or cut_at"):
+        DPAPPruner({"preset": "paper", "synapse_budgets": "3:0.5"})
+    with pytest.raises(ConfigError, match="exclude"):
+        DPAPPruner({"preset": "paper", "cut_epoch": 3, "cut_at": 0.4})
+    with pytest.raises(ConfigError, match="cut_at must be in"):
+        DPAPPruner({"preset": "paper", "cut_at": 1.5})
+    with pytest.raises(ConfigError, match="synapse_budgets"):
+        DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "3:2"})
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "3:0.5", "output_synapses": False})
+    with pytest.raises(ConfigError, match="synapse_budgets names layer 3"):
+        pr.attach(model, masks, layers)
+    pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "9:0.5"})
+    with pytest.raises(ConfigError, match="synapse_budgets names layer 9"):
+        pr.attach(model, masks, layers)

@@ -114,7 +114,8 @@ def test_synops_objective_decays_a_costly_unit_faster():
     f = {}
     for objective in ("params", "synops"):
         model, layers, masks = conv_net()
-        pr = DPAPPruner({"objective": objective, "warmup": 0, "scale": 1, "beta": 100})
+        pr = DPAPPruner({"preset": "paper", "objective": objective, "warmup": 0, "scale": 1,
+                         "beta": 100})
         pr.attach(model, masks, layers)
         model.train()
         with torch.no_grad():

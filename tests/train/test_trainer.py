@@ -235,3 +235,33 @@ def test_config_unknown_field_json_round_trip_and_files(tmp_path):
     assert parse_prune_option("mode=neuron") == ("mode", "neuron")
     with pytest.raises(ConfigError, match="key=value"):
         parse_prune_option("novalue")
+
+
+def test_run_length_defaults_to_what_the_pruner_asks():
+    assert TrainConfig().epochs == 20
+    assert TrainConfig(prune="dpap").epochs == 50                  # the chip default
+    assert TrainConfig(prune="dpap", prune_options={"preset": "paper"}).epochs == 20
+    assert TrainConfig(prune="dpap", epochs=7).epochs == 7
+    assert TrainConfig.from_json(TrainConfig(prune="dpap").to_json()).epochs == 50
+
+
+def test_dpap_cut_restarts_the_learning_rate_schedule(tmp_path):
+    """DPAP's default cut (epoch floor(0.4 * 5) + 1 = 3 of 5): epochs 1-2 are one
+    warm-up + cosine that decays to their end, epochs 3-5 another, as a dense run
+    followed by a fine-tuning run would have."""
+    from spikeship.train.trainer import Trainer
+
+    cfg = TrainConfig(model="tiny-mlp", hidden=9, epochs=5, timesteps=3, batch_size=128,
+                      prune="dpap")
+    tr = Trainer(cfg, tmp_path / "r", progress=False, quiet=True)
+    tr.run()
+    s, w = tr.steps_per_epoch, tr.warmup_steps
+    assert tr.restart_step == 2 * s
+    seen = [tr._lr(k) for k in range(5 * s)]
+    assert seen[:2 * s] == [lr_at(k, 2 * s, w, cfg.lr) for k in range(2 * s)]
+    assert seen[2 * s:] == [lr_at(k, 3 * s, w, cfg.lr) for k in range(3 * s)]
+    assert seen[2 * s - 1] < 0.05 * cfg.lr and seen[3 * s - 1] == pytest.approx(cfg.lr)
+    lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [round(x["lr"], 12) for x in lines] == \
+        [round(seen[(e + 1) * s - 1], 12) for e in range(5)]
+    assert lines[2]["pruner"]["cut"] and lines[1]["pruning_rate"] == 0 < lines[2]["pruning_rate"]

@@ -3,6 +3,7 @@
 Life cycle, driven by :class:`spikeship.train.trainer.Trainer`::
 
     pruner = PrunerClass(options)                 # options: a dict of pruner settings
+    pruner.set_run(E)                             # the run's length in epochs
     pruner.attach(model, masks, layers, ann=...)  # register hooks; masks is the MaskSet
     for epoch in 1..E:
         for batch:                                # model.train()
@@ -44,6 +45,22 @@ class Pruner:
         self.masks: MaskSet | None = None
         self.layers: list[LayerInfo] = []
         self.ann = False
+
+    @classmethod
+    def default_epochs(cls, options: dict[str, Any] | None) -> int | None:
+        """Run length this pruner's options ask for when ``--epochs`` is not given
+        (None: the CLI's default)."""
+        return None
+
+    def lr_restart_epoch(self) -> int:
+        """1-based epoch at whose start the learning-rate schedule restarts (warm-up and
+        cosine afresh over the rest of the run; the part before decays to its end);
+        0: one schedule over the whole run. Valid after :meth:`set_run`."""
+        return 0
+
+    def set_run(self, epochs: int) -> None:
+        """The run's length in epochs (called before :meth:`attach`); raise
+        ``ConfigError`` when the options cannot work in a run that long."""
 
     def attach(self, model: nn.Sequential, masks: MaskSet, layers: list[LayerInfo],
                ann: bool = False) -> None:

@@ -1,11 +1,16 @@
 """Options of the DPAP pruner (``--prune dpap --prune-opt key=value``), validated.
 
-Defaults are the paper's and NOTES.md's (LIF trace tau = 0.5, gamma = 0.999,
-beta = 10, warm-up 5 epochs; conv channels eps 0.65, eta 12, C 5; FC synapses and
-neurons eps 1.5, eta 13, C 2), except where a choice had to be made between the
-paper and the authors' script; ``preset=paper`` names them. ``preset=channels``
-prunes conv channels (eps 1.0, eta 30, C 2, at most 45 % of a conv layer's
-channels). Why and what was measured: see :mod:`spikeship.train.pruners.dpap`.
+The default is ``preset=chip`` (``CHIP`` below: one run of 50 epochs, dense for 40 %,
+then DPAP's strength-weighted criterion applied once and every layer cut to its budget,
+then fine-tuning). The dataclass defaults are the paper's and NOTES.md's (LIF trace
+tau = 0.5, gamma = 0.999, beta = 10, warm-up 5 epochs; conv channels eps 0.65, eta 12,
+C 5; FC synapses and neurons eps 1.5, eta 13, C 2), except where a choice had to be
+made between the paper and the authors' script; ``preset=paper`` selects them (and
+``preset=channels`` builds on them: conv channels pruned in-run, eps 1.0, eta 30, C 2,
+at most 45 % of a conv layer's channels). Why and what was measured: see
+:mod:`spikeship.train.pruners.dpap`. Everything below about ``scale`` concerns the
+survival schedule (``preset=paper`` / ``channels``); the cut makes one update, whose
+ranking no scale changes.
 
 Schedule scaling: the paper's schedule is written in epochs of a ~100-epoch run
 (pruning settles and accuracy peaks between its epochs 60 and 80, Fig 2D-F).
@@ -40,11 +45,16 @@ WINDOWS = ("epoch", "cumulative")
 OBJECTIVES = ("params", "synops")
 
 # Named option sets (``--prune-opt preset=NAME``); options given beside a preset win.
-# "" is the default (the dataclass defaults below, = "paper"); "paper" names the
-# paper's survival schedule explicitly; "channels" prunes conv channels (issue 16; see
-# spikeship.train.pruners.dpap for what it costs and why it is not the default).
+# "" is the default: "chip" (issue 16: what the chip pays for; see
+# spikeship.train.pruners.dpap for what it departs from and what it measured).
+# "paper" names the paper's survival schedule (= the dataclass defaults below);
+# "channels" is an earlier in-run channel schedule, kept for comparison.
+CHIP = {"cut_at": 0.4, "default_epochs": 50, "restart_lr": True, "strength": True,
+        "spine": "synaptic",
+        "unit_budget_first": 0.4, "unit_budget_conv": 0.65, "synapse_budget_fc": 0.8}
 PRESETS: dict[str, dict[str, Any]] = {
-    "": {},
+    "": CHIP,
+    "chip": CHIP,
     "channels": {"eps_conv": 1.0, "eta_conv": 30.0, "c_conv": 2.0, "unit_budget_conv": 0.45},
     "paper": {"objective": "params", "decay": "exp", "normalisation": "p75",
               "eps_conv": 0.65, "eta_conv": 12.0, "c_conv": 5.0, "unit_budget_conv": 1.0,
@@ -57,7 +67,7 @@ _CHOICES = {"criterion": CRITERIA, "normalisation": NORMALISATIONS, "decay": DEC
             "preset": tuple(PRESETS)}
 _POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs", "cost_cap"}
 _NON_NEGATIVE = {"tau", "gamma", "warmup", "eps_conv", "eps_fc", "c_conv", "c_fc",
-                 "run_epochs", "cost_power", "unit_budget_conv", "unit_budget_fc",
+                 "run_epochs", "cut_epoch", "cut_at", "default_epochs", "cost_power", "unit_budget_conv", "unit_budget_fc",
                  "budget_start", "budget_end"}
 
 
@@ -92,6 +102,20 @@ class DPAPConfig:
     budget_start: float = 0.0           # > budget_start: the budgets ramp up (Zhu & Gupta's
     budget_end: float = 0.0             # cubic) from 0 after epoch budget_start to full at
                                         # epoch budget_end (training epochs); 0, 0 = at once
+    cut_epoch: int = 0                  # > 0: the cut (one survival update from this epoch's
+                                        # statistics, then every layer cut to its budgets,
+                                        # lowest F first whatever its sign) at the end of this
+                                        # training epoch; nothing removed before or after
+    cut_at: float = 0.0                 # > 0: the cut at the end of epoch floor(cut_at * E) + 1
+                                        # of an E-epoch run (excludes cut_epoch)
+    unit_budget_first: float = 1.0      # unit budget of the first prunable layer (the input's)
+    synapse_budget_fc: float = 0.0      # at the cut: share of each hidden FC layer's remaining
+                                        # synapses removed (lowest F_BCM first)
+    synapse_budgets: str = ""           # "index:share,...": the same per layer (overrides)
+    strength: bool = False              # criterion x |w| (conv: the pair's kernel L1 norm)
+    default_epochs: int = 0             # run length when --epochs is not given (0: the CLI's)
+    restart_lr: bool = False            # cut mode: the learning-rate schedule restarts with
+                                        # the cut's epoch (the dense phase decays to its end)
     objective: str = "params"           # "synops": decay value scaled by on-chip cost
     cost_power: float = 1.0             # eps_i = eps * (cost_i / mean cost) ** cost_power
     cost_cap: float = 4.0               # ... clipped to at most cost_cap
@@ -110,14 +134,45 @@ class DPAPConfig:
                 raise ConfigError(f"dpap option {key} must be >= 0, got {getattr(self, key)}")
         if not self.scale > 0:
             raise ConfigError(f"dpap option scale must be > 0, got {self.scale}")
-        if self.unit_budget_conv > 1 or self.unit_budget_fc > 1:
-            raise ConfigError("dpap options unit_budget_conv and unit_budget_fc must be <= 1")
+        for key in ("unit_budget_conv", "unit_budget_fc", "unit_budget_first",
+                    "synapse_budget_fc", "cut_at"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"dpap option {key} must be in [0, 1], "
+                                  f"got {getattr(self, key)}")
+        if self.cut_epoch and self.cut_at:
+            raise ConfigError("dpap options cut_epoch and cut_at exclude each other")
         if self.budget_end < self.budget_start:
             raise ConfigError(f"dpap option budget_end={self.budget_end} must be >= "
                               f"budget_start={self.budget_start}")
         self.layer_budgets()          # validates unit_budgets
+        self.layer_synapse_budgets()  # validates synapse_budgets
+        if (self.synapse_budgets or self.synapse_budget_fc) and not self.cuts:
+            raise ConfigError("dpap options synapse_budgets and synapse_budget_fc act at the "
+                              "cut: set cut_epoch or cut_at")
         if self.gamma > 1 or self.tau > 1:
             raise ConfigError("dpap options gamma and tau must be <= 1")
+
+    @property
+    def cuts(self) -> bool:
+        """True in cut mode (``cut_epoch`` or ``cut_at``)."""
+        return bool(self.cut_epoch or self.cut_at)
+
+    def cut_epoch_of(self, run_epochs: int) -> int:
+        """The 1-based epoch of the cut in a ``run_epochs``-epoch run (0: no cut)."""
+        if self.cut_epoch:
+            return self.cut_epoch
+        if self.cut_at:
+            return min(int(self.cut_at * run_epochs) + 1, run_epochs)
+        return 0
+
+    def synapse_share(self, name: str, kind: str, is_output: bool) -> float | None:
+        """Share of layer ``name``'s remaining synapses removed at the cut (None: none)."""
+        per_layer = self.layer_synapse_budgets()
+        if name in per_layer:
+            return per_layer[name]
+        if kind == "fc" and not is_output and self.synapse_budget_fc > 0:
+            return self.synapse_budget_fc
+        return None
 
     @property
     def epoch_scale(self) -> float:
@@ -126,27 +181,24 @@ class DPAPConfig:
 
     def layer_budgets(self) -> dict[str, float]:
         """``unit_budgets`` parsed: ``{layer index: share}``, each share in [0, 1]."""
-        out: dict[str, float] = {}
-        for part in filter(None, (p.strip() for p in self.unit_budgets.split(","))):
-            name, sep, share = part.partition(":")
-            try:
-                x = float(share)
-            except ValueError:
-                x = -1.0
-            if not sep or not name.strip() or not 0.0 <= x <= 1.0:
-                raise ConfigError(f"dpap option unit_budgets: expected 'index:share,...' "
-                                  f"with shares in [0, 1], got {part!r}")
-            out[name.strip()] = x
-        return out
+        return _shares("unit_budgets", self.unit_budgets)
 
-    def unit_budget(self, name: str, kind: str, epoch: int) -> float:
+    def layer_synapse_budgets(self) -> dict[str, float]:
+        """``synapse_budgets`` parsed: ``{layer index: share}``, each share in [0, 1]."""
+        return _shares("synapse_budgets", self.synapse_budgets)
+
+    def unit_budget(self, name: str, kind: str, epoch: int, first: bool = False) -> float:
         """Share of layer ``name``'s units that may be removed in all by the end of
-        ``epoch`` (1-based): its budget, ramped up along Zhu & Gupta's cubic between
-        ``budget_start`` and ``budget_end`` when they differ."""
+        ``epoch`` (1-based): its budget (``unit_budgets``, else ``unit_budget_first`` for
+        the first prunable layer when below 1, else by kind), ramped up along Zhu &
+        Gupta's cubic between ``budget_start`` and ``budget_end`` when they differ."""
         from spikeship.train.pruners.schedule import zhu_gupta_sparsity
 
-        full = self.layer_budgets().get(
-            name, self.unit_budget_conv if kind == "conv" else self.unit_budget_fc)
+        if first and self.unit_budget_first < 1.0:
+            by_kind = self.unit_budget_first
+        else:
+            by_kind = self.unit_budget_conv if kind == "conv" else self.unit_budget_fc
+        full = self.layer_budgets().get(name, by_kind)
         if full >= 1.0 or self.budget_end <= self.budget_start:
             return full
         return zhu_gupta_sparsity(float(epoch), 0.0, full, self.budget_start, self.budget_end)
@@ -175,10 +227,27 @@ class DPAPConfig:
             raise ConfigError(f"dpap option preset={preset!r}: choose one of "
                               f"{[p for p in PRESETS if p]}")
         base = {k: v for k, v in PRESETS[preset].items()
-                if not (k == "scale" and "run_epochs" in options)}
+                if not (k == "scale" and "run_epochs" in options)
+                and not (k == "cut_at" and "cut_epoch" in options)}
         merged = {**base, **options}
         values = {k: _coerce(k, v, types[k]) for k, v in merged.items()}
         return cls(**values)
+
+
+def _shares(option: str, text: str) -> dict[str, float]:
+    """``"index:share,..."`` parsed into ``{index: share}``, each share in [0, 1]."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, share = part.partition(":")
+        try:
+            x = float(share)
+        except ValueError:
+            x = -1.0
+        if not sep or not name.strip() or not 0.0 <= x <= 1.0:
+            raise ConfigError(f"dpap option {option}: expected 'index:share,...' "
+                              f"with shares in [0, 1], got {part!r}")
+        out[name.strip()] = x
+    return out
 
 
 def _coerce(key: str, value: Any, typ: str) -> Any:

@@ -48,7 +48,7 @@ import torch
 
 NORMALISATIONS = ("minmax", "p75")
 DECAYS = ("exp", "staircase")
-SPINES = ("minmax-product", "raw-product")
+SPINES = ("minmax-product", "raw-product", "synaptic")
 
 
 # ---- traces (Eq 5, 6, 18, 19) -----------------------------------------------------------
@@ -177,6 +177,8 @@ def spine_importance(synaptic: torch.Tensor, trace_sum: torch.Tensor, mode: str,
     row = s.sum(1)
     if mode == "raw-product":
         return trace_sum * row
+    if mode == "synaptic":
+        return row
     return normalise(row, "minmax", alive_units) * normalise(trace_sum, "minmax", alive_units)
 
 
