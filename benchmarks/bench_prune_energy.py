@@ -132,10 +132,20 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
         cores[chip] = after.get("cores")          # None when the mapper refused the graph
     return {"cores": cores, "float": summ["test_accuracy"], "emu": sim["accuracy"],
             "samples": sim["samples"], "pruning_rate": summ["pruning_rate"],
+            "epochs": summ.get("epochs"),
             "units": units, "synops": t["ops_effective"],
             "synops_unpruned": t["ops_dense"],
             "energy_uj": t["energy_pj"] / 1e6, "energy_rc": energy_rc,
             "vanish": vc.get("passed"), "vanish_summary": vc.get("summary", vc.get("note"))}
+
+
+def epochs_line(rows) -> str:
+    """How long the dense and the pruned runs trained, from their summaries."""
+    def span(vals):
+        vals = sorted({v for v in vals if v is not None})
+        return "/".join(map(str, vals)) if vals else "?"
+    return (f"epochs (from the runs' summaries): dense {span(d.get('epochs') for _, d, _ in rows)}"
+            f", pruned {span(p.get('epochs') for _, _, p in rows)}")
 
 
 def paired_counts(dense_dir: Path, pruned_dir: Path) -> tuple[int, int, int] | None:
@@ -261,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.pruned_epochs or args.epochs or 'the default number of'} epochs "
                     f"more with the pruner (the dense run: "
                     f"{args.epochs or 'the default number of'} epochs)")
+        else:
+            note = epochs_line(rows)
         text = _summary(rows, out / f"{tag}{pep}-table.md", note=note)
         fig = out / f"{tag}{pep}-tradeoff.png"
         if plot(rows, fig, title=f"{tag}{pep}: {args.prune} {' '.join(args.prune_opt)}"):

@@ -19,11 +19,12 @@ def bench():
     return load_benchmark("bench_prune_energy")
 
 
-def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict) -> None:
+def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict,
+                  epochs: int = 20) -> None:
     """The files bench_prune_energy reads from a run that went through train / export /
     simulate / energy (values chosen by the test)."""
     d.mkdir(parents=True)
-    (d / "summary.json").write_text(json.dumps({"test_accuracy": acc,
+    (d / "summary.json").write_text(json.dumps({"test_accuracy": acc, "epochs": epochs,
                                                 "pruning_rate": 0.0 if units["0"] == 15 else 0.7}))
     (d / "model.net").write_bytes(b"")
     (d / "simulate-loihi-emu.json").write_text(json.dumps({"accuracy": acc - 0.002,
@@ -61,7 +62,7 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
         _finished_run(out / f"dense-s{seed}", 0.97, 500_000.0, {"loihi": 9, "loihi2": 8},
                       {"0": 15, "3": 40, "7": 300})
         _finished_run(out / f"dpap-s{seed}", 0.965, 150_000.0, {"loihi": pl, "loihi2": pl2},
-                      {"0": 9, "3": 22, "7": 150})
+                      {"0": 9, "3": 22, "7": 150}, epochs=50)
     readme = tmp_path / "README.md"
     readme.write_text(README)
     assert bench.main(["--seeds", "0-1", "--out", str(out), "--readme", str(readme)]) == 0
@@ -77,6 +78,7 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
     # seed 1 on Loihi: 9 / 5 = 1.8 < 2, so not halved on both chips
     assert ("cores dense/pruned: Loihi min 1.80, mean 2.02; Loihi 2 min 2.00, mean 2.33; "
             "cores halved on both chips (every seed): False") in text
+    assert "epochs (from the runs' summaries): dense 20, pruned 50" in text
     assert "Machine: " in text and "Python " in text and " UTC." in text
     assert (f"Command: `python benchmarks/bench_prune_energy.py --seeds 0-1 --out {out} "
             f"--readme {readme}`") in text

@@ -472,3 +472,19 @@ def test_cut_options_validated():
     pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "9:0.5"})
     with pytest.raises(ConfigError, match="synapse_budgets names layer 9"):
         pr.attach(model, masks, layers)
+
+
+@pytest.mark.parametrize("strength,kept", [(False, 4), (True, 0)])
+def test_strength_weights_the_criterion_by_the_synapse(strength, kept):
+    """Hidden units 0 and 4 see the same input trace and fire at every step, so their
+    BCM rows tie; unit 0's synapse is twice as strong. Cut to 1 unit of 5: without
+    ``strength`` the tie goes by index (unit 4 stays), with it unit 0 stays."""
+    model, layers, masks = hand_net()
+    with torch.no_grad():
+        model[1].weight[0, 0] = 2.0
+    pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "unit_budgets": "1:0.8",
+                     "spine": "synaptic", "strength": strength, "output_synapses": False})
+    pr.attach(model, masks, layers)
+    run_batch(model, pr, [X_A])
+    pr.end_epoch(1)
+    assert torch.nonzero(masks.units["1"]).flatten().tolist() == [kept]

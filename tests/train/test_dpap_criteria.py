@@ -96,6 +96,9 @@ def test_spine_eq11_both_variants():
     alive = torch.ones(3, 2, dtype=torch.bool)
     alive[1, 1] = False
     assert K.spine_importance(syn, trace, "raw-product", alive).tolist() == [2.0, 1.0, 6.0]
+    # "synaptic": the rows alone, the trace plays no part
+    assert K.spine_importance(syn, trace, "synaptic").tolist() == [1.0, 3.0, 2.0]
+    assert K.spine_importance(syn, trace, "synaptic", alive).tolist() == [1.0, 1.0, 2.0]
 
 
 def test_survival_eq12_to_17_one_update_by_hand():

@@ -22,10 +22,12 @@ channel populations first, so ``N`` is a channel count there.
   threshold of the batches *before* it (theta = 0 on the very first batch).
 - Eq 10: ``BCM^e`` is the sum of Eq 7 over the batches of epoch ``e``.
 - Eq 11 (dendritic spine importance of unit i): ``D_i = sum_b S_post[b, i] *
-  sum_j BCM^e_ij``. ``spine="minmax-product"`` (default, as the authors' script)
-  min-max normalises both factors before multiplying, so a very active unit whose
-  BCM sum is negative is not ranked below a silent one; ``"raw-product"`` is Eq 11
-  as printed. The sum over j runs over the synapses that still exist.
+  sum_j BCM^e_ij``. ``spine="minmax-product"`` (the paper's path, as the authors'
+  script) min-max normalises both factors before multiplying, so a very active unit
+  whose BCM sum is negative is not ranked below a silent one; ``"raw-product"`` is
+  Eq 11 as printed; ``"synaptic"`` is the synaptic sum alone, ``sum_j BCM^e_ij``
+  (the chip default, where the criterion is weighted by ``|w_ij|``: see
+  :mod:`.dpap`). The sum over j runs over the synapses that still exist.
 - Eq 12-13: ``delta = 2 * Normalized(I) - eps``. ``Normalized`` is ``"minmax"``
   (the paper's "linear normalisation": ``(x - min) / (max - min)``) or ``"p75"``
   (the script's ``unit()``: ``(x - min) / (p75 - min)`` clipped to [0, 1], p75 the
