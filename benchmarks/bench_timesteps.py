@@ -118,7 +118,8 @@ def sweep_run(args, out: Path, t: int, seed: int, kind: str, tag: str) -> dict:
             "pruning_rate": row["pruning_rate"], "synops": row["synops"],
             "energy_uj": energy_uj, "latency_steps": steps,
             "latency_model_s": steps * dt_s if dt_s else None, "dt_s": dt_s,
-            "edp_uj_steps": energy_uj * steps, "energy_rc": row["energy_rc"]}
+            "edp_uj_steps": energy_uj * steps, "energy_rc": row["energy_rc"],
+            "epochs": row.get("epochs")}
 
 
 def summarise(rows: list[dict], ref_t: int) -> tuple[list[dict], dict]:
@@ -162,11 +163,21 @@ SEED_HEADER = ("| T | kind | seed | float % | emu % | pruned % | synops / sample
                "Loihi uJ / sample | EDP (uJ x steps) | energy exit | run |")
 
 
+def _epochs_by_kind(rows: list[dict]) -> str:
+    """``dense 20, dpap 50``: how long each kind trained, from the runs' summaries."""
+    kinds: dict[str, set] = {}
+    for r in rows:
+        kinds.setdefault(r["kind"], set()).add(r.get("epochs"))
+    return ", ".join(f"{k} {'/'.join(str(e) for e in sorted(v, key=str))}"
+                     for k, v in sorted(kinds.items(), key=lambda kv: kv[0] != "dense"))
+
+
 def markdown(summary: list[dict], rows: list[dict], ref: dict, args) -> str:
     sep = lambda h: "|" + "|".join(["---"] * (h.count("|") - 1)) + "|"  # noqa: E731
     lines = [f"Time-step sweep: dataset {args.dataset}, pruned = --prune {args.prune} "
              f"{' '.join('--prune-opt ' + o for o in args.prune_opt) or '(CLI defaults)'}, "
-             f"epochs {args.epochs or 'CLI default'}, limit-train {args.limit_train}, "
+             f"epochs {args.epochs or 'CLI default'} ({_epochs_by_kind(rows)}), "
+             f"limit-train {args.limit_train}, "
              f"limit-test {args.limit_test}", "",
              SUMMARY_HEADER, sep(SUMMARY_HEADER)]
     for s in summary:

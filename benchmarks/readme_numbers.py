@@ -32,7 +32,8 @@ trained again; its wall time is the one it recorded. That lets a long configurat
     python benchmarks/readme_numbers.py --parts mnist --mnist-epochs 20 --out OUT --reuse
 
 A run whose config differs in any field is refused (the script says which), never
-silently used. DPAP's options are compared as resolved (the checkpoint records every
+silently used. A field the run predates counts as asked when it is asked at its
+default. DPAP's options are compared as resolved (the checkpoint records every
 option; one the run predates counts as its default then, the paper's): a run given no
 option before the default changed trained the paper's schedule and is reused as such.
 """
@@ -101,6 +102,8 @@ def reusable(out: Path, fields: dict) -> dict | None:
     for k, v in want.items():
         if k in ("device", "engine", "eval_batch_size") and k in have:
             continue           # how it ran, not what it trained (same results by test)
+        if k not in have and v == _field_default(k):
+            continue           # a field the run predates, asked at its default
         if k == "prune_options" and want["prune"] == "dpap" == have.get("prune") \
                 and _dpap_resolved(v) == _dpap_resolved_run(out):
             continue
@@ -112,6 +115,19 @@ def reusable(out: Path, fields: dict) -> dict | None:
     summary["run_dir"] = out
     summary["reused"] = True
     return summary
+
+
+def _field_default(name: str):
+    """The default of TrainConfig field ``name`` (what a run made before the field
+    existed did)."""
+    import dataclasses
+
+    from spikeship.train.config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == name:
+            return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return None
 
 
 def _dpap_resolved(options: dict) -> dict:

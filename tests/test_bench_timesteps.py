@@ -54,6 +54,7 @@ def test_tiny_sweep_reports_edp_from_the_runs_energy_files(tmp_path):
         assert s["float_se_pt"] is None                      # one seed: no standard error
     # the markdown table carries the same EDP figures, and the plot exists
     md = (out / "timesteps-magnitude-target0.6-end1.md").read_text()
+    assert f"epochs 1 (dense 1, {TAG} 1)" in md               # from the runs' summaries
     for s in res["summary"]:
         assert f"| {s['timesteps']} | {s['kind']} | 1 |" in md
         assert f"| {s['edp_uj_steps']:.3f} |" in md

@@ -66,8 +66,9 @@ def test_quick_mode_rewrites_only_the_marked_block(tmp_path):
 
 def test_reuse_compares_dpap_options_as_resolved(tmp_path):
     """A DPAP run given no option before the default changed (its checkpoint records the
-    paper's options, without the newer ones) is reused for ``preset=paper``; a run that
-    trained the chip default is refused for it, naming prune_options."""
+    paper's options, without the newer ones; its config has no ``qat`` field yet) is
+    reused for ``preset=paper``; a run that trained the chip default is refused for it,
+    naming prune_options."""
     import json
 
     from spikeship.train.config import TrainConfig
@@ -82,6 +83,8 @@ def test_reuse_compares_dpap_options_as_resolved(tmp_path):
         (run / "checkpoint").mkdir(parents=True)
         cfg = TrainConfig(prune="dpap", epochs=20).to_json()
         cfg["prune_options"] = saved_options
+        if name == "old":
+            del cfg["qat"]                      # a field the old run predates
         (run / "config.json").write_text(json.dumps(cfg))
         (run / "summary.json").write_text(json.dumps({"wall_time_s": 1.0}))
         meta = {"pruner": {"name": "dpap", "meta": {"config": resolved}}}
