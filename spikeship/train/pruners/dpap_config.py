@@ -50,8 +50,8 @@ OBJECTIVES = ("params", "synops")
 # "paper" names the paper's survival schedule (= the dataclass defaults below);
 # "channels" is an earlier in-run channel schedule, kept for comparison.
 CHIP = {"cut_at": 0.4, "default_epochs": 50, "restart_lr": True, "strength": True,
-        "spine": "synaptic",
-        "unit_budget_first": 0.4, "unit_budget_conv": 0.65, "synapse_budget_fc": 0.8}
+        "spine": "synaptic", "unit_budget_first": 0.4, "unit_budget_conv": 0.65,
+        "synapse_budget_fc": 0.8}
 PRESETS: dict[str, dict[str, Any]] = {
     "": CHIP,
     "chip": CHIP,
@@ -67,8 +67,8 @@ _CHOICES = {"criterion": CRITERIA, "normalisation": NORMALISATIONS, "decay": DEC
             "preset": tuple(PRESETS)}
 _POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs", "cost_cap"}
 _NON_NEGATIVE = {"tau", "gamma", "warmup", "eps_conv", "eps_fc", "c_conv", "c_fc",
-                 "run_epochs", "cut_epoch", "cut_at", "default_epochs", "cost_power", "unit_budget_conv", "unit_budget_fc",
-                 "budget_start", "budget_end"}
+                 "run_epochs", "cut_epoch", "cut_at", "default_epochs", "cost_power",
+                 "unit_budget_conv", "unit_budget_fc", "budget_start", "budget_end"}
 
 
 @dataclass(frozen=True)
