@@ -132,7 +132,7 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
         cores[chip] = after.get("cores")          # None when the mapper refused the graph
     return {"cores": cores, "float": summ["test_accuracy"], "emu": sim["accuracy"],
             "samples": sim["samples"], "pruning_rate": summ["pruning_rate"],
-            "epochs": summ.get("epochs"),
+            "epochs": summ.get("epochs"), "samples_train": summ.get("samples_train"),
             "units": units, "synops": t["ops_effective"],
             "synops_unpruned": t["ops_dense"],
             "energy_uj": t["energy_pj"] / 1e6, "energy_rc": energy_rc,
@@ -144,8 +144,9 @@ def epochs_line(rows) -> str:
     def span(vals):
         vals = sorted({v for v in vals if v is not None})
         return "/".join(map(str, vals)) if vals else "?"
+    samples = span(r.get("samples_train") for _, d, p in rows for r in (d, p))
     return (f"epochs (from the runs' summaries): dense {span(d.get('epochs') for _, d, _ in rows)}"
-            f", pruned {span(p.get('epochs') for _, _, p in rows)}")
+            f", pruned {span(p.get('epochs') for _, _, p in rows)}; training samples {samples}")
 
 
 def paired_counts(dense_dir: Path, pruned_dir: Path) -> tuple[int, int, int] | None:
@@ -219,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="train dense and pruned runs with --qat (weights on the Loihi "
                          "quantiser's grid)")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
+    ap.add_argument("--limit-train", type=int, default=None,
+                    help="train dense and pruned runs on a stratified subset of this many "
+                         "training samples (the test split stays whole)")
     ap.add_argument("--dense-only", action="store_true")
     ap.add_argument("--figure", type=Path, default=None,
                     help="also copy the trade-off figure (OUT/TAG-tradeoff.png) here")
@@ -240,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     ep = (f"-{args.dataset}" if args.dataset else "") + (f"-e{args.epochs}" if args.epochs else "")
     pep = ep if args.pruned_epochs is None else ep + f"-p{args.pruned_epochs}"
     data = ["--dataset", args.dataset] if args.dataset else []
+    if args.limit_train:
+        data += ["--limit-train", str(args.limit_train)]
+        ep += f"-lt{args.limit_train}"
+        pep += f"-lt{args.limit_train}"
     if args.qat:
         ep += "-qat"
         pep += "-qat"

@@ -25,6 +25,7 @@ def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict,
     simulate / energy (values chosen by the test)."""
     d.mkdir(parents=True)
     (d / "summary.json").write_text(json.dumps({"test_accuracy": acc, "epochs": epochs,
+                                                "samples_train": 1347,
                                                 "pruning_rate": 0.0 if units["0"] == 15 else 0.7}))
     (d / "model.net").write_bytes(b"")
     (d / "simulate-loihi-emu.json").write_text(json.dumps({"accuracy": acc - 0.002,
@@ -78,7 +79,8 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
     # seed 1 on Loihi: 9 / 5 = 1.8 < 2, so not halved on both chips
     assert ("cores dense/pruned: Loihi min 1.80, mean 2.02; Loihi 2 min 2.00, mean 2.33; "
             "cores halved on both chips (every seed): False") in text
-    assert "epochs (from the runs' summaries): dense 20, pruned 50" in text
+    assert "epochs (from the runs' summaries): dense 20, pruned 50; training samples 1347" \
+        in text
     assert "Machine: " in text and "Python " in text and " UTC." in text
     assert (f"Command: `python benchmarks/bench_prune_energy.py --seeds 0-1 --out {out} "
             f"--readme {readme}`") in text
@@ -180,3 +182,16 @@ def test_pooled_interval_sums_the_seeds_pairs(bench):
     assert f"[{-1 - z * se:+.2f}, {-1 + z * se:+.2f}]" in line
     assert bench.pooled_paired_line([(5, 3, 100)]) == ""
     assert bench.pooled_paired_line([(5, 3, 100), None]) == ""
+
+
+def test_limit_train_runs_live_in_their_own_folders(bench, tmp_path, capsys):
+    """``--limit-train N``: the runs of the subset are ``dense-ltN-sS`` / ``TAG-ltN-sS``
+    (never mixed up with full-split runs), and the table says how many samples trained."""
+    out = tmp_path / "runs"
+    _finished_run(out / "dense-lt300-s0", 0.9, 500_000.0, {"loihi": 9, "loihi2": 8},
+                  {"0": 15, "3": 40, "7": 300})
+    _finished_run(out / "dpap-lt300-s0", 0.89, 150_000.0, {"loihi": 4, "loihi2": 4},
+                  {"0": 9, "3": 14, "7": 300}, epochs=50)
+    assert bench.main(["--seeds", "0", "--out", str(out), "--limit-train", "300"]) == 0
+    text = (out / "dpap-lt300-table.md").read_text()
+    assert "| 0 | 90.00 | 89.00 |" in text and "pruned 50; training samples 1347" in text
