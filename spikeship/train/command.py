@@ -128,7 +128,8 @@ def _dist_timeout(value: float | None) -> float:
               help="Model preset (default dpap-mnist).")
 @click.option("--ann/--snn", "ann", default=None, help="Train the ANN twin (ReLU, no time).")
 @click.option("--pool", default=None, help="Pooling of conv blocks: avg | max.")
-@click.option("--epochs", type=int, default=None, help="Epochs (default 20).")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs (default 20; a pruner may ask for more: dpap's default 50).")
 @click.option("--timesteps", type=int, default=None, help="Time steps T per sample (default 8).")
 @click.option("--seed", type=int, default=None, help="Seed of weights and shuffling (default 0).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default 32).")
