@@ -265,3 +265,21 @@ def test_dpap_cut_restarts_the_learning_rate_schedule(tmp_path):
     assert [round(x["lr"], 12) for x in lines] == \
         [round(seen[(e + 1) * s - 1], 12) for e in range(5)]
     assert lines[2]["pruner"]["cut"] and lines[1]["pruning_rate"] == 0 < lines[2]["pruning_rate"]
+
+
+def test_dpap_default_dense_phase_is_the_dense_run(tmp_path):
+    """Before DPAP's default cut, the run is the dense run of the same seed, bit for bit:
+    the same losses, accuracies and learning rates for epochs 1-2 of a 5-epoch DPAP run
+    (cut at epoch 3, schedule restarted there) and a 2-epoch dense run."""
+    from spikeship.train.trainer import Trainer
+
+    base = dict(model="tiny-mlp", hidden=9, timesteps=3, batch_size=128, seed=4)
+    Trainer(TrainConfig(**base, epochs=5, prune="dpap"), tmp_path / "p", progress=False,
+            quiet=True).run()
+    Trainer(TrainConfig(**base, epochs=2), tmp_path / "d", progress=False, quiet=True).run()
+    keys = ("train_loss", "train_accuracy", "test_accuracy", "lr")
+    read = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text()  # noqa: E731
+                      .splitlines()]
+    pruned, dense = read("p"), read("d")
+    assert [[e[k] for k in keys] for e in pruned[:2]] == [[e[k] for k in keys] for e in dense]
+    assert pruned[2]["pruning_rate"] > 0
