@@ -95,7 +95,8 @@ def test_theta_is_per_sample_mean_independent_of_batch_size():
 
 def test_one_epoch_survival_update_and_prune_decision_by_hand():
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
+    pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "output_synapses": "false",
+                     "scale": 1,
                      "decay": "staircase"})
     pr.attach(model, masks, layers)
     run_batch(model, pr, [X_A])
@@ -120,7 +121,8 @@ def test_one_epoch_survival_update_and_prune_decision_by_hand():
 def test_warmup_and_scale_delay_updates():
     model, layers, masks = hand_net()
     # scale 2: training epoch e is the paper's epoch 2 (e - 1)
-    pr = DPAPPruner({"preset": "paper", "beta": 0.1, "warmup": 5, "scale": 2, "decay": "staircase"})
+    pr = DPAPPruner({"preset": "paper", "beta": 0.1, "warmup": 5, "scale": 2,
+                     "decay": "staircase"})
     pr.attach(model, masks, layers)
     for epoch in (1, 2, 3):                                   # paper epochs 0, 2, 4
         run_batch(model, pr, [X_A])
@@ -164,7 +166,8 @@ def test_conv_bcm_is_channel_by_channel():
 def test_conv_synapses_prune_whole_kernels_of_channel_pairs():
     torch.manual_seed(0)
     model, layers, masks = conv_net()
-    pr = DPAPPruner({"preset": "paper", "conv_synapses": True, "warmup": 0, "beta": 0.5, "scale": 1,
+    pr = DPAPPruner({"preset": "paper", "conv_synapses": True, "warmup": 0, "beta": 0.5,
+                     "scale": 1,
                      "eps_conv": 1.9, "c_conv": 5})
     pr.attach(model, masks, layers)
     model.train()
@@ -366,7 +369,8 @@ def test_ramped_per_layer_unit_budget_removes_lowest_survival_first():
     """``unit_budgets`` / ``budget_start`` / ``budget_end``: units with F_D < 0 are removed
     no faster than the cubic ramp allows (lowest F first), and never beyond the budget."""
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "output_synapses": "false", "scale": 1,
+    pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "output_synapses": "false",
+                     "scale": 1,
                      "decay": "staircase", "unit_budgets": "1:0.6", "budget_start": 0,
                      "budget_end": 4})
     pr.attach(model, masks, layers)
@@ -400,7 +404,8 @@ def test_cut_epoch_cuts_to_budget_lowest_survival_first_then_freezes():
     removes that share of the remaining synapses, lowest F_BCM first; afterwards no
     survival value changes and nothing more is removed."""
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"preset": "paper", "beta": 10, "warmup": 0, "scale": 1, "decay": "staircase",
+    pr = DPAPPruner({"preset": "paper", "beta": 10, "warmup": 0, "scale": 1,
+                     "decay": "staircase",
                      "cut_epoch": 1, "unit_budgets": "1:0.6", "synapse_budgets": "3:0.5"})
     pr.attach(model, masks, layers)
     run_batch(model, pr, [X_A])
@@ -466,7 +471,8 @@ def test_cut_options_validated():
     with pytest.raises(ConfigError, match="synapse_budgets"):
         DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "3:2"})
     model, layers, masks = hand_net()
-    pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "3:0.5", "output_synapses": False})
+    pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "3:0.5",
+                     "output_synapses": False})
     with pytest.raises(ConfigError, match="synapse_budgets names layer 3"):
         pr.attach(model, masks, layers)
     pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "synapse_budgets": "9:0.5"})
