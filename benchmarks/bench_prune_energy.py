@@ -139,11 +139,14 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
             "vanish": vc.get("passed"), "vanish_summary": vc.get("summary", vc.get("note"))}
 
 
+def span(values) -> str:
+    """The distinct values, sorted, joined by "/" ("?" when none is known)."""
+    vals = sorted({v for v in values if v is not None})
+    return "/".join(map(str, vals)) if vals else "?"
+
+
 def epochs_line(rows) -> str:
     """How long the dense and the pruned runs trained, from their summaries."""
-    def span(vals):
-        vals = sorted({v for v in vals if v is not None})
-        return "/".join(map(str, vals)) if vals else "?"
     samples = span(r.get("samples_train") for _, d, p in rows for r in (d, p))
     return (f"epochs (from the runs' summaries): dense {span(d.get('epochs') for _, d, _ in rows)}"
             f", pruned {span(p.get('epochs') for _, _, p in rows)}; training samples {samples}")

@@ -50,6 +50,7 @@ from bench_prune_energy import (  # noqa: E402
     one_run,
     render_block,
     rewrite_readme,
+    span,
 )
 
 #: config.json fields a reused run must match (else it is another experiment's run)
@@ -165,10 +166,10 @@ SEED_HEADER = ("| T | kind | seed | float % | emu % | pruned % | synops / sample
 
 def _epochs_by_kind(rows: list[dict]) -> str:
     """``dense 20, dpap 50``: how long each kind trained, from the runs' summaries."""
-    kinds: dict[str, set] = {}
+    kinds: dict[str, list] = {}
     for r in rows:
-        kinds.setdefault(r["kind"], set()).add(r.get("epochs"))
-    return ", ".join(f"{k} {'/'.join(str(e) for e in sorted(v, key=str))}"
+        kinds.setdefault(r["kind"], []).append(r.get("epochs"))
+    return ", ".join(f"{k} {span(v)}"
                      for k, v in sorted(kinds.items(), key=lambda kv: kv[0] != "dense"))
 
 

@@ -529,9 +529,7 @@ class DPAPPruner(Pruner):
             remove = (f < 0) & pairs & (not cfg.cuts)
             out["survival_synapse_mean"] = _mean(f, pairs)
             out.update(self._pruned_synapses_report(n, remove))
-            if bool(remove.any()):
-                full = remove if eff.dim() == 2 else remove[:, :, None, None].expand_as(eff)
-                self.masks.prune_weights(n, full)
+            self._prune_pairs(n, eff, remove)
         if not li.is_output:
             key = f"f_unit.{n}"
             if active:
@@ -541,8 +539,8 @@ class DPAPPruner(Pruner):
             self._push(f"hist_unit.{n}", f)
             budget = cfg.unit_budget(n, li.kind, epoch, first=n == self.layers[0].name)
             out["unit_budget"] = budget
-            if cut and budget < 1.0:
-                remove = _cut_to_budget(f, d, units, budget)
+            if cut and budget < 1.0:       # the cut: the budget whatever the sign of F
+                remove = _within_budget(units, f, units, budget, tiebreak=d)
             elif cfg.cuts:
                 remove = torch.zeros_like(units)
             else:
@@ -570,9 +568,14 @@ class DPAPPruner(Pruner):
             cand = torch.nonzero(pairs.flatten()).flatten()
             order = _lowest_first(self.t[f"f_syn.{n}"].flatten()[cand], imp.flatten()[cand])
             remove.view(-1)[cand[order[:k]]] = True
+            self._prune_pairs(n, eff, remove)
+        return {"cut_synapses": int(remove.sum())}
+
+    def _prune_pairs(self, n: str, eff: torch.Tensor, remove: torch.Tensor) -> None:
+        """Remove the synapses (FC) or channel-pair kernels (conv) where ``remove``."""
+        if bool(remove.any()):
             full = remove if eff.dim() == 2 else remove[:, :, None, None].expand_as(eff)
             self.masks.prune_weights(n, full)
-        return {"cut_synapses": int(remove.sum())}
 
     def _push(self, key: str, value: torch.Tensor) -> None:
         """Append this epoch's survival values to the history buffer (oldest dropped)."""
@@ -632,10 +635,12 @@ class DPAPPruner(Pruner):
 
 
 def _within_budget(remove: torch.Tensor, survival: torch.Tensor, alive: torch.Tensor,
-                   budget: float) -> torch.Tensor:
+                   budget: float, tiebreak: torch.Tensor | None = None) -> torch.Tensor:
     """At most ``floor(budget * units)`` units of a layer removed in all: if more have
-    F < 0, the ones with the lowest F go (ties: lower index) and the others wait,
-    still decaying (a later epoch may take them when the budget allows; it never grows)."""
+    F < 0, the ones with the lowest F go (ties: lower ``tiebreak``, then lower index)
+    and the others wait, still decaying (a later epoch may take them when the budget
+    allows; it never grows). The cut passes every live unit as ``remove``: exactly the
+    budget goes, lowest F first (ties by the spine importance D)."""
     if budget >= 1.0:
         return remove
     allowed = int(budget * alive.numel()) - int((~alive).sum())
@@ -644,7 +649,8 @@ def _within_budget(remove: torch.Tensor, survival: torch.Tensor, alive: torch.Te
     out = torch.zeros_like(remove)
     if allowed > 0:
         cand = torch.nonzero(remove).flatten()
-        order = torch.argsort(survival[cand].double(), stable=True)
+        ties = torch.zeros_like(survival) if tiebreak is None else tiebreak
+        order = _lowest_first(survival[cand], ties[cand])
         out[cand[order[:allowed]]] = True
     return out
 
@@ -653,19 +659,6 @@ def _lowest_first(survival: torch.Tensor, importance: torch.Tensor) -> torch.Ten
     """Order of entries by survival F, ties (e.g. all still at beta) by importance."""
     by_imp = torch.argsort(importance.double(), stable=True)
     return by_imp[torch.argsort(survival[by_imp].double(), stable=True)]
-
-
-def _cut_to_budget(survival: torch.Tensor, importance: torch.Tensor, alive: torch.Tensor,
-                   budget: float) -> torch.Tensor:
-    """``cut_epoch``: units removed so that ``floor(budget * units)`` are gone in all, the
-    lowest survival F first whatever its sign (ties by the spine importance D)."""
-    k = int(budget * alive.numel()) - int((~alive).sum())
-    out = torch.zeros_like(alive)
-    if k > 0:
-        cand = torch.nonzero(alive).flatten()
-        order = _lowest_first(survival[cand], importance[cand])
-        out[cand[order[:k]]] = True
-    return out
 
 
 def _first_input_shape(model: nn.Sequential, layers) -> tuple[int, ...] | None:
