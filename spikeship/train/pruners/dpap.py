@@ -93,8 +93,8 @@ up to 1.1 pt from float. The README's tables (blocks ``chip-qat``,
 saves ~1.2x at about -0.3 pt, so the default moved to the chip.
 
 On MNIST (10,000 test samples; nothing tuned on MNIST): the default in one run on a
-stratified 6,000 of the training samples (``--limit-train 6000``), seed 0: +0.00 pt
-[-0.22, +0.22] at 3.05x; the criterion and budgets applied to the trained full-split
+stratified 6,000 of the training samples (``--limit-train 6000``), seeds 0-2: +0.08 pt
+(SE 0.05; pooled pairs [-0.05, +0.21]) at 3.02-3.13x; the criterion and budgets applied to the trained full-split
 20-epoch dense runs (``cut_epoch=1``, 10 epochs), seeds 0-2: -0.15 pt (SE 0.04) at
 2.75-3.07x (mean 2.94x). The README's ``mnist-chip`` and ``mnist-dpap`` blocks.
 
