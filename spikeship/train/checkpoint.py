@@ -5,7 +5,8 @@
 - ``tensors.safetensors``: ``model/<state key>`` (weights, masks already applied),
   ``mask/<weight|units>.<layer>`` (:meth:`MaskSet.state`, uint8), ``optim/<i>/<key>``
   (AdamW moments and step of parameter ``i``), ``pruner/<key>`` (the pruner's
-  tensors) and ``rng/torch``, ``rng/numpy`` (random-generator states as uint8).
+  tensors), ``teacher/outputs`` (a distilling run's teacher outputs per training
+  sample, once taken) and ``rng/torch``, ``rng/numpy`` (random-generator states as uint8).
 - ``meta.json`` (written last): ``format_version``, ``spec`` (:meth:`ModelSpec.to_json`),
   ``config``, ``epoch``, ``scheduler``, ``optimizer`` (param groups and scalar state),
   ``pruner`` (name and JSON meta), ``rng`` (the JSON parts), ``metrics`` (every epoch
@@ -95,8 +96,10 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, spec: Model
                     masks: MaskSet, config: dict[str, Any], epoch: int,
                     optimizer: torch.optim.Optimizer | None = None,
                     scheduler: dict[str, Any] | None = None, pruner=None,
-                    metrics: list[dict[str, Any]] | None = None) -> Path:
-    """Write ``run_dir/checkpoint/`` atomically (see the module docstring); return its path."""
+                    metrics: list[dict[str, Any]] | None = None,
+                    extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``run_dir/checkpoint/`` atomically (see the module docstring); return its path.
+    ``extra``: more tensors, named ``group/name`` (e.g. ``teacher/outputs``)."""
     run_dir = Path(run_dir)
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
@@ -119,6 +122,10 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, spec: Model
         for k, v in p_tensors.items():
             tensors[f"pruner/{k}"] = v
         pruner_meta["meta"] = p_meta
+    for k, v in (extra or {}).items():
+        if k in tensors or "/" not in k:
+            raise ValueError(f"extra checkpoint tensor {k!r}: needs a group/ name of its own")
+        tensors[k] = v
     rng_meta = _rng_state(tensors)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     meta = {

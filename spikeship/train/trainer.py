@@ -55,7 +55,7 @@ from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_mo
                                         recover_checkpoint, restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
 from spikeship.train.distributed import SINGLE, DataParallel
-from spikeship.train.losses import get_loss, predict
+from spikeship.train.losses import distill_loss, get_loss, predict, teacher_stat
 from spikeship.train.masks import MaskSet, units_hex
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.predictions import save_predictions
@@ -155,6 +155,12 @@ class Trainer:
         # a pruner may restart the schedule (DPAP's cut: warm-up and cosine afresh, as a
         # fine-tuning run would); the segment before the restart decays to its end
         self.restart_step = self.steps_per_epoch * max(self.pruner.lr_restart_epoch() - 1, 0)
+        # distillation (a pruner's choice, e.g. DPAP's cut): the network at the start of
+        # epoch teacher_epoch teaches the rest of the run, through its outputs on every
+        # training sample, taken once then (and checkpointed)
+        self.distill = self.pruner.distill_weight()
+        self.teacher_epoch = self.pruner.teacher_epoch() if self.distill > 0 else 0
+        self.teacher: torch.Tensor | None = None
         self.step = 0
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
@@ -220,6 +226,15 @@ class Trainer:
         load_model_state(self.model, {k: v.to(self.device) for k, v in ckpt.group("model").items()},
                          where=str(ckpt.path))
         self.masks.load_state(ckpt.group("mask"))
+        self.teacher = ckpt.group("teacher").get("outputs")
+        if self.teacher_epoch and ckpt.epoch >= self.teacher_epoch \
+                and (self.teacher is None or len(self.teacher) != len(self.data.train)):
+            raise CheckpointError(f"{ckpt.path}: the run distils from epoch "
+                                  f"{self.teacher_epoch} on, but the checkpoint (epoch "
+                                  f"{ckpt.epoch}) holds no teacher outputs for its "
+                                  f"{len(self.data.train)} training samples")
+        if self.teacher is not None:
+            self.teacher = self.teacher.to(self.device)
         try:
             self.optimizer.load_state_dict(ckpt.optimizer_state_dict())
         except (ValueError, KeyError, RuntimeError) as e:
@@ -256,7 +271,7 @@ class Trainer:
                 items = [ds[int(j)] for j in idx]
                 x = torch.stack([torch.as_tensor(it[0], dtype=torch.float32) for it in items])
                 y = torch.tensor([int(it[1]) for it in items], dtype=torch.int64)
-            yield x.to(self.device), y.to(self.device)
+            yield idx, x.to(self.device), y.to(self.device)
 
     def forward(self, x: torch.Tensor, membrane: bool = False) -> torch.Tensor:
         """Outputs ``(T, B, K)`` for a batch ``x`` (B, C, H, W) or (B, T, C, H, W).
@@ -308,10 +323,11 @@ class Trainer:
         membrane = cfg.loss == "ce_mem"
         batches = (self._shard_batches(order) if self.dp.active    # data-parallel: this
                    else self._batches(self.data.train, order, cfg.batch_size))  # rank's share
-        for x, y in batches:
+        for idx, x, y in batches:
             self.dp.maybe_fault(self.step)
             lr = self._lr(self.step)
-            loss, out = self.train_step(x, y, lr, membrane)
+            teacher = None if self.teacher is None else self.teacher[idx.to(self.device)]
+            loss, out = self.train_step(x, y, lr, membrane, teacher)
             self.dp.after_pruner_batch(self.pruner, self.masks, self.step)
             if len(y):
                 total_loss += float(loss) * len(y)
@@ -325,16 +341,21 @@ class Trainer:
         return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                 "lr": lr}
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float, membrane: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float, membrane: bool = False,
+                   teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on batch ``(x, y)`` at learning rate ``lr``, with the pruner
-        and masks; returns the (detached) loss and outputs. ``self.step`` advances."""
+        and masks; returns the (detached) loss and outputs. ``self.step`` advances.
+        ``teacher``: the teacher's outputs for the batch (:func:`teacher_stat`), mixed
+        into the loss with the pruner's distillation weight."""
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         with self._qat():          # --qat: forward / backward at the chip's weights
             out = self.forward(x, membrane=membrane)
             loss = self.loss_fn(out, y)
+            if teacher is not None:
+                loss = ((1.0 - self.distill) * loss
+                        + self.distill * distill_loss(self.config.loss, out, teacher))
             loss.backward()
         self.dp.sync_grads(self.model, len(y))  # data-parallel: before the pruner sees them
         self.pruner.after_backward()
@@ -364,7 +385,7 @@ class Trainer:
                 continue
             x0 = ds.x[:0] if isinstance(ds, ArrayDataset) else \
                 torch.as_tensor(ds[0][0], dtype=torch.float32)[None][:0]
-            yield x0.to(self.device), torch.zeros(0, dtype=torch.int64, device=self.device)
+            yield idx, x0.to(self.device), torch.zeros(0, dtype=torch.int64, device=self.device)
 
     def _qat(self):
         """``config.qat``: the on-chip layers' weights on the quantiser's grid for the
@@ -383,7 +404,7 @@ class Trainer:
         self.model.eval()
         ds = self.data.test
         preds, labels = [], []
-        for x, y in self._batches(ds, self.dp.eval_indices(len(ds)), self.eval_batch_size):
+        for _, x, y in self._batches(ds, self.dp.eval_indices(len(ds)), self.eval_batch_size):
             preds.append(predict(self.forward(x)).cpu())
             labels.append(y.cpu())
         empty = torch.zeros(0, dtype=torch.int64)
@@ -429,8 +450,30 @@ class Trainer:
             write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
 
+    @torch.no_grad()
+    def _teacher_outputs(self) -> torch.Tensor:
+        """The network's outputs on every training sample, as the loss's distillation
+        term wants them (:func:`teacher_stat`), ``(N_train, K)`` in sample order; taken
+        as training sees the network (``--qat``: at the chip's weights), without
+        recording activity for the pruner. Every data-parallel rank takes all of them."""
+        ds, cfg = self.data.train, self.config
+        self.model.eval()
+        try:
+            with self._qat():
+                parts = [teacher_stat(cfg.loss, self.forward(x, membrane=cfg.loss == "ce_mem"))
+                         for _, x, _ in self._batches(ds, torch.arange(len(ds)),
+                                                      self.eval_batch_size)]
+        finally:
+            self.model.train()
+        return torch.cat(parts).float()
+
     def _one_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
+        if epoch == self.teacher_epoch and self.teacher is None:
+            self.teacher = self._teacher_outputs()
+            if not self.quiet:
+                self.console.print(f"epoch {epoch}: the network as it is now teaches the "
+                                   f"rest of the run (distillation weight {self.distill})")
         # a live bar only on a terminal; elsewhere (logs, pipes, CI) the one line per
         # epoch below is all that is printed
         if self.progress and not self.quiet and self.console.is_terminal:
@@ -479,7 +522,8 @@ class Trainer:
                         config=self.config.to_json(), epoch=epoch, optimizer=self.optimizer,
                         scheduler={"step": self.step, "total_steps": self.total_steps,
                                    "warmup_steps": self.warmup_steps},
-                        pruner=self.pruner, metrics=self.metrics)
+                        pruner=self.pruner, metrics=self.metrics,
+                        extra={} if self.teacher is None else {"teacher/outputs": self.teacher})
         append_jsonl(self.run_dir / "metrics.jsonl", m)
         return m
 

@@ -58,6 +58,17 @@ class Pruner:
         0: one schedule over the whole run. Valid after :meth:`set_run`."""
         return 0
 
+    def teacher_epoch(self) -> int:
+        """1-based epoch at whose start the network, as it is then, becomes the teacher of
+        the rest of the run (distillation with weight :meth:`distill_weight`); 0: none.
+        Valid after :meth:`set_run`."""
+        return 0
+
+    def distill_weight(self) -> float:
+        """Weight ``a`` of the teacher in the loss, ``(1 - a) * L + a * L_teacher``
+        (:mod:`spikeship.train.losses`); 0: no distillation."""
+        return 0.0
+
     def set_run(self, epochs: int) -> None:
         """The run's length in epochs (called before :meth:`attach`); raise
         ``ConfigError`` when the options cannot work in a run that long."""

@@ -264,6 +264,15 @@ class DPAPPruner(Pruner):
         dense phase is a whole dense run and the cut and fine-tuning start afresh."""
         return self.cut if self.config.restart_lr and self.cut > 1 else 0
 
+    def teacher_epoch(self) -> int:
+        """``distill`` in cut mode: the network at the start of the cut's epoch (the end
+        of the dense phase, or the ``--init-from`` network with ``cut_epoch=1``) teaches
+        the pruned network until the end of the run."""
+        return self.cut if self.config.distill > 0 and self.cut else 0
+
+    def distill_weight(self) -> float:
+        return self.config.distill if self.teacher_epoch() else 0.0
+
     def set_run(self, epochs: int) -> None:
         cfg = self.config
         if cfg.cut_epoch > epochs:

@@ -116,6 +116,8 @@ class DPAPConfig:
     default_epochs: int = 0             # run length when --epochs is not given (0: the CLI's)
     restart_lr: bool = False            # cut mode: the learning-rate schedule restarts with
                                         # the cut's epoch (the dense phase decays to its end)
+    distill: float = 0.0                # cut mode: weight of the teacher (the network at the
+                                        # start of the cut's epoch) in the loss afterwards
     objective: str = "params"           # "synops": decay value scaled by on-chip cost
     cost_power: float = 1.0             # eps_i = eps * (cost_i / mean cost) ** cost_power
     cost_cap: float = 4.0               # ... clipped to at most cost_cap
@@ -135,7 +137,7 @@ class DPAPConfig:
         if not self.scale > 0:
             raise ConfigError(f"dpap option scale must be > 0, got {self.scale}")
         for key in ("unit_budget_conv", "unit_budget_fc", "unit_budget_first",
-                    "synapse_budget_fc", "cut_at"):
+                    "synapse_budget_fc", "cut_at", "distill"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"dpap option {key} must be in [0, 1], "
                                   f"got {getattr(self, key)}")
@@ -149,6 +151,8 @@ class DPAPConfig:
         if (self.synapse_budgets or self.synapse_budget_fc) and not self.cuts:
             raise ConfigError("dpap options synapse_budgets and synapse_budget_fc act at the "
                               "cut: set cut_epoch or cut_at")
+        if self.distill and not self.cuts:
+            raise ConfigError("dpap option distill acts after the cut: set cut_epoch or cut_at")
         if self.gamma > 1 or self.tau > 1:
             raise ConfigError("dpap options gamma and tau must be <= 1")
 
