@@ -453,6 +453,38 @@ def test_cut_mode_removes_nothing_before_the_cut_and_exactly_the_budget_at_it():
     assert masks.units["1"].tolist() == [True, True, False, True, True]
 
 
+def test_cut_in_steps_cuts_a_share_of_the_budget_per_step():
+    """``cut_steps=2, cut_every=2`` from epoch 1: the steps are epochs 1 and 3; step 1
+    takes half of the unit budget (floor(0.4 * 5) = 2 of 5) and removes 1 - 0.25**0.5 =
+    half of the output layer's remaining synapses, epoch 2 removes nothing, step 2 takes
+    the whole budget (4 of 5) and again half of what remains; the lowest F goes first."""
+    model, layers, masks = hand_net()
+    pr = DPAPPruner({"preset": "paper", "beta": 10, "warmup": 0, "scale": 1,
+                     "cut_epoch": 1, "cut_steps": 2, "cut_every": 2,
+                     "unit_budgets": "1:0.8", "synapse_budgets": "3:0.75"})
+    pr.set_run(4)
+    assert pr.cut_epochs == [1, 3] and pr.lr_restart_epoch() == 0
+    pr.attach(model, masks, layers)
+    removed, synapses = [], []
+    for epoch, rows in ((1, [X_A]), (2, [X_B]), (3, [X_A, X_B]), (4, [X_B])):
+        run_batch(model, pr, rows)
+        rep = pr.end_epoch(epoch)
+        assert rep["cut_step"] == {1: 1, 3: 2}.get(epoch)
+        removed.append(int((~masks.units["1"]).sum()))
+        synapses.append(int(masks.effective("3").sum()))
+        if epoch == 1:
+            f = pr.t["f_unit.1"]
+            assert float(f[~masks.units["1"]].max()) <= float(f[masks.units["1"]].min())
+            assert rep["layers"]["3"]["cut_synapses"] == int(0.5 * 3 * 3)
+    assert removed == [2, 2, 4, 4]
+    assert synapses[0] == 9 - 4 and synapses[1] == synapses[0] and synapses[3] == synapses[2]
+    assert synapses[2] <= 3 and synapses[2] >= 1
+    with pytest.raises(ConfigError, match="cut's last step would be in epoch 7"):
+        DPAPPruner({"cut_steps": 3, "cut_every": 2, "cut_epoch": 3}).set_run(6)
+    with pytest.raises(ConfigError, match="cut_steps must be > 0"):
+        DPAPPruner({"cut_steps": 0})
+
+
 def test_cut_epoch_beyond_the_run_is_refused_and_sets_the_default_run_length():
     pr = DPAPPruner({"preset": "paper", "cut_epoch": 30})
     with pytest.raises(ConfigError, match="before the cut"):

@@ -254,6 +254,7 @@ class DPAPPruner(Pruner):
         self.epochs_done = 0
         self.meter: SynopsMeter | None = None
         self.cut = self.config.cut_epoch           # the cut's epoch (cut_at: set_run)
+        self.cut_epochs = self.config.cut_epochs_of(self.cut) if self.cut else []
 
     @classmethod
     def default_epochs(cls, options: dict[str, Any] | None) -> int | None:
@@ -280,6 +281,11 @@ class DPAPPruner(Pruner):
                               f"{epochs} epochs, before the cut (give --epochs > "
                               f"{cfg.cut_epoch - 1} or a smaller cut_epoch / cut_at)")
         self.cut = cfg.cut_epoch_of(epochs)
+        self.cut_epochs = cfg.cut_epochs_of(epochs)
+        if self.cut_epochs and self.cut_epochs[-1] > epochs:
+            raise ConfigError(f"dpap options cut_steps={cfg.cut_steps}, cut_every="
+                              f"{cfg.cut_every}: the cut's last step would be in epoch "
+                              f"{self.cut_epochs[-1]}, after the run's {epochs} epochs")
 
     # ---- wiring ---------------------------------------------------------------------
     def attach(self, model: nn.Sequential, masks, layers, ann: bool = False) -> None:
@@ -464,13 +470,15 @@ class DPAPPruner(Pruner):
         v = (epoch - 1) * s                        # 0-based epoch on the paper's clock
         if cfg.cuts and not self.cut:
             raise ConfigError("dpap option cut_at needs the run length (set_run)")
-        cut = cfg.cuts and epoch == self.cut
-        # cut mode: one survival update, at the cut, from that epoch's statistics
+        step = self.cut_epochs.index(epoch) + 1 if epoch in self.cut_epochs else 0
+        cut = step > 0
+        # cut mode: one survival update per step of the cut, from that epoch's statistics
         active = cut if cfg.cuts else v >= cfg.warmup
         t["n_total"] += t["n_epoch"]
         report: dict[str, Any] = {"criterion": cfg.criterion, "objective": cfg.objective,
                                   "paper_epoch": v, "active": active, "layers": {},
-                                  "cut": cut, "cut_epoch": self.cut or None}
+                                  "cut": cut, "cut_epoch": self.cut or None,
+                                  "cut_step": step or None}
         self._costs = None
         if self.meter is not None:
             self._costs = self.meter.layer_costs(self.masks)
@@ -485,7 +493,7 @@ class DPAPPruner(Pruner):
                 imp, tr = t[f"imp_total.{n}"], t[f"trace_total.{n}"]
             else:
                 imp, tr = t[f"imp_epoch.{n}"], t[f"trace_epoch.{n}"]
-            report["layers"][n] = self._layer_epoch(li, imp, tr, v, s, active, epoch, cut)
+            report["layers"][n] = self._layer_epoch(li, imp, tr, v, s, active, epoch, step)
         for k in self.reducible_stats():
             t[k].zero_()
         self._reset_theta()
@@ -498,8 +506,10 @@ class DPAPPruner(Pruner):
                 synapses_total=c.synapses_total, synapses_remaining=c.synapses_remaining)
         return report
 
-    def _layer_epoch(self, li, imp, tr, v, s, active, epoch, cut) -> dict[str, Any]:
+    def _layer_epoch(self, li, imp, tr, v, s, active, epoch, step) -> dict[str, Any]:
         cfg, n = self.config, li.name
+        cut = step > 0
+        done = step / cfg.cut_steps          # the share of the cut made by this step
         eps, eta, c = cfg.kind_params(li.kind)
         if cut:
             weight = 1.0          # one update: only the ranking by F matters
@@ -549,7 +559,7 @@ class DPAPPruner(Pruner):
             budget = cfg.unit_budget(n, li.kind, epoch, first=n == self.layers[0].name)
             out["unit_budget"] = budget
             if cut and budget < 1.0:       # the cut: the budget whatever the sign of F
-                remove = _within_budget(units, f, units, budget, tiebreak=d)
+                remove = _within_budget(units, f, units, budget * done, tiebreak=d)
             elif cfg.cuts:
                 remove = torch.zeros_like(units)
             else:
@@ -562,7 +572,9 @@ class DPAPPruner(Pruner):
                 self.masks.prune_units(n, remove)
         share = cfg.synapse_share(n, li.kind, li.is_output)
         if cut and share is not None:
-            out.update(self._cut_synapses(li, imp, share))
+            # step m of k keeps (1 - share)**(m / k) of the synapses there were before it
+            kept_before = (1.0 - share) ** ((step - 1) / cfg.cut_steps)
+            out.update(self._cut_synapses(li, imp, 1.0 - (1.0 - share) ** done / kept_before))
         return out
 
     def _cut_synapses(self, li, imp: torch.Tensor, share: float) -> dict[str, Any]:

@@ -65,7 +65,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 _CHOICES = {"criterion": CRITERIA, "normalisation": NORMALISATIONS, "decay": DECAYS,
             "window": WINDOWS, "spine": SPINES, "objective": OBJECTIVES,
             "preset": tuple(PRESETS)}
-_POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs", "cost_cap"}
+_POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs", "cost_cap",
+             "cut_steps", "cut_every"}
 _NON_NEGATIVE = {"tau", "gamma", "warmup", "eps_conv", "eps_fc", "c_conv", "c_fc",
                  "run_epochs", "cut_epoch", "cut_at", "default_epochs", "cost_power",
                  "unit_budget_conv", "unit_budget_fc", "budget_start", "budget_end"}
@@ -108,6 +109,10 @@ class DPAPConfig:
                                         # training epoch; nothing removed before or after
     cut_at: float = 0.0                 # > 0: the cut at the end of epoch floor(cut_at * E) + 1
                                         # of an E-epoch run (excludes cut_epoch)
+    cut_steps: int = 1                  # the cut in this many steps, cut_every epochs apart;
+    cut_every: int = 1                  # step m of k cuts to m/k of each unit budget and
+                                        # removes the share of synapses that leaves
+                                        # (1 - share)**(m/k) of them
     unit_budget_first: float = 1.0      # unit budget of the first prunable layer (the input's)
     synapse_budget_fc: float = 0.0      # at the cut: share of each hidden FC layer's remaining
                                         # synapses removed (lowest F_BCM first)
@@ -160,6 +165,11 @@ class DPAPConfig:
     def cuts(self) -> bool:
         """True in cut mode (``cut_epoch`` or ``cut_at``)."""
         return bool(self.cut_epoch or self.cut_at)
+
+    def cut_epochs_of(self, run_epochs: int) -> list[int]:
+        """The 1-based epochs of the cut's steps in a ``run_epochs``-epoch run."""
+        first = self.cut_epoch_of(run_epochs)
+        return [first + m * self.cut_every for m in range(self.cut_steps)] if first else []
 
     def cut_epoch_of(self, run_epochs: int) -> int:
         """The 1-based epoch of the cut in a ``run_epochs``-epoch run (0: no cut)."""
