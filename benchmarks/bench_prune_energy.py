@@ -92,11 +92,35 @@ def _run(args: list[str], log: Path) -> int:
         return subprocess.run(CLI + args, stdout=f, stderr=subprocess.STDOUT).returncode
 
 
+def check_reused(run: Path, train_args: list[str]) -> None:
+    """A finished DPAP run is reused only if it was trained with the DPAP options these
+    arguments resolve to now (``--prune-opt`` over the current default, compared with the
+    options its checkpoint records): a run of an older default is named, not reused."""
+    from readme_numbers import _dpap_resolved, _dpap_resolved_run
+
+    if "--prune" not in train_args or train_args[train_args.index("--prune") + 1] != "dpap":
+        return
+    opts = dict(train_args[i + 1].split("=", 1) for i, a in enumerate(train_args)
+                if a == "--prune-opt")
+    want, have = _dpap_resolved(opts), _dpap_resolved_run(run)
+    if have is None:
+        raise SystemExit(f"{run}: finished, but its checkpoint records no DPAP options; "
+                         f"move it away to retrain")
+    diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+    if diff:
+        k, (h, w) = next(iter(sorted(diff.items())))
+        raise SystemExit(f"{run} was trained with DPAP option {k}={h!r}, these arguments "
+                         f"resolve to {k}={w!r} ({len(diff)} option(s) differ): it is a "
+                         f"run of other options (an older default?); move it away")
+
+
 def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> dict:
     """Train/export/simulate/energy ``run`` unless done; return its row."""
     run.parent.mkdir(parents=True, exist_ok=True)
     log = run.parent / (run.name + ".log")   # not with_suffix: tags hold dots ("0.4")
-    if not (run / "summary.json").exists():
+    if (run / "summary.json").exists():
+        check_reused(run, train_args)
+    else:
         extra = ["--epochs", str(epochs)] if epochs else []
         if (run / "checkpoint").exists():
             extra.append("--resume")              # an interrupted run continues exactly

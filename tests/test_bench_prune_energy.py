@@ -20,7 +20,7 @@ def bench():
 
 
 def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict,
-                  epochs: int = 20) -> None:
+                  epochs: int = 20, dpap: dict | None = None) -> None:
     """The files bench_prune_energy reads from a run that went through train / export /
     simulate / energy (values chosen by the test)."""
     d.mkdir(parents=True)
@@ -37,6 +37,13 @@ def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict,
         "cores": {chip: {"before_pruning": {"cores": 9}, "after_pruning": {"cores": n}}
                   for chip, n in cores.items()}}))
     (d / "energy.rc").write_text("0")
+    # the DPAP options the run's checkpoint records: the current default, resolved
+    from spikeship.train.pruners.dpap_config import DPAPConfig
+
+    (d / "checkpoint").mkdir()
+    (d / "checkpoint" / "meta.json").write_text(json.dumps(
+        {"pruner": {"name": "dpap", "meta": {"config": dpap or DPAPConfig().from_options(
+            {}).to_json()}}}))
     totals = {"0": 15, "3": 40, "7": 300}
     (d / "metrics.jsonl").write_text(json.dumps({"epoch": 20, "layers": [
         {"name": k, "units_remaining": v, "units_total": totals[k],
@@ -195,3 +202,22 @@ def test_limit_train_runs_live_in_their_own_folders(bench, tmp_path, capsys):
     assert bench.main(["--seeds", "0", "--out", str(out), "--limit-train", "300"]) == 0
     text = (out / "dpap-lt300-table.md").read_text()
     assert "| 0 | 90.00 | 89.00 |" in text and "pruned 50; training samples 1347" in text
+
+
+def test_a_finished_run_of_other_dpap_options_is_named_not_reused(bench, tmp_path):
+    """Runs are found by folder name; a DPAP run whose checkpoint records other options
+    than the arguments resolve to now (e.g. an older default) stops the sweep, by name,
+    before anything is reused or written; the same options given explicitly pass."""
+    from spikeship.train.pruners.dpap_config import DPAPConfig
+
+    old = DPAPConfig.from_options({"unit_budget_first": 0.25}).to_json()
+    run = tmp_path / "chip-s0"
+    _finished_run(run, 0.97, 1e5, {"loihi": 4}, {"0": 9, "3": 14, "7": 300}, dpap=old)
+    with pytest.raises(SystemExit, match="unit_budget_first=0.25.*resolve to "
+                                         "unit_budget_first="):
+        bench.check_reused(run, ["--prune", "dpap"])
+    bench.check_reused(run, ["--prune", "dpap", "--prune-opt", "unit_budget_first=0.25"])
+    bench.check_reused(run, ["--prune", "l1-filter"])          # not DPAP: no check
+    (run / "checkpoint" / "meta.json").write_text("{}")
+    with pytest.raises(SystemExit, match="records no DPAP options"):
+        bench.check_reused(run, ["--prune", "dpap"])
