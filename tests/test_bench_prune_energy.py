@@ -66,11 +66,11 @@ Text below stays.
 
 def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
     out = tmp_path / "runs"
-    for seed, (pl, pl2) in enumerate([(4, 3), (5, 4)]):
+    for seed, (pl, pl2, c0) in enumerate([(4, 3, 9), (5, 4, 15)]):
         _finished_run(out / f"dense-s{seed}", 0.97, 500_000.0, {"loihi": 9, "loihi2": 8},
                       {"0": 15, "3": 40, "7": 300})
         _finished_run(out / f"dpap-s{seed}", 0.965, 150_000.0, {"loihi": pl, "loihi2": pl2},
-                      {"0": 9, "3": 22, "7": 150}, epochs=50)
+                      {"0": c0, "3": 22, "7": 150}, epochs=50)
     readme = tmp_path / "README.md"
     readme.write_text(README)
     assert bench.main(["--seeds", "0-1", "--out", str(out), "--readme", str(readme)]) == 0
@@ -88,6 +88,9 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
             "cores halved on both chips (every seed): False") in text
     assert "epochs (from the runs' summaries): dense 20, pruned 50; training samples 1347" \
         in text
+    # seed 1 keeps every conv0 channel: conv channels are still pruned on every seed
+    assert "every seed prunes conv channels: True (conv0 not on every seed, conv3 every " \
+           "seed)" in text
     assert "Machine: " in text and "Python " in text and " UTC." in text
     assert (f"Command: `python benchmarks/bench_prune_energy.py --seeds 0-1 --out {out} "
             f"--readme {readme}`") in text
@@ -103,6 +106,7 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
     text = readme.read_text()
     assert text.count("<!-- prune-table:begin -->") == 1 and "| 1 |" not in text
     assert "cores halved on both chips (every seed): True" in text
+    assert "every seed prunes conv channels: True (conv0 every seed, conv3 every seed)" in text
     # a named block (--block) is written, and the default block left as it was
     two = readme.read_text() + "\n<!-- prune-table-l1:begin -->\nold\n<!-- prune-table-l1:end -->\n"
     readme.write_text(two)
