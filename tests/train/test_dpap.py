@@ -362,7 +362,12 @@ def test_trainer_run_with_dpap_resumes_bit_for_bit(tmp_path, options):
     assert any(k.startswith("pruner/f_unit.") for k in a.tensors)
     lines = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     layer = lines[-1]["pruner"]["layers"]["1"]
-    assert layer["units_remaining"] < 9 and layer["synapses_total"] == 64 * 9
+    assert layer["synapses_total"] == 64 * 9
+    if options:            # the paper's schedule removes hidden units
+        assert layer["units_remaining"] < 9
+    else:                  # the default keeps the first layer's units, cuts its synapses
+        assert layer["units_remaining"] == 9
+        assert layer["synapses_remaining"] == 64 * 9 - int(0.8 * 64 * 9)
 
 
 def test_ramped_per_layer_unit_budget_removes_lowest_survival_first():

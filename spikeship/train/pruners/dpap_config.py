@@ -50,7 +50,7 @@ OBJECTIVES = ("params", "synops")
 # "paper" names the paper's survival schedule (= the dataclass defaults below);
 # "channels" is an earlier in-run channel schedule, kept for comparison.
 CHIP = {"cut_at": 0.4, "default_epochs": 50, "restart_lr": True, "strength": True,
-        "spine": "synaptic", "unit_budget_first": 0.4, "unit_budget_conv": 0.65,
+        "spine": "synaptic", "unit_budget_first": 0.0, "unit_budget_conv": 0.75,
         "synapse_budget_fc": 0.8}
 PRESETS: dict[str, dict[str, Any]] = {
     "": CHIP,
@@ -113,7 +113,8 @@ class DPAPConfig:
     cut_every: int = 1                  # step m of k cuts to m/k of each unit budget and
                                         # removes the share of synapses that leaves
                                         # (1 - share)**(m/k) of them
-    unit_budget_first: float = 1.0      # unit budget of the first prunable layer (the input's)
+    unit_budget_first: float = 1.0      # unit budget of the first prunable layer (the input's;
+                                        # 1: that of its kind, 0: none removed)
     synapse_budget_fc: float = 0.0      # at the cut: share of each hidden FC layer's remaining
                                         # synapses removed (lowest F_BCM first)
     synapse_budgets: str = ""           # "index:share,...": the same per layer (overrides)
