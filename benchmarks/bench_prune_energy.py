@@ -397,7 +397,9 @@ def _summary(rows, path: Path, note: str = "") -> None:
     me, see = mean_se(diff_emu)
     every = {f"conv{k}": all(p["units"][k][0] < p["units"][k][1] for _, _, p in rows)
              for k in ("0", "3")}
-    chans = (f"{all(any(p['units'][k][0] < p['units'][k][1] for k in ('0', '3')) for _, _, p in rows)} ("
+    some = all(any(p["units"][k][0] < p["units"][k][1] for k in ("0", "3"))
+               for _, _, p in rows)
+    chans = (f"{some} ("
              + ", ".join(f"{k} {'every seed' if v else 'not on every seed'}"
                          for k, v in every.items()) + ")")
     lines += [

@@ -39,8 +39,8 @@ from the paper as follows:
   lowest F first whatever its sign: the first layer (conv0) keeps all its channels
   (``unit_budget_first=0``), every other conv layer loses 75 % (``unit_budget_conv``),
   every hidden FC layer 80 % of the synapses it has left (``synapse_budget_fc``); its
-  units are kept. Nothing is removed before or after the cut (F < 0 is not a trigger in this
-  mode); epochs 22-50 fine-tune. With ``--epochs E`` the cut is at the end of epoch
+  units are kept. Nothing is removed before or after the cut (F < 0 is not a trigger
+  in this mode); epochs 22-50 fine-tune. With ``--epochs E`` the cut is at the end of epoch
   ``floor(0.4 E) + 1``; ``cut_epoch=N`` fixes it;
 - Eq 7's BCM is weighted by the synapse's strength (``strength=true``: ``BCM_ij *
   |w_ij|``; conv: the pair's kernel L1 norm), and Eq 11's spine importance is the row
@@ -618,9 +618,9 @@ class DPAPPruner(Pruner):
                 self.masks.prune_units(n, remove)
         share = cfg.synapse_share(n, li.kind, li.is_output)
         if cut and share is not None:
-            # step m of k keeps (1 - share)**(m / k) of the synapses there were before it
-            kept_before = (1.0 - share) ** ((step - 1) / cfg.cut_steps)
-            out.update(self._cut_synapses(li, imp, 1.0 - (1.0 - share) ** done / kept_before))
+            # each of k steps removes 1 - (1 - share)**(1/k) of what is left, so that after
+            # step m (1 - share)**(m/k) of the synapses remain
+            out.update(self._cut_synapses(li, imp, 1.0 - (1.0 - share) ** (1 / cfg.cut_steps)))
         return out
 
     def _cut_synapses(self, li, imp: torch.Tensor, share: float) -> dict[str, Any]:
