@@ -300,7 +300,6 @@ class DPAPPruner(Pruner):
         self.epochs_done = 0
         self.meter: SynopsMeter | None = None
         self.cut = self.config.cut_epoch           # the cut's epoch (cut_at: set_run)
-        self.cut_epochs = self.config.cut_epochs_of(self.cut) if self.cut else []
 
     @classmethod
     def default_epochs(cls, options: dict[str, Any] | None) -> int | None:
@@ -310,6 +309,13 @@ class DPAPPruner(Pruner):
         """``restart_lr`` in cut mode: the schedule restarts with the cut's epoch, so the
         dense phase is a whole dense run and the cut and fine-tuning start afresh."""
         return self.cut if self.config.restart_lr and self.cut > 1 else 0
+
+    @property
+    def cut_epochs(self) -> list[int]:
+        """The epochs of the cut's steps (``cut_steps``, ``cut_every`` apart from the cut's
+        first epoch); [] outside cut mode."""
+        cfg = self.config
+        return [self.cut + m * cfg.cut_every for m in range(cfg.cut_steps)] if self.cut else []
 
     def teacher_epoch(self) -> int:
         """``distill`` in cut mode: the network at the start of the cut's epoch (the end
@@ -327,7 +333,6 @@ class DPAPPruner(Pruner):
                               f"{epochs} epochs, before the cut (give --epochs > "
                               f"{cfg.cut_epoch - 1} or a smaller cut_epoch / cut_at)")
         self.cut = cfg.cut_epoch_of(epochs)
-        self.cut_epochs = cfg.cut_epochs_of(epochs)
         if self.cut_epochs and self.cut_epochs[-1] > epochs:
             raise ConfigError(f"dpap options cut_steps={cfg.cut_steps}, cut_every="
                               f"{cfg.cut_every}: the cut's last step would be in epoch "

@@ -167,11 +167,6 @@ class DPAPConfig:
         """True in cut mode (``cut_epoch`` or ``cut_at``)."""
         return bool(self.cut_epoch or self.cut_at)
 
-    def cut_epochs_of(self, run_epochs: int) -> list[int]:
-        """The 1-based epochs of the cut's steps in a ``run_epochs``-epoch run."""
-        first = self.cut_epoch_of(run_epochs)
-        return [first + m * self.cut_every for m in range(self.cut_steps)] if first else []
-
     def cut_epoch_of(self, run_epochs: int) -> int:
         """The 1-based epoch of the cut in a ``run_epochs``-epoch run (0: no cut)."""
         if self.cut_epoch:
