@@ -2,8 +2,12 @@
 
     python benchmarks/bench_onnx_latency.py DENSE_RUN PRUNED_RUN [--json out.json]
 
-Each run directory's ``model.onnx`` is used (exported first with ``spikeship export RUN
---formats onnx`` when it is missing). Three things, in this order:
+Both runs' checkpoints are exported to a step graph now, by this checkout's exporter,
+into a scratch directory (the ``model.onnx`` that ``spikeship export RUN`` wrote is what
+the same code writes; one left by an older exporter would time two exporters, not the
+pruning: the README block before this rule timed a dense graph of an older LIF form and
+gave 1.37x where both graphs of today's exporter give 1.24x). Three things, in this
+order:
 
 1. **Structure.** Pruned channels / neurons must be physically absent from the file: for
    every prunable layer of the checkpoint, the weight ONNX Runtime multiplies (an
@@ -57,7 +61,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -357,21 +360,37 @@ def _q(xs) -> dict:
 
 
 # ---- one comparison --------------------------------------------------------------------------
-def ensure_onnx(run_dir: Path) -> Path:
-    path = run_dir / "model.onnx"
-    if not path.exists():
-        rc = subprocess.run([sys.executable, "-m", "spikeship.cli", "export", str(run_dir),
-                             "--formats", "onnx"]).returncode
-        if rc or not path.exists():
-            raise SystemExit(f"`spikeship export {run_dir} --formats onnx` failed (exit {rc})")
-    return path
+def fresh_onnx(run_dir: Path, out_dir: Path) -> Path:
+    """Both runs' graphs written now, by this checkout's exporter, into ``out_dir``.
+
+    A ``model.onnx`` already in a run directory may come from an older exporter (a
+    different LIF op sequence, another pool): timing it against a graph of today's would
+    measure the two exporters, not the pruning. The run directory is not touched."""
+    from spikeship.errors import SpikeshipError
+    from spikeship.export.onnx_export import to_onnx, write_onnx
+    from spikeship.export.surgery import build_deployable
+    from spikeship.targets.export_command import encoding_of
+    from spikeship.train.checkpoint import load_checkpoint
+
+    try:
+        ck = load_checkpoint(run_dir)
+        config = dict(ck.config)
+        config.setdefault("timesteps", 8)
+        config["encoding"] = encoding_of(config)
+        net = build_deployable(ck.model, ck.masks, ck.spec, config,
+                               source_run=str(Path(run_dir).resolve()))
+        model = to_onnx(net, mode="step", timesteps=config["timesteps"])
+    except SpikeshipError as e:
+        raise SystemExit(f"{run_dir}: cannot export its checkpoint to ONNX: {e}") from e
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return write_onnx(model, out_dir / "model.onnx")
 
 
-def analyse(run_dir: Path) -> dict:
-    """Structure check, per-node MACs and the ORT cross-check of one run's model.onnx."""
+def analyse(run_dir: Path, path: Path) -> dict:
+    """Structure check, per-node MACs and the ORT cross-check of ``path``, the graph
+    exported from ``run_dir``."""
     import onnx
 
-    path = ensure_onnx(run_dir)
     model = onnx.load(str(path))
     macs = count_macs(model)
     weights = executed_weights(model)
@@ -384,7 +403,8 @@ def analyse(run_dir: Path) -> dict:
         r["weight_zero_share"] = float((w == 0).mean()) if w is not None and w.size else None
     mismatch = [r["node"] for r in macs
                 if r["ort_weight_shape"] is not None and r["ort_weight_shape"] != r["weight_shape"]]
-    return {"run": str(run_dir), "onnx": str(path), "nodes": macs,
+    return {"run": str(run_dir), "onnx": "exported by this benchmark (the run's own "
+            "model.onnx is not used)", "nodes": macs,
             "macs_per_sample": int(sum(r["macs"] for r in macs)),
             "macs_block_padded_per_sample": int(sum(r["macs_block_padded"] for r in macs)),
             "elementwise_per_sample": count_elementwise(model),
@@ -398,14 +418,17 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
     import onnxruntime as ort
 
     dense_dir, pruned_dir = Path(dense_dir), Path(pruned_dir)
-    d, p = analyse(dense_dir), analyse(pruned_dir)
-    md, mp = _Model(Path(d["onnx"]), batch, seed), _Model(Path(p["onnx"]), batch, seed)
-    if (md.steps, md.mode) != (mp.steps, mp.mode):
-        raise SystemExit(f"the two models differ in mode/steps: {md.mode}/{md.steps} vs "
-                         f"{mp.mode}/{mp.steps}")
-    lat = measure(md, mp, rounds, calls)
-    prof = {"dense": profile(Path(d["onnx"]), batch, seed),
-            "pruned": profile(Path(p["onnx"]), batch, seed)}
+    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
+        paths = {k: fresh_onnx(r, Path(tmp) / k)
+                 for k, r in (("dense", dense_dir), ("pruned", pruned_dir))}
+        d, p = analyse(dense_dir, paths["dense"]), analyse(pruned_dir, paths["pruned"])
+        md, mp = _Model(paths["dense"], batch, seed), _Model(paths["pruned"], batch, seed)
+        if (md.steps, md.mode) != (mp.steps, mp.mode):
+            raise SystemExit(f"the two models differ in mode/steps: {md.mode}/{md.steps} vs "
+                             f"{mp.mode}/{mp.steps}")
+        lat = measure(md, mp, rounds, calls)
+        prof = {"dense": profile(paths["dense"], batch, seed),
+                "pruned": profile(paths["pruned"], batch, seed)}
     mac_ratio = d["macs_per_sample"] / p["macs_per_sample"]
     speed = _q(lat["paired_ratio"])
     structure_ok = all(r["ok"] for r in p["structure"] + d["structure"]) and not \

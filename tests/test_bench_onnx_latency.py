@@ -72,6 +72,7 @@ def _train(out: Path, prune: str, opts: dict) -> Path:
 def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("onnxlat")
     dense = _train(d / "dense", "none", {})
+    (dense / "model.onnx").write_bytes(b"not an onnx graph")    # a stale export
     pruned = _train(d / "pruned", "l1-filter", {"conv": 0.4, "fc": 0.5, "start": 1, "end": 1})
     return dense, pruned
 
@@ -83,7 +84,10 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
                      "--json", str(out)])
     doc = json.loads(out.read_text())
     assert rc == (0 if doc["criterion_held"] else 1) and doc["structure_ok"] is True
-    assert (dense / "model.onnx").exists() and (pruned / "model.onnx").exists()  # exported
+    # both graphs exported now by this checkout, into a scratch directory: the runs'
+    # own model.onnx is neither read nor written (the fixture put a bogus one in dense)
+    assert (dense / "model.onnx").read_bytes() == b"not an onnx graph"
+    assert not (pruned / "model.onnx").exists()
     # l1-filter removed 40 % of 15 / 40 conv channels and 50 % of 300 FC neurons:
     # conv0 9x1x3x3, conv3 24x9x3x3 on 8x8 digits (pad 1, pool 2), fc7 150 x (24*2*2)
     st = {r["layer"]: r for r in doc["pruned"]["structure"]}
@@ -115,10 +119,10 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
         bench.main([str(dense), str(pruned), "--readme", str(readme), "--block", "y"])
 
 
-def test_a_zero_filled_layer_is_reported(bench, runs):
+def test_a_zero_filled_layer_is_reported(bench, runs, tmp_path):
     """A layer executed in its trained (full) shape fails the structure check."""
     _, pruned = runs
-    macs = bench.count_macs(onnx.load(str(pruned / "model.onnx")))
+    macs = bench.count_macs(onnx.load(str(bench.fresh_onnx(pruned, tmp_path))))
     for r in macs:
         if r["output"] == "conv3":
             r["weight_shape"] = [40, 15, 3, 3]
