@@ -205,28 +205,33 @@ def ort_folded_weights(path: Path) -> dict[str, dict]:
 
 
 # ---- structure: pruned units physically absent -------------------------------------------
-def structure_check(run_dir: Path, macs: list[dict], weights: dict[str, np.ndarray]) -> list[dict]:
+def structure_check(run_dir: Path, macs: list[dict], weights: dict[str, np.ndarray],
+                    silent: dict[str, int] | None = None) -> list[dict]:
     """Per prunable layer of ``run_dir``'s checkpoint: trained, expected and executed weight
     shape, and all-zero rows / input columns of the executed weight.
 
-    ``expected`` = (units kept, producer units kept x in_block, kernel...). ``ok`` is
-    False when the executed shape is not the expected one (zero-filled full shape)."""
+    ``expected`` = (units kept, producer units kept x in_block, kernel...), less the units
+    the exporter removed as silent (``silent``, per layer). ``ok`` is False when the
+    executed shape is not the expected one (zero-filled full shape)."""
     from spikeship.train.checkpoint import load_checkpoint
 
     ck = load_checkpoint(run_dir)
     by_layer: dict[str, list[dict]] = {}      # "conv3", or "conv3@t0".. in an unrolled graph
     for r in macs:
         by_layer.setdefault(r["output"].split("@")[0], []).append(r)
+    silent = silent or {}
+    kinds = {li.name: li.kind for li in ck.layers}
     rows = []
     for li in ck.layers:
         units = ck.masks.units[li.name]
+        name = f"{li.kind}{li.name}"
         if li.producer is None:
             n_in = li.in_units
         else:
-            n_in = int(ck.masks.units[li.producer].sum()) * li.in_block
+            n_in = (int(ck.masks.units[li.producer].sum())
+                    - silent.get(f"{kinds[li.producer]}{li.producer}", 0)) * li.in_block
         trained = list(ck.masks.weight[li.name].shape)
-        expected = [int(units.sum()), n_in, *trained[2:]]
-        name = f"{li.kind}{li.name}"
+        expected = [int(units.sum()) - silent.get(name, 0), n_in, *trained[2:]]
         rs = by_layer.get(name, [])
         shapes = {tuple(r["weight_shape"]) for r in rs}
         executed = list(next(iter(shapes))) if len(shapes) == 1 else \
@@ -239,7 +244,8 @@ def structure_check(run_dir: Path, macs: list[dict], weights: dict[str, np.ndarr
             zero_cols = int((~w2.any(axis=(0, 2))).sum())
         rows.append({"layer": name, "kind": li.kind, "trained_shape": trained,
                      "expected_shape": expected, "executed_shape": executed,
-                     "units_pruned": int((~units).sum()), "zero_rows": zero_rows,
+                     "units_pruned": int((~units).sum()),
+                     "units_silent_removed": silent.get(name, 0), "zero_rows": zero_rows,
                      "zero_input_columns": zero_cols,
                      "ok": executed == expected})
     return rows
@@ -360,12 +366,14 @@ def _q(xs) -> dict:
 
 
 # ---- one comparison --------------------------------------------------------------------------
-def fresh_onnx(run_dir: Path, out_dir: Path) -> Path:
+def fresh_onnx(run_dir: Path, out_dir: Path) -> tuple[Path, dict[str, int]]:
     """Both runs' graphs written now, by this checkout's exporter, into ``out_dir``.
 
     A ``model.onnx`` already in a run directory may come from an older exporter (a
     different LIF op sequence, another pool): timing it against a graph of today's would
-    measure the two exporters, not the pruning. The run directory is not touched."""
+    measure the two exporters, not the pruning. The run directory is not touched.
+    Returns the file and, per layer, the units the exporter removed as silent (no
+    synapse left, a bias that never reaches the threshold: ``surgery._silent_units``)."""
     from spikeship.errors import SpikeshipError
     from spikeship.export.onnx_export import to_onnx, write_onnx
     from spikeship.export.surgery import build_deployable
@@ -383,10 +391,11 @@ def fresh_onnx(run_dir: Path, out_dir: Path) -> Path:
     except SpikeshipError as e:
         raise SystemExit(f"{run_dir}: cannot export its checkpoint to ONNX: {e}") from e
     out_dir.mkdir(parents=True, exist_ok=True)
-    return write_onnx(model, out_dir / "model.onnx")
+    silent = {k: len(v) for k, v in net.removed_silent.items()}
+    return write_onnx(model, out_dir / "model.onnx"), silent
 
 
-def analyse(run_dir: Path, path: Path) -> dict:
+def analyse(run_dir: Path, path: Path, silent: dict[str, int] | None = None) -> dict:
     """Structure check, per-node MACs and the ORT cross-check of ``path``, the graph
     exported from ``run_dir``."""
     import onnx
@@ -409,7 +418,7 @@ def analyse(run_dir: Path, path: Path) -> dict:
             "macs_block_padded_per_sample": int(sum(r["macs_block_padded"] for r in macs)),
             "elementwise_per_sample": count_elementwise(model),
             "ort_shape_mismatch": mismatch,
-            "structure": structure_check(run_dir, macs, weights)}
+            "structure": structure_check(run_dir, macs, weights, silent)}
 
 
 def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int = 21,
@@ -419,9 +428,11 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
 
     dense_dir, pruned_dir = Path(dense_dir), Path(pruned_dir)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
-        paths = {k: fresh_onnx(r, Path(tmp) / k)
-                 for k, r in (("dense", dense_dir), ("pruned", pruned_dir))}
-        d, p = analyse(dense_dir, paths["dense"]), analyse(pruned_dir, paths["pruned"])
+        made = {k: fresh_onnx(r, Path(tmp) / k)
+                for k, r in (("dense", dense_dir), ("pruned", pruned_dir))}
+        paths = {k: v[0] for k, v in made.items()}
+        d = analyse(dense_dir, paths["dense"], made["dense"][1])
+        p = analyse(pruned_dir, paths["pruned"], made["pruned"][1])
         md, mp = _Model(paths["dense"], batch, seed), _Model(paths["pruned"], batch, seed)
         if (md.steps, md.mode) != (mp.steps, mp.mode):
             raise SystemExit(f"the two models differ in mode/steps: {md.mode}/{md.steps} vs "
@@ -530,12 +541,14 @@ def table(doc: dict, profile: bool = True) -> str:
     for run in (d, p):
         for r in run["structure"]:
             if r["units_pruned"] or not r["ok"] or r["zero_rows"] or r["zero_input_columns"]:
+                silent = (f"{r['units_silent_removed']} silent units removed too; "
+                          if r.get("units_silent_removed") else "")
                 lines.append(
                     f"  structure {Path(run['run']).name} {r['layer']}: trained "
                     f"{r['trained_shape']}, expected {r['expected_shape']}, executed "
                     f"{r['executed_shape']} ({'units absent' if r['ok'] else 'ZERO-FILLED'}"
-                    f"; {r['zero_rows']} all-zero rows, {r['zero_input_columns']} all-zero "
-                    f"input columns)")
+                    f"; {silent}{r['zero_rows']} all-zero rows, {r['zero_input_columns']} "
+                    f"all-zero input columns)")
     for run in (d, p):
         if run["ort_shape_mismatch"]:
             lines.append(f"  ONNX Runtime's folded weights differ from the inferred shapes in "

@@ -122,7 +122,7 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
 def test_a_zero_filled_layer_is_reported(bench, runs, tmp_path):
     """A layer executed in its trained (full) shape fails the structure check."""
     _, pruned = runs
-    macs = bench.count_macs(onnx.load(str(bench.fresh_onnx(pruned, tmp_path))))
+    macs = bench.count_macs(onnx.load(str(bench.fresh_onnx(pruned, tmp_path)[0])))
     for r in macs:
         if r["output"] == "conv3":
             r["weight_shape"] = [40, 15, 3, 3]

@@ -13,6 +13,9 @@ What happens, layer by layer (DESIGN.md "Masks", CONVENTIONS.md "Exported NIR"):
    the block of ``H*W`` columns ``o*H*W .. (o+1)*H*W - 1``. The kept indices are
    recorded (``kept_out``, ``kept_in``); the mask of the exported weight
    (``mask = eff[kept_out][:, kept_in]``) tells a pruned synapse from a trained zero.
+   A hidden unit left without any synapse whose bias alone can never make it fire
+   (:func:`_silent_units`) is removed the same way: it would never spike, so no output
+   changes, and the chip does not pay for the neuron (``DeployableNet.removed_silent``).
 3. **Fold BatchNorm** (eval statistics) into the preceding conv::
 
        s = gamma / sqrt(var + eps);   W' = W * s[o];   b' = (b - mean) * s + beta
@@ -31,7 +34,7 @@ The recorded ``scale_folded`` is the factor folded into a layer's weights;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import snntorch as snn
@@ -117,6 +120,9 @@ class DeployableNet:
     encoding: str                  # "direct" | "frames"
     source_run: str
     preset: str
+    # per synaptic layer: original indices of the units removed because no synapse into
+    # them is left and their bias alone can never make them fire (see _silent_units)
+    removed_silent: dict = field(default_factory=dict)
 
     def synapse_layers(self) -> list[SynapseLayer]:
         return [l for l in self.layers if isinstance(l, SynapseLayer)]
@@ -159,6 +165,43 @@ def _scalar(t, what: str, layer: str) -> float:
     return float(v.reshape(()))
 
 
+SILENT_MARGIN = 0.9     # a unit is silent when its bias alone settles below 0.9 x threshold
+
+
+def _silent_units(modules: list, i: int, eff: np.ndarray, b: np.ndarray, units: np.ndarray,
+                  kept_in: np.ndarray, name: str) -> np.ndarray:
+    """Original indices of the kept units of synaptic layer ``i`` that can never spike.
+
+    A unit every synapse of which is pruned (``eff`` False for the whole row over the
+    kept inputs; a trained zero is still a synapse) receives only its bias ``b``
+    (after BatchNorm): its membrane ``u_t = beta u_(t-1) + b`` from ``u_0 = 0`` rises
+    monotonically towards ``b / (1 - beta)`` and stays at or below zero for ``b <= 0``.
+    It never exceeds a positive threshold when ``b <= 0`` or, for ``beta < 1``, when
+    ``b / (1 - beta) < SILENT_MARGIN * threshold`` (the margin covers the chips' bias
+    and decay rounding); such a unit and its outgoing synapses are removed like a pruned
+    one, which changes no spike anywhere. An IF neuron (``beta = 1``) with ``b > 0``
+    fires eventually and is kept, as is every unit of the output layer (the classes),
+    and all units when none would be left."""
+    if not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in modules[i + 1:]):
+        return np.zeros(0, dtype=np.int64)           # the output layer
+    leaky = next((m for m in modules[i + 1:] if isinstance(m, (snn.Leaky, nn.Conv2d,
+                                                               nn.Linear))), None)
+    if not isinstance(leaky, snn.Leaky):
+        return np.zeros(0, dtype=np.int64)
+    beta, thr = _neuron_params(leaky, name)
+    if not thr > 0:
+        return np.zeros(0, dtype=np.int64)
+    no_input = ~np.any(eff[:, kept_in].reshape(eff.shape[0], -1), axis=1)
+    if beta < 1.0:
+        quiet = (b <= 0) | (b / (1.0 - beta) < SILENT_MARGIN * thr)
+    else:
+        quiet = b <= 0
+    silent = units & no_input & quiet
+    if silent.sum() == units.sum():
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(silent).astype(np.int64)
+
+
 def _neuron_params(m: snn.Leaky, layer: str) -> tuple[float, float]:
     if getattr(m, "reset_mechanism", "zero") != "zero":
         raise ExportError(f"layer {layer}: reset '{m.reset_mechanism}' cannot be expressed in NIR "
@@ -192,6 +235,7 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
     sig_orig = tuple(spec.input_shape)                 # original (unpruned) shape of the signal
     pending_scale = 1.0                                 # pool factor waiting for the next synapse
     last_syn: int | None = None                         # index in `layers` of the last synapse
+    removed_silent: dict[str, tuple[int, ...]] = {}     # units without input that never fire
     i = 0
     while i < len(modules):
         m, name = modules[i], str(i)
@@ -229,6 +273,12 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
                 b = (b - bn.running_mean.detach().double().cpu().numpy()) * s \
                     + bn.bias.detach().double().cpu().numpy()
                 i += 1
+            silent = _silent_units(modules, i, eff, b, units, kept_in, name)
+            if silent.size:
+                units = units.copy()
+                units[silent] = False
+                kept_out = np.flatnonzero(units).astype(np.int64)
+                removed_silent[f"{kind}{name}"] = tuple(int(u) for u in silent)
             w = w[kept_out][:, kept_in]
             mask = eff[kept_out][:, kept_in]
             b = b[kept_out]
@@ -305,7 +355,8 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
                          num_classes=spec.num_classes, dt_s=float(dt_s),
                          timesteps=int(config.get("timesteps", 0) or 0),
                          encoding=str(config.get("encoding", "direct")),
-                         source_run=str(source_run), preset=spec.preset)
+                         source_run=str(source_run), preset=spec.preset,
+                         removed_silent=removed_silent)
 
 
 def _replace(obj, **changes):

@@ -64,6 +64,9 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
                            source_run=str(run_dir.resolve()))
     graph = to_nir(net)
     onnx_model, notes = None, []
+    for layer, silent in net.removed_silent.items():
+        notes.append(f"{layer}: {len(silent)} unit(s) without any synapse left, whose bias "
+                     "alone never reaches the threshold, removed (they never fire)")
     if "onnx" in formats:
         from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
 

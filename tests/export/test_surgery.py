@@ -151,3 +151,39 @@ def test_unexportable_models_raise_export_error(case, message):
         model[2] = nn.ReLU()
     with pytest.raises(ExportError, match=message):
         build_deployable(model, masks, spec)
+
+
+def test_units_left_without_synapses_are_removed_only_when_they_can_never_fire():
+    """fc8 (threshold 0.5, beta 0.2): every synapse into units 1, 4, 6 and 8 is pruned.
+    Unit 1's bias is negative, unit 4's settles at 0.1 / 0.8 = 0.125: both silent, removed.
+    Unit 6's bias 0.55 is above the threshold: it fires on every step without input: kept.
+    Unit 8's settles at 0.38 / 0.8 = 0.475: it never fires either, but it lies within the
+    margin (0.9 x 0.5 = 0.45) that leaves room for the chips' rounding: kept."""
+    model, spec = nets.conv_net(seed=4)
+    with torch.no_grad():
+        model[8].bias[[1, 4, 6, 8]] = torch.tensor([-0.3, 0.1, 0.55, 0.38])
+    masks = nets.masks_for(model, spec)
+    remove = torch.zeros_like(masks.weight["8"], dtype=torch.bool)
+    remove[[1, 4, 6, 8]] = True
+    masks.prune_weights("8", remove)
+    masks.apply()
+    net = build_deployable(model, masks, spec, {"timesteps": 12})
+    assert net.removed_silent == {"fc8": (1, 4)}
+    fc8, fc10 = net.synapse_layers()[2:]
+    assert fc8.kept_out.tolist() == [0, 2, 3, 5, 6, 7, 8] and fc8.weight.shape == (7, 14)
+    assert fc10.kept_in.tolist() == [0, 2, 3, 5, 6, 7, 8] and fc10.weight.shape == (3, 7)
+    lif9 = {l.name: l for l in net.neuron_layers()}["lif9"]
+    x = nets.inputs_for(spec, n=8, steps=12)
+    ref_out, ref_counts, out, counts = _run_both(model, net, x)
+    np.testing.assert_array_equal(out, ref_out)              # no output changed
+    np.testing.assert_array_equal(counts["lif9"], ref_counts["lif9"][lif9.kept])
+    assert ref_counts["lif9"][[1, 4]].sum() == 0             # the removed ones never fired
+    assert ref_counts["lif9"][6].min() > 0                   # the kept one fires on bias alone
+    assert ref_counts["lif9"][8].sum() == 0                  # kept within the margin
+    # the output layer's units are never removed, however silent
+    with torch.no_grad():
+        model[10].bias[0] = -1.0
+    masks.prune_weights("10", torch.arange(3)[:, None].expand(3, 9) == 0)
+    masks.apply()
+    net = build_deployable(model, masks, spec, {"timesteps": 12})
+    assert net.synapse_layers()[3].weight.shape[0] == 3 and "fc10" not in net.removed_silent
