@@ -150,6 +150,9 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
         for l in json.loads(line)["layers"]:
             units[l["name"]] = (l["units_remaining"], l["units_total"],
                                 100.0 * l["synapses_remaining"] / max(l["synapses_total"], 1))
+    exp = (json.loads((run / "export.json").read_text())
+           if (run / "export.json").exists() else {})
+    deployed = {l["layer"]: l["after"][0] for l in exp.get("layers", [])}   # "fc7": 206
     vc = en.get("vanish_check", {})
     cores = {}
     for chip, _ in CHIPS:
@@ -158,7 +161,7 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
     return {"cores": cores, "float": summ["test_accuracy"], "emu": sim["accuracy"],
             "samples": sim["samples"], "pruning_rate": summ["pruning_rate"],
             "epochs": summ.get("epochs"), "samples_train": summ.get("samples_train"),
-            "units": units, "synops": t["ops_effective"],
+            "units": units, "deployed_units": deployed, "synops": t["ops_effective"],
             "synops_unpruned": t["ops_dense"],
             "energy_uj": t["energy_pj"] / 1e6, "energy_rc": energy_rc,
             "vanish": vc.get("passed"), "vanish_summary": vc.get("summary", vc.get("note"))}
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 HEADER = ("| seed | float dense | float pruned | diff (pt) [95 % paired] | emu dense | emu pruned | "
-          "conv0 ch | conv3 ch | fc7 units (synapses kept) | pruned % | synops dense | synops pruned | "
+          "conv0 ch | conv3 ch | fc7 units (deployed; synapses kept) | pruned % | synops dense | synops pruned | "
           "ratio | from structure | from rates | Loihi uJ dense | Loihi uJ pruned | "
           "Loihi cores dense | Loihi cores pruned | Loihi 2 cores dense | Loihi 2 cores pruned | "
           "energy exit |")
@@ -338,7 +341,8 @@ def _fmt_row(seed, d, p) -> str:
             f"{100 * (p['float'] - d['float']):+.2f}{_ci(p.get('paired_ci'))} | "
             f"{100 * d['emu']:.2f} | "
             f"{100 * p['emu']:.2f} | {u['0'][0]}/{u['0'][1]} | {u['3'][0]}/{u['3'][1]} | "
-            f"{u['7'][0]}/{u['7'][1]} ({u['7'][2]:.0f} %) | {100 * p['pruning_rate']:.1f} | "
+            f"{u['7'][0]}/{u['7'][1]} ({p.get('deployed_units', {}).get('fc7', '?')}; "
+            f"{u['7'][2]:.0f} %) | {100 * p['pruning_rate']:.1f} | "
             f"{d['synops']:,.0f} | {p['synops']:,.0f} | {d['synops'] / p['synops']:.2f} | "
             f"{p['synops_unpruned'] / p['synops']:.2f} | {d['synops'] / p['synops_unpruned']:.2f} | "
             f"{d['energy_uj']:.2f} | {p['energy_uj']:.2f} | "
@@ -404,6 +408,8 @@ def _summary(rows, path: Path, note: str = "") -> None:
                          for k, v in every.items()) + ")")
     lines += [
         "",
+        "fc7 units = kept by the pruner / trained (deployed: those the export keeps, less "
+        "the units left without any synapse that can never fire). "
         "synops = effective synaptic operations + first-layer MACs per test sample, counted "
         "from Loihi-emulator spikes on the deployed graph. ratio = dense run / pruned run = "
         "(from structure: the pruned run's spikes on the unpruned wiring / on its deployed "

@@ -28,6 +28,9 @@ def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict,
                                                 "samples_train": 1347,
                                                 "pruning_rate": 0.0 if units["0"] == 15 else 0.7}))
     (d / "model.net").write_bytes(b"")
+    # the export keeps fc7's units less those left without synapses (here: 10 fewer)
+    (d / "export.json").write_text(json.dumps({"layers": [
+        {"layer": "fc7", "before": [300, 160], "after": [units["7"] - 10, 40]}]}))
     (d / "simulate-loihi-emu.json").write_text(json.dumps({"accuracy": acc - 0.002,
                                                            "samples": 450}))
     (d / "energy.json").write_text(json.dumps({
@@ -81,7 +84,7 @@ def test_cores_in_table_and_readme_block_rewritten(bench, tmp_path, capsys):
     assert "| Loihi cores dense | Loihi cores pruned | Loihi 2 cores dense | Loihi 2 cores " \
            "pruned |" in text
     assert "| 12.00 | 3.60 | 9 | 4 | 8 | 3 | 0 |" in text          # seed 0: uJ, cores, exit
-    assert "| 9/15 | 22/40 | 150/300 (38 %) |" in text              # fc7: 450 of 1,200 synapses
+    assert "| 9/15 | 22/40 | 150/300 (140; 38 %) |" in text        # fc7: 450 of 1,200 synapses
     assert "| 9 | 5 | 8 | 4 | 0 |" in text                          # seed 1
     # seed 1 on Loihi: 9 / 5 = 1.8 < 2, so not halved on both chips
     assert ("cores dense/pruned: Loihi min 1.80, mean 2.02; Loihi 2 min 2.00, mean 2.33; "
