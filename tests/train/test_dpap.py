@@ -531,3 +531,25 @@ def test_strength_weights_the_criterion_by_the_synapse(strength, kept):
     run_batch(model, pr, [X_A])
     pr.end_epoch(1)
     assert torch.nonzero(masks.units["1"]).flatten().tolist() == [kept]
+
+
+def test_cut_rank_l1_cuts_the_conv_channels_of_smallest_filter_norm():
+    """``cut_rank=l1``: the cut removes a conv layer's budget of channels by the L1 norm of
+    their (masked) filters, lowest first, whatever their survival values; FC layers keep
+    DPAP's ranking. Filters scaled so that their norms rank 1 < 3 < 0 < 4 < 2."""
+    torch.manual_seed(0)
+    model, layers, masks = conv_net()
+    with torch.no_grad():
+        w = model[0].weight
+        w.copy_(w.sign() * 0.5)                      # every filter: L1 norm 9
+        w.mul_(torch.tensor([3.0, 1.0, 5.0, 2.0, 4.0]).view(5, 1, 1, 1))
+    pr = DPAPPruner({"preset": "paper", "cut_epoch": 1, "unit_budgets": "0:0.4",
+                     "cut_rank": "l1"})
+    pr.attach(model, masks, layers)
+    model.train()
+    forward_sequence(model, torch.rand(6, 2, 4, 4) * 3, 3)
+    pr.after_batch()
+    rep = pr.end_epoch(1)
+    assert rep["cut"] and masks.units["0"].tolist() == [True, False, True, False, True]
+    with pytest.raises(ConfigError, match="cut_rank"):
+        DPAPPruner({"cut_rank": "l2"})

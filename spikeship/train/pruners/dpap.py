@@ -611,7 +611,11 @@ class DPAPPruner(Pruner):
             budget = cfg.unit_budget(n, li.kind, epoch, first=n == self.layers[0].name)
             out["unit_budget"] = budget
             if cut and budget < 1.0:       # the cut: the budget whatever the sign of F
-                remove = _within_budget(units, f, units, budget * done, tiebreak=d)
+                rank = f
+                if cfg.cut_rank == "l1" and li.kind == "conv":
+                    w = self.model[int(n)].weight.detach() * eff
+                    rank = w.abs().flatten(1).sum(1).to(f.dtype)
+                remove = _within_budget(units, rank, units, budget * done, tiebreak=d)
             elif cfg.cuts:
                 remove = torch.zeros_like(units)
             else:

@@ -43,6 +43,7 @@ from spikeship.train.pruners.dpap_criteria import DECAYS, NORMALISATIONS, SPINES
 CRITERIA = ("bcm", "hebb", "stdp")
 WINDOWS = ("epoch", "cumulative")
 OBJECTIVES = ("params", "synops")
+CUT_RANKS = ("survival", "l1")
 
 # Named option sets (``--prune-opt preset=NAME``); options given beside a preset win.
 # "" is the default: "chip" (issue 16: what the chip pays for; see
@@ -64,6 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _CHOICES = {"criterion": CRITERIA, "normalisation": NORMALISATIONS, "decay": DECAYS,
             "window": WINDOWS, "spine": SPINES, "objective": OBJECTIVES,
+            "cut_rank": CUT_RANKS,
             "preset": tuple(PRESETS)}
 _POSITIVE = {"beta", "eta_conv", "eta_fc", "history", "paper_epochs", "cost_cap",
              "cut_steps", "cut_every"}
@@ -119,6 +121,8 @@ class DPAPConfig:
                                         # synapses removed (lowest F_BCM first)
     synapse_budgets: str = ""           # "index:share,...": the same per layer (overrides)
     strength: bool = False              # criterion x |w| (conv: the pair's kernel L1 norm)
+    cut_rank: str = "survival"          # the cut ranks conv channels by F ("survival") or
+                                        # by their filter's L1 norm ("l1", Li et al. 2017)
     default_epochs: int = 0             # run length when --epochs is not given (0: the CLI's)
     restart_lr: bool = False            # cut mode: the learning-rate schedule restarts with
                                         # the cut's epoch (the dense phase decays to its end)
