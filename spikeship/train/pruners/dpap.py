@@ -36,12 +36,16 @@ from the paper as follows:
   a whole dense run); during epoch 21 the traces and criteria of Eq 5-10 are collected
   from the trained network; at its end one survival update (Eq 11-15, then Eq 16-17
   with weight 1) ranks every unit and synapse, and each layer is *cut* to its budget,
-  lowest F first whatever its sign: the first layer (conv0) keeps all its channels
+  lowest first whatever the sign of F: the first layer (conv0) keeps all its channels
   (``unit_budget_first=0``), every other conv layer loses 75 % (``unit_budget_conv``),
   every hidden FC layer 80 % of the synapses it has left (``synapse_budget_fc``); its
   units are kept. Nothing is removed before or after the cut (F < 0 is not a trigger
   in this mode); epochs 22-50 fine-tune. With ``--epochs E`` the cut is at the end of epoch
   ``floor(0.4 E) + 1``; ``cut_epoch=N`` fixes it;
+- the cut ranks conv channels by the L1 norm of their filters (``cut_rank=l1``, Li et
+  al. 2017), not by F_D: on held-out seeds F_D's choice cost 0.7-1.1 pt more (table
+  below). DPAP's criterion thus decides the FC synapses; ``cut_rank=survival`` ranks
+  the channels by F_D as well;
 - Eq 7's BCM is weighted by the synapse's strength (``strength=true``: ``BCM_ij *
   |w_ij|``; conv: the pair's kernel L1 norm), and Eq 11's spine importance is the row
   sum of that alone (``spine=synaptic``), without the product with the unit's trace.

@@ -1,8 +1,8 @@
 """Options of the DPAP pruner (``--prune dpap --prune-opt key=value``), validated.
 
 The default is ``preset=chip`` (``CHIP`` below: one run of 50 epochs, dense for 40 %,
-then DPAP's strength-weighted criterion applied once and every layer cut to its budget,
-then fine-tuning). The dataclass defaults are the paper's and NOTES.md's (LIF trace
+then one cut of every layer to its budget, conv channels by their filters' L1 norm and
+FC synapses by DPAP's strength-weighted criterion, then fine-tuning). The dataclass defaults are the paper's and NOTES.md's (LIF trace
 tau = 0.5, gamma = 0.999, beta = 10, warm-up 5 epochs; conv channels eps 0.65, eta 12,
 C 5; FC synapses and neurons eps 1.5, eta 13, C 2), except where a choice had to be
 made between the paper and the authors' script; ``preset=paper`` selects them (and
@@ -52,7 +52,7 @@ CUT_RANKS = ("survival", "l1")
 # "channels" is an earlier in-run channel schedule, kept for comparison.
 CHIP = {"cut_at": 0.4, "default_epochs": 50, "restart_lr": True, "strength": True,
         "spine": "synaptic", "unit_budget_first": 0.0, "unit_budget_conv": 0.75,
-        "synapse_budget_fc": 0.8}
+        "synapse_budget_fc": 0.8, "cut_rank": "l1"}
 PRESETS: dict[str, dict[str, Any]] = {
     "": CHIP,
     "chip": CHIP,
