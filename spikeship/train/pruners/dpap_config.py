@@ -2,9 +2,10 @@
 
 The default is ``preset=chip`` (``CHIP`` below: one run of 50 epochs, dense for 40 %,
 then one cut of every layer to its budget, conv channels by their filters' L1 norm and
-FC synapses by DPAP's strength-weighted criterion, then fine-tuning). The dataclass defaults are the paper's and NOTES.md's (LIF trace
-tau = 0.5, gamma = 0.999, beta = 10, warm-up 5 epochs; conv channels eps 0.65, eta 12,
-C 5; FC synapses and neurons eps 1.5, eta 13, C 2), except where a choice had to be
+FC synapses by DPAP's strength-weighted criterion, then fine-tuning). The dataclass
+defaults are the paper's and NOTES.md's (LIF trace tau = 0.5, gamma = 0.999,
+beta = 10, warm-up 5 epochs; conv channels eps 0.65, eta 12, C 5; FC synapses and
+neurons eps 1.5, eta 13, C 2), except where a choice had to be
 made between the paper and the authors' script; ``preset=paper`` selects them (and
 ``preset=channels`` builds on them: conv channels pruned in-run, eps 1.0, eta 30, C 2,
 at most 45 % of a conv layer's channels). Why and what was measured: see
