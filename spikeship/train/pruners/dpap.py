@@ -165,9 +165,9 @@ weights; F_D, even weighted by strength, keeps the channels whose activity corre
 most with the layer above, which the fine-tuning then has to replace.
 
 On MNIST (10,000 test samples; nothing tuned on MNIST), in one run on a stratified
-6,000 of the training samples (``--limit-train 6000``): the default, seed 0: +0.08 pt
-(95 % paired interval [-0.16, +0.32]) at 3.46x fewer operations, Loihi energy 3.22x
-(README block ``mnist-l1``); with F_D's ranking (``cut_rank=survival``), seeds 0-1:
+6,000 of the training samples (``--limit-train 6000``): the default, seeds 0-1: +0.08
+and +0.13 pt (95 % paired intervals [-0.16, +0.32], [-0.11, +0.37]) at 3.46x and 3.40x
+fewer operations, Loihi energy 3.22x and 3.18x (README block ``mnist-l1``); with F_D's ranking (``cut_rank=survival``), seeds 0-1:
 -0.11 and +0.06 pt at 3.37x and 3.55x (block ``mnist-chip-new``); the budgets before
 those (conv0 0.4, conv3 0.65), seeds 0-2: +0.08 pt (SE 0.05) at 3.02-3.13x (block
 ``mnist-chip``). The previous default's criterion and budgets (conv0 0.4,
