@@ -376,17 +376,10 @@ def fresh_onnx(run_dir: Path, out_dir: Path) -> tuple[Path, dict[str, int]]:
     synapse left, a bias that never reaches the threshold: ``surgery._silent_units``)."""
     from spikeship.errors import SpikeshipError
     from spikeship.export.onnx_export import to_onnx, write_onnx
-    from spikeship.export.surgery import build_deployable
-    from spikeship.targets.export_command import encoding_of
-    from spikeship.train.checkpoint import load_checkpoint
+    from spikeship.targets.export_command import load_deployable
 
     try:
-        ck = load_checkpoint(run_dir)
-        config = dict(ck.config)
-        config.setdefault("timesteps", 8)
-        config["encoding"] = encoding_of(config)
-        net = build_deployable(ck.model, ck.masks, ck.spec, config,
-                               source_run=str(Path(run_dir).resolve()))
+        _, config, net = load_deployable(run_dir)     # what `spikeship export` writes
         model = to_onnx(net, mode="step", timesteps=config["timesteps"])
     except SpikeshipError as e:
         raise SystemExit(f"{run_dir}: cannot export its checkpoint to ONNX: {e}") from e

@@ -32,6 +32,26 @@ def encoding_of(config: dict) -> str:
 
 
 @writes_run_dir("run_dir", "export")
+def load_deployable(run_dir: Path, dt_s: float = 1e-3):
+    """``run_dir``'s checkpoint, its configuration (``timesteps`` defaulted to 8 and
+    checked, ``encoding`` resolved) and the deployable network every format is written
+    from. Returns ``(checkpoint, config, net)``."""
+    from spikeship.export.surgery import build_deployable
+    from spikeship.train.checkpoint import load_checkpoint
+
+    from spikeship import ranges
+
+    ck = load_checkpoint(run_dir)
+    config = dict(ck.config)
+    config.setdefault("timesteps", 8)
+    ranges.timesteps(config["timesteps"], f"timesteps in the checkpoint's configuration",
+                     CheckpointError)
+    config["encoding"] = encoding_of(config)
+    net = build_deployable(ck.model, ck.masks, ck.spec, config, dt_s=dt_s,
+                           source_run=str(Path(run_dir).resolve()))
+    return ck, config, net
+
+
 def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), *,
                dt_s: float = 1e-3, onnx_mode: str = "step", netx_optional: bool = False
                ) -> dict:
@@ -41,9 +61,8 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     note instead of failing the whole export (the default format list of the CLI).
     """
     from spikeship.export.nir_export import to_nir, write_nir
-    from spikeship.export.surgery import build_deployable, shape_table
+    from spikeship.export.surgery import shape_table
     from spikeship.io import atomic_path, write_json_atomic
-    from spikeship.train.checkpoint import load_checkpoint
 
     from spikeship import ranges
 
@@ -54,14 +73,7 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
-    ck = load_checkpoint(run_dir)
-    config = dict(ck.config)
-    config.setdefault("timesteps", 8)
-    ranges.timesteps(config["timesteps"], f"timesteps in the checkpoint's configuration",
-                     CheckpointError)
-    config["encoding"] = encoding_of(config)
-    net = build_deployable(ck.model, ck.masks, ck.spec, config, dt_s=dt_s,
-                           source_run=str(run_dir.resolve()))
+    ck, config, net = load_deployable(run_dir, dt_s)
     graph = to_nir(net)
     onnx_model, notes = None, []
     for layer, silent in net.removed_silent.items():
