@@ -169,7 +169,7 @@ SILENT_MARGIN = 0.9     # a unit is silent when its bias alone settles below 0.9
 
 
 def _silent_units(modules: list, i: int, eff: np.ndarray, b: np.ndarray, units: np.ndarray,
-                  kept_in: np.ndarray, name: str) -> np.ndarray:
+                  kept_in: np.ndarray) -> np.ndarray:
     """Original indices of the kept units of synaptic layer ``i`` that can never spike.
 
     A unit every synapse of which is pruned (``eff`` False for the whole row over the
@@ -184,11 +184,11 @@ def _silent_units(modules: list, i: int, eff: np.ndarray, b: np.ndarray, units: 
     and all units when none would be left."""
     if not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in modules[i + 1:]):
         return np.zeros(0, dtype=np.int64)           # the output layer
-    leaky = next((m for m in modules[i + 1:] if isinstance(m, (snn.Leaky, nn.Conv2d,
-                                                               nn.Linear))), None)
-    if not isinstance(leaky, snn.Leaky):
+    j = next((j for j in range(i + 1, len(modules))
+              if isinstance(modules[j], (snn.Leaky, nn.Conv2d, nn.Linear))), None)
+    if j is None or not isinstance(modules[j], snn.Leaky):
         return np.zeros(0, dtype=np.int64)
-    beta, thr = _neuron_params(leaky, name)
+    beta, thr = _neuron_params(modules[j], str(j))      # errors name the neuron's layer
     if not thr > 0:
         return np.zeros(0, dtype=np.int64)
     no_input = ~np.any(eff[:, kept_in].reshape(eff.shape[0], -1), axis=1)
@@ -273,7 +273,7 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
                 b = (b - bn.running_mean.detach().double().cpu().numpy()) * s \
                     + bn.bias.detach().double().cpu().numpy()
                 i += 1
-            silent = _silent_units(modules, i, eff, b, units, kept_in, name)
+            silent = _silent_units(modules, i, eff, b, units, kept_in)
             if silent.size:
                 units = units.copy()
                 units[silent] = False
