@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qat", action="store_true",
                     help="train dense and pruned runs with --qat (weights on the Loihi "
                          "quantiser's grid)")
+    ap.add_argument("--qat-epochs", type=int, default=None, metavar="N",
+                    help="with --qat: quantisation-aware only in the last N epochs of each run")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
     ap.add_argument("--limit-train", type=int, default=None,
                     help="train dense and pruned runs on a stratified subset of this many "
@@ -279,10 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         data += ["--limit-train", str(args.limit_train)]
         ep += f"-lt{args.limit_train}"
         pep += f"-lt{args.limit_train}"
+    if args.qat_epochs is not None and not args.qat:
+        ap.error("--qat-epochs needs --qat")
     if args.qat:
-        ep += "-qat"
-        pep += "-qat"
+        q = "-qat" + (f"{args.qat_epochs}" if args.qat_epochs else "")
+        ep += q
+        pep += q
         data.append("--qat")
+        if args.qat_epochs:
+            data += ["--qat-epochs", str(args.qat_epochs)]
     opts = "-".join(o.replace("=", "") for o in args.prune_opt)
     tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune
                        + (f"-{opts}" if opts else ""))

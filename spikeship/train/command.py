@@ -28,7 +28,7 @@ _FLAGS = {
     "warmup_epochs": "warmup_epochs", "loss": "loss", "prune": "prune", "device": "device",
     "pool": "pool", "engine": "engine", "precision": "precision", "eval_every": "eval_every",
     "eval_batch_size": "eval_batch_size", "limit_train": "limit_train", "limit_test": "limit_test",
-    "init_from": "init_from", "qat": "qat",
+    "init_from": "init_from", "qat": "qat", "qat_epochs": "qat_epochs",
 }
 
 
@@ -51,6 +51,8 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
     for flag, fieldname in _FLAGS.items():
         if values.get(flag) is not None:
             d[fieldname] = values[flag]
+    if values.get("qat_epochs") and values.get("qat") is None:
+        d["qat"] = True                   # --qat-epochs N alone means --qat in the last N
     if prune_opts or prune_options:
         opts = dict(d.get("prune_options") or {})
         opts.update(prune_options or {})
@@ -153,6 +155,10 @@ def _dist_timeout(value: float | None) -> float:
               help="Quantisation-aware training for Loihi: each on-chip layer's weights are "
                    "rounded in the forward pass to the 8-bit grid the quantiser uses "
                    "(straight-through gradients), and the final weights are put on it.")
+@click.option("--qat-epochs", "qat_epochs", type=int, default=None, metavar="N",
+              help="Quantisation-aware training only in the last N epochs (implies --qat; "
+                   "default 0: every epoch): the run trains in float, then fine-tunes on the "
+                   "chip's grid.")
 @click.option("--eval-every", type=int, default=None,
               help="Test pass every K epochs and after the last (default 1).")
 @click.option("--eval-batch-size", type=int, default=None,

@@ -61,6 +61,7 @@ class TrainConfig:
     eval_batch_size: int = 0         # 0 = by engine: 64 fast (measured best), 256 snntorch
     init_from: str | None = None     # a trained run whose weights (and masks) start this one
     qat: bool = False                # weights on the Loihi quantiser's 8-bit grid (forward)
+    qat_epochs: int = 0              # with qat: only in the last N epochs (0 = every epoch)
 
     def __post_init__(self):
         from spikeship.data import DATASETS
@@ -97,6 +98,10 @@ class TrainConfig:
                 if isinstance(self.prune_options, dict) else None
             object.__setattr__(self, "epochs", asked or DEFAULT_EPOCHS)
         _int("epochs", self.epochs, 1, 1_000_000)
+        _int("qat_epochs", self.qat_epochs, 0)
+        if self.qat_epochs and not self.qat:
+            raise ConfigError(f"field 'qat_epochs' ({self.qat_epochs}) needs qat (--qat): it "
+                              f"limits quantisation-aware training to the last epochs")
         _int("batch_size", self.batch_size, 1, 1 << 20)
         _int("warmup_epochs", self.warmup_epochs, 0)
         _int("eval_every", self.eval_every, 1)

@@ -144,6 +144,8 @@ class Trainer:
             self._record = self.pruner.record_activity
         self.qat_modules = (chip_layers(self.model, self.layers, self.data.encoding)
                             if cfg.qat else [])
+        # --qat-epochs N: the weights go on the grid only from epoch epochs - N + 1 on
+        self.qat_on = bool(self.qat_modules) and not cfg.qat_epochs
         self._inputs = (self.pruner.record_input
                         if self.multistep and self.pruner.wants_inputs else None)
         self.masks.apply(self.optimizer)
@@ -390,7 +392,7 @@ class Trainer:
     def _qat(self):
         """``config.qat``: the on-chip layers' weights on the quantiser's grid for the
         block (:mod:`spikeship.train.qat`); otherwise nothing."""
-        if not self.qat_modules:
+        if not self.qat_on:
             return contextlib.nullcontext()
         return weights_on_grid(self.qat_modules)
 
@@ -469,6 +471,9 @@ class Trainer:
 
     def _one_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
+        cfg = self.config
+        self.qat_on = bool(self.qat_modules) and (
+            not cfg.qat_epochs or epoch > cfg.epochs - cfg.qat_epochs)
         if epoch == self.teacher_epoch and self.teacher is None:
             self.teacher = self._teacher_outputs()
             if not self.quiet:
