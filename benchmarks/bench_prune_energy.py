@@ -94,11 +94,25 @@ def _run(args: list[str], log: Path) -> int:
 
 
 def check_reused(run: Path, train_args: list[str]) -> None:
-    """A finished DPAP run is reused only if it was trained with the DPAP options these
-    arguments resolve to now (``--prune-opt`` over the current default, compared with the
-    options its checkpoint records): a run of an older default is named, not reused."""
+    """A finished run is reused only if it was trained with the quantisation-aware
+    training these arguments ask for (``--no-qat``, ``--qat``, ``--qat-epochs N``) and, for
+    DPAP, with the DPAP options they resolve to now (``--prune-opt`` over the current
+    default, compared with the options its checkpoint records): a run of an older default
+    is named, not reused."""
     from readme_numbers import _dpap_resolved, _dpap_resolved_run
 
+    cfg = json.loads((run / "config.json").read_text())
+    have_q = (bool(cfg.get("qat", False)), int(cfg.get("qat_epochs") or 0))
+    want_q = have_q                     # neither flag: not asked (the bench gives one)
+    if "--no-qat" in train_args:
+        want_q = (False, 0)
+    elif "--qat" in train_args:
+        want_q = (True, int(train_args[train_args.index("--qat-epochs") + 1])
+                  if "--qat-epochs" in train_args else 0)
+    if have_q != want_q:
+        raise SystemExit(f"{run} was trained with qat={have_q[0]}, qat_epochs={have_q[1]}; "
+                         f"these arguments ask for qat={want_q[0]}, qat_epochs={want_q[1]}: "
+                         f"move it away to retrain")
     if "--prune" not in train_args or train_args[train_args.index("--prune") + 1] != "dpap":
         return
     opts = dict(train_args[i + 1].split("=", 1) for i, a in enumerate(train_args)
@@ -249,9 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default=None, help="default: the CLI's (digits)")
     ap.add_argument("--qat", action="store_true",
                     help="train dense and pruned runs with --qat (weights on the Loihi "
-                         "quantiser's grid)")
+                         "quantiser's grid in every epoch); without --qat / --qat-epochs "
+                         "the runs are trained with --no-qat (run folders without a -qat "
+                         "suffix, as before the CLI's default became --qat-epochs 5)")
     ap.add_argument("--qat-epochs", type=int, default=None, metavar="N",
-                    help="with --qat: quantisation-aware only in the last N epochs of each run")
+                    help="quantisation-aware only in the last N epochs of each run (implies "
+                         "--qat; folder suffix -qatN). The CLI's default is --qat-epochs 5")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folder)")
     ap.add_argument("--limit-train", type=int, default=None,
                     help="train dense and pruned runs on a stratified subset of this many "
@@ -281,15 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         data += ["--limit-train", str(args.limit_train)]
         ep += f"-lt{args.limit_train}"
         pep += f"-lt{args.limit_train}"
-    if args.qat_epochs is not None and not args.qat:
-        ap.error("--qat-epochs needs --qat")
-    if args.qat:
+    if args.qat_epochs is not None and args.qat_epochs < 0:
+        ap.error("--qat-epochs must be >= 0")
+    if args.qat or args.qat_epochs is not None:
         q = "-qat" + (f"{args.qat_epochs}" if args.qat_epochs else "")
         ep += q
         pep += q
         data.append("--qat")
         if args.qat_epochs:
             data += ["--qat-epochs", str(args.qat_epochs)]
+    else:
+        data.append("--no-qat")
     opts = "-".join(o.replace("=", "") for o in args.prune_opt)
     tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune
                        + (f"-{opts}" if opts else ""))

@@ -7,7 +7,9 @@ directory ``OUT`` (an error keeps its class, message and exit code):
 2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed/epochs) in ``OUT``;
    with ``from_dense = true`` it starts from the trained dense run (``--init-from``) and
    trains ``pruned_epochs`` (default ``epochs``) more: prune a trained network, fine-tune.
-   ``qat = true`` trains both with ``--qat`` (weights on the Loihi quantiser's grid).
+   ``qat = true`` trains both with ``--qat`` (weights on the Loihi quantiser's grid in
+   every epoch), ``qat = false`` with ``--no-qat``; unset, both get the training default
+   (the last 5 epochs on the grid).
 3. ``export``          ``OUT/model.nir``, ``model.onnx``, ``model.net``
 4. ``simulate-<t>``    one per target (reference, lava-float, lava-fixed, onnx, ...)
 5. ``export-baseline``, ``simulate-baseline-<s>``, ``energy-baseline``: the dense run
@@ -73,7 +75,7 @@ class PipelineConfig:
     quick: bool = False
     from_dense: bool = False             # the pruned run starts from the trained dense run
     pruned_epochs: int | None = None     # its epochs (default: epochs)
-    qat: bool = False                    # both runs with quantisation-aware training
+    qat: bool | None = None              # both runs: --qat / --no-qat (None: train's default)
     # torch CPU threads for training: the embedded nets are tiny, and more threads
     # than free cores makes OpenMP spin (seen here: 1 s vs 50 s per epoch under load)
     threads: int = 1
@@ -98,6 +100,8 @@ class PipelineConfig:
                 raise ConfigError(f"field '{name}': unknown {getattr(self, name)!r}; choose one "
                                   f"of {sorted(table)}")
         for name in ("quick", "from_dense", "qat"):
+            if name == "qat" and self.qat is None:
+                continue
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"field '{name}' must be true or false, "
                                   f"got {getattr(self, name)!r}")
@@ -269,8 +273,8 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
         fields["batch_size"] = cfg.batch_size
     if cfg.lr:
         fields["lr"] = cfg.lr
-    if cfg.qat:
-        fields["qat"] = True
+    if cfg.qat is not None:
+        fields["qat"] = cfg.qat
     pruned = {**fields, "prune": cfg.prune, "epochs": cfg.pruned_epochs or cfg.epochs}
     pruned_inputs = [base / "summary.json"]
     if cfg.from_dense:

@@ -20,10 +20,12 @@ def bench():
 
 
 def _finished_run(d: Path, acc: float, ops: float, cores: dict, units: dict,
-                  epochs: int = 20, dpap: dict | None = None) -> None:
+                  epochs: int = 20, dpap: dict | None = None,
+                  qat: tuple[bool, int] = (False, 0)) -> None:
     """The files bench_prune_energy reads from a run that went through train / export /
     simulate / energy (values chosen by the test)."""
     d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"qat": qat[0], "qat_epochs": qat[1]}))
     (d / "summary.json").write_text(json.dumps({"test_accuracy": acc, "epochs": epochs,
                                                 "samples_train": 1347,
                                                 "pruning_rate": 0.0 if units["0"] == 15 else 0.7}))
@@ -228,3 +230,27 @@ def test_a_finished_run_of_other_dpap_options_is_named_not_reused(bench, tmp_pat
     (run / "checkpoint" / "meta.json").write_text("{}")
     with pytest.raises(SystemExit, match="records no DPAP options"):
         bench.check_reused(run, ["--prune", "dpap"])
+
+
+def test_a_finished_run_of_other_qat_is_named_not_reused(bench, tmp_path, capsys):
+    """The folder suffix says which quantisation-aware training the bench asks for
+    (none: --no-qat; -qat: --qat; -qatN: --qat-epochs N); a run in the folder trained
+    otherwise (its config.json says) stops the sweep by name instead of being reused."""
+    run = tmp_path / "dense-qat5-s0"
+    _finished_run(run, 0.97, 1e5, {"loihi": 4}, {"0": 15, "3": 40, "7": 300}, qat=(True, 5))
+    bench.check_reused(run, ["--qat", "--qat-epochs", "5"])
+    for args, msg in ((["--qat"], "qat_epochs=5.*qat_epochs=0"),
+                      (["--no-qat"], "qat=True.*qat=False"),
+                      (["--qat", "--qat-epochs", "3"], "qat_epochs=5.*qat_epochs=3")):
+        with pytest.raises(SystemExit, match=msg):
+            bench.check_reused(run, args)
+    # a run of an older bench (no -qat suffix) was --no-qat; --qat-epochs picks its folder
+    out = tmp_path / "runs"
+    _finished_run(out / "dense-s0", 0.9, 5e5, {"loihi": 9, "loihi2": 8},
+                  {"0": 15, "3": 40, "7": 300})
+    _finished_run(out / "dpap-s0", 0.89, 1.5e5, {"loihi": 4, "loihi2": 4},
+                  {"0": 9, "3": 14, "7": 300}, epochs=50)
+    assert bench.main(["--seeds", "0", "--out", str(out)]) == 0
+    _finished_run(out / "dense-qat5-s0", 0.9, 5e5, {"loihi": 9}, {"0": 15, "3": 40, "7": 300})
+    with pytest.raises(SystemExit, match="dense-qat5-s0 was trained with qat=False"):
+        bench.main(["--seeds", "0", "--out", str(out), "--qat-epochs", "5"])

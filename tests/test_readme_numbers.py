@@ -76,15 +76,15 @@ def test_reuse_compares_dpap_options_as_resolved(tmp_path):
     from tests.bench_loader import load_benchmark
 
     rn = load_benchmark("readme_numbers")
-    fields = {"prune": "dpap", "prune_options": {"preset": "paper"}}
+    fields = {"prune": "dpap", "prune_options": {"preset": "paper"}, "qat": False}
 
     def fake_run(name, saved_options, resolved):
         run = tmp_path / name
         (run / "checkpoint").mkdir(parents=True)
-        cfg = TrainConfig(prune="dpap", epochs=20).to_json()
+        cfg = TrainConfig(prune="dpap", epochs=20, qat=False).to_json()
         cfg["prune_options"] = saved_options
         if name == "old":
-            del cfg["qat"]                      # a field the old run predates
+            del cfg["qat"], cfg["qat_epochs"]   # fields the old run predates
         (run / "config.json").write_text(json.dumps(cfg))
         (run / "summary.json").write_text(json.dumps({"wall_time_s": 1.0}))
         meta = {"pruner": {"name": "dpap", "meta": {"config": resolved}}}

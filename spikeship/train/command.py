@@ -46,12 +46,13 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
                 d.update(read_json(saved, "run configuration", ConfigError))
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"{saved} is malformed: {e}") from e
+            d.setdefault("qat", False)    # a run saved before --qat existed trained in float
     if config_file is not None:
         d.update(load_config_file(config_file))
     for flag, fieldname in _FLAGS.items():
         if values.get(flag) is not None:
             d[fieldname] = values[flag]
-    if values.get("qat_epochs") and values.get("qat") is None:
+    if values.get("qat_epochs") is not None and values.get("qat") is None:
         d["qat"] = True                   # --qat-epochs N alone means --qat in the last N
     if prune_opts or prune_options:
         opts = dict(d.get("prune_options") or {})
@@ -151,14 +152,16 @@ def _dist_timeout(value: float | None) -> float:
                    "(the reference, one step at a time); same spikes, same checkpoints.")
 @click.option("--precision", default=None,
               help="fp32 (default) | bf16 (autocast of conv/linear, LIF kept in fp32).")
-@click.option("--qat", is_flag=True, default=None,
+@click.option("--qat/--no-qat", default=None,
               help="Quantisation-aware training for Loihi: each on-chip layer's weights are "
                    "rounded in the forward pass to the 8-bit grid the quantiser uses "
-                   "(straight-through gradients), and the final weights are put on it.")
+                   "(straight-through gradients), and the final weights are put on it. "
+                   "--qat: every epoch; --no-qat: never. Default for an SNN: the last 5 "
+                   "epochs (see --qat-epochs); for an ANN: off.")
 @click.option("--qat-epochs", "qat_epochs", type=int, default=None, metavar="N",
               help="Quantisation-aware training only in the last N epochs (implies --qat; "
-                   "default 0: every epoch): the run trains in float, then fine-tunes on the "
-                   "chip's grid.")
+                   "0: every epoch). The SNN default is 5: the run trains in float, then "
+                   "fine-tunes on the chip's grid.")
 @click.option("--eval-every", type=int, default=None,
               help="Test pass every K epochs and after the last (default 1).")
 @click.option("--eval-batch-size", type=int, default=None,

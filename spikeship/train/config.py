@@ -28,6 +28,7 @@ PRECISIONS = ("fp32", "bf16")
 DEFAULT_EPOCHS = 20             # a run's length unless the pruner's options ask otherwise
 DEFAULT_LR_SNN = 2e-3
 DEFAULT_LR_ANN = 1e-2
+DEFAULT_QAT_EPOCHS = 5          # an SNN's last epochs on the Loihi grid, unless qat is set
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,10 @@ class TrainConfig:
     eval_every: int = 1              # test pass every K epochs (and after the last one)
     eval_batch_size: int = 0         # 0 = by engine: 64 fast (measured best), 256 snntorch
     init_from: str | None = None     # a trained run whose weights (and masks) start this one
-    qat: bool = False                # weights on the Loihi quantiser's 8-bit grid (forward)
-    qat_epochs: int = 0              # with qat: only in the last N epochs (0 = every epoch)
+    qat: bool | None = None          # weights on the Loihi quantiser's 8-bit grid (forward);
+    #                                  None: an SNN's last DEFAULT_QAT_EPOCHS epochs, an ANN off
+    qat_epochs: int | None = None    # with qat: only in the last N epochs (0 = every epoch);
+    #                                  None: DEFAULT_QAT_EPOCHS if qat is None, else 0
 
     def __post_init__(self):
         from spikeship.data import DATASETS
@@ -82,6 +85,12 @@ class TrainConfig:
                                            or not self.init_from):
             raise ConfigError(f"field 'init_from' must be a run directory, "
                               f"got {self.init_from!r}")
+        if self.qat is None:          # the default: float training, then the grid at the end
+            object.__setattr__(self, "qat", not self.ann)
+            if self.qat_epochs is None:
+                object.__setattr__(self, "qat_epochs", DEFAULT_QAT_EPOCHS if self.qat else 0)
+        if self.qat_epochs is None:
+            object.__setattr__(self, "qat_epochs", 0)
         for name in ("ann", "qat"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"field '{name}' must be true or false, "

@@ -23,6 +23,19 @@ rounded weights is applied to the float ones, Jacob et al. 2018 / Courbariaux et
 checkpoint, every export and the float simulators hold exactly the values the chip
 gets (re-quantising a grid weight gives it back: its layer's max stays the max).
 
+The default (``qat_epochs``, issue 16): an SNN trains in float and spends only its last
+``DEFAULT_QAT_EPOCHS`` = 5 epochs on the grid (``--qat-epochs N`` sets N, ``--qat`` is
+every epoch, ``--no-qat`` none; an ANN twin never). Why not every epoch: on DPAP's
+default (digits, seeds 0-29, the dense and pruned run of each seed both with ``--qat``)
+the pruned runs lost -0.07, -0.60 and -0.36 pt (SE 0.18, 0.32, 0.35) against their
+dense runs, where without quantisation-aware training they lost -0.02, -0.02 and
+-0.22 pt but their emulator accuracy strayed up to 1.1 pt from float (a weight rounding
+flips about 3.5 of 450 predictions). Only the last epochs on the grid leave DPAP's
+trajectory, its cut and the whole run before it bit for bit the float run's (tested),
+and end on the grid like ``--qat``: on seeds 0-9 the pruned runs lost -0.04 pt (SE 0.41)
+and 16 of the 20 runs' emulator accuracy equals their float accuracy, the others within
+0.44 pt (README, "Pruning for the chip", block ``chip-qat5``).
+
 Not modelled: a population whose scale the quantiser lowers so that its threshold fits
 (``max|w| < vth * 254 / 2**16``: fewer mantissa bits), the 13-bit bias and 12-bit decay
 mantissas, and BatchNorm (folded into the weights at export; a model with BatchNorm is

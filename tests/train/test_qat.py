@@ -106,3 +106,80 @@ def test_qat_run_resumes_exactly(tmp_path):
     ck = assert_exact_resume(cfg, tmp_path)
     m = _mantissas(ck.model[7].weight.detach())
     assert torch.allclose(m, torch.round(m), atol=1e-3)
+
+
+def _train_stop(out, *extra, stop=None):
+    args = ["train", "--out", str(out), "--epochs", "3", "--limit-train", "200",
+            "--limit-test", "60", "--no-progress", "--threads", "1", *extra]
+    if stop:
+        args += ["--stop-after", str(stop)]
+    assert cli.main(args) == 0
+
+
+def test_qat_epochs_trains_in_float_first_then_on_the_grid(tmp_path):
+    """``--qat-epochs 1`` of 3: epochs 1-2 are bitwise the float run's (the grid is off),
+    epoch 3 is not, and the saved weights end on the grid; full ``--qat`` differs from
+    epoch 1 on."""
+    _train_stop(tmp_path / "float", "--no-qat", stop=2)
+    _train_stop(tmp_path / "last1", "--qat-epochs", "1", stop=2)
+    _train_stop(tmp_path / "all", "--qat", stop=2)
+    f, l1, a = (load_checkpoint(tmp_path / n).model for n in ("float", "last1", "all"))
+    for i in (3, 7, 9):
+        assert torch.equal(f[i].weight, l1[i].weight), i
+    assert not all(torch.equal(f[i].weight, a[i].weight) for i in (3, 7, 9))
+    cfg = json.loads((tmp_path / "last1" / "config.json").read_text())
+    assert (cfg["qat"], cfg["qat_epochs"]) == (True, 1)
+    # the last epoch: on the grid in the forward pass, so no longer the float run's
+    _train_stop(tmp_path / "float", "--resume")
+    _train_stop(tmp_path / "last1", "--resume")
+    f, l1 = load_checkpoint(tmp_path / "float").model, load_checkpoint(tmp_path / "last1").model
+    for i in (3, 7, 9):
+        m = _mantissas(l1[i].weight.detach())
+        assert torch.allclose(m, torch.round(m), atol=1e-3), i
+        assert not torch.equal(f[i].weight, l1[i].weight), i
+
+
+def test_qat_epochs_needs_qat(tmp_path, capsys):
+    from spikeship.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="qat_epochs"):
+        TrainConfig(qat=False, qat_epochs=3)
+    with pytest.raises(ConfigError, match="qat_epochs"):
+        TrainConfig(ann=True, qat_epochs=3)
+    rc = cli.main(["train", "--out", str(tmp_path / "a"), "--qat-epochs", "-1"])
+    assert rc == ConfigError.exit_code and "qat_epochs" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_the_default_is_the_last_epochs_on_the_grid(tmp_path):
+    """Unset, an SNN trains its last DEFAULT_QAT_EPOCHS epochs on the grid and an ANN not
+    at all; ``--qat`` alone is every epoch (as before the default existed), ``--no-qat``
+    none; a run saved before the field existed resumes in float."""
+    from spikeship.train.command import resolve_config
+    from spikeship.train.config import DEFAULT_QAT_EPOCHS, TrainConfig
+
+    def resolved(**kw):
+        c = TrainConfig(**kw)
+        return c.qat, c.qat_epochs
+
+    assert resolved() == (True, DEFAULT_QAT_EPOCHS) and DEFAULT_QAT_EPOCHS > 0
+    assert resolved(ann=True) == (False, 0)
+    assert resolved(qat=True) == (True, 0)
+    assert resolved(qat=False) == (False, 0)
+    assert resolved(qat_epochs=2) == (True, 2)
+    run = tmp_path / "old"
+    run.mkdir()
+    old = {k: v for k, v in json.loads(json.dumps(
+        __import__("dataclasses").asdict(TrainConfig(qat=False)))).items()
+           if k not in ("qat", "qat_epochs")}
+    (run / "config.json").write_text(json.dumps(old))
+    cfg = resolve_config({}, out=run, resume=True, config_file=None)
+    assert (cfg.qat, cfg.qat_epochs) == (False, 0)
+    assert resolve_config({"qat": False}, out=tmp_path / "n", resume=False,
+                          config_file=None).qat is False
+    # what the saved config records is the resolved value, so a resume keeps it
+    out = tmp_path / "d"
+    assert cli.main(["train", "--out", str(out), "--epochs", "1", "--limit-train", "100",
+                     "--limit-test", "30", "--no-progress", "--threads", "1"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["qat"], saved["qat_epochs"]) == (True, DEFAULT_QAT_EPOCHS)
