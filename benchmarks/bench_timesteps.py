@@ -5,10 +5,16 @@ plus any ``--prune-opt`` given here, none = the CLI defaults), the documented co
 sequence runs, each step a real ``spikeship`` process (the helpers of
 ``bench_prune_energy.py``: finished steps are reused, an interrupted training resumes)::
 
-    spikeship train    --timesteps T --dataset D --seed S [--epochs E --limit-train N ...]
+    spikeship train    --timesteps T --dataset D --seed S --no-qat [--epochs E ...]
     spikeship export   RUN
     spikeship simulate RUN --target loihi-emu     # the test split, fixed point
     spikeship energy   RUN --hardware loihi --spikes-from loihi-emu
+
+The runs train in float (``--no-qat``, the training default when this sweep's runs
+were made, so their folders keep their meaning); ``--qat-epochs N`` trains every run
+quantisation-aware in its last N epochs instead (the CLI's default is 5; folders
+``-qatN``). A run found in ``--out`` with another configuration (qat included) is
+refused by name, not reused.
 
 Per (T, kind), over the seeds: the float accuracy of the trained model (mean and its
 standard error), the Loihi-emulator accuracy, effective synaptic operations per sample
@@ -55,7 +61,9 @@ from bench_prune_energy import (  # noqa: E402
 
 #: config.json fields a reused run must match (else it is another experiment's run)
 CHECKED = ("dataset", "timesteps", "seed", "prune", "prune_options", "limit_train",
-           "limit_test", "epochs")
+           "limit_test", "epochs", "qat", "qat_epochs")
+#: what a run saved before a field existed did (qat's default changed since)
+PREDATED = {"qat": False, "qat_epochs": 0}
 
 
 def _ints(text: str) -> list[int]:
@@ -77,7 +85,8 @@ def expected_config(args, t: int, seed: int, prune: str) -> dict:
              if prune != "none" else {})
     exp = {"dataset": args.dataset, "timesteps": t, "seed": seed, "prune": prune,
            "prune_options": popts, "limit_train": args.limit_train,
-           "limit_test": args.limit_test}
+           "limit_test": args.limit_test, "qat": args.qat_epochs is not None,
+           "qat_epochs": args.qat_epochs or 0}
     if args.epochs:
         exp["epochs"] = args.epochs
     return exp
@@ -89,7 +98,8 @@ def check_reused(run: Path, exp: dict) -> None:
     if not cfg_path.exists():
         return
     cfg = json.loads(cfg_path.read_text())
-    bad = {k: (cfg.get(k), v) for k, v in exp.items() if k in CHECKED and cfg.get(k) != v}
+    bad = {k: (cfg.get(k, PREDATED.get(k)), v) for k, v in exp.items()
+           if k in CHECKED and cfg.get(k, PREDATED.get(k)) != v}
     if bad:
         raise SystemExit(f"{run} holds another configuration ({bad}: found, asked); "
                          f"use another --out or remove it")
@@ -98,9 +108,13 @@ def check_reused(run: Path, exp: dict) -> None:
 def sweep_run(args, out: Path, t: int, seed: int, kind: str, tag: str) -> dict:
     prune = "none" if kind == "dense" else args.prune
     ep = f"-e{args.epochs}" if args.epochs else ""
+    if args.qat_epochs is not None:
+        ep += f"-qat{args.qat_epochs or ''}"
     run = out / f"{tag if kind != 'dense' else 'dense'}-T{t}{ep}-s{seed}"
     check_reused(run, expected_config(args, t, seed, prune))
     train_args = ["--timesteps", str(t), "--dataset", args.dataset, "--prune", prune]
+    train_args += (["--no-qat"] if args.qat_epochs is None else
+                   ["--qat", "--qat-epochs", str(args.qat_epochs)])
     if prune != "none":
         train_args += [a for o in args.prune_opt for a in ("--prune-opt", o)]
     for flag, val in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
@@ -178,6 +192,7 @@ def markdown(summary: list[dict], rows: list[dict], ref: dict, args) -> str:
     lines = [f"Time-step sweep: dataset {args.dataset}, pruned = --prune {args.prune} "
              f"{' '.join('--prune-opt ' + o for o in args.prune_opt) or '(CLI defaults)'}, "
              f"epochs {args.epochs or 'CLI default'} ({_epochs_by_kind(rows)}), "
+             f"{'trained in float (--no-qat)' if args.qat_epochs is None else f'--qat-epochs {args.qat_epochs}'}, "
              f"limit-train {args.limit_train}, "
              f"limit-test {args.limit_test}", "",
              SUMMARY_HEADER, sep(SUMMARY_HEADER)]
@@ -250,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prune", default="dpap")
     ap.add_argument("--prune-opt", action="append", default=[],
                     help="key=value for the pruned runs (repeatable); none = CLI defaults")
+    ap.add_argument("--qat-epochs", type=int, default=None, metavar="N",
+                    help="quantisation-aware training in the last N epochs of every run "
+                         "(0: every epoch; the CLI's default is 5; folder suffix -qatN); "
+                         "without it the runs train in float (--no-qat), as this sweep's "
+                         "runs did before that default")
     ap.add_argument("--tag", default="", help="name of the pruned variant (run folders)")
     ap.add_argument("--ref-timesteps", type=int, default=8, help="T of the dense reference")
     ap.add_argument("--no-plot", action="store_true")
@@ -283,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"timesteps": _ints(args.timesteps), "seeds": _seeds(args.seeds),
                    "dataset": args.dataset, "epochs": args.epochs,
                    "limit_train": args.limit_train, "limit_test": args.limit_test,
-                   "prune": args.prune, "prune_opt": args.prune_opt, "tag": tag},
+                   "prune": args.prune, "prune_opt": args.prune_opt, "tag": tag,
+                   "qat_epochs": args.qat_epochs},
         "reference": ref, "summary": summary, "runs": rows,
         "plot": f"{stem}.png" if plotted else None,
         "units": {"energy_uj": "Loihi energy per test sample, uJ",

@@ -34,6 +34,7 @@ def test_tiny_sweep_reports_edp_from_the_runs_energy_files(tmp_path):
         cfg = json.loads((run / "config.json").read_text())
         assert cfg["timesteps"] == row["timesteps"] == en["spikes"]["timesteps"]
         assert cfg["prune"] == ("none" if row["kind"] == "dense" else "magnitude")
+        assert cfg["qat"] is False                      # the sweep's default: --no-qat
         if row["kind"] == TAG:
             assert cfg["prune_options"] == {"target": 0.6, "end": 1}
             assert row["pruning_rate"] == pytest.approx(0.6, abs=0.01)
@@ -81,3 +82,30 @@ def test_tiny_sweep_reports_edp_from_the_runs_energy_files(tmp_path):
         assert f"| {s['edp_uj_steps']:.3f} |" in text
     assert "| T | kind | seed |" not in text
     assert "Command: `python benchmarks/bench_timesteps.py --timesteps 2,4" in text
+
+
+def test_a_run_of_other_qat_settings_is_refused_not_reused(tmp_path):
+    """The sweep trains ``--no-qat`` unless ``--qat-epochs N``; a run folder whose
+    config.json says otherwise (or, saved before the fields existed, says nothing: float)
+    is checked against that, field by field."""
+    import argparse
+
+    from tests.bench_loader import load_benchmark
+
+    bt = load_benchmark("bench_timesteps")
+    args = argparse.Namespace(dataset="digits", prune_opt=[], limit_train=None,
+                              limit_test=None, epochs=None, qat_epochs=None)
+    run = tmp_path / "dense-T8-s0"
+    run.mkdir()
+    old = {"dataset": "digits", "timesteps": 8, "seed": 0, "prune": "none",
+           "prune_options": {}, "limit_train": None, "limit_test": None}
+    (run / "config.json").write_text(json.dumps(old))          # no qat fields: float
+    bt.check_reused(run, bt.expected_config(args, 8, 0, "none"))
+    args.qat_epochs = 5
+    with pytest.raises(SystemExit, match="qat"):
+        bt.check_reused(run, bt.expected_config(args, 8, 0, "none"))
+    (run / "config.json").write_text(json.dumps({**old, "qat": True, "qat_epochs": 5}))
+    bt.check_reused(run, bt.expected_config(args, 8, 0, "none"))
+    args.qat_epochs = None
+    with pytest.raises(SystemExit, match="qat"):
+        bt.check_reused(run, bt.expected_config(args, 8, 0, "none"))
