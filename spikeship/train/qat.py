@@ -32,10 +32,11 @@ dense runs, where without quantisation-aware training they lost -0.02, -0.02 and
 -0.22 pt but their emulator accuracy strayed up to 1.1 pt from float (a weight rounding
 flips about 3.5 of 450 predictions). Only the last epochs on the grid leave DPAP's
 trajectory, its cut and the whole run before it bit for bit the float run's (tested),
-and end on the grid like ``--qat``: pruned minus dense was -0.04, +0.11 and -0.24 pt
-(SE 0.41, 0.28, 0.18) on seeds 0-9, 10-19 and 20-29 (5 was fixed before seeds 10-29 ran,
-not tuned), and every one of the 60 runs' emulator accuracy is within 0.44 pt (2 of
-450 samples) of its float accuracy, 16 of the 20 of seeds 0-9 exactly (README,
+and end on the grid like ``--qat``: pruned minus dense was -0.04, +0.11, -0.24 and
+-0.09 pt (SE 0.41, 0.28, 0.18, 0.24) on seeds 0-9, 10-19, 20-29 and 30-39 (5 was fixed
+before seeds 10-39 ran, not tuned), and every one of the 80 runs' emulator accuracy is
+within 0.44 pt (2 of 450 samples) of its float accuracy, 16 of the 20 of seeds 0-9
+exactly (README,
 "Pruning for the chip", blocks ``chip-qat5*``).
 
 Not modelled: a population whose scale the quantiser lowers so that its threshold fits

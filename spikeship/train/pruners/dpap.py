@@ -157,13 +157,13 @@ L1 norm, no ``--qat``             -0.02 (0.33)  -0.02 (0.30)  -0.22 (0.22)  +0.1
 F_D, ``--qat``                    -0.42 (0.30)  -0.69 (0.27)  -0.62 (0.38)
 L1 norm, ``--qat``                -0.07 (0.18)  -0.60 (0.32)  -0.36 (0.35)
   ops                             4.16 (3.70)   4.19 (3.80)   4.08 (3.72)
-**L1, ``--qat-epochs 5``**        -0.04 (0.41)  +0.11 (0.28)  -0.24 (0.18)
-  ops                             4.11 (3.66)   4.18 (3.85)   4.06 (3.81)
+**L1, ``--qat-epochs 5``**        -0.04 (0.41)  +0.11 (0.28)  -0.24 (0.18)  -0.09 (0.24)
+  ops                             4.11 (3.66)   4.18 (3.85)   4.06 (3.81)   4.24 (3.75)
 ================================  ============  ============  ============  ============
 
 ``--qat-epochs 5`` is the training default since this table's last row (both runs train
 in float and spend their last 5 epochs on the Loihi weight grid,
-:mod:`spikeship.train.qat`): every run's emulator accuracy within 0.44 pt of its float
+:mod:`spikeship.train.qat`): each of the 80 runs' emulator accuracy within 0.44 pt of its float
 accuracy, where without quantisation-aware training it strayed up to 1.1 pt; the cut and
 everything before it are the float run's (README blocks ``chip-qat5*``).
 
