@@ -189,10 +189,12 @@ def _epochs_by_kind(rows: list[dict]) -> str:
 
 def markdown(summary: list[dict], rows: list[dict], ref: dict, args) -> str:
     sep = lambda h: "|" + "|".join(["---"] * (h.count("|") - 1)) + "|"  # noqa: E731
+    qat = ("trained in float (--no-qat)" if args.qat_epochs is None
+           else f"--qat-epochs {args.qat_epochs}")
     lines = [f"Time-step sweep: dataset {args.dataset}, pruned = --prune {args.prune} "
              f"{' '.join('--prune-opt ' + o for o in args.prune_opt) or '(CLI defaults)'}, "
              f"epochs {args.epochs or 'CLI default'} ({_epochs_by_kind(rows)}), "
-             f"{'trained in float (--no-qat)' if args.qat_epochs is None else f'--qat-epochs {args.qat_epochs}'}, "
+             f"{qat}, "
              f"limit-train {args.limit_train}, "
              f"limit-test {args.limit_test}", "",
              SUMMARY_HEADER, sep(SUMMARY_HEADER)]

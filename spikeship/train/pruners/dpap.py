@@ -163,8 +163,8 @@ L1 norm, ``--qat``                -0.07 (0.18)  -0.60 (0.32)  -0.36 (0.35)
 
 ``--qat-epochs 5`` is the training default since this table's last row (both runs train
 in float and spend their last 5 epochs on the Loihi weight grid,
-:mod:`spikeship.train.qat`): each of the 80 runs' emulator accuracy within 0.44 pt of its float
-accuracy, where without quantisation-aware training it strayed up to 1.1 pt; the cut and
+:mod:`spikeship.train.qat`): each of the 80 runs' emulator accuracy within 0.44 pt of
+its float accuracy, where without quantisation-aware training it strayed up to 1.1 pt; the cut and
 everything before it are the float run's (README blocks ``chip-qat5*``).
 
 Both keep 10 of conv3's 40 channels (not the same ones), so the cores are the same
@@ -176,7 +176,8 @@ On MNIST (10,000 test samples; nothing tuned on MNIST), in one run on a stratifi
 6,000 of the training samples (``--limit-train 6000``): the default trained in float
 (``--no-qat``), seeds 0-2: +0.08, +0.13 and +0.19 pt (95 % paired intervals
 [-0.16, +0.32], [-0.11, +0.37], [-0.06, +0.44]; mean +0.13, SE 0.03) at 3.46x, 3.40x and
-3.26x fewer operations, Loihi energy 3.22x, 3.18x and 3.04x (README block ``mnist-l1``); with F_D's ranking (``cut_rank=survival``), seeds 0-1:
+3.26x fewer operations, Loihi energy 3.22x, 3.18x and 3.04x (README block ``mnist-l1``);
+with F_D's ranking (``cut_rank=survival``), seeds 0-1:
 -0.11 and +0.06 pt at 3.37x and 3.55x (block ``mnist-chip-new``); the budgets before
 those (conv0 0.4, conv3 0.65), seeds 0-2: +0.08 pt (SE 0.05) at 3.02-3.13x (block
 ``mnist-chip``). The previous default's criterion and budgets (conv0 0.4,
