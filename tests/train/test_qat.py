@@ -169,8 +169,7 @@ def test_the_default_is_the_last_epochs_on_the_grid(tmp_path):
     assert resolved(qat_epochs=2) == (True, 2)
     run = tmp_path / "old"
     run.mkdir()
-    old = {k: v for k, v in json.loads(json.dumps(
-        __import__("dataclasses").asdict(TrainConfig(qat=False)))).items()
+    old = {k: v for k, v in TrainConfig(qat=False).to_json().items()
            if k not in ("qat", "qat_epochs")}
     (run / "config.json").write_text(json.dumps(old))
     cfg = resolve_config({}, out=run, resume=True, config_file=None)
