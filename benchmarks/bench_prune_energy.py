@@ -101,8 +101,10 @@ def check_reused(run: Path, train_args: list[str]) -> None:
     is named, not reused."""
     from readme_numbers import _dpap_resolved, _dpap_resolved_run
 
-    cfg = json.loads((run / "config.json").read_text())
-    have_q = (bool(cfg.get("qat", False)), int(cfg.get("qat_epochs") or 0))
+    from spikeship.train.config import SAVED_BEFORE
+
+    cfg = {**SAVED_BEFORE, **json.loads((run / "config.json").read_text())}
+    have_q = (bool(cfg["qat"]), int(cfg["qat_epochs"]))
     want_q = have_q                     # neither flag: not asked (the bench gives one)
     if "--no-qat" in train_args:
         want_q = (False, 0)

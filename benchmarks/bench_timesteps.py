@@ -62,8 +62,6 @@ from bench_prune_energy import (  # noqa: E402
 #: config.json fields a reused run must match (else it is another experiment's run)
 CHECKED = ("dataset", "timesteps", "seed", "prune", "prune_options", "limit_train",
            "limit_test", "epochs", "qat", "qat_epochs")
-#: what a run saved before a field existed did (qat's default changed since)
-PREDATED = {"qat": False, "qat_epochs": 0}
 
 
 def _ints(text: str) -> list[int]:
@@ -98,8 +96,10 @@ def check_reused(run: Path, exp: dict) -> None:
     if not cfg_path.exists():
         return
     cfg = json.loads(cfg_path.read_text())
-    bad = {k: (cfg.get(k, PREDATED.get(k)), v) for k, v in exp.items()
-           if k in CHECKED and cfg.get(k, PREDATED.get(k)) != v}
+    from spikeship.train.config import SAVED_BEFORE
+
+    bad = {k: (cfg.get(k, SAVED_BEFORE.get(k)), v) for k, v in exp.items()
+           if k in CHECKED and cfg.get(k, SAVED_BEFORE.get(k)) != v}
     if bad:
         raise SystemExit(f"{run} holds another configuration ({bad}: found, asked); "
                          f"use another --out or remove it")

@@ -117,20 +117,15 @@ def reusable(out: Path, fields: dict) -> dict | None:
     return summary
 
 
-# what a run made before the field existed did, where the field's default is not that
-# (qat's default became "the last 5 epochs" after runs without the field were made)
-PREDATED = {"qat": False, "qat_epochs": 0}
-
-
 def _field_default(name: str):
     """The default of TrainConfig field ``name`` (what a run made before the field
     existed did)."""
     import dataclasses
 
-    from spikeship.train.config import TrainConfig
+    from spikeship.train.config import SAVED_BEFORE, TrainConfig
 
-    if name in PREDATED:
-        return PREDATED[name]
+    if name in SAVED_BEFORE:                 # the field's default changed since
+        return SAVED_BEFORE[name]
     for f in dataclasses.fields(TrainConfig):
         if f.name == name:
             return f.default if f.default is not dataclasses.MISSING else f.default_factory()

@@ -29,6 +29,9 @@ DEFAULT_EPOCHS = 20             # a run's length unless the pruner's options ask
 DEFAULT_LR_SNN = 2e-3
 DEFAULT_LR_ANN = 1e-2
 DEFAULT_QAT_EPOCHS = 5          # an SNN's last epochs on the Loihi grid, unless qat is set
+#: what a run saved before a field existed did, where today's default differs (a resumed
+#: or reused run's config.json without the field means this, not the current default)
+SAVED_BEFORE = {"qat": False, "qat_epochs": 0}
 
 
 @dataclass(frozen=True)
