@@ -177,9 +177,10 @@ On MNIST (10,000 test samples; nothing tuned on MNIST), in one run on a stratifi
 (``--no-qat``), seeds 0-2: +0.08, +0.13 and +0.19 pt (95 % paired intervals
 [-0.16, +0.32], [-0.11, +0.37], [-0.06, +0.44]; mean +0.13, SE 0.03) at 3.46x, 3.40x and
 3.26x fewer operations, Loihi energy 3.22x, 3.18x and 3.04x (README block ``mnist-l1``);
-with the training default (``--qat-epochs 5``), seeds 0-1: -0.01 and +0.11 pt (intervals
-[-0.25, +0.23], [-0.12, +0.34]) at 3.46x and 3.41x, Loihi energy 3.23x and 3.19x,
-emulator within 0.05 pt of float (block ``mnist-qat5``); with F_D's ranking (``cut_rank=survival``), seeds 0-1:
+with the training default (``--qat-epochs 5``), seeds 0-2: -0.01, +0.11 and +0.15 pt
+(intervals [-0.25, +0.23], [-0.12, +0.34], [-0.09, +0.39]; mean +0.08, SE 0.05) at
+3.46x, 3.41x and 3.26x, Loihi energy 3.23x, 3.19x and 3.05x, emulator within 0.05 pt of
+float (block ``mnist-qat5``); with F_D's ranking (``cut_rank=survival``), seeds 0-1:
 -0.11 and +0.06 pt at 3.37x and 3.55x (block ``mnist-chip-new``); the budgets before
 those (conv0 0.4, conv3 0.65), seeds 0-2: +0.08 pt (SE 0.05) at 3.02-3.13x (block
 ``mnist-chip``). The previous default's criterion and budgets (conv0 0.4,
