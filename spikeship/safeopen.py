@@ -68,7 +68,7 @@ class FileLimits:
 LIMITS = FileLimits()
 
 # The operators spikeship's ONNX writer emits (spikeship.export.onnx_export), default domain.
-ONNX_OPS = frozenset({"Add", "Cast", "Concat", "ConstantOfShape", "Conv", "Flatten", "Gather",
+ONNX_OPS = frozenset({"Add", "AveragePool", "Cast", "Concat", "ConstantOfShape", "Conv", "Flatten", "Gather",
                       "Gemm", "Greater", "Identity", "Mul", "ScatterND", "Sub", "Unsqueeze",
                       "Where"})
 

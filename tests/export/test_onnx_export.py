@@ -98,3 +98,34 @@ def test_if_neurons_beta_one_run_identically(tmp_path):
     out, _, _ = simulate_onnx(path, x)
     assert want.sum() > 0
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("kernel, op", [(2, "AveragePool"), (3, "Conv")])
+def test_sum_pool_is_average_pool_times_area_when_exact(tmp_path, kernel, op):
+    """A 2x2 window (area 4, a power of two) is Mul(AveragePool, 4), exact for spikes; a
+    3x3 one (area 9: x / 9 * 9 need not be x) stays the grouped Conv of ones. Both give
+    snntorch's spikes bit for bit."""
+    import torch
+    from torch import nn
+
+    from spikeship.train.models import ModelSpec
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nets._lif(), nn.AvgPool2d(kernel),
+                          nn.Flatten(), nn.Linear(3 * (6 // kernel) ** 2, 4), nets._lif())
+    with torch.no_grad():
+        model[0].weight.mul_(4.0)
+        model[4].weight.mul_(6.0)
+    spec = ModelSpec("dpap-mnist", (1, 6, 6), 4)
+    net = build_deployable(model.eval(), None, spec, {"timesteps": 6})
+    m = to_onnx(net)
+    pool_nodes = [n for n in m.graph.node if n.name.startswith("pool2")]
+    assert op in {n.op_type for n in pool_nodes}
+    assert ("Conv" in {n.op_type for n in pool_nodes}) == (op == "Conv")
+    path = write_onnx(m, tmp_path / "pool.onnx")
+    x = nets.inputs_for(spec, n=16, seed=1)
+    want, want_counts = record_model(model, x)
+    out, counts, _ = simulate_onnx(path, x)
+    assert want.sum() > 0 and want_counts["lif5"].sum() > 0
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(counts["lif5"], want_counts["lif5"])
