@@ -95,14 +95,16 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
     assert st["conv3"]["executed_shape"] == [24, 9, 3, 3]
     assert st["fc7"]["executed_shape"] == [150, 96] and st["fc9"]["executed_shape"] == [10, 150]
     macs = {r["output"]: r["macs"] for r in doc["pruned"]["nodes"]}
-    assert macs == {"conv0": 9 * 8 * 8 * 9, "pool2": 9 * 4 * 4 * 4, "conv3": 24 * 4 * 4 * 81,
-                    "pool5": 24 * 2 * 2 * 4, "fc7": 150 * 96, "fc9": 10 * 150}
+    # the 2x2 sum pools are Mul(AveragePool(x), 4): no weight multiplied, no MAC row
+    assert macs == {"conv0": 9 * 8 * 8 * 9, "conv3": 24 * 4 * 4 * 81, "fc7": 150 * 96,
+                    "fc9": 10 * 150}
     dmacs = {r["output"]: r["macs"] for r in doc["dense"]["nodes"]}
     assert dmacs["conv3"] == 40 * 4 * 4 * 135 and dmacs["fc7"] == 300 * 160
     assert doc["mac_ratio"] == pytest.approx(sum(dmacs.values()) / sum(macs.values()))
     assert doc["pruned"]["ort_shape_mismatch"] == [] and all(
         r["ort_weight_shape"] == r["weight_shape"] for r in doc["pruned"]["nodes"])
     assert len(doc["latency_raw_s"]["dense"]) == 2 and doc["speedup"]["median"] > 0
+    assert doc["synapse_chain"]["speedup"]["median"] > 0
     assert doc["required_speedup"] == pytest.approx(0.8 * doc["mac_ratio"])
     # --readme: the table goes into the named block, the rest of the file stays
     readme = tmp_path / "README.md"
@@ -117,6 +119,42 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
     assert "Machine: " in text and "Command: `python benchmarks/bench_onnx_latency.py" in text
     with pytest.raises(SystemExit):        # no such block: refused before measuring
         bench.main([str(dense), str(pruned), "--readme", str(readme), "--block", "y"])
+
+
+def test_synapse_chain_is_the_graph_without_its_neurons(bench, runs, tmp_path):
+    """The chain keeps every Conv / Gemm / pool node of the exported graph, with the same
+    weights, and no LIF arithmetic; ONNX Runtime runs it and its output is the last
+    layer's current computed without neurons (here: torch's own layers on the same
+    deployable tensors)."""
+    import onnxruntime as ort
+    import torch
+
+    _, pruned = runs
+    path, _, chain_path = bench.fresh_onnx(pruned, tmp_path)
+    full, chain = onnx.load(str(path)), onnx.load(str(chain_path))
+    assert [r["weight_shape"] for r in bench.count_macs(chain)] == \
+        [r["weight_shape"] for r in bench.count_macs(full)]
+    ops = {n.op_type for n in chain.graph.node}
+    assert "AveragePool" in ops and not ops & {"Greater", "Cast", "Sub"}
+    from spikeship.export.surgery import FlattenLayer, PoolLayer, SynapseLayer
+    from spikeship.targets.export_command import load_deployable
+
+    net = load_deployable(pruned)[2]
+    x = (np.random.default_rng(1).random((3, *net.input_shape)) < 0.4).astype(np.float32)
+    want = torch.from_numpy(x).double()
+    for layer in net.layers:
+        if isinstance(layer, SynapseLayer):
+            w = torch.from_numpy(layer.weight * layer.mask).double()
+            b = torch.from_numpy(layer.bias).double()
+            want = (torch.nn.functional.conv2d(want, w, b, padding=layer.padding)
+                    if layer.kind == "conv" else want @ w.T + b)
+        elif isinstance(layer, PoolLayer):
+            want = torch.nn.functional.avg_pool2d(want, layer.kernel) * np.prod(layer.kernel)
+        elif isinstance(layer, FlattenLayer):
+            want = want.flatten(1)
+    sess = ort.InferenceSession(str(chain_path), providers=["CPUExecutionProvider"])
+    out = sess.run(["spikes"], {"x": x})[0]
+    np.testing.assert_allclose(out, want.numpy(), rtol=1e-4, atol=1e-3)
 
 
 def test_a_zero_filled_layer_is_reported(bench, runs, tmp_path):
