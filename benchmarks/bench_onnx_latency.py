@@ -51,11 +51,13 @@ order:
    pads channels to it (15 and 9 channels both cost 16). And the speed-up of the
    **synapse chain alone** (:func:`synapse_chain`: the same Conv / Gemm / pool nodes
    with every LIF left out, timed the same interleaved way): how ORT's own kernels
-   scale with the pruned shapes. A whole graph's time is the chain's plus the LIF's, so
-   its speed-up lies between the two parts' ratios; the LIF's work shrinks at most as
-   its neurons (dense / pruned, from the membrane inputs). When the larger of the chain's
-   speed-up and that neuron ratio is below the required speed-up, no rewrite of the LIF
-   arithmetic can meet the criterion on this runtime.
+   scale with the pruned shapes. A whole graph's time is about the chain's plus the
+   LIF's, so its speed-up lies about between the two parts' ratios; the LIF's work
+   shrinks at most as its neurons (dense / pruned, from the membrane inputs). The
+   larger of the chain's speed-up and that neuron ratio is thus an *estimate* of the
+   most a rewrite of the LIF arithmetic could give, not a strict bound: the chain timed
+   alone does not share the whole graph's caches, and one MNIST pair measured 2.53x
+   whole against 2.37x for its chain.
 
 Criterion (issue 16): measured speed-up >= 0.8 x MAC ratio (dense / pruned). The table
 is printed (``--readme README.md [--block NAME]`` also writes it into the README's
@@ -386,8 +388,8 @@ def synapse_chain(net, steps: int):
     exporter writes them (same weights, same pool form), in order, with every neuron
     layer left out (its input current goes straight on). It is not the network: it
     measures how ONNX Runtime's own kernels scale with the pruned shapes when no LIF
-    arithmetic runs at all, an upper bound on the speed-up any formulation of the LIF
-    could give. Metadata as a step graph without state: one inference = ``steps`` calls."""
+    arithmetic runs at all (with the neuron ratio, an estimate of the most any
+    formulation of the LIF could give; see the module docstring). Metadata as a step graph without state: one inference = ``steps`` calls."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -507,9 +509,9 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
                                         "pruned": _q(chain["seconds"]["pruned"])},
                           "speedup": _q(chain["paired_ratio"])},
         "neuron_ratio": d["neurons_per_sample"] / p["neurons_per_sample"],
-        # a whole graph = chain + LIF work; its speed-up lies between the two parts' ratios,
-        # and LIF work shrinks at most as the neurons kept
-        "speedup_bound_any_lif": max(_q(chain["paired_ratio"])["median"],
+        # a whole graph ~ chain + LIF work; its speed-up lies about between the two parts'
+        # ratios, and LIF work shrinks at most as the neurons kept (an estimate, not a bound)
+        "speedup_estimate_any_lif": max(_q(chain["paired_ratio"])["median"],
                                      d["neurons_per_sample"] / p["neurons_per_sample"]),
         "speedup_of_medians": (_q(lat["seconds"]["dense"])["median"]
                                / _q(lat["seconds"]["pruned"])["median"]),
@@ -598,7 +600,8 @@ def table(doc: dict, profile: bool = True) -> str:
         f"{1e3 * ch['latency_s']['pruned']['median']:.2f} ms per inference); neurons "
         f"{d['neurons_per_sample']:,} / {p['neurons_per_sample']:,} = "
         f"{doc['neuron_ratio']:.2f}x; a LIF whose work shrinks at most as its neurons gives "
-        f"the whole graph at most the larger: {doc['speedup_bound_any_lif']:.2f}x",
+        f"the whole graph about the larger at most (an estimate, not a strict bound): "
+        f"{doc['speedup_estimate_any_lif']:.2f}x",
         f"  MAC ratio {doc['mac_ratio']:.2f}x; required >= {FACTOR} x {doc['mac_ratio']:.2f} = "
         f"{doc['required_speedup']:.2f}x: {'HELD' if doc['criterion_held'] else 'NOT HELD'}",
     ]
