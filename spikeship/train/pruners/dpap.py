@@ -177,16 +177,24 @@ On MNIST (10,000 test samples; nothing tuned on MNIST), in one run on a stratifi
 (``--no-qat``), seeds 0-2: +0.08, +0.13 and +0.19 pt (95 % paired intervals
 [-0.16, +0.32], [-0.11, +0.37], [-0.06, +0.44]; mean +0.13, SE 0.03) at 3.46x, 3.40x and
 3.26x fewer operations, Loihi energy 3.22x, 3.18x and 3.04x (README block ``mnist-l1``);
-with the training default (``--qat-epochs 5``), seeds 0-2: -0.01, +0.11 and +0.15 pt
-(intervals [-0.25, +0.23], [-0.12, +0.34], [-0.09, +0.39]; mean +0.08, SE 0.05) at
-3.46x, 3.41x and 3.26x, Loihi energy 3.23x, 3.19x and 3.05x, emulator within 0.05 pt of
-float (block ``mnist-qat5``); with F_D's ranking (``cut_rank=survival``), seeds 0-1:
+with the training default (``--qat-epochs 5``), seeds 0-4: -0.01, +0.11, +0.15, -0.16
+and -0.09 pt (intervals [-0.25, +0.23], [-0.12, +0.34], [-0.09, +0.39], [-0.39, +0.07],
+[-0.31, +0.13]; mean +0.00, SE 0.06; pooled [-0.10, +0.10]) at 3.46x, 3.41x, 3.26x,
+3.53x and 3.86x, Loihi energy 3.23x, 3.19x, 3.05x, 3.27x and 3.59x, emulator within
+0.06 pt of float (block ``mnist-qat5``); with F_D's ranking (``cut_rank=survival``), seeds 0-1:
 -0.11 and +0.06 pt at 3.37x and 3.55x (block ``mnist-chip-new``); the budgets before
 those (conv0 0.4, conv3 0.65), seeds 0-2: +0.08 pt (SE 0.05) at 3.02-3.13x (block
 ``mnist-chip``). The previous default's criterion and budgets (conv0 0.4,
 conv3 0.65, fc7 0.8) applied to the trained full-split 20-epoch dense runs
 (``cut_epoch=1``, 10 epochs), seeds 0-2: -0.15 pt (SE 0.04) at 2.75-3.07x (mean
 2.94x); the README's ``mnist-dpap`` block.
+
+Deeper cuts do not reach issue 16's MNIST moonshot (>= 10x at no more than 0.5 pt;
+seed 0, 6,000 training samples, fc7 ``synapse_budget_fc=0.9``, both fixed before they
+ran): conv0 6/15 and conv3 6/40 (``unit_budget_first=0.6 unit_budget_conv=0.85``)
+8.36x at -0.83 pt in this schedule, 8.68x at -1.55 pt as a one-shot cut of the trained
+dense run with 10 epochs of fine-tuning; conv0 8/15 and conv3 8/40 (0.47 / 0.8) 5.54x
+at -0.52 pt, and 5.63x at -1.00 pt one-shot (README blocks ``mnist-moon*``).
 
 The paper's path (``--prune-opt preset=paper``): Eq 12-17 with the paper's exp decay
 and its eps / eta / C (conv 0.65 / 12 / 5, FC 1.5 / 13 / 2), parameter count as the
