@@ -389,7 +389,8 @@ def synapse_chain(net, steps: int):
     layer left out (its input current goes straight on). It is not the network: it
     measures how ONNX Runtime's own kernels scale with the pruned shapes when no LIF
     arithmetic runs at all (with the neuron ratio, an estimate of the most any
-    formulation of the LIF could give; see the module docstring). Metadata as a step graph without state: one inference = ``steps`` calls."""
+    formulation of the LIF could give; see the module docstring). Metadata as a step
+    graph without state: one inference = ``steps`` calls."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -512,7 +513,7 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
         # a whole graph ~ chain + LIF work; its speed-up lies about between the two parts'
         # ratios, and LIF work shrinks at most as the neurons kept (an estimate, not a bound)
         "speedup_estimate_any_lif": max(_q(chain["paired_ratio"])["median"],
-                                     d["neurons_per_sample"] / p["neurons_per_sample"]),
+                                        d["neurons_per_sample"] / p["neurons_per_sample"]),
         "speedup_of_medians": (_q(lat["seconds"]["dense"])["median"]
                                / _q(lat["seconds"]["pruned"])["median"]),
         "mac_ratio": mac_ratio,
@@ -586,7 +587,8 @@ def table(doc: dict, profile: bool = True) -> str:
         f"  pruned {1e3 * lp['median']:.2f} ms per inference (IQR {1e3 * lp['iqr']:.2f})",
         f"  speed-up (median of paired per-round ratios) {s['median']:.2f}x "
         f"(IQR {s['q25']:.2f}-{s['q75']:.2f}); ratio of medians {doc['speedup_of_medians']:.2f}x",
-        f"  elementwise outputs per sample and call (LIF and pooling arithmetic, not counted as MACs): "
+        f"  elementwise outputs per sample and call (LIF and pooling arithmetic, not "
+        f"counted as MACs): "
         f"{d['elementwise_per_sample']:,} / {p['elementwise_per_sample']:,} = "
         f"{doc['elementwise_ratio']:.2f}x",
         f"  informative: FLOP ratio of all ops (2 x MACs + elementwise outputs) "

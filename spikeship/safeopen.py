@@ -68,9 +68,9 @@ class FileLimits:
 LIMITS = FileLimits()
 
 # The operators spikeship's ONNX writer emits (spikeship.export.onnx_export), default domain.
-ONNX_OPS = frozenset({"Add", "AveragePool", "Cast", "Concat", "ConstantOfShape", "Conv", "Flatten", "Gather",
-                      "Gemm", "Greater", "Identity", "Mul", "ScatterND", "Sub", "Unsqueeze",
-                      "Where"})
+ONNX_OPS = frozenset({"Add", "AveragePool", "Cast", "Concat", "ConstantOfShape", "Conv",
+                      "Flatten", "Gather", "Gemm", "Greater", "Identity", "Mul", "ScatterND",
+                      "Sub", "Unsqueeze", "Where"})
 
 # HDF5 filter ids built into libhdf5 / registered by h5py itself (never a plugin).
 _H5_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}
