@@ -194,7 +194,9 @@ seed 0, 6,000 training samples, fc7 ``synapse_budget_fc=0.9``, both fixed before
 ran): conv0 6/15 and conv3 6/40 (``unit_budget_first=0.6 unit_budget_conv=0.85``)
 8.36x at -0.83 pt in this schedule, 8.68x at -1.55 pt as a one-shot cut of the trained
 dense run with 10 epochs of fine-tuning; conv0 8/15 and conv3 8/40 (0.47 / 0.8) 5.54x
-at -0.52 pt, and 5.63x at -1.00 pt one-shot (README blocks ``mnist-moon*``).
+at -0.52 pt, and 5.63x at -1.00 pt one-shot (README blocks ``mnist-moon*``). The latter
+in this schedule on seeds 0-2: -0.52, -0.13 and -0.14 pt (mean -0.26, SE 0.13; pooled
+[-0.42, -0.11]) at 5.49-5.54x fewer operations, Loihi energy 5.08-5.14x.
 
 The paper's path (``--prune-opt preset=paper``): Eq 12-17 with the paper's exp decay
 and its eps / eta / C (conv 0.65 / 12 / 5, FC 1.5 / 13 / 2), parameter count as the
