@@ -95,11 +95,10 @@ def check_reused(run: Path, exp: dict) -> None:
     cfg_path = run / "config.json"
     if not cfg_path.exists():
         return
-    cfg = json.loads(cfg_path.read_text())
     from spikeship.train.config import SAVED_BEFORE
 
-    bad = {k: (cfg.get(k, SAVED_BEFORE.get(k)), v) for k, v in exp.items()
-           if k in CHECKED and cfg.get(k, SAVED_BEFORE.get(k)) != v}
+    cfg = {**SAVED_BEFORE, **json.loads(cfg_path.read_text())}
+    bad = {k: (cfg.get(k), v) for k, v in exp.items() if k in CHECKED and cfg.get(k) != v}
     if bad:
         raise SystemExit(f"{run} holds another configuration ({bad}: found, asked); "
                          f"use another --out or remove it")

@@ -36,8 +36,7 @@ and end on the grid like ``--qat``: pruned minus dense was -0.04, +0.11, -0.24 a
 -0.09 pt (SE 0.41, 0.28, 0.18, 0.24) on seeds 0-9, 10-19, 20-29 and 30-39 (5 was fixed
 before seeds 10-39 ran, not tuned), and every one of the 80 runs' emulator accuracy is
 within 0.44 pt (2 of 450 samples) of its float accuracy, 16 of the 20 of seeds 0-9
-exactly (README,
-"Pruning for the chip", blocks ``chip-qat5*``).
+exactly (README, "Pruning for the chip", blocks ``chip-qat5*``).
 
 Not modelled: a population whose scale the quantiser lowers so that its threshold fits
 (``max|w| < vth * 254 / 2**16``: fewer mantissa bits), the 13-bit bias and 12-bit decay
