@@ -28,6 +28,12 @@ synops ratio >= 3 on every seed, paired mean difference >= -0.5 pt, emulator wit
 0.5 pt of float. Finished runs are reused (``--out`` keeps them), so an interrupted
 sweep continues where it stopped.
 
+Time steps, the other lever of energy: ``--timesteps T`` trains dense and pruned runs
+with T steps (folders ``-TT``); ``--pruned-timesteps T`` only the pruned ones, so a
+pruned network deployed with fewer steps is compared with the dense run of the CLI's T
+on the same test samples. The ratio then counts the steps too: the summary says how
+much of "from rates" is T dense / T pruned and how much is the spike rate per step.
+
 Loihi and Loihi 2 cores come from ``energy.json``'s ``cores`` (the mapper's count for
 the deployed graph, ``after_pruning``), dense and pruned per seed; the summary says
 whether the cores were at least halved on both chips for every seed.
@@ -115,6 +121,14 @@ def check_reused(run: Path, train_args: list[str]) -> None:
         raise SystemExit(f"{run} was trained with qat={have_q[0]}, qat_epochs={have_q[1]}; "
                          f"these arguments ask for qat={want_q[0]}, qat_epochs={want_q[1]}: "
                          f"move it away to retrain")
+    from spikeship.train.config import TrainConfig
+
+    want_t = (int(train_args[train_args.index("--timesteps") + 1])
+              if "--timesteps" in train_args else TrainConfig.timesteps)
+    have_t = int(cfg.get("timesteps", TrainConfig.timesteps))
+    if have_t != want_t:
+        raise SystemExit(f"{run} was trained with {have_t} time steps; these "
+                         f"arguments ask for {want_t}: move it away to retrain")
     if "--prune" not in train_args or train_args[train_args.index("--prune") + 1] != "dpap":
         return
     opts = dict(train_args[i + 1].split("=", 1) for i, a in enumerate(train_args)
@@ -174,7 +188,11 @@ def one_run(run: Path, seed: int, train_args: list[str], epochs: int | None) -> 
     for chip, _ in CHIPS:
         after = ((en.get("cores") or {}).get(chip) or {}).get("after_pruning") or {}
         cores[chip] = after.get("cores")          # None when the mapper refused the graph
+    from spikeship.train.config import TrainConfig
+
+    cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
     return {"cores": cores, "float": summ["test_accuracy"], "emu": sim["accuracy"],
+            "timesteps": int(cfg.get("timesteps", TrainConfig.timesteps)),
             "samples": sim["samples"], "pruning_rate": summ["pruning_rate"],
             "epochs": summ.get("epochs"), "samples_train": summ.get("samples_train"),
             "units": units, "deployed_units": deployed, "synops": t["ops_effective"],
@@ -263,6 +281,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="epochs of the pruned runs (default: --epochs); with --from-dense, "
                          "the fine-tuning after the trained dense network was pruned")
     ap.add_argument("--dataset", default=None, help="default: the CLI's (digits)")
+    ap.add_argument("--timesteps", type=int, default=None, metavar="T",
+                    help="time steps of dense and pruned runs (default: the CLI's, 8; "
+                         "folder suffix -TT)")
+    ap.add_argument("--pruned-timesteps", type=int, default=None, metavar="T",
+                    help="time steps of the pruned runs only (default: --timesteps): the "
+                         "pruned network is deployed with fewer steps than the dense "
+                         "reference, the other lever of energy; the ratio then includes "
+                         "the steps (the summary splits them out)")
     ap.add_argument("--qat", action="store_true",
                     help="train dense and pruned runs with --qat (weights on the Loihi "
                          "quantiser's grid in every epoch); without --qat / --qat-epochs "
@@ -311,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
             data += ["--qat-epochs", str(args.qat_epochs)]
     else:
         data.append("--no-qat")
+    for name in ("timesteps", "pruned_timesteps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1")
+    steps = [] if args.timesteps is None else ["--timesteps", str(args.timesteps)]
+    psteps = (steps if args.pruned_timesteps is None
+              else ["--timesteps", str(args.pruned_timesteps)])
+    ep += "".join(f"-T{v}" for v in steps[1:])
+    pep += "".join(f"-T{v}" for v in psteps[1:])
     opts = "-".join(o.replace("=", "") for o in args.prune_opt)
     tag = args.tag or (("fromdense-" if args.from_dense else "") + args.prune
                        + (f"-{opts}" if opts else ""))
@@ -318,13 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in _seeds(args.seeds):
         dense_dir, pruned_dir = out / f"dense{ep}-s{seed}", out / f"{tag}{pep}-s{seed}"
-        dense = one_run(dense_dir, seed, data, args.epochs)
+        dense = one_run(dense_dir, seed, [*data, *steps], args.epochs)
         if args.dense_only:
             print(f"seed {seed}: dense {100 * dense['float']:.2f} %  "
                   f"{dense['synops']:,.0f} synops", flush=True)
             continue
         init = ["--init-from", str(dense_dir.resolve())] if args.from_dense else []
-        pr = one_run(pruned_dir, seed, [*data, *init, "--prune", args.prune, *popts],
+        pr = one_run(pruned_dir, seed, [*data, *psteps, *init, "--prune", args.prune, *popts],
                      args.epochs if args.pruned_epochs is None else args.pruned_epochs)
         counts = pr["paired_counts"] = paired_counts(dense_dir, pruned_dir)
         pr["paired_ci"] = None if counts is None else interval_pt(counts)
@@ -413,6 +447,22 @@ def cores_summary(rows) -> str:
             f"(every seed): {halved}")
 
 
+def steps_line(rows) -> str:
+    """When the pruned runs use fewer (or more) time steps than their dense runs: the
+    steps' share of "from rates" (T dense / T pruned) and what is left, the spike rates
+    per step (min and mean over seeds). "" when every pair runs the same T."""
+    pairs = [(d.get("timesteps"), p.get("timesteps")) for _, d, p in rows]
+    if all(a == b for a, b in pairs):
+        return ""
+    per_step = [d["synops"] / p["synops_unpruned"] * p["timesteps"] / d["timesteps"]
+                for _, d, p in rows]
+    ts = sorted({f"{a} / {b}" for a, b in pairs})
+    return (f"time steps dense / pruned: {', '.join(ts)}; 'from rates' includes them: "
+            f"from rates = (T dense / T pruned) x (rates per step, dense / pruned: min "
+            f"{min(per_step):.2f}, mean {sum(per_step) / len(per_step):.2f}); both runs "
+            f"are tested on the same samples (paired)")
+
+
 def _print_row(seed, d, p) -> None:
     print(_fmt_row(seed, d, p), flush=True)
 
@@ -448,6 +498,7 @@ def _summary(rows, path: Path, note: str = "") -> None:
         f"effective synops ratio dense/pruned: min {min(ratio):.2f}, mean "
         f"{sum(ratio) / len(ratio):.2f}; Loihi energy ratio: min {min(eratio):.2f}, "
         f"mean {sum(eratio) / len(eratio):.2f}",
+        *filter(None, [steps_line(rows)]),
         *filter(None, [pooled_paired_line([p.get("paired_counts") for _, _, p in rows])]),
         f"largest |emulator - float| over all runs: {max(gap):.2f} pt",
         cores_summary(rows),

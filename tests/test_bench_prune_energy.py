@@ -254,3 +254,37 @@ def test_a_finished_run_of_other_qat_is_named_not_reused(bench, tmp_path, capsys
     _finished_run(out / "dense-qat5-s0", 0.9, 5e5, {"loihi": 9}, {"0": 15, "3": 40, "7": 300})
     with pytest.raises(SystemExit, match="dense-qat5-s0 was trained with qat=False"):
         bench.main(["--seeds", "0", "--out", str(out), "--qat-epochs", "5"])
+
+
+def test_pruned_runs_with_fewer_time_steps_live_in_their_own_folders(bench, tmp_path, capsys):
+    """``--pruned-timesteps 4``: the pruned runs are ``TAG-T4-sS`` and train with
+    ``--timesteps 4`` while the dense run keeps the CLI's T (its folder has no suffix);
+    the summary splits the steps out of "from rates"; a run of another T is named, not
+    reused (``--timesteps`` moves both runs to ``-TT`` folders)."""
+    out = tmp_path / "runs"
+    _finished_run(out / "dense-s0", 0.9, 500_000.0, {"loihi": 9, "loihi2": 8},
+                  {"0": 15, "3": 40, "7": 300})
+    _finished_run(out / "dpap-T4-s0", 0.89, 50_000.0, {"loihi": 4, "loihi2": 4},
+                  {"0": 9, "3": 14, "7": 300}, epochs=50)
+    cfg = out / "dpap-T4-s0" / "config.json"
+    cfg.write_text(json.dumps({"qat": False, "qat_epochs": 0, "timesteps": 8}))
+    with pytest.raises(SystemExit, match="dpap-T4-s0 was trained with 8 time steps; "
+                                         "these arguments ask for 4"):
+        bench.main(["--seeds", "0", "--out", str(out), "--pruned-timesteps", "4"])
+    cfg.write_text(json.dumps({"qat": False, "qat_epochs": 0, "timesteps": 4}))
+    assert bench.main(["--seeds", "0", "--out", str(out), "--pruned-timesteps", "4"]) == 0
+    text = (out / "dpap-T4-table.md").read_text()
+    # ops 500,000 / 50,000 = 10.00; unpruned wiring 55,000: rates 9.09 = 2 (steps) x 4.55
+    assert "| 500,000 | 50,000 | 10.00 | 1.10 | 9.09 |" in text
+    assert ("time steps dense / pruned: 8 / 4; 'from rates' includes them: from rates = "
+            "(T dense / T pruned) x (rates per step, dense / pruned: min 4.55, mean 4.55)"
+            in text)
+    # --timesteps: the dense run is looked for in dense-T4-s0; one trained with T = 8 there
+    # (its config.json says) is named
+    _finished_run(out / "dense-T4-s0", 0.9, 5e5, {"loihi": 9}, {"0": 15, "3": 40, "7": 300})
+    with pytest.raises(SystemExit, match="dense-T4-s0 was trained with 8 time steps"):
+        bench.main(["--seeds", "0", "--out", str(out), "--timesteps", "4"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--seeds", "0", "--out", str(out), "--pruned-timesteps", "0"])
+    assert e.value.code == 2 and "--pruned-timesteps must be >= 1" in capsys.readouterr().err
