@@ -3,6 +3,8 @@ pruners (objective=synops, magnitude granularity=channel, l1-filter), DPAP prese
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +104,15 @@ def test_presets_and_explicit_options():
     assert DPAPConfig.from_options({"preset": "paper", "run_epochs": 30}).epoch_scale == 2.0
     with pytest.raises(ConfigError, match="preset"):
         DPAPConfig.from_options({"preset": "nope"})
+    # "deep" is the default cut made deeper (the README's moonshot runs spell it out)
+    deep = DPAPConfig.from_options({"preset": "deep"})
+    spelled = DPAPConfig.from_options({"cut_rank": "l1", "unit_budget_first": 0.47,
+                                       "unit_budget_conv": 0.8, "synapse_budget_fc": 0.9})
+    assert deep == dataclasses.replace(spelled, preset="deep")
+    chip = DPAPConfig.from_options({})
+    assert deep.unit_budget_conv > chip.unit_budget_conv and deep.cut_at == chip.cut_at
+    assert DPAPConfig.from_options({"preset": "deep", "unit_budget_first": 0.3}
+                                   ).unit_budget_first == 0.3
     with pytest.raises(ConfigError, match="objective"):
         DPAPConfig.from_options({"objective": "joules"})
 

@@ -51,12 +51,17 @@ CUT_RANKS = ("survival", "l1")
 # spikeship.train.pruners.dpap for what it departs from and what it measured).
 # "paper" names the paper's survival schedule (= the dataclass defaults below);
 # "channels" is an earlier in-run channel schedule, kept for comparison.
+# "deep" is the chip schedule with a deeper cut (the MNIST moonshot screen's cut B:
+# about half of the first conv layer's channels, 80 % of the others', 90 % of the FC
+# synapses); what it measured is in spikeship.train.pruners.dpap.
 CHIP = {"cut_at": 0.4, "default_epochs": 50, "restart_lr": True, "strength": True,
         "spine": "synaptic", "unit_budget_first": 0.0, "unit_budget_conv": 0.75,
         "synapse_budget_fc": 0.8, "cut_rank": "l1"}
+DEEP = {**CHIP, "unit_budget_first": 0.47, "unit_budget_conv": 0.8, "synapse_budget_fc": 0.9}
 PRESETS: dict[str, dict[str, Any]] = {
     "": CHIP,
     "chip": CHIP,
+    "deep": DEEP,
     "channels": {"eps_conv": 1.0, "eta_conv": 30.0, "c_conv": 2.0, "unit_budget_conv": 0.45},
     "paper": {"objective": "params", "decay": "exp", "normalisation": "p75",
               "eps_conv": 0.65, "eta_conv": 12.0, "c_conv": 5.0, "unit_budget_conv": 1.0,
