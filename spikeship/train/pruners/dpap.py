@@ -198,6 +198,18 @@ at -0.52 pt, and 5.63x at -1.00 pt one-shot (README blocks ``mnist-moon*``). The
 in this schedule on seeds 0-2: -0.52, -0.13 and -0.14 pt (mean -0.26, SE 0.13; pooled
 [-0.42, -0.11]) at 5.49-5.54x fewer operations, Loihi energy 5.08-5.14x.
 
+That cut is ``preset=deep``. With fewer time steps it reaches the moonshot on the
+mean: trained and deployed at T = 4 (``--timesteps 4``) against the CLI-default dense
+runs at T = 8, seeds 0-4 (6,000 training samples, the same 10,000 test samples):
+-0.45, -0.22, -0.18, -0.56 and -0.44 pt (mean -0.37, SE 0.07; pooled [-0.49, -0.25])
+at 10.45-14.38x fewer operations (mean 12.00), Loihi energy 9.7-13.0x (mean 11.0),
+emulator within 0.06 pt of float; seed 3 alone loses more than 0.5 pt (README block
+``mnist-moonBrT4``). About half of that is the halved steps: against dense runs also
+at T = 4 the same pruned runs are -0.30 pt (SE 0.06) at 5.30-7.17x (``mnist-moonBrT4-
+vsT4``), and those dense T = 4 runs are within 0.25 pt of the T = 8 ones. On digits
+(1,347 training samples) the preset costs too much: -2.67 pt (SE 0.40) at 7.38x on
+seeds 0-9 (block ``digits-deep``), -3.07 pt (SE 0.60) at 14.8x at T = 4.
+
 The paper's path (``--prune-opt preset=paper``): Eq 12-17 with the paper's exp decay
 and its eps / eta / C (conv 0.65 / 12 / 5, FC 1.5 / 13 / 2), parameter count as the
 objective; measured before this default existed (dpap-mnist on digits, 20 epochs,
