@@ -376,7 +376,10 @@ def main(argv: list[str] | None = None) -> int:
             note = epochs_line(rows)
         text = _summary(rows, out / f"{tag}{pep}-table.md", note=note)
         fig = out / f"{tag}{pep}-tradeoff.png"
-        if plot(rows, fig, title=f"{tag}{pep}: {args.prune} {' '.join(args.prune_opt)}"):
+        steps = {(d.get("timesteps"), p.get("timesteps")) for _, d, p in rows}
+        title = f"{tag}{pep}: {args.prune} {' '.join(args.prune_opt)}" + "".join(
+            f"; T dense {a}, pruned {b}" for a, b in sorted(steps) if a != b)
+        if plot(rows, fig, title=title):
             print(f"wrote {fig}", flush=True)
             if args.figure:
                 args.figure.parent.mkdir(parents=True, exist_ok=True)
@@ -541,6 +544,13 @@ def plot(rows, path: Path, title: str = "") -> bool:
         bx.annotate(str(seed), (ratio, diff), textcoords="offset points", xytext=(4, 3),
                     fontsize=7)
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    # ticks at 1, 2, 5 x 10^k, labelled 200k / 1M (the default's minor labels overlap)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("effective synaptic operations per sample (Loihi emulator spikes)")
     ax.set_ylabel("test accuracy (%): float (filled), emulator (open)")
     ax.grid(alpha=0.3, which="both")
@@ -549,8 +559,8 @@ def plot(rows, path: Path, title: str = "") -> bool:
     bx.axhline(0.0, color="k", lw=0.8)
     mean = sum(100 * (p["float"] - d["float"]) for _, d, p in rows) / len(rows)
     bx.axhline(mean, color="C3", lw=1.0, ls=":", label=f"mean {mean:+.2f} pt")
+    bx.axvline(3.0, color="k", lw=0.8, ls="--", label="3x")
     bx.legend(fontsize=7)
-    bx.axvline(3.0, color="k", lw=0.8, ls="--")
     bx.set_xlabel("operations ratio dense / pruned")
     bx.set_ylabel("accuracy pruned - dense (pt), 95 % paired interval")
     bx.grid(alpha=0.3)
