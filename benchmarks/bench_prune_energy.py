@@ -376,9 +376,9 @@ def main(argv: list[str] | None = None) -> int:
             note = epochs_line(rows)
         text = _summary(rows, out / f"{tag}{pep}-table.md", note=note)
         fig = out / f"{tag}{pep}-tradeoff.png"
-        steps = {(d.get("timesteps"), p.get("timesteps")) for _, d, p in rows}
+        t_pairs = {(d.get("timesteps"), p.get("timesteps")) for _, d, p in rows}
         title = f"{tag}{pep}: {args.prune} {' '.join(args.prune_opt)}" + "".join(
-            f"; T dense {a}, pruned {b}" for a, b in sorted(steps) if a != b)
+            f"; T dense {a}, pruned {b}" for a, b in sorted(t_pairs) if a != b)
         if plot(rows, fig, title=title):
             print(f"wrote {fig}", flush=True)
             if args.figure:
