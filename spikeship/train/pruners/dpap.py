@@ -210,8 +210,8 @@ at T = 4 the same pruned runs are -0.30 pt (SE 0.06) at 5.30-7.17x
 ones. On digits (1,347 training samples) the preset costs too much: -2.67 pt (SE 0.40)
 at 7.38x on seeds 0-9 (block ``digits-deep``), -3.07 pt (SE 0.60) at 14.8x at T = 4.
 The default's cut at T = 4 against the same dense T = 8 runs, seeds 0-2: -0.18, +0.28
-and -0.03 pt (mean +0.02, SE 0.14) at 6.63-6.70x, Loihi energy min 6.18x, mean 6.22x (block
-``mnist-qat5T4``).
+and -0.03 pt (mean +0.02, SE 0.14) at 6.63-6.70x, Loihi energy min 6.18x, mean 6.22x
+(block ``mnist-qat5T4``).
 
 The paper's path (``--prune-opt preset=paper``): Eq 12-17 with the paper's exp decay
 and its eps / eta / C (conv 0.65 / 12 / 5, FC 1.5 / 13 / 2), parameter count as the
