@@ -203,11 +203,14 @@ mean: trained and deployed at T = 4 (``--timesteps 4``) against the CLI-default 
 runs at T = 8, seeds 0-4 (6,000 training samples, the same 10,000 test samples):
 -0.45, -0.22, -0.18, -0.56 and -0.44 pt (mean -0.37, SE 0.07; pooled [-0.49, -0.25])
 at 10.45-14.38x fewer operations (mean 12.00), Loihi energy 9.7-13.0x (mean 11.0),
-emulator within 0.06 pt of float; seed 3 alone loses more than 0.5 pt (README block
-``mnist-moonBrT4``). About half of that is the halved steps: against dense runs also
-at T = 4 the same pruned runs are -0.30 pt (SE 0.06) at 5.30-7.17x
-(``mnist-moonBrT4-vsT4``), and those dense T = 4 runs are within 0.25 pt of the T = 8
-ones. On digits (1,347 training samples) the preset costs too much: -2.67 pt (SE 0.40)
+emulator within 0.06 pt of float; seed 3 alone loses more than 0.5 pt. Seeds 5-8,
+run afterwards as held-out seeds with nothing changed: -0.48, -0.37, -0.26 and -0.19 pt
+at 10.83-12.92x; seeds 0-8 together -0.35 pt (SE 0.05; pooled [-0.44, -0.26]) at
+10.45-14.38x (mean 12.09), Loihi energy mean 11.07x (README block ``mnist-moonBrT4``).
+About half of that is the halved steps: against dense runs also at T = 4, seeds 0-8,
+the same pruned runs are -0.27 pt (SE 0.06; pooled [-0.36, -0.18]) at 5.30-7.17x
+(mean 6.08; block ``mnist-moonBrT4-vsT4``), and those dense T = 4 runs are within
+0.25 pt of the T = 8 ones. On digits (1,347 training samples) the preset costs too much: -2.67 pt (SE 0.40)
 at 7.38x on seeds 0-9 (block ``digits-deep``), -3.07 pt (SE 0.60) at 14.8x at T = 4.
 The default's cut at T = 4 against the same dense T = 8 runs, seeds 0-2: -0.18, +0.28
 and -0.03 pt (mean +0.02, SE 0.14) at 6.63-6.70x, Loihi energy min 6.18x, mean 6.22x
