@@ -107,7 +107,7 @@ def check_reused(run: Path, train_args: list[str]) -> None:
     is named, not reused."""
     from readme_numbers import _dpap_resolved, _dpap_resolved_run
 
-    from spikeship.train.config import SAVED_BEFORE
+    from spikeship.train.config import SAVED_BEFORE, TrainConfig
 
     cfg = {**SAVED_BEFORE, **json.loads((run / "config.json").read_text())}
     have_q = (bool(cfg["qat"]), int(cfg["qat_epochs"]))
@@ -121,8 +121,6 @@ def check_reused(run: Path, train_args: list[str]) -> None:
         raise SystemExit(f"{run} was trained with qat={have_q[0]}, qat_epochs={have_q[1]}; "
                          f"these arguments ask for qat={want_q[0]}, qat_epochs={want_q[1]}: "
                          f"move it away to retrain")
-    from spikeship.train.config import TrainConfig
-
     want_t = (int(train_args[train_args.index("--timesteps") + 1])
               if "--timesteps" in train_args else TrainConfig.timesteps)
     have_t = int(cfg.get("timesteps", TrainConfig.timesteps))
