@@ -109,7 +109,7 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
     assert doc["pruned"]["neurons_per_sample"] == 9 * 64 + 24 * 16 + 150 + 10
     assert doc["dense"]["neurons_per_sample"] == 15 * 64 + 40 * 16 + 300 + 10
     assert doc["speedup_estimate_any_lif"] == max(doc["synapse_chain"]["speedup"]["median"],
-                                               doc["neuron_ratio"])
+                                                  doc["neuron_ratio"])
     assert doc["required_speedup"] == pytest.approx(0.8 * doc["mac_ratio"])
     # --readme: the table goes into the named block, the rest of the file stays
     readme = tmp_path / "README.md"
