@@ -133,3 +133,26 @@ def test_init_from_starts_from_a_trained_runs_weights_and_masks(tmp_path, capsys
     assert cli.main([*BASE, "--out", str(bad), "--init-from",
                      str(tmp_path / "nothing")]) == CheckpointError.exit_code
     assert not bad.exists()
+
+
+def test_init_from_a_run_of_other_time_steps_keeps_its_weights(tmp_path, capsys):
+    """A network trained with T = 8 starts a run with ``--timesteps 4`` (what
+    ``bench_prune_energy.py --from-dense --pruned-timesteps 4`` does): the weights are
+    the source's and the new run records 4 steps (its config and summary)."""
+    import torch
+
+    from spikeship.train.checkpoint import load_checkpoint
+
+    src, dst = tmp_path / "t8", tmp_path / "t4"
+    assert cli.main([*BASE, "--out", str(src)]) == 0
+    assert cli.main([*BASE, "--out", str(dst), "--epochs", "1", "--lr", "1e-12",
+                     "--weight-decay", "0", "--timesteps", "4",
+                     "--init-from", str(src)]) == 0
+    assert f"initialised from {src}" in capsys.readouterr().err
+    a, b = load_checkpoint(src), load_checkpoint(dst)
+    for (name, wa), wb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.allclose(wa, wb, atol=1e-6), name
+    assert json.loads((src / "config.json").read_text())["timesteps"] == 8
+    assert json.loads((dst / "config.json").read_text())["timesteps"] == 4
+    summ = json.loads((dst / "summary.json").read_text())
+    assert summ["init_from"] == str(src) and summ["timesteps"] == 4
