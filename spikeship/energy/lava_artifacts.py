@@ -11,8 +11,10 @@ processes' ``Var`` initial values:
 - ``Dense``: every entry is stored (a pruned zero there is an explicit zero);
 - ``Conv``: every kernel entry is stored (Lava has no sparse convolution), in Lava's
   flipped ``(O, kW, kH, I)`` layout, converted back to NIR's ``(O, I, kH, kW)``;
-- host layers (direct-encoded first layer, evaluated off-chip as dense MACs): every
-  entry stored.
+- host layers (direct-encoded first layer, evaluated off-chip): a conv kernel or an
+  unpruned dense layer stores every entry; a pruned dense layer is the CSR matrix of
+  its synapses (:func:`spikeship.targets.loihi.lower.lower`), and in ``netx-sparse``
+  the file's dense host array is loaded as lava-dl loads its blocks (zeros dropped).
 
 Pools folded into a synapse make one NIR synapse into ``k x k`` Lava synapses
 (repeated kernel taps for a conv, one column per pooled neuron for a dense layer);
@@ -48,8 +50,9 @@ def checks(run_dir: Path, graph, pruned: dict, include_lava: bool = True) -> lis
         return out
     for fmt, layers in built.items():
         out.append(vanish.check_format(fmt, layers, pruned,
-                                       "built Lava processes: Sparse stores its CSR structure, "
-                                       "Dense/Conv/host layers every entry"))
+                                       "built Lava processes: Sparse and a pruned dense host "
+                                       "layer store their CSR structure, Dense/Conv every "
+                                       "entry"))
     return out
 
 
@@ -147,7 +150,7 @@ def build_processes(graph) -> dict[str, list[DeployedLayer]]:
             if layer is None or layer.source_layer is None:
                 continue
             value, stored = (conv_to_nir(layer, h.weights) if h.kind == "conv"
-                             else dense_to_nir(layer, np.asarray(h.weights)))
+                             else dense_to_nir(layer, h.weights))    # array or CSR
             found.append(DeployedLayer(fmt, layer.name, layer.source_layer, value, stored,
                                        None, *kept[layer.name]))
         out[fmt] = found
@@ -230,8 +233,12 @@ def netx_layers(path: Path, graph, fmt: str = "netx") -> list[DeployedLayer]:
     return [d for d in out if d is not None]
 
 
-def _from_weights(fmt, graph, layer: SynapticLayer, kind: str, w, nir_layout: bool,
-                  stored=None) -> DeployedLayer | None:
+def _from_weights(fmt, graph, layer: SynapticLayer, kind: str, w, nir_layout: bool
+                  ) -> DeployedLayer | None:
+    """A stored weight -> :class:`DeployedLayer`: a dense array stores every entry (a
+    pruned synapse is a stored 0), a scipy sparse matrix only the synapses it holds."""
+    from scipy import sparse
+
     if layer.source_layer is None:
         return None
     if kind == "conv":
@@ -239,7 +246,7 @@ def _from_weights(fmt, graph, layer: SynapticLayer, kind: str, w, nir_layout: bo
         value, st = conv_to_nir(layer, k)
     else:
         value, st = dense_to_nir(layer, w)
-        if stored is None:
+        if not sparse.issparse(w):
             st = np.ones_like(st)
     return DeployedLayer(fmt, layer.name, layer.source_layer, value, st, None,
                          *meta_dict(graph, layer))
@@ -249,8 +256,9 @@ def netx_processes(path: Path, graph) -> list[DeployedLayer]:
     """Build lava-dl's netx ``Network`` from ``path`` with ``sparse_fc_layer=True`` (as
     the ``lava-netx`` target can) and read its synapse processes back."""
     from spikeship.sim.lava.netx import build_netx, read_deployment
+    from spikeship.targets.loihi.host import sparse_hosts
 
-    dep = read_deployment(path)
+    dep = sparse_hosts(read_deployment(path))     # as run_netx(sparse_fc_layer=True)
     pops = _by_population(graph)
     out = []
     with tempfile.TemporaryDirectory(prefix="spikeship-vanish-") as io_dir:
@@ -273,7 +281,7 @@ def netx_processes(path: Path, graph) -> list[DeployedLayer]:
         for h in dep.host_layers:
             layer = {l.name: l for l in synaptic_layers(graph)}.get(h.name)
             if layer is not None:
-                d = _from_weights("netx-sparse", graph, layer, h.kind, np.asarray(h.weights),
+                d = _from_weights("netx-sparse", graph, layer, h.kind, h.weights,
                                   nir_layout=True)
                 if d is not None:
                     out.append(d)

@@ -73,6 +73,8 @@ def run_netx(path: str | Path, inputs: np.ndarray, labels: np.ndarray | None = N
     from spikeship.sim.lava.run import check_inputs, chunk_samples, io_dir, run_network
 
     dep = read_deployment(path)
+    if sparse_fc_layer:         # the host layer too holds only its nonzero synapses
+        dep = lava_host.sparse_hosts(dep)
     x = check_inputs(dep, inputs)
     n, t = int(x.shape[0]), int(x.shape[1])
     bits = lava_host.input_bits(x, "fixed") if dep.input_mode == "spikes" else 0

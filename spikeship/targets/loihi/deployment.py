@@ -126,7 +126,7 @@ class HostLayerSpec:
     name: str
     kind: str                        # "dense" | "conv"
     target: str
-    weights: np.ndarray              # float64, NIR layout
+    weights: Any                     # float64, NIR layout; a pruned dense layer: CSR
     bias: np.ndarray                 # float64, target NIR shape
     source_shape: tuple[int, ...]
     stride: tuple[int, int] = (1, 1)

@@ -27,16 +27,32 @@ from spikeship.targets.loihi.quantize import quantize_current
 
 
 def host_current(h: HostLayerSpec, x: np.ndarray) -> np.ndarray:
-    """``I = W x + b`` of host layer ``h`` for ``x`` of shape ``(B, *source_shape)``."""
+    """``I = W x + b`` of host layer ``h`` for ``x`` of shape ``(B, *source_shape)``
+    (``W`` an array, or the CSR matrix of a pruned dense layer's synapses)."""
     x = np.asarray(x, dtype=np.float64)
     if h.kind == "dense":
-        return (x.reshape(x.shape[0], -1) @ h.weights.T).reshape(x.shape[0], *h.bias.shape) + h.bias
+        y = np.asarray(h.weights @ x.reshape(x.shape[0], -1).T).T
+        return y.reshape(x.shape[0], *h.bias.shape) + h.bias
     import torch
     import torch.nn.functional as F
 
     y = F.conv2d(torch.from_numpy(x), torch.from_numpy(h.weights), stride=h.stride,
                  padding=h.padding, dilation=h.dilation, groups=h.groups)
     return y.numpy() + h.bias
+
+
+def sparse_hosts(dep: Deployment) -> Deployment:
+    """``dep`` with every dense host layer held as a CSR matrix of its nonzero weights:
+    a netx file stores the host layer dense, and loaded with ``sparse_fc_layer=True``
+    it is treated as lava-dl treats the file's dense blocks (zeros dropped)."""
+    from dataclasses import replace
+
+    from scipy.sparse import csr_matrix, issparse
+
+    hosts = tuple(replace(h, weights=csr_matrix(np.asarray(h.weights)))
+                  if h.kind == "dense" and not issparse(h.weights) else h
+                  for h in dep.host_layers)
+    return replace(dep, host_layers=hosts)
 
 
 def injected(dep: Deployment, inputs: np.ndarray) -> tuple[dict[str, np.ndarray], int]:

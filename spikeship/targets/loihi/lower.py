@@ -46,7 +46,8 @@ Structure:
 Input (``input_mode``): ``"spikes"`` feeds the input through a synapse (binary spikes,
 or graded payloads with ``input_message_bits > 0``); ``"current"`` (default for
 ``encoding="direct"`` graphs) evaluates the first synaptic layer on the host and
-injects its output into the first population's ``a_in`` (:class:`HostLayerSpec`).
+injects its output into the first population's ``a_in`` (:class:`HostLayerSpec`); a
+pruned Affine there is a CSR matrix of its synapses, as on the chip.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def _population(g, p, name, node, shape, idx, depth, paths, dt_s, current, bits,
         used.add(syn)
         b_full = _bias_full(lin, shape)
         if current and src == g.input:
-            hosts.append(HostLayerSpec(syn, lin.kind, name, lin.weights, b_full,
+            hosts.append(HostLayerSpec(syn, lin.kind, name, _host_weights(lin), b_full,
                                        lin.source_shape, lin.stride, lin.padding,
                                        lin.dilation, lin.groups, lin.folded))
             continue
@@ -272,6 +273,18 @@ def _bias_full(lin: FoldedLayer, shape) -> np.ndarray:
     if lin.kind == "conv":
         return np.broadcast_to(lin.bias[:, None, None], shape).astype(np.float64)
     return lin.bias.reshape(shape).astype(np.float64)
+
+
+def _host_weights(lin: FoldedLayer):
+    """A host layer's weights: a pruned dense layer as a CSR matrix of the synapses that
+    exist (the host multiplies no pruned synapse, as Lava's Sparse holds none); a conv
+    kernel or an unpruned dense layer as the array."""
+    if lin.kind == "dense" and not bool(lin.mask.all()):
+        from scipy.sparse import csr_matrix
+
+        rows, cols = np.nonzero(lin.mask)
+        return csr_matrix((lin.weights[rows, cols], (rows, cols)), shape=lin.weights.shape)
+    return lin.weights
 
 
 def _synapse(name: str, lin: FoldedLayer, src: str, target: str, g: NirWalk, bits: int) -> SynapseSpec:

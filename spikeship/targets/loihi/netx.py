@@ -114,7 +114,9 @@ def _write_host(f: h5py.File, dep: Deployment) -> None:
     _string(g, "kind", h.kind)
     _string(g, "name", h.name)
     _string(g, "target", h.target)
-    g.create_dataset("weight", data=h.weights)
+    # the file holds dense arrays (a pruned synapse is a stored 0, as in netx's blocks)
+    w = h.weights.toarray() if hasattr(h.weights, "toarray") else h.weights
+    g.create_dataset("weight", data=w)
     g.create_dataset("bias", data=h.bias)
     g.create_dataset("source_shape", data=np.asarray(h.source_shape, dtype=np.int64))
     for key in ("stride", "padding", "dilation"):
