@@ -21,8 +21,10 @@ epochs trained, so a reader sees the runs were matched.
   dense (unpruned architecture), per STYLE rule 9. A cell left empty says why.
 - *Ops per sample*: effective synops plus the first layer's MACs (what the deployed
   graph does per sample); *x fewer ops* = the dense run's ops / this run's (the dense
-  run needs its own ``energy.json``); *energy per sample* on the chip ``energy.json``
-  was priced for. The CLI ranks rows by ops, cheapest first (``--rank``).
+  run needs its own ``energy.json``); *energy per sample* on one chip for every row
+  (``--hardware``; default: the chip most of the runs' ``energy.json`` were made for:
+  each prices every chip), an empty cell saying why (Loihi 2: no published figures).
+  The CLI ranks rows by ops, cheapest first (``--rank``).
 
 Writes Markdown to stdout, and with ``--out FILE`` also ``FILE`` (Markdown) and
 ``FILE`` with suffix ``.json`` (the same rows, numbers unformatted).
@@ -43,6 +45,7 @@ from spikeship.report.significance import McNemar, ci_cells, significance
 from spikeship.report.significance import to_markdown as significance_markdown
 from spikeship.runlock import writes_run_dir
 from spikeship.safeopen import read_json
+from spikeship.targets.registry import CHIPS
 
 
 @dataclass(frozen=True)
@@ -176,18 +179,47 @@ def macs(energy: dict[str, Any] | None, kind: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def ops_and_energy(energy: dict[str, Any] | None) -> tuple[float | None, float | None,
-                                                           str | None]:
-    """(all operations per sample: synops + MACs, energy per sample in uJ, hardware)."""
+def ops_and_energy(energy: dict[str, Any] | None, hardware: str | None = None
+                   ) -> tuple[float | None, float | None, str | None]:
+    """(all operations per sample: synops + MACs, energy per sample in uJ, hardware).
+
+    The energy is priced on ``hardware`` (``energy.json`` prices every chip in
+    ``energy_pj_per_sample``), else on the chip the run's ``energy.json`` was made for."""
+    return _ops_energy(energy, hardware)[:3]
+
+
+def _ops_energy(energy: dict[str, Any] | None, hardware: str | None = None
+                ) -> tuple[float | None, float | None, str | None, str | None]:
+    """:func:`ops_and_energy` and why the energy is missing (None when it is there)."""
     tot = (energy or {}).get("totals_per_sample") or {}
     ops = tot.get("ops_effective")
     if not isinstance(ops, (int, float)):
         eff, _ = synops(energy, "effective")
         ops = None if eff is None else eff + (macs(energy, "effective") or 0.0)
-    e = tot.get("energy_pj")
-    hw = (energy or {}).get("hardware")
+    own = (energy or {}).get("hardware")
+    hw = hardware or own
+    chips = (energy or {}).get("energy_pj_per_sample") or {}
+    why = None
+    if isinstance(chips.get(hw), dict):
+        e = chips[hw].get("total_pj")
+        if not isinstance(e, (int, float)):
+            why = ("; ".join(chips[hw].get("notes") or []) or f"energy.json does not price {hw}"
+                   ) + " (`compare --hardware CHIP` prices every row on another chip)"
+    elif hw == own:
+        e = tot.get("energy_pj")
+    else:
+        e, why = None, f"energy.json prices {own}, not {hw} (run `spikeship energy` again)"
+    if energy is not None and why is None and not isinstance(e, (int, float)):
+        why = f"energy.json has no energy for {hw}"
     return (None if ops is None else float(ops),
-            float(e) / 1e6 if isinstance(e, (int, float)) else None, hw)
+            float(e) / 1e6 if isinstance(e, (int, float)) else None, hw, why)
+
+
+def common_hardware(runs: list[RunInfo]) -> str | None:
+    """The chip to price every row on: the one most of the runs' ``energy.json`` were
+    made for (ties: the first run's), so that one column never mixes chips."""
+    hws = [r.energy.get("hardware") for r in runs if r.energy and r.energy.get("hardware")]
+    return max(hws, key=lambda h: (hws.count(h), -hws.index(h))) if hws else None
 
 
 def epochs_to(metrics: list[dict[str, Any]], accuracy: float) -> int | None:
@@ -196,8 +228,9 @@ def epochs_to(metrics: list[dict[str, Any]], accuracy: float) -> int | None:
                  if m.get("test_accuracy") is not None and m["test_accuracy"] >= accuracy), None)
 
 
-def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
-    """One table row for ``run`` against its dense reference."""
+def build_row(run: RunInfo, dense: RunInfo | None, hardware: str | None = None) -> Row:
+    """One table row for ``run`` against its dense reference; energy priced on
+    ``hardware`` (default: the chip of the run's own ``energy.json``)."""
     notes: dict[str, str] = {}
     acc = run.get("test_accuracy")
     total, remaining = run.get("params_total"), run.get("params_remaining")
@@ -228,10 +261,12 @@ def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
     if why_d:
         notes["synops_dense_per_sample"] = why_d
     ann = bool(run.get("ann", False))
-    ops, uj, hw = ops_and_energy(run.energy)
+    ops, uj, hw, why_e = _ops_energy(run.energy, hardware)
     if ops is None:
         notes["ops_effective_per_sample"] = notes["energy_uj_per_sample"] = (
             why or "no energy.json (run `spikeship energy RUN`)")
+    elif uj is None and why_e:
+        notes["energy_uj_per_sample"] = why_e
     dense_ops = ops_and_energy(dense.energy)[0] if dense is not None else None
     ratio = dense_ops / ops if dense_ops and ops else None
     if ratio is None:
@@ -255,26 +290,29 @@ def build_row(run: RunInfo, dense: RunInfo | None) -> Row:
         epochs_to_dense_accuracy=to_dense,
         dense_run=str(dense.path) if dense is not None else None, notes=notes,
         ops_effective_per_sample=ops, ops_reduction_vs_dense=ratio,
-        energy_uj_per_sample=uj, energy_hardware=hw)
+        energy_uj_per_sample=uj, energy_hardware=hw if run.energy is not None else None)
 
 
 RANKS = ("given", "ops", "energy")
 
 
 def compare_runs(paths: list[str | Path], dense: str | Path | None = None,
-                 rank: str = "given") -> list[Row]:
+                 rank: str = "given", hardware: str | None = None) -> list[Row]:
     """Rows for ``paths``: in the given order, or ranked by effective operations
     (``ops``: synops + first-layer MACs per sample) or energy per sample (``energy``),
-    cheapest first; rows without ``energy.json`` go last."""
-    return compare_all(paths, dense, rank)[0]
+    cheapest first; rows without ``energy.json`` go last. Every row's energy is priced
+    on ``hardware`` (default: :func:`common_hardware`)."""
+    return compare_all(paths, dense, rank, hardware)[0]
 
 
-def compare_all(paths: list[str | Path], dense: str | Path | None = None, rank: str = "given"):
+def compare_all(paths: list[str | Path], dense: str | Path | None = None, rank: str = "given",
+                hardware: str | None = None):
     """Rows (ordered by ``rank``), McNemar tests and seed groups
     (:mod:`spikeship.report.significance`)."""
     runs = [load_run(p) for p in paths]
     forced = load_run(dense) if dense is not None else None
-    rows = [build_row(r, pick_dense(r, runs, forced)) for r in runs]
+    hw = hardware or common_hardware(runs)
+    rows = [build_row(r, pick_dense(r, runs, forced), hw) for r in runs]
     tests, groups = significance(runs, rows, [forced] if forced is not None else [])
     if rank == "ops":
         rows.sort(key=lambda r: (r.ops_effective_per_sample is None,
@@ -364,10 +402,14 @@ def to_json(rows: list[Row], tests=(), groups=()) -> dict[str, Any]:
 @click.option("--rank", type=click.Choice(RANKS), default="ops", show_default=True,
               help="Row order: effective operations per sample (cheapest first), energy "
                    "per sample, or as given.")
-def compare(runs: tuple[str, ...], out: str | None, dense: str | None, rank: str) -> None:
+@click.option("--hardware", type=click.Choice(sorted(CHIPS)), default=None,
+              help="Chip that prices every row's energy (energy.json prices them all; "
+                   "default: the chip most of the runs' energy.json were made for).")
+def compare(runs: tuple[str, ...], out: str | None, dense: str | None, rank: str,
+            hardware: str | None) -> None:
     """Compare run directories in a paper-style table (Markdown + JSON), ranked by the
     effective operations of the deployed graph."""
-    md, written = compare_to_files(list(runs), out, dense, rank=rank)
+    md, written = compare_to_files(list(runs), out, dense, rank=rank, hardware=hardware)
     click.echo(md, nl=False)
     if written:
         click.echo(f"wrote {written[0]} and {written[1]}", err=True)
@@ -376,12 +418,12 @@ def compare(runs: tuple[str, ...], out: str | None, dense: str | None, rank: str
 @writes_run_dir(lambda a: Path(a["out"]).absolute().parent if a["out"] else None,
                 "compare --out", create=True)
 def compare_to_files(runs: list[str | Path], out: str | Path | None = None,
-                     dense: str | Path | None = None, rank: str = "given"
-                     ) -> tuple[str, list[Path]]:
-    """The Markdown table of ``runs`` (row order: ``rank``, see :func:`compare_runs`) with
-    the significance section; written to ``out`` (and its JSON beside it) when given.
-    Returns (markdown, written paths)."""
-    rows, tests, groups = compare_all(list(runs), dense, rank)
+                     dense: str | Path | None = None, rank: str = "given",
+                     hardware: str | None = None) -> tuple[str, list[Path]]:
+    """The Markdown table of ``runs`` (row order: ``rank``, see :func:`compare_runs`;
+    energy on ``hardware``) with the significance section; written to ``out`` (and its
+    JSON beside it) when given. Returns (markdown, written paths)."""
+    rows, tests, groups = compare_all(list(runs), dense, rank, hardware)
     md = to_markdown(rows) + significance_markdown(tests, groups)
     if not out:
         return md, []

@@ -193,3 +193,44 @@ def test_compare_refuses_mcnemar_on_different_samples_and_reports_seed_spread(tm
     assert main(["compare", *map(str, runs)]) == 0
     md = capsys.readouterr().out
     assert "Seeds [0, 1, 2] (s0, s1, s2): accuracy" in md
+
+
+def test_every_rows_energy_is_priced_on_one_chip(tmp_path, capsys):
+    """energy.json prices every chip; a column never mixes them: the chip most runs were
+    made for (ties: the first run's), or --hardware; a chip without published figures
+    (Loihi 2) leaves the cell empty with the reason."""
+    def energy(own, uj_loihi):
+        chips = {"loihi": {"total_pj": uj_loihi * 1e6, "notes": []},
+                 "loihi2": {"total_pj": None,
+                            "notes": ["not priced: Intel has published no per-operation "
+                                      "energy for Loihi 2"]},
+                 "cmos45": {"total_pj": 3 * uj_loihi * 1e6, "notes": []}}
+        return {"hardware": own, "energy_pj_per_sample": chips, "totals_per_sample": {
+            "synops_effective": 900.0, "synops_dense": 2000.0, "macs_effective": 100.0,
+            "ops_effective": 1000.0, "energy_pj": chips[own]["total_pj"]}}
+
+    a = make_run(tmp_path, "a", pruner="dpap", remaining=300, energy=energy("loihi", 4.0))
+    b = make_run(tmp_path, "b", pruner="magnitude", remaining=300,
+                 energy=energy("cmos45", 6.0))
+    c = make_run(tmp_path, "c", pruner="random", remaining=300, energy=energy("cmos45", 5.0))
+    rows = compare_runs([a, b, c])                       # cmos45: two of three runs
+    assert {r.energy_hardware for r in rows} == {"cmos45"}
+    assert [r.energy_uj_per_sample for r in rows] == pytest.approx([12.0, 18.0, 15.0])
+    rows = compare_runs([a, b, c], rank="energy", hardware="loihi")
+    assert [r.run for r in rows] == ["a", "c", "b"]
+    assert [r.energy_uj_per_sample for r in rows] == pytest.approx([4.0, 5.0, 6.0])
+    row = compare_runs([a], hardware="loihi2")[0]
+    assert row.energy_uj_per_sample is None and row.ops_effective_per_sample == 1000.0
+    assert "no per-operation energy for Loihi 2" in row.notes["energy_uj_per_sample"]
+    # an energy.json of an older spikeship (its own chip only) cannot be priced elsewhere
+    old = make_run(tmp_path, "old", pruner="dpap", remaining=300, energy={
+        "hardware": "loihi", "totals_per_sample": {"ops_effective": 1000.0,
+                                                   "energy_pj": 4e6}})
+    assert compare_runs([old])[0].energy_uj_per_sample == pytest.approx(4.0)
+    row = compare_runs([old], hardware="cmos45")[0]
+    assert row.energy_uj_per_sample is None
+    assert "prices loihi, not cmos45" in row.notes["energy_uj_per_sample"]
+    assert main(["compare", str(a), str(b), str(c), "--hardware", "loihi"]) == 0
+    out = capsys.readouterr().out
+    assert "Energy per sample priced on: loihi (energy.json)." in out
+    assert main(["compare", str(a), "--hardware", "nochip"]) == 2
