@@ -57,7 +57,11 @@ order:
    larger of the chain's speed-up and that neuron ratio is thus an *estimate* of the
    most a rewrite of the LIF arithmetic could give, not a strict bound: the chain timed
    alone does not share the whole graph's caches, and one MNIST pair measured 2.53x
-   whole against 2.37x for its chain.
+   whole against 2.37x for its chain. Last, **each synapse node alone**
+   (:func:`synapse_nodes`: one graph per layer holding only its Conv / Gemm, fed its
+   input shape): ONNX Runtime's kernel for that layer, dense shape against pruned
+   shape, with nothing of the rest of the graph; a layer whose node alone speeds up
+   far less than its MAC ratio caps what any export of this network can reach here.
 
 Criterion (issue 16): measured speed-up >= 0.8 x MAC ratio (dense / pruned). The table
 is printed (``--readme README.md [--block NAME]`` also writes it into the README's
@@ -420,6 +424,40 @@ def synapse_chain(net, steps: int):
     return model
 
 
+def synapse_nodes(net, steps: int) -> dict[str, object]:
+    """Each synaptic layer of ``net`` alone: one graph per layer holding only its Conv /
+    Gemm node as the exporter writes it (same weight and storage), fed a tensor of the
+    layer's input shape. Timed dense against pruned, it shows how ONNX Runtime's kernel
+    for that one layer scales with the pruned shape, whatever the rest of the graph
+    does: the per-layer ceiling of any export of this network on this runtime."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from spikeship.export import onnx_export as ox
+    from spikeship.export.surgery import SynapseLayer
+
+    out = {}
+    for layer in net.layers:
+        if not isinstance(layer, SynapseLayer):
+            continue
+        b = ox._Builder()
+        y = ox._synapse(b, layer, "x", "")
+        b.op("Identity", [y], "spikes")
+        graph = helper.make_graph(
+            b.nodes, f"{layer.name}_alone",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *layer.in_shape])],
+            [helper.make_tensor_value_info("spikes", TensorProto.FLOAT,
+                                           ["batch", *layer.out_shape])],
+            initializer=list(b.inits.values()))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ox.OPSET)],
+                                  ir_version=ox.IR_VERSION)
+        helper.set_model_props(model, {"mode": "step", "timesteps": str(steps),
+                                       "input_shape": json.dumps(list(layer.in_shape))})
+        onnx.checker.check_model(model, full_check=True)
+        out[layer.name] = model
+    return out
+
+
 def fresh_onnx(run_dir: Path, out_dir: Path) -> tuple[Path, dict[str, int], Path]:
     """Both runs' graphs written now, by this checkout's exporter, into ``out_dir``.
 
@@ -440,7 +478,10 @@ def fresh_onnx(run_dir: Path, out_dir: Path) -> tuple[Path, dict[str, int], Path
         raise SystemExit(f"{run_dir}: cannot export its checkpoint to ONNX: {e}") from e
     out_dir.mkdir(parents=True, exist_ok=True)
     silent = {k: len(v) for k, v in net.removed_silent.items()}
-    chain = write_onnx(synapse_chain(net, int(config["timesteps"])), out_dir / "chain.onnx")
+    steps = int(config["timesteps"])
+    chain = write_onnx(synapse_chain(net, steps), out_dir / "chain.onnx")
+    for name, m in synapse_nodes(net, steps).items():
+        write_onnx(m, out_dir / f"node-{name}.onnx")
     return write_onnx(model, out_dir / "model.onnx"), silent, chain
 
 
@@ -490,6 +531,15 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
         lat = measure(md, mp, rounds, calls)
         chain = measure(_Model(made["dense"][2], batch, seed),
                         _Model(made["pruned"][2], batch, seed), rounds, calls)
+        alone = {}
+        for f in sorted((Path(tmp) / "dense").glob("node-*.onnx")):
+            q = Path(tmp) / "pruned" / f.name
+            if q.exists():
+                m = measure(_Model(f, batch, seed), _Model(q, batch, seed), rounds, calls)
+                alone[f.stem[len("node-"):]] = {
+                    "latency_s": {"dense": _q(m["seconds"]["dense"]),
+                                  "pruned": _q(m["seconds"]["pruned"])},
+                    "speedup": _q(m["paired_ratio"])}
         prof = {"dense": profile(paths["dense"], batch, seed),
                 "pruned": profile(paths["pruned"], batch, seed)}
     mac_ratio = d["macs_per_sample"] / p["macs_per_sample"]
@@ -509,6 +559,7 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
         "synapse_chain": {"latency_s": {"dense": _q(chain["seconds"]["dense"]),
                                         "pruned": _q(chain["seconds"]["pruned"])},
                           "speedup": _q(chain["paired_ratio"])},
+        "nodes_alone": alone,
         "neuron_ratio": d["neurons_per_sample"] / p["neurons_per_sample"],
         # a whole graph ~ chain + LIF work; its speed-up lies about between the two parts'
         # ratios, and LIF work shrinks at most as the neurons kept (an estimate, not a bound)
@@ -562,24 +613,37 @@ def table(doc: dict, profile: bool = True) -> str:
     """The report: MACs per layer, latency and criterion, ONNX Runtime's profile (unless
     ``profile`` is False: the README block leaves it out), the structure check."""
     d, p = doc["dense"], doc["pruned"]
+    alone = doc.get("nodes_alone") or {}
     lines = ["| layer | op | dense weight | pruned weight | zeros multiplied (pruned) | "
-             "dense MACs | pruned MACs | ratio |", "|---|---|---|---|---|---|---|---|"]
+             "dense MACs | pruned MACs | ratio | node alone: dense / pruned us | "
+             "node alone: speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
     pn = {r["output"]: r for r in p["nodes"]}
     for r in d["nodes"]:
         q = pn.get(r["output"])
         zs = "" if q is None or q["weight_zero_share"] is None else \
             f"{100 * q['weight_zero_share']:.1f} %"
+        a = alone.get(r["output"])
+        t = s_ = ""
+        if a:
+            t = (f"{1e6 * a['latency_s']['dense']['median']:,.0f} / "
+                 f"{1e6 * a['latency_s']['pruned']['median']:,.0f}")
+            s_ = f"{a['speedup']['median']:.2f}x"
         lines.append(f"| {r['output']} | {r['op']} | {'x'.join(map(str, r['weight_shape']))} | "
                      f"{'x'.join(map(str, q['weight_shape'])) if q else '-'} | {zs} | "
                      f"{r['macs']:,} | {q['macs'] if q else 0:,} | "
-                     f"{r['macs'] / q['macs'] if q and q['macs'] else float('inf'):.2f} |")
+                     f"{r['macs'] / q['macs'] if q and q['macs'] else float('inf'):.2f} | "
+                     f"{t} | {s_} |")
     lines.append(f"| total | | | | | {d['macs_per_sample']:,} | {p['macs_per_sample']:,} | "
-                 f"{doc['mac_ratio']:.2f} |")
+                 f"{doc['mac_ratio']:.2f} | | |")
     ld, lp, s = doc["latency_s"]["dense"], doc["latency_s"]["pruned"], doc["speedup"]
     ch = doc["synapse_chain"]
     lines += [
         "",
-        "MACs per sample and per call of the graph (one time step for the step graph).",
+        "MACs per sample and per call of the graph (one time step for the step graph). "
+        "Node alone: the layer's Conv / Gemm by itself in ONNX Runtime (its input shape, "
+        "batch and threads as below, timed the same interleaved way; us per inference): "
+        "how ONNX Runtime's kernel for that layer scales with the pruned shape, the "
+        "per-layer ceiling of any export on this runtime.",
         f"ONNX Runtime {doc['machine']['onnxruntime']}, batch {doc['batch']}, 1 intra-op / 1 "
         f"inter-op thread, {doc['mode']} graph, {doc['steps_per_inference']} step(s) per "
         f"inference, {doc['rounds']} interleaved rounds x {doc['calls_per_round']} inferences:",

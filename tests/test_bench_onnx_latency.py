@@ -105,6 +105,10 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
         r["ort_weight_shape"] == r["weight_shape"] for r in doc["pruned"]["nodes"])
     assert len(doc["latency_raw_s"]["dense"]) == 2 and doc["speedup"]["median"] > 0
     assert doc["synapse_chain"]["speedup"]["median"] > 0
+    assert set(doc["nodes_alone"]) == {"conv0", "conv3", "fc7", "fc9"}
+    for a in doc["nodes_alone"].values():
+        assert len(a["speedup"]) == 4 and a["speedup"]["median"] > 0
+        assert a["latency_s"]["dense"]["median"] > 0 and a["latency_s"]["pruned"]["median"] > 0
     # neurons: conv0 9x8x8, conv3 24x4x4, fc7 150, fc9 10 (none removed as silent here)
     assert doc["pruned"]["neurons_per_sample"] == 9 * 64 + 24 * 16 + 150 + 10
     assert doc["dense"]["neurons_per_sample"] == 15 * 64 + 40 * 16 + 300 + 10
@@ -160,6 +164,41 @@ def test_synapse_chain_is_the_graph_without_its_neurons(bench, runs, tmp_path):
     sess = ort.InferenceSession(str(chain_path), providers=["CPUExecutionProvider"])
     out = sess.run(["spikes"], {"x": x})[0]
     np.testing.assert_allclose(out, want.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_each_synapse_node_alone_computes_its_layer(bench, runs, tmp_path):
+    """One graph per synaptic layer, holding only its Conv / Gemm (pruned weights as the
+    exporter stores them): ONNX Runtime's output is the layer's current for an input
+    of its shape, and fresh_onnx writes one file per layer."""
+    import onnxruntime as ort
+    import torch
+
+    from spikeship.export.surgery import SynapseLayer
+    from spikeship.targets.export_command import load_deployable
+
+    _, pruned = runs
+    _, config, net = load_deployable(pruned)
+    nodes = bench.synapse_nodes(net, int(config["timesteps"]))
+    layers = [l for l in net.layers if isinstance(l, SynapseLayer)]
+    assert list(nodes) == [l.name for l in layers] == ["conv0", "conv3", "fc7", "fc9"]
+    rng = np.random.default_rng(2)
+    for layer in layers:
+        model = nodes[layer.name]
+        assert [n.op_type for n in model.graph.node if n.op_type in ("Conv", "Gemm")] == \
+            ["Conv" if layer.kind == "conv" else "Gemm"]
+        x = (rng.random((3, *layer.in_shape)) < 0.4).astype(np.float32)
+        w = torch.from_numpy(layer.weight * layer.mask).double()
+        b = torch.from_numpy(layer.bias).double()
+        t = torch.from_numpy(x).double()
+        want = (torch.nn.functional.conv2d(t, w, b, padding=layer.padding)
+                if layer.kind == "conv" else t @ w.T + b).numpy()
+        sess = ort.InferenceSession(model.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(sess.run(["spikes"], {"x": x})[0], want, rtol=1e-4,
+                                   atol=1e-3, err_msg=layer.name)
+    bench.fresh_onnx(pruned, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("node-*.onnx")) == \
+        ["node-conv0.onnx", "node-conv3.onnx", "node-fc7.onnx", "node-fc9.onnx"]
 
 
 def test_a_zero_filled_layer_is_reported(bench, runs, tmp_path):
