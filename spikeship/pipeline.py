@@ -117,6 +117,12 @@ class PipelineConfig:
         if not isinstance(self.prune_options, dict) or not all(
                 isinstance(k, str) for k in self.prune_options):
             raise ConfigError("field 'prune_options' must be a table of name = value")
+        from spikeship.train.pruners import get_pruner_class
+
+        try:        # the pruner checks its options now, not after the dense run trained
+            get_pruner_class(self.prune)(dict(self.prune_options))
+        except ConfigError as e:
+            raise ConfigError(f"field 'prune_options': {e}") from e
         if not self.targets or not all(isinstance(x, str) for x in self.targets):
             raise ConfigError(f"field 'targets' must be a non-empty list of names, "
                               f"got {self.targets!r}")
@@ -382,6 +388,24 @@ def _check_targets(ctx, param, value: str | None) -> str | None:
     return value
 
 
+def pipeline_config(config_file: Path | None, quick: bool, prune_opts: tuple[str, ...],
+                    flags: dict[str, Any]) -> PipelineConfig:
+    """The command's :class:`PipelineConfig`: the file, ``--quick``'s defaults under
+    it, the flags over both; ``--prune-opt`` over the file's ``prune_options``."""
+    from spikeship.train.config import parse_prune_option
+
+    values: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    if quick or values.get("quick") is True:     # a non-bool "quick" is refused below
+        values = {**QUICK, **values, "quick": True}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if prune_opts:
+        base = values.get("prune_options")
+        values["prune_options"] = {**(base if isinstance(base, dict) else {}),
+                                   **dict(parse_prune_option(t) for t in prune_opts)}
+    values.setdefault("out", "runs/demo")
+    return PipelineConfig.from_mapping(values, source=str(config_file or "flags"))
+
+
 @click.command("pipeline")
 @click.option("--out", default=None, help="Run directory (default runs/demo).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
@@ -394,6 +418,9 @@ def _check_targets(ctx, param, value: str | None) -> str | None:
               help="Model preset (default dpap-mnist).")
 @click.option("--prune", type=click.Choice(list(PRUNERS)), default=None,
               help="Pruner of the pruned run (default dpap).")
+@click.option("--prune-opt", "prune_opts", multiple=True, metavar="KEY=VALUE",
+              help="Option of the pruned run's pruner (repeatable; over the config "
+                   "file's prune_options), e.g. preset=deep.")
 @click.option("--epochs", type=int, default=None)
 @click.option("--timesteps", type=int, default=None)
 @click.option("--seed", type=int, default=None)
@@ -402,14 +429,9 @@ def _check_targets(ctx, param, value: str | None) -> str | None:
                    + ",".join(TARGETS_DEFAULT) + "; `spikeship targets` lists them).")
 @click.option("--lava-samples", type=int, default=None)
 @click.option("--sim-samples", type=int, default=None)
-def pipeline(config_file, quick: bool, **flags) -> None:
+def pipeline(config_file, quick: bool, prune_opts: tuple[str, ...], **flags) -> None:
     """Train dense + pruned, export, simulate, price, compare and report in one go."""
-    values: dict[str, Any] = load_config_file(config_file) if config_file else {}
-    if quick or values.get("quick") is True:     # a non-bool "quick" is refused below
-        values = {**QUICK, **values, "quick": True}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    values.setdefault("out", "runs/demo")
-    cfg = PipelineConfig.from_mapping(values, source=str(config_file or "flags"))
+    cfg = pipeline_config(config_file, quick, prune_opts, flags)
     t0 = time.perf_counter()
     log = run_pipeline(cfg)
     ran = sum(1 for _, how, _ in log if how == "ran")

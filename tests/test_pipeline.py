@@ -112,3 +112,34 @@ def test_a_failing_stage_keeps_its_error_class_and_exit_code(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("spikeship: error: ") and "mnist" in err[0]
     with pytest.raises(DatasetError):
         cli.main(["--debug", *argv])
+
+
+def test_prune_opt_flags_over_the_file_and_checked_before_any_stage(tmp_path, capsys):
+    """``pipeline --prune-opt KEY=VALUE`` (as ``train``'s) lands in prune_options over the
+    config file's; the pruner checks them when the config is read, so a bad option fails
+    in a second, not after the dense run has trained."""
+    from spikeship.pipeline import pipeline_config
+
+    f = tmp_path / "p.toml"
+    f.write_text('[prune_options]\npreset = "chip"\ndistill = 0.5\n')
+    cfg = pipeline_config(f, False, ("preset=deep", "cut_epoch=3"), {"out": str(tmp_path / "r")})
+    assert cfg.prune_options == {"preset": "deep", "distill": 0.5, "cut_epoch": 3}
+    assert pipeline_config(None, False, (), {"out": "x"}).prune_options == {}
+    pruned = {s.name: s for s in plan(cfg)}["train-pruned"].kwargs
+    assert pruned["prune_options"] == {"preset": "deep", "distill": 0.5, "cut_epoch": 3}
+    for opts, msg in ((("bogus=1",), "field 'prune_options': unknown dpap option\\(s\\) \\['bogus'\\]"),
+                      (("preset=nope",), "preset='nope'"),
+                      (("nokey",), "--prune-opt must look like key=value")):
+        with pytest.raises(ConfigError, match=msg):
+            pipeline_config(None, False, opts, {"out": str(tmp_path / "bad")})
+    with pytest.raises(ConfigError, match="unknown option\\(s\\) \\['objective'\\]"):
+        PipelineConfig.from_mapping({"prune": "l1-filter", "prune_options": {"objective": "synops"}})
+    out = tmp_path / "never"
+    assert cli.main(["pipeline", "--out", str(out), "--prune-opt", "bogus=1"]) == \
+        ConfigError.exit_code
+    assert "bogus" in capsys.readouterr().err and not out.exists()
+    # every pruner accepts its defaults (the check constructs it)
+    from spikeship.train.pruners import PRUNERS
+
+    for name in PRUNERS:
+        PipelineConfig.from_mapping({"prune": name})
