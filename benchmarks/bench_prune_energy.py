@@ -316,6 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--readme needs the pruned runs (not --dense-only)")
     if args.readme is not None:
         check_block(args.readme, begin, end)      # before hours of runs, not after
+    if not args.dense_only:                       # the pruner checks its options now too
+        from spikeship.errors import ConfigError
+        from spikeship.train.config import parse_prune_option
+        from spikeship.train.pruners import get_pruner_class
+
+        try:
+            get_pruner_class(args.prune)(dict(parse_prune_option(o) for o in args.prune_opt))
+        except ConfigError as e:
+            ap.error(f"--prune / --prune-opt: {e}")
     out = Path(args.out)
     ep = (f"-{args.dataset}" if args.dataset else "") + (f"-e{args.epochs}" if args.epochs else "")
     pep = ep if args.pruned_epochs is None else ep + f"-p{args.pruned_epochs}"

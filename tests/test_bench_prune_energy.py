@@ -132,6 +132,18 @@ def test_readme_without_a_block_is_refused_before_any_run(bench, tmp_path):
     assert readme.read_text() == "# no block\n"
 
 
+def test_a_bad_pruner_option_is_refused_before_any_run(bench, tmp_path, capsys):
+    """A typo in --prune-opt fails at once, not after the dense runs have trained."""
+    for opts, msg in ((["--prune-opt", "preset=nope"], "preset='nope'"),
+                      (["--prune-opt", "bogus=1"], "unknown dpap option(s) ['bogus']"),
+                      (["--prune", "l1-filter", "--prune-opt", "objective=synops"],
+                       "unknown option(s) ['objective']")):
+        with pytest.raises(SystemExit) as e:
+            bench.main(["--seeds", "0", "--out", str(tmp_path / "none"), *opts])
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
 def test_the_repository_readme_holds_one_block(bench):
     bench.check_block(ROOT / "README.md")
 
