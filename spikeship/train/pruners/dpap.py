@@ -210,7 +210,11 @@ at 10.83-12.92x; seeds 0-8 together -0.35 pt (SE 0.05; pooled [-0.44, -0.26]) at
 About half of that is the halved steps: against dense runs also at T = 4, seeds 0-8,
 the same pruned runs are -0.27 pt (SE 0.06; pooled [-0.36, -0.18]) at 5.30-7.17x
 (mean 6.08; block ``mnist-moonBrT4-vsT4``), and those dense T = 4 runs are within
-0.25 pt of the T = 8 ones. On digits (1,347 training samples) the preset costs too much: -2.67 pt (SE 0.40)
+0.25 pt of the T = 8 ones. Starting the T = 4 run from the trained dense T = 8 run
+(``bench_prune_energy.py --from-dense --pruned-epochs 30``: 12 epochs at T = 4, the cut,
+17 of fine-tuning) did not help, seeds 3 and 0: -0.56 and -0.73 pt at 14.63x and 10.76x,
+against -0.56 and -0.45 pt for the 50-epoch run. On digits (1,347 training samples) the
+preset costs too much: -2.67 pt (SE 0.40)
 at 7.38x on seeds 0-9 (block ``digits-deep``), -3.07 pt (SE 0.60) at 14.8x at T = 4.
 The default's cut at T = 4 against the same dense T = 8 runs, seeds 0-2: -0.18, +0.28
 and -0.03 pt (mean +0.02, SE 0.14) at 6.63-6.70x, Loihi energy min 6.18x, mean 6.22x
