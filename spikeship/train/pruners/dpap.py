@@ -211,7 +211,7 @@ About half of that is the halved steps: against dense runs also at T = 4, seeds 
 the same pruned runs are -0.27 pt (SE 0.06; pooled [-0.36, -0.18]) at 5.30-7.17x
 (mean 6.08; block ``mnist-moonBrT4-vsT4``), and those dense T = 4 runs are within
 0.25 pt of the T = 8 ones. Starting the T = 4 run from the trained dense T = 8 run
-(``bench_prune_energy.py --from-dense --pruned-epochs 30``: 12 epochs at T = 4, the cut,
+(``bench_prune_energy.py --from-dense --pruned-epochs 30``: 13 epochs at T = 4, the cut,
 17 of fine-tuning) did not help, seeds 3 and 0: -0.56 and -0.73 pt at 14.63x and 10.76x,
 against -0.56 and -0.45 pt for the 50-epoch run. On digits (1,347 training samples) the
 preset costs too much: -2.67 pt (SE 0.40)
