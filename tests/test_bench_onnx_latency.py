@@ -109,6 +109,11 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
     for a in doc["nodes_alone"].values():
         assert len(a["speedup"]) == 4 and a["speedup"]["median"] > 0
         assert a["latency_s"]["dense"]["median"] > 0 and a["latency_s"]["pruned"]["median"] > 0
+    nd = sum(a["latency_s"]["dense"]["median"] for a in doc["nodes_alone"].values())
+    npr = sum(a["latency_s"]["pruned"]["median"] for a in doc["nodes_alone"].values())
+    td = doc["latency_s"]["dense"]["median"]
+    assert doc["speedup_cap_synapse_nodes"] == pytest.approx(
+        td / (npr + max(td - nd, 0.0) / doc["mac_ratio"]))
     # neurons: conv0 9x8x8, conv3 24x4x4, fc7 150, fc9 10 (none removed as silent here)
     assert doc["pruned"]["neurons_per_sample"] == 9 * 64 + 24 * 16 + 150 + 10
     assert doc["dense"]["neurons_per_sample"] == 15 * 64 + 40 * 16 + 300 + 10
