@@ -31,8 +31,9 @@ def host_current(h: HostLayerSpec, x: np.ndarray) -> np.ndarray:
     (``W`` an array, or the CSR matrix of a pruned dense layer's synapses)."""
     x = np.asarray(x, dtype=np.float64)
     if h.kind == "dense":
-        y = np.asarray(h.weights @ x.reshape(x.shape[0], -1).T).T
-        return y.reshape(x.shape[0], *h.bias.shape) + h.bias
+        x2 = x.reshape(x.shape[0], -1)
+        y = (h.weights @ x2.T).T if hasattr(h.weights, "tocsr") else x2 @ h.weights.T
+        return np.asarray(y).reshape(x.shape[0], *h.bias.shape) + h.bias
     import torch
     import torch.nn.functional as F
 
