@@ -399,9 +399,6 @@ def synapse_chain(net, steps: int):
     arithmetic runs at all (with the neuron ratio, an estimate of the most any
     formulation of the LIF could give; see the module docstring). Metadata as a step
     graph without state: one inference = ``steps`` calls."""
-    import onnx
-    from onnx import TensorProto, helper
-
     from spikeship.export import onnx_export as ox
     from spikeship.export.surgery import FlattenLayer, PoolLayer, SynapseLayer
 
@@ -414,16 +411,27 @@ def synapse_chain(net, steps: int):
             x = ox._pool(b, layer, x, "")
         elif isinstance(layer, FlattenLayer):
             x = b.op("Flatten", [x], layer.name, axis=1)
-    b.op("Identity", [x], "spikes")
+    return _step_model(b, x, "synapse_chain", net.input_shape, [None], steps)
+
+
+def _step_model(b, y: str, name: str, in_shape, out_shape, steps: int):
+    """The nodes of builder ``b`` (input ``x``, output ``y`` as ``spikes``) as a checked
+    stateless step-graph model whose metadata :class:`_Model` reads."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from spikeship.export import onnx_export as ox
+
+    b.op("Identity", [y], "spikes")
     graph = helper.make_graph(
-        b.nodes, "synapse_chain",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *net.input_shape])],
-        [helper.make_tensor_value_info("spikes", TensorProto.FLOAT, ["batch", None])],
+        b.nodes, name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *in_shape])],
+        [helper.make_tensor_value_info("spikes", TensorProto.FLOAT, ["batch", *out_shape])],
         initializer=list(b.inits.values()))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ox.OPSET)],
                               ir_version=ox.IR_VERSION)
     helper.set_model_props(model, {"mode": "step", "timesteps": str(steps),
-                                   "input_shape": json.dumps(list(net.input_shape))})
+                                   "input_shape": json.dumps(list(in_shape))})
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -434,31 +442,16 @@ def synapse_nodes(net, steps: int) -> dict[str, object]:
     layer's input shape. Timed dense against pruned, it shows how ONNX Runtime's kernel
     for that one layer scales with the pruned shape, whatever the rest of the graph
     does: the per-layer ceiling of any export of this network on this runtime."""
-    import onnx
-    from onnx import TensorProto, helper
-
     from spikeship.export import onnx_export as ox
     from spikeship.export.surgery import SynapseLayer
 
     out = {}
     for layer in net.layers:
-        if not isinstance(layer, SynapseLayer):
-            continue
-        b = ox._Builder()
-        y = ox._synapse(b, layer, "x", "")
-        b.op("Identity", [y], "spikes")
-        graph = helper.make_graph(
-            b.nodes, f"{layer.name}_alone",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *layer.in_shape])],
-            [helper.make_tensor_value_info("spikes", TensorProto.FLOAT,
-                                           ["batch", *layer.out_shape])],
-            initializer=list(b.inits.values()))
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ox.OPSET)],
-                                  ir_version=ox.IR_VERSION)
-        helper.set_model_props(model, {"mode": "step", "timesteps": str(steps),
-                                       "input_shape": json.dumps(list(layer.in_shape))})
-        onnx.checker.check_model(model, full_check=True)
-        out[layer.name] = model
+        if isinstance(layer, SynapseLayer):
+            b = ox._Builder()
+            y = ox._synapse(b, layer, "x", "")
+            out[layer.name] = _step_model(b, y, f"{layer.name}_alone", layer.in_shape,
+                                          layer.out_shape, steps)
     return out
 
 
