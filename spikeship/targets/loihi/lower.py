@@ -275,21 +275,24 @@ def _bias_full(lin: FoldedLayer, shape) -> np.ndarray:
     return lin.bias.reshape(shape).astype(np.float64)
 
 
-def _host_weights(lin: FoldedLayer):
-    """A host layer's weights: a pruned dense layer as a CSR matrix of the synapses that
-    exist (the host multiplies no pruned synapse, as Lava's Sparse holds none); a conv
-    kernel or an unpruned dense layer as the array."""
-    if lin.kind == "dense" and not bool(lin.mask.all()):
-        from scipy.sparse import csr_matrix
+def _existing(lin: FoldedLayer):
+    """A dense layer's synapses that exist (``mask``) as a CSR matrix: no pruned one."""
+    from scipy.sparse import csr_matrix
 
-        rows, cols = np.nonzero(lin.mask)
-        return csr_matrix((lin.weights[rows, cols], (rows, cols)), shape=lin.weights.shape)
+    rows, cols = np.nonzero(lin.mask)
+    return csr_matrix((lin.weights[rows, cols], (rows, cols)), shape=lin.weights.shape)
+
+
+def _host_weights(lin: FoldedLayer):
+    """A host layer's weights: a pruned dense layer as the CSR matrix of its synapses
+    (the host multiplies no pruned synapse, as Lava's Sparse holds none); a conv kernel
+    or an unpruned dense layer as the array."""
+    if lin.kind == "dense" and not bool(lin.mask.all()):
+        return _existing(lin)
     return lin.weights
 
 
 def _synapse(name: str, lin: FoldedLayer, src: str, target: str, g: NirWalk, bits: int) -> SynapseSpec:
-    from scipy.sparse import csr_matrix
-
     if lin.kind == "conv":
         lin_shape = g.shape(src) if src != g.input else g.input_shape
         if len(lin_shape) != 3:
@@ -297,9 +300,7 @@ def _synapse(name: str, lin: FoldedLayer, src: str, target: str, g: NirWalk, bit
     pruned = not bool(lin.mask.all())
     kind, weights = lin.kind, lin.weights
     if kind == "dense" and pruned:
-        rows, cols = np.nonzero(lin.mask)
-        weights = csr_matrix((lin.weights[rows, cols], (rows, cols)), shape=lin.weights.shape)
-        kind = "sparse"
+        weights, kind = _existing(lin), "sparse"
     elif kind == "conv":
         weights = np.where(lin.mask, lin.weights, 0.0)
     source = SOURCE_INPUT if src == g.input else src
