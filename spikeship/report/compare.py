@@ -180,17 +180,12 @@ def macs(energy: dict[str, Any] | None, kind: str) -> float | None:
 
 
 def ops_and_energy(energy: dict[str, Any] | None, hardware: str | None = None
-                   ) -> tuple[float | None, float | None, str | None]:
-    """(all operations per sample: synops + MACs, energy per sample in uJ, hardware).
+                   ) -> tuple[float | None, float | None, str | None, str | None]:
+    """(all operations per sample: synops + MACs, energy per sample in uJ, hardware, why
+    the energy is missing or None).
 
     The energy is priced on ``hardware`` (``energy.json`` prices every chip in
     ``energy_pj_per_sample``), else on the chip the run's ``energy.json`` was made for."""
-    return _ops_energy(energy, hardware)[:3]
-
-
-def _ops_energy(energy: dict[str, Any] | None, hardware: str | None = None
-                ) -> tuple[float | None, float | None, str | None, str | None]:
-    """:func:`ops_and_energy` and why the energy is missing (None when it is there)."""
     tot = (energy or {}).get("totals_per_sample") or {}
     ops = tot.get("ops_effective")
     if not isinstance(ops, (int, float)):
@@ -261,7 +256,7 @@ def build_row(run: RunInfo, dense: RunInfo | None, hardware: str | None = None) 
     if why_d:
         notes["synops_dense_per_sample"] = why_d
     ann = bool(run.get("ann", False))
-    ops, uj, hw, why_e = _ops_energy(run.energy, hardware)
+    ops, uj, hw, why_e = ops_and_energy(run.energy, hardware)
     if ops is None:
         notes["ops_effective_per_sample"] = notes["energy_uj_per_sample"] = (
             why or "no energy.json (run `spikeship energy RUN`)")
