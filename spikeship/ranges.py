@@ -12,7 +12,14 @@ threads                   1 .. 256             more than any CPU this runs on; t
 seed, data_seed           0 .. 2**63 - 1       torch.manual_seed takes a signed 64-bit int
 dt (seconds)              1e-9 .. 1            ns to s: every neuron model here stays finite
 timesteps                 1 .. 10,000          as TrainConfig (state and inputs scale with T)
+input values (abs)        0 .. 2**24           Loihi's a_in is 24 bits; float32 (ONNX, Norse)
+                                               holds every integer up to 2**24 exactly, and
+                                               W x stays far from overflow in every target
+labels                    0 .. classes - 1     an index of an output neuron (no wrap-around)
 ========================  ===================  =============================================
+
+:func:`dt_s` and :func:`timesteps` take an ``error`` class, so a value read from a file
+(NIR metadata ``dt``) is a :class:`~spikeship.errors.GraphError` with the same range.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from spikeship.errors import ConfigError
 
 MAX_THREADS = 256
 MAX_SEED = 2**63 - 1
 DT_MIN_S, DT_MAX_S = 1e-9, 1.0
 MAX_TIMESTEPS = 10_000
+MAX_INPUT_ABS = 2 ** 24
 
 
 def _int(value: Any, name: str, low: int, high: int, error=ConfigError) -> int:
@@ -51,10 +61,36 @@ def timesteps(value: Any, name: str = "timesteps", error=ConfigError) -> int:
     return _int(value, name, 1, MAX_TIMESTEPS, error)
 
 
-def dt_s(value: Any, name: str = "--dt") -> float:
+def dt_s(value: Any, name: str = "--dt", error=ConfigError) -> float:
     """A time step in seconds: finite, :data:`DT_MIN_S` .. :data:`DT_MAX_S`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or not DT_MIN_S <= value <= DT_MAX_S:
-        raise ConfigError(f"{name} must be a time step in seconds in [{DT_MIN_S:g}, "
+        raise error(f"{name} must be a time step in seconds in [{DT_MIN_S:g}, "
                           f"{DT_MAX_S:g}], got {value!r}")
     return float(value)
+
+
+def input_values(x: np.ndarray, name: str, error=ConfigError) -> None:
+    """Finite input values of magnitude at most :data:`MAX_INPUT_ABS`."""
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise error(f"{name} contains NaN or Inf")
+    if x.size and x.dtype.kind in "iuf":
+        top = max(abs(float(x.max())), abs(float(x.min())))   # no wrap of int64 / uint64
+        if top > MAX_INPUT_ABS:
+            raise error(f"{name} holds a value of magnitude {top:g}; inputs must lie in "
+                        f"[-{MAX_INPUT_ABS}, {MAX_INPUT_ABS}] (2**24: Loihi's 24-bit a_in, "
+                        "float32's exact integers)")
+
+
+def labels(y: np.ndarray, classes: int, name: str = "labels", error=ConfigError) -> np.ndarray:
+    """Integer labels in ``0 .. classes - 1`` as int64, checked before any cast (a uint64
+    2**64 - 1 must not become -1)."""
+    if y.dtype.kind not in "iu":
+        raise error(f"{name} must be integers, got dtype {y.dtype}")
+    if y.size:
+        low, high = int(y.min()), int(y.max())       # Python ints: exact for uint64
+        if low < 0 or high >= classes:
+            bad = low if low < 0 else high
+            raise error(f"{name} holds label {bad}; labels are class indices in "
+                        f"[0, {classes - 1}] ({classes} output neurons)")
+    return y.astype(np.int64)

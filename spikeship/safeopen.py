@@ -191,6 +191,30 @@ def check_npy(path: str | os.PathLike, what: str, error: type[SpikeshipError] = 
                     f"({_human(declared)}) but holds {_human(size - header)}")
 
 
+def load_npy(path: str | os.PathLike, what: str, error: type[SpikeshipError] = GraphError,
+             max_bytes: int = LIMITS.data_bytes):
+    """The array of a ``.npy`` file after :func:`check_npy` (no pickles)."""
+    import numpy as np
+
+    check_npy(path, what, error, max_bytes)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise error(f"cannot read {what} {path}: {e}") from e
+
+
+def check_alloc(shape, itemsize: int, what: str, error: type[SpikeshipError] = GraphError,
+                max_bytes: int = LIMITS.array_bytes) -> None:
+    """Refuse to allocate an array of ``shape`` x ``itemsize`` bytes above ``max_bytes``
+    (one array, :data:`LIMITS` ``array_bytes``), before it is allocated."""
+    n = itemsize
+    for d in shape:
+        n *= int(d)
+    if n > max_bytes:
+        raise error(f"{what} of shape {list(map(int, shape))} would take {_human(n)}, more "
+                    f"than the limit of {_human(max_bytes)} for one array; refusing it")
+
+
 def check_npz(path: str | os.PathLike, what: str, error: type[SpikeshipError] = GraphError,
               max_bytes: int = LIMITS.data_bytes, limits: FileLimits = LIMITS) -> None:
     """A ``.npz`` archive: regular, size-limited; every member's declared shape is checked
@@ -378,11 +402,77 @@ def check_onnx(model, path, *, ops: frozenset[str] | None = ONNX_OPS,
                     graph(sub, f"{where}subgraph {a.name}: ")
 
     graph(model.graph, "")
+    _check_onnx_sparse(model.graph, path, error)
     for fn in model.functions:
         if ops is not None:
             raise error(f"{path}: the model defines function {fn.name!r}; spikeship writes none")
 
 
-__all__ = ["FileLimits", "LIMITS", "ONNX_OPS", "check_file", "check_hdf5", "check_npy",
-           "check_npz", "check_onnx",
-           "load_onnx", "open_hdf5", "read_bytes", "read_json", "read_text"]
+def check_coordinates(values, indices, shape, where: str, path, error=GraphError,
+                      max_bytes: int = LIMITS.array_bytes) -> tuple[int, ...]:
+    """A coordinate-form tensor (``values`` (nnz,), ``indices`` (nnz, rank) or linear
+    (nnz,), dense ``shape``): sizes within ``max_bytes`` before the dense tensor is
+    allocated, every index inside the shape, no coordinate twice (a scatter would keep
+    one of the duplicates, silently). Returns the shape."""
+    import numpy as np
+
+    shape, idx = np.asarray(shape), np.asarray(indices)
+    if shape.ndim != 1 or shape.dtype.kind not in "iu" or np.any(shape < 0):
+        raise error(f"{path}: {where} shape {shape.tolist()} is not a list of sizes")
+    dims = tuple(int(d) for d in shape)
+    check_alloc(dims, max(np.asarray(values).dtype.itemsize, 1), f"{path}: {where}", error,
+                max_bytes)
+    nnz = int(np.asarray(values).size)
+    linear = idx.ndim == 1
+    if idx.dtype.kind not in "iu" or idx.shape != ((nnz,) if linear else (nnz, len(dims))):
+        raise error(f"{path}: {where} indices {list(idx.shape)} do not fit {nnz} values of "
+                    f"a rank-{len(dims)} tensor")
+    if not nnz:
+        return dims
+    bound = np.asarray([int(np.prod(dims, dtype=np.float64))] if linear else dims)
+    if np.any(idx < 0) or np.any(idx.reshape(nnz, -1) >= bound):
+        raise error(f"{path}: {where} indices point outside the shape {list(dims)}")
+    flat = idx.astype(np.int64) if linear else np.ravel_multi_index(idx.astype(np.int64).T, dims)
+    if np.unique(flat).size != nnz:
+        raise error(f"{path}: {where} lists a coordinate more than once "
+                    f"({nnz - np.unique(flat).size} duplicate(s)); each synapse is stored once")
+    return dims
+
+
+def _check_onnx_sparse(g, path, error) -> None:
+    """Every sparse initializer and spikeship coordinate form (``<w>.values``,
+    ``<w>.indices``, ``<w>.shape``) of graph ``g``: :func:`check_coordinates`."""
+    for sp in g.sparse_initializer:
+        check_coordinates(_onnx_array(sp.values, path, error), _onnx_array(sp.indices, path,
+                          error), list(sp.dims), f"sparse initializer {sp.values.name!r}",
+                          path, error)
+    inits = {t.name: t for t in g.initializer}
+    for name in inits:
+        if not name.endswith(".values"):
+            continue
+        base = name[: -len(".values")]
+        parts = [inits.get(f"{base}.{k}") for k in ("indices", "shape")]
+        if any(p is None for p in parts):
+            continue
+        check_coordinates(_onnx_array(inits[name], path, error),
+                          _onnx_array(parts[0], path, error),
+                          _onnx_array(parts[1], path, error), f"coordinate form {base!r}",
+                          path, error)
+
+
+def _onnx_array(t, path, error):
+    """``numpy_helper.to_array`` of a tensor, its declared size checked first."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    n = int(np.prod(np.asarray(t.dims, dtype=np.float64))) if t.dims else 1
+    check_alloc((n,), 8, f"{path}: tensor {t.name!r}", error)
+    try:
+        return numpy_helper.to_array(t)
+    except (ValueError, TypeError, KeyError) as e:
+        raise error(f"{path}: tensor {t.name!r} is malformed: {e}") from e
+
+
+__all__ = ["FileLimits", "LIMITS", "ONNX_OPS", "check_alloc", "check_coordinates",
+           "check_file", "check_hdf5", "check_npy", "check_npz", "check_onnx",
+           "load_npy", "load_onnx", "open_hdf5", "read_bytes", "read_json", "read_text"]

@@ -13,7 +13,8 @@ list), builds the ``nir`` nodes, and then :func:`load_graph` checks the graph:
   stateless nodes is an algebraic loop with no discrete-time meaning;
 - shapes: inferred from the input along the graph, per node type, and compared with
   every declared ``input_type`` / ``output_type`` and parameter shape;
-- no NaN / Inf in any parameter; time constants > 0; ``dt`` (graph metadata) > 0.
+- no NaN / Inf in any parameter; time constants > 0; ``dt`` (graph metadata) in
+  :func:`spikeship.ranges.dt_s`'s range.
 
 Recurrent edges are the back edges of a depth-first walk from the input (in the
 file's edge order); they carry the *previous* step's output (see
@@ -31,6 +32,7 @@ import h5py
 import nir
 import numpy as np
 
+from spikeship import ranges
 from spikeship.errors import GraphError, UnsupportedNodeError
 from spikeship.nir.shapes import node_output_shape
 
@@ -219,8 +221,7 @@ def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph
             dt = float(np.asarray(dt).reshape(()))
         except (TypeError, ValueError) as e:
             raise GraphError(f"graph metadata dt = {dt!r} is not a number") from e
-        if not (np.isfinite(dt) and dt > 0):
-            raise GraphError(f"graph metadata dt = {dt} must be a positive number of seconds")
+        dt = ranges.dt_s(dt, "graph metadata dt", GraphError)
     return LoadedGraph(graph=graph, input=inp, output=out, order=order, sources=sources,
                        recurrent=recurrent, in_shape=in_shape, out_shape=out_shape, dt_s=dt,
                        metadata=dict(graph.metadata or {}))
