@@ -16,6 +16,10 @@ input values (abs)        0 .. 2**24           Loihi's a_in is 24 bits; float32 
                                                holds every integer up to 2**24 exactly, and
                                                W x stays far from overflow in every target
 labels                    0 .. classes - 1     an index of an output neuron (no wrap-around)
+neurons of one population 1 .. 2**26           as nir.read.Limits.max_node_elements
+conv stride, dilation     >= 1                 0 has no meaning (a division by the stride)
+conv padding              >= 0
+conv groups               divides C_in, C_out  and the kernel reads C_in / groups channels
 ========================  ===================  =============================================
 
 :func:`dt_s` and :func:`timesteps` take an ``error`` class, so a value read from a file
@@ -29,13 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from spikeship.errors import ConfigError
+from spikeship.errors import ConfigError, GraphError
 
 MAX_THREADS = 256
 MAX_SEED = 2**63 - 1
 DT_MIN_S, DT_MAX_S = 1e-9, 1.0
 MAX_TIMESTEPS = 10_000
 MAX_INPUT_ABS = 2 ** 24
+MAX_POPULATION = 2 ** 26
 
 
 def _int(value: Any, name: str, low: int, high: int, error=ConfigError) -> int:
@@ -94,3 +99,30 @@ def labels(y: np.ndarray, classes: int, name: str = "labels", error=ConfigError)
             raise error(f"{name} holds label {bad}; labels are class indices in "
                         f"[0, {classes - 1}] ({classes} output neurons)")
     return y.astype(np.int64)
+
+
+def population_shape(shape: Any, name: str, error=GraphError) -> tuple[int, ...]:
+    """A population's declared shape: positive sizes, at most :data:`MAX_POPULATION`
+    neurons, checked before any array of that shape is made."""
+    s = tuple(int(v) for v in np.asarray(shape).ravel())
+    if not s or any(v < 1 for v in s):
+        raise error(f"{name}: missing or bad shape {list(s)}")
+    if math.prod(s) > MAX_POPULATION:
+        raise error(f"{name}: shape {list(s)} declares more than {MAX_POPULATION} neurons "
+                    "(the limit of one population); refusing it")
+    return s
+
+
+def conv_geometry(stride, padding, dilation, groups: int, c_in: int, kernel: tuple,
+                  name: str, error=GraphError) -> None:
+    """A convolution's geometry has a meaning: stride and dilation >= 1, padding >= 0,
+    ``groups`` dividing the input and output channels, and a kernel ``(C_out, C_in /
+    groups, kH, kW)``."""
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise error(f"{name}: conv stride {list(stride)} and dilation {list(dilation)} must "
+                    f"be >= 1, padding {list(padding)} >= 0")
+    c_out = int(kernel[0])
+    if not 1 <= groups <= c_in or c_in % groups or c_out % groups \
+            or int(kernel[1]) * groups != c_in:
+        raise error(f"{name}: conv groups={groups} does not fit {c_in} input channels, "
+                    f"{c_out} output channels and a kernel {list(kernel)}")

@@ -60,7 +60,9 @@ import h5py
 import nir
 import numpy as np
 
+from spikeship import ranges
 from spikeship.errors import GraphError, UnsupportedNodeError
+from spikeship.nir.read import load_graph
 
 FORMAT = "spikeship-nir-from-netx/1"
 STEP_S = 1e-3                   # NIR dt of one netx step
@@ -248,10 +250,26 @@ def _bias(i: int, layer: dict, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _shape(i: int, layer: dict) -> tuple[int, ...]:
-    s = tuple(int(v) for v in np.asarray(layer.get("shape", ())).ravel())
-    if not s or any(v < 1 for v in s):
-        raise GraphError(f"layer {i}: missing or bad shape {s}")
-    return s
+    return ranges.population_shape(layer.get("shape", ()), f"layer {i}")
+
+
+def _weights(i: int, layer: dict, key: str = "weight") -> np.ndarray:
+    """A layer's weights: finite integers (netx stores Lava's integer mantissas)."""
+    w = np.asarray(layer[key], dtype=np.float64)
+    if not np.all(np.isfinite(w)):
+        raise GraphError(f"layer {i}: netx {key} holds NaN or Inf")
+    if np.any(w != np.rint(w)):
+        raise GraphError(f"layer {i}: netx {key} must be integers")
+    return w
+
+
+def _conv_geometry(i: int, layer: dict, in_shape, w: np.ndarray) -> dict:
+    """stride, padding, dilation, groups of a conv layer (:func:`ranges.conv_geometry`)."""
+    g = {k: _pair(layer[k]) for k in ("stride", "padding", "dilation")}
+    groups = int(np.asarray(layer["groups"]).ravel()[0])
+    ranges.conv_geometry(g["stride"], g["padding"], g["dilation"], groups, int(in_shape[0]),
+                         w.shape, f"layer {i}")
+    return {**g, "groups": groups}
 
 
 def _pair(v) -> tuple[int, int]:
@@ -268,10 +286,15 @@ def netx_to_nir(path: str | os.PathLike) -> nir.NIRGraph:
     """The NIR graph of the netx file at ``path`` (see the module docstring)."""
     layers = read_netx(path)
     try:
-        return _to_nir(path, layers)
+        graph = _to_nir(path, layers)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
         raise GraphError(f"{path}: malformed netx layer description: "
                          f"{type(e).__name__}: {e}") from e
+    try:
+        load_graph(graph)       # what inspect and every target would refuse, refused here
+    except GraphError as e:
+        raise type(e)(f"{path}: the imported graph is not valid NIR: {e}") from e
+    return graph
 
 
 def _to_nir(path, layers: list[dict]) -> nir.NIRGraph:
@@ -328,16 +351,13 @@ def _to_nir(path, layers: list[dict]) -> nir.NIRGraph:
             if shape is None or len(shape) != 3:
                 raise GraphError(f"layer {i}: conv needs a (C, H, W) input, have {shape}")
             out = _shape(i, layer)
-            w = np.asarray(layer["weight"], dtype=np.float64)
+            w = _weights(i, layer)
             w = w.reshape(w.shape[:4])
-            if np.any(w != np.rint(w)):
-                raise GraphError(f"layer {i}: netx conv weights must be integers")
+            geo = _conv_geometry(i, layer, shape, w)
             prm = _neuron_params(i, layer.get("neuron"))
             bias = _bias(i, layer, out)
             lif_bias = prm["iDecay"] == 4096
-            conv = nir.Conv2d(input_shape=shape[1:], weight=w, stride=_pair(layer["stride"]),
-                              padding=_pair(layer["padding"]),
-                              dilation=_pair(layer["dilation"]), groups=int(layer["groups"]),
+            conv = nir.Conv2d(input_shape=shape[1:], weight=w, **geo,
                               bias=(bias[:, 0, 0].astype(np.float64) if lif_bias else
                                     np.zeros(out[0])),
                               metadata={f"{META}_layer": i, f"{META}_weight_exp": 0})
@@ -352,10 +372,7 @@ def _to_nir(path, layers: list[dict]) -> nir.NIRGraph:
             prm = _neuron_params(i, layer.get("neuron"))
             n_out = int(np.prod(_shape(i, layer)))
             out = (n_out,)
-            w = np.asarray(layer["weight"], dtype=np.float64)
-            w = w.reshape(n_out, -1)
-            if np.any(w != np.rint(w)):
-                raise GraphError(f"layer {i}: netx dense weights must be integers")
+            w = _weights(i, layer).reshape(n_out, -1)
             if len(shape) > 1:
                 if not _is_vector(shape) and int(np.prod(shape)) != w.shape[1]:
                     raise GraphError(f"layer {i}: dense reads {w.shape[1]} from {shape}")
@@ -368,7 +385,7 @@ def _to_nir(path, layers: list[dict]) -> nir.NIRGraph:
             bias = _bias(i, layer, out)
             lif_bias = prm["iDecay"] == 4096
             if kind == "dense_rec":
-                w_rec = np.asarray(layer["weight_rec"], dtype=np.float64).reshape(n_out, n_out)
+                w_rec = _weights(i, layer, "weight_rec").reshape(n_out, n_out)
                 both, _, exp = optimize_weight_bits(np.hstack([w, w_rec]))
                 q, q_rec = both[:, :w.shape[1]], both[:, w.shape[1]:]
             else:

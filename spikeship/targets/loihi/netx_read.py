@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from spikeship import ranges
 from spikeship.errors import GraphError, RunDirError
 from spikeship.targets.loihi.deployment import (SOURCE_INPUT, Deployment, HostLayerSpec,
                                                 PopulationSpec, SynapseSpec)
@@ -36,7 +37,7 @@ def read_deployment(path: str | Path) -> Deployment:
     try:
         with open_hdf5(path, "netx file") as f:
             _check_sizes(f, path)
-            dep = _read(f)
+            dep = _read(f, path)
     except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
         raise GraphError(f"{path} is not a spikeship netx file: {type(e).__name__}: {e}") from e
     _check_values(dep, path)
@@ -81,10 +82,10 @@ def _check_sizes(f: h5py.File, path: Path) -> None:
     f.visititems(visit)
 
 
-def _read(f: h5py.File) -> Deployment:
+def _read(f: h5py.File, path: Path) -> Deployment:
     mode = str(f.attrs["input_mode"])
     bits = int(f.attrs["input_message_bits"])
-    input_shape = tuple(int(v) for v in f.attrs["input_shape"])
+    input_shape = ranges.population_shape(f.attrs["input_shape"], f"{path}: input_shape")
     layers = f["layer"]
     pops, syns, hosts = [], [], []
     prev, prev_shape = SOURCE_INPUT, input_shape
@@ -94,7 +95,7 @@ def _read(f: h5py.File) -> Deployment:
         kind = _s(g, "type")
         if kind == "flatten" or (kind == "input" and "neuron" not in g):
             continue
-        shape = tuple(int(v) for v in g["shape"][()])
+        shape = ranges.population_shape(g["shape"][()], f"{path}: layer {i}")
         n = g["neuron"]
         bias = np.zeros(shape, dtype=np.int64)
         if "bias" in g:
@@ -109,15 +110,24 @@ def _read(f: h5py.File) -> Deployment:
             int(n["vThMant"][()]), bias, np.full(shape, 6, dtype=np.int64),
             np.ones(shape), 1.0))
         if kind == "conv":
-            syns.append(SynapseSpec(f"layer{i}", "conv", prev, name, g["weight"][()],
-                                    source_shape=prev_shape,
-                                    stride=tuple(int(v) for v in g["stride"][()]),
-                                    padding=tuple(int(v) for v in g["padding"][()]),
-                                    dilation=tuple(int(v) for v in g["dilation"][()]),
-                                    groups=int(g["groups"][()]),
+            geo = {k: tuple(int(v) for v in g[k][()]) for k in ("stride", "padding", "dilation")}
+            w = g["weight"][()]
+            if w.ndim != 4 or len(prev_shape) != 3 or w.shape[0] != shape[0]:
+                raise GraphError(f"{path}: layer {i}: conv weight {list(w.shape)} does not map "
+                                 f"{list(prev_shape)} to {list(shape)}")
+            ranges.conv_geometry(**geo, groups=int(g["groups"][()]), c_in=prev_shape[0],
+                                 kernel=w.shape, name=f"{path}: layer {i}")
+            syns.append(SynapseSpec(f"layer{i}", "conv", prev, name, w,
+                                    source_shape=prev_shape, **geo, groups=int(g["groups"][()]),
                                     num_message_bits=bits if prev == SOURCE_INPUT else 0))
         elif kind == "dense":
-            syns.append(SynapseSpec(f"layer{i}", "dense", prev, name, g["weight"][()],
+            w = g["weight"][()]
+            want = (int(np.prod(shape)), int(np.prod(prev_shape)))
+            if tuple(w.shape) != want:
+                raise GraphError(f"{path}: layer {i}: dense weight {list(w.shape)} does not "
+                                 f"map {int(np.prod(prev_shape))} inputs to {want[0]} neurons; "
+                                 f"expected {list(want)}")
+            syns.append(SynapseSpec(f"layer{i}", "dense", prev, name, w,
                                     source_shape=prev_shape,
                                     flatten_source=len(prev_shape) > 1,
                                     num_message_bits=bits if prev == SOURCE_INPUT else 0))
