@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import json
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from spikeship.sim.registry import PIPELINE_DEFAULT as TARGETS_DEFAULT
 from spikeship.train.models import PRESETS
 from spikeship.train.pruners import PRUNERS
 from spikeship.runlock import writes_run_dir
-from spikeship.safeopen import LIMITS, read_json, read_text
+from spikeship.safeopen import read_config, read_json
 
 
 @dataclass(frozen=True)
@@ -175,21 +174,8 @@ QUICK = {"epochs": 8, "sim_samples": 60, "lava_samples": 20}
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML or JSON pipeline config file."""
-    try:
-        text = read_text(path, "config file", ConfigError, LIMITS.json_bytes)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
-    try:
-        if path.suffix == ".json":
-            d = json.loads(text)
-        else:
-            d = tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"config file {path} is malformed: {e}") from e
-    if not isinstance(d, dict):
-        raise ConfigError(f"config file {path} must hold a table of fields")
-    return d.get("pipeline", d)
+    """Read a TOML or JSON pipeline config file (its ``[pipeline]`` table if present)."""
+    return read_config(path, "pipeline", ConfigError)
 
 
 # --------------------------------------------------------------------------- stages

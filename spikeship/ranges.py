@@ -20,6 +20,8 @@ neurons of one population 1 .. 2**26           as nir.read.Limits.max_node_eleme
 conv stride, dilation     >= 1                 0 has no meaning (a division by the stride)
 conv padding              >= 0
 conv groups               divides C_in, C_out  and the kernel reads C_in / groups channels
+a name (node, layer, run) 1 .. 1,024 chars     a name becomes an npz key (zip: < 65,536 bytes),
+                                               a file name (255 bytes) once sanitised, a label
 ========================  ===================  =============================================
 
 :func:`dt_s` and :func:`timesteps` take an ``error`` class, so a value read from a file
@@ -41,6 +43,7 @@ DT_MIN_S, DT_MAX_S = 1e-9, 1.0
 MAX_TIMESTEPS = 10_000
 MAX_INPUT_ABS = 2 ** 24
 MAX_POPULATION = 2 ** 26
+MAX_NAME_CHARS = 1024
 
 
 def _int(value: Any, name: str, low: int, high: int, error=ConfigError) -> int:
@@ -126,3 +129,14 @@ def conv_geometry(stride, padding, dilation, groups: int, c_in: int, kernel: tup
             or int(kernel[1]) * groups != c_in:
         raise error(f"{name}: conv groups={groups} does not fit {c_in} input channels, "
                     f"{c_out} output channels and a kernel {list(kernel)}")
+
+
+def name(value: Any, what: str, error=GraphError) -> str:
+    """A name read from a file (node, layer, pruner): a string of 1 ..
+    :data:`MAX_NAME_CHARS` characters."""
+    if not isinstance(value, str) or not value:
+        raise error(f"{what} must be a non-empty name, got {str(value)[:80]!r}")
+    if len(value) > MAX_NAME_CHARS:
+        raise error(f"{what} {value[:40]!r}... is {len(value)} characters long; names are at "
+                    f"most {MAX_NAME_CHARS}")
+    return value

@@ -151,6 +151,31 @@ def read_json(path: str | os.PathLike, what: str, error: type[SpikeshipError] = 
         raise error(f"{what} {path} nests too deeply to be a spikeship file") from None
 
 
+def read_config(path: str | os.PathLike, table: str, error: type[SpikeshipError] = GraphError,
+                max_bytes: int = LIMITS.json_bytes) -> dict:
+    """A TOML (or, for ``*.json``, JSON) config file: a table of fields, the ``[table]``
+    section if present. Malformed, too deeply nested (RecursionError) or not a table:
+    a named ``error``."""
+    import tomllib
+
+    path = Path(path)
+    text = read_text(path, "config file", error, max_bytes)
+    try:
+        d = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise error(f"config file {path} is malformed: {e}") from e
+    except RecursionError:
+        raise error(f"config file {path} nests too deeply to be a config") from None
+    if not isinstance(d, dict):
+        raise error(f"config file {path} must hold a table of fields, got a "
+                    f"{type(d).__name__}")
+    d = d.get(table, d)
+    if not isinstance(d, dict):
+        raise error(f"config file {path}: [{table}] must be a table of fields, got a "
+                    f"{type(d).__name__}")
+    return d
+
+
 # ---- numpy files ----------------------------------------------------------------------------
 def _npy_header(f) -> tuple[tuple[int, ...], Any, int]:
     """(shape, dtype, header length) of the .npy stream ``f`` (nothing else is read)."""
@@ -475,4 +500,4 @@ def _onnx_array(t, path, error):
 
 __all__ = ["FileLimits", "LIMITS", "ONNX_OPS", "check_alloc", "check_coordinates",
            "check_file", "check_hdf5", "check_npy", "check_npz", "check_onnx",
-           "load_npy", "load_onnx", "open_hdf5", "read_bytes", "read_json", "read_text"]
+           "load_npy", "load_onnx", "read_config", "open_hdf5", "read_bytes", "read_json", "read_text"]

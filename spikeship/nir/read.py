@@ -179,6 +179,7 @@ def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph
     if not nodes:
         raise GraphError("the graph has no nodes")
     for name, node in nodes.items():
+        ranges.name(name, "node name")
         t = type(node).__name__
         if t not in SUPPORTED:
             raise _unsupported(name, t)
