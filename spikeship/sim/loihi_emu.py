@@ -62,7 +62,7 @@ from spikeship.sim.loihi_emu_ops import (LifParams, SynapseOp, conv_op, dense_op
                                          feedforward_fast, lava_synapse_weights,
                                          lif_run_feedforward, lif_step)
 from spikeship.sim.base import (Capabilities, Options, PositiveFloat, PositiveInt, Simulator,
-                                ThreadCount)
+                                ThreadCount, TorchDevice)
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
 
@@ -382,8 +382,7 @@ def run_target(run_dir, inputs, labels, options) -> SimResult:
 
 
 class EmuOptions(Options):
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$",
-                        description="torch device: cpu, cuda, cuda:N")
+    device: TorchDevice = Field("cpu", description="torch device: cpu, cuda, cuda:N")
     batch_size: PositiveInt | None = Field(
         None, description="samples per batch (default: from a memory budget)")
     threads: ThreadCount = Field(1, description="torch CPU threads")
