@@ -36,8 +36,7 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
                    prune_opts: tuple[str, ...] = (), prune_options: dict | None = None):
     """The :class:`TrainConfig` from saved run config, file, and the given flags."""
     from spikeship.safeopen import read_json
-    from spikeship.train.config import (SAVED_BEFORE, TrainConfig, load_config_file,
-                                        parse_prune_option)
+    from spikeship.train.config import TrainConfig, load_config_file, parse_prune_option
 
     d: dict = {}
     if resume:
@@ -47,8 +46,6 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
                 d.update(read_json(saved, "run configuration", ConfigError))
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"{saved} is malformed: {e}") from e
-            for k, v in SAVED_BEFORE.items():   # a run saved before --qat: in float
-                d.setdefault(k, v)
     if config_file is not None:
         d.update(load_config_file(config_file))
     for flag, fieldname in _FLAGS.items():
