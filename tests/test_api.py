@@ -79,8 +79,13 @@ def test_train_twice_silently_then_resumed_with_progress(tmp_path, capsys):
     assert capsys.readouterr() == ("", "")             # silent without a callback
     assert isinstance(first, spikeship.api.TrainResult) and first.summary["epochs"] == 1
     lines: list[str] = []
-    second = spikeship.train(out, epochs=2, resume=True, threads=1, progress=lines.append)
-    assert capsys.readouterr() == ("", "")
+
+    def to_stderr(line: str) -> None:      # as the CLI's: the callback prints to stderr
+        lines.append(line)
+        print(line, file=sys.stderr)
+
+    second = spikeship.train(out, epochs=2, resume=True, threads=1, progress=to_stderr)
+    assert capsys.readouterr() == ("", "".join(line + "\n" for line in lines))
     assert second.summary["epochs"] == 2 and second.out == out
     assert any(line.startswith("epoch   2/2") for line in lines), lines
     assert not any(line.startswith("epoch   1/") for line in lines)   # resumed after 1
