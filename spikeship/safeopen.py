@@ -500,4 +500,5 @@ def _onnx_array(t, path, error):
 
 __all__ = ["FileLimits", "LIMITS", "ONNX_OPS", "check_alloc", "check_coordinates",
            "check_file", "check_hdf5", "check_npy", "check_npz", "check_onnx",
-           "load_npy", "load_onnx", "read_config", "open_hdf5", "read_bytes", "read_json", "read_text"]
+           "load_npy", "load_onnx", "open_hdf5", "read_bytes", "read_config", "read_json",
+           "read_text"]
