@@ -490,8 +490,11 @@ def _onnx_array(t, path, error):
     import numpy as np
     from onnx import numpy_helper
 
-    n = int(np.prod(np.asarray(t.dims, dtype=np.float64))) if t.dims else 1
-    check_alloc((n,), 8, f"{path}: tensor {t.name!r}", error)
+    n = float(np.prod(np.asarray(t.dims, dtype=np.float64))) if t.dims else 1.0
+    if n * 8 > LIMITS.array_bytes:
+        raise error(f"{path}: tensor {t.name!r} declares {list(t.dims)} = {n:.0f} elements, "
+                    f"more than the limit of {_human(LIMITS.array_bytes)} for one array; "
+                    f"refusing to read it")
     try:
         return numpy_helper.to_array(t)
     except (ValueError, TypeError, KeyError) as e:

@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       ValidationError)
 
+from spikeship import ranges
 from spikeship.errors import OptionError
 
 
@@ -39,6 +40,9 @@ PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, strict=False
 # threads: 1 .. spikeship.ranges.MAX_THREADS (a huge count crashes torch / ORT's pools)
 ThreadCount = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=256, strict=False)]
 PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0, allow_inf_nan=False)]
+# a time step in seconds, in spikeship.ranges' range (1 ns .. 1 s)
+DtSeconds = Annotated[float, BeforeValidator(_no_bool),
+                      Field(ge=ranges.DT_MIN_S, le=ranges.DT_MAX_S, allow_inf_nan=False)]
 
 
 def _available_device(v: str) -> str:

@@ -25,7 +25,8 @@ from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.lava.build import build
 from spikeship.targets.loihi.deploy import deployment_for, load_graph
 from spikeship.sim.lava.session import LavaSession
-from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
+from spikeship.sim.base import (Capabilities, DtSeconds, Options, PositiveFloat, PositiveInt,
+                                Simulator)
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_INPUT, Deployment
 
@@ -187,7 +188,7 @@ class LavaOptions(Options):
     timeout_s: PositiveFloat | None = Field(None, description="give up after (default: never)")
     chunk_samples: PositiveInt | None = Field(
         None, description="samples per run chunk (default: from a memory budget)")
-    dt_s: PositiveFloat | None = Field(None, description="time step for graphs without dt")
+    dt_s: DtSeconds | None = Field(None, description="time step for graphs without dt")
     input_mode: Literal["current", "spikes"] | None = Field(
         None, description="default: from the graph's encoding")
 
