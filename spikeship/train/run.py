@@ -9,6 +9,7 @@ flags given on the command line. The resolved configuration is saved as
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -105,8 +106,10 @@ def _dist_timeout(value: float | None) -> float:
 
 def launch_run(out: Path, values: dict, *, nproc: int, dist_timeout: float | None,
                resume: bool, baseline, threads, no_progress: bool, config_file,
-               prune_options: dict | None, stop_after) -> None:
-    """``--nproc N``: the resolved configuration goes to N workers as a JSON file."""
+               prune_options: dict | None, stop_after, oversubscribe: bool = False) -> None:
+    """``--nproc N``: the resolved configuration goes to N workers as a JSON file. More
+    workers than the cores this process may use (each holds a model, its data and torch's
+    pools) only with ``oversubscribe``."""
     out = Path(out)
     timeout = _dist_timeout(dist_timeout)
     if threads is not None and threads < 1:
@@ -115,6 +118,10 @@ def launch_run(out: Path, values: dict, *, nproc: int, dist_timeout: float | Non
                             prune_options=prune_options)
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    cores = len(os.sched_getaffinity(0))
+    if nproc > cores and not oversubscribe:
+        raise ConfigError(f"--nproc {nproc} is more than the {cores} CPU cores this process "
+                          f"may use; pass --oversubscribe to start {nproc} workers anyway")
     if config.batch_size < nproc:
         raise ConfigError(f"field 'batch_size': {config.batch_size} is smaller than --nproc "
                           f"{nproc}: every process needs a share of each batch")

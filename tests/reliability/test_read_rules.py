@@ -164,3 +164,23 @@ def test_onnx_sparse_initializer_index_out_of_range(tmp_path):
     onnx.save(helper.make_model(graph), tmp_path / "s.onnx")
     with pytest.raises(GraphError, match="outside the shape"):
         load_onnx(tmp_path / "s.onnx", ops=None)
+
+
+def test_netx_shape_attribute_is_checked_before_allocation(run, capsys):
+    """lava-netx reads a population's ``shape`` and would allocate its bias as declared."""
+    import h5py
+
+    with h5py.File(run / "model.net", "r+") as f:
+        g = next(f["layer"][k] for k in sorted(f["layer"], key=int)
+                 if "shape" in f["layer"][k] and "neuron" in f["layer"][k])
+        del g["shape"]
+        g["shape"] = np.array([10**6, 10**6, 10**6])
+    with memory_cap():
+        expect_error(capsys, ["simulate", run, "--target", "lava-netx", "--samples", "2"],
+                     GraphError, "neurons", watch=(run,))
+
+
+def test_nproc_above_the_cores_needs_oversubscribe(tmp_path, capsys):
+    cores = len(os.sched_getaffinity(0))
+    expect_error(capsys, ["train", "--out", tmp_path / "o", "--nproc", cores + 62],
+                 ConfigError, "--oversubscribe", watch=(tmp_path,))
