@@ -33,7 +33,7 @@ import numpy as np
 
 from spikeship.errors import GraphError, MissingDependencyError, RuleError, SpikeshipError
 from spikeship.energy import vanish
-from spikeship.nir.graph import SynapticLayer, meta, synaptic_layers
+from spikeship.nir.layers import SynapticLayer, meta, synaptic_layers
 from spikeship.energy.vanish import DeployedLayer
 
 

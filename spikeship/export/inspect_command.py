@@ -25,7 +25,8 @@ def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
 
 
 def describe_nir(path: Path) -> dict:
-    from spikeship.nir.read import NEURONS, read_nir
+    from spikeship.nir.categories import NEURONS
+    from spikeship.nir.read import read_nir
 
     g = read_nir(path)
     rows = []

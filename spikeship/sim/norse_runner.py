@@ -168,7 +168,7 @@ def simulate_norse(graph, inputs: np.ndarray, *, dt_s: float | None = None,
     """
     import torch
 
-    from spikeship.nir.read import SPIKING
+    from spikeship.nir.categories import SPIKING
 
     g = _as_graph(graph)
     dt = dt_s if dt_s is not None else g.dt_s
