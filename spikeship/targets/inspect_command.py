@@ -13,11 +13,11 @@ from spikeship.export import inspect_command as base
 
 def describe_file(path: str | Path) -> dict:
     """A dict describing ``path``: netx files by their layers, the rest as the base does."""
-    from spikeship.targets.loihi.netx_describe import describe_netx, is_netx
+    from spikeship.targets.loihi.netx_describe import describe
 
     path = Path(path)
-    if path.is_file() and path.suffix.lower() in (".net", ".h5", ".hdf5") and is_netx(path):
-        return describe_netx(path)
+    if path.exists() and path.suffix.lower() in (".net", ".h5", ".hdf5"):
+        return describe(path)
     return base.describe_file(path)
 
 
