@@ -21,7 +21,8 @@ import numpy as np
 from spikeship.errors import GraphError, SpikeshipError
 from spikeship.nir.read import H5_ERRORS, Limits
 from spikeship.safeopen import open_hdf5
-from spikeship.targets.loihi.netx_file import NetxLayer, is_netx, read_netx_file, text
+from spikeship.targets.loihi.netx_file import (NetxLayer, check_sizes, is_netx, read_netx_file,
+                                               text)
 from spikeship.targets.loihi.netx_import import netx_to_nir
 
 
@@ -92,18 +93,10 @@ def describe_hdf5(path: str | os.PathLike, limits: Limits = Limits()) -> dict:
     """An HDF5 file without netx's ``layer`` group, walked generically: every ``weight``
     dataset with its synapse counts, other arrays and values (sizes checked first)."""
     rows: list[dict] = []
-    total = 0.0
 
     def visit(name, obj):
-        nonlocal total
         if not isinstance(obj, h5py.Dataset):
             return
-        size = float(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1.0
-        total += size
-        if size > limits.max_array_elements or total > limits.max_total_elements:
-            raise GraphError(f"{path}: array {name} declares {obj.shape} elements (limits "
-                             f"{limits.max_array_elements} per array, "
-                             f"{limits.max_total_elements} in all); refusing to read it")
         if obj.dtype.kind in "iuf" and name.rsplit("/", 1)[-1] == "weight":
             w = np.asarray(obj[()])
             nz = int(np.count_nonzero(w))
@@ -122,6 +115,7 @@ def describe_hdf5(path: str | os.PathLike, limits: Limits = Limits()) -> dict:
 
     with open_hdf5(path, "HDF5 (netx) file") as f:   # size, links, filters, storage
         try:
+            check_sizes(f, Path(path), limits)
             f.visititems(visit)
         except H5_ERRORS as e:
             raise GraphError(f"{path}: cannot read the HDF5 file (damaged?): "

@@ -79,7 +79,9 @@ class NetxFile:
     host: dict | None
 
 
-def _check_sizes(f: h5py.File, path: Path, limits: Limits) -> None:
+def check_sizes(f: h5py.File, path: Path, limits: Limits) -> None:
+    """Refuse any dataset of ``f`` whose declared size passes ``limits`` (per array or in
+    all) before a byte of it is read."""
     total = 0
 
     def visit(name, obj):
@@ -154,7 +156,7 @@ def read_netx_file(path: str | os.PathLike, *, limits: Limits = Limits()) -> Net
         raise GraphError(f"no netx file at {path}")
     try:
         with open_hdf5(path, "netx file") as f:   # links, storage, filters, size checked
-            _check_sizes(f, path, limits)
+            check_sizes(f, path, limits)
             raw = _layer_groups(f, path)
             sim = group_dict(f["simulation"]) if isinstance(f.get("simulation"), h5py.Group) \
                 else {}

@@ -6,7 +6,7 @@ handler per netx layer type (:data:`HANDLERS`), and writes the network as a
 NIR graph whose *float* parameters have the real-valued meaning of the Loihi
 dynamics and whose node metadata hold the exact integers netx hands to Lava. The
 Loihi targets (``lava-fixed``, ``loihi-emu``) use those integers instead of
-quantising (:func:`fixed_deployment`), so they run the netx network bit for bit;
+quantising (:func:`.netx_read.fixed_deployment`), so they run the netx network bit for bit;
 the other targets (reference, ``lava-float``, Norse, ...) run its float meaning.
 
 netx, per layer (``Network.get_neuron_params``, ``create_*``)::
@@ -54,7 +54,7 @@ outside ``[0, 4096)``, or a slow current without voltage decay: no NIR neuron).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import nir
 import numpy as np
@@ -365,78 +365,3 @@ def _to_nir(nf: NetxFile) -> nir.NIRGraph:
         return nir.NIRGraph(nodes=b.nodes, edges=b.edges, metadata=meta, type_check=False)
     except (ValueError, AssertionError) as e:
         raise GraphError(f"{nf.path}: the NIR graph does not type-check: {e}") from e
-
-
-def is_netx_import(graph: nir.NIRGraph) -> bool:
-    """Whether ``graph`` came from :func:`netx_to_nir` (it carries netx integers)."""
-    return (graph.metadata or {}).get("format") == FORMAT
-
-
-# ----------------------------------------------------------------------------- fixed point
-def _meta(node, key):
-    return (node.metadata or {}).get(f"{META}_{key}")
-
-
-def fixed_deployment(graph: nir.NIRGraph, dep):
-    """The fixed-point :class:`~.deployment.Deployment` of a netx-imported graph: the
-    structure of float deployment ``dep`` (:func:`.lower.lower` of ``graph``) with
-    netx's integers from the node metadata instead of spikeship's quantiser.
-
-    Populations: ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``, ``bias_mant``,
-    ``bias_exp = 6``; state scale 64 (Lava integer units per float unit of the NIR
-    graph). Dense/Sparse: netx's ``optimize_weight_bits`` integers and exponent; Conv:
-    the stored integers. The input port: ``a_in`` = the input, unscaled.
-    """
-    from scipy.sparse import csr_matrix
-
-    from spikeship.targets.loihi.deployment import FORMAT as FIXED
-
-    if dep.precision != "float":
-        raise ValueError("fixed_deployment expects the float deployment of the graph")
-    pops, syns, hosts = [], [], []
-    for p in dep.populations:
-        node = graph.nodes[p.name]
-        pops.append(replace(
-            p, du=int(_meta(node, "iDecay")) - 1, dv=int(_meta(node, "vDecay")),
-            vth=int(_meta(node, "vThMant")),
-            bias_mant=np.asarray(_meta(node, "bias_mant"), dtype=np.int64).reshape(p.shape),
-            bias_exp=np.full(p.shape, int(_meta(node, "bias_exp")), dtype=np.int64),
-            v_scale=np.full(p.shape, 64.0), state_scale=64.0))
-    for s in dep.synapses:
-        node = graph.nodes[s.name]
-        if s.kind == "conv":
-            w = np.rint(np.asarray(node.weight, dtype=np.float64)).astype(np.int64)
-            syns.append(replace(s, weights=w, weight_exp=0))
-            continue
-        q = np.asarray(_meta(node, "weight"), dtype=np.int64)
-        if s.kind == "sparse":
-            rows, cols = s.weights.nonzero()
-            w = csr_matrix((q[rows, cols], (rows, cols)), shape=q.shape)
-        else:
-            w = q
-        syns.append(replace(s, weights=w, weight_exp=int(_meta(node, "weight_exp"))))
-    for h in dep.host_layers:
-        hosts.append(replace(h, injection_scale=1.0, injection_max=float(FIXED.injection_max)))
-    out = replace(dep, precision="fixed", populations=tuple(pops), synapses=tuple(syns),
-                  host_layers=tuple(hosts),
-                  report={"source": "netx integers (node metadata), not re-quantised"})
-    check_netx_fixed(out)
-    return out
-
-
-def check_netx_fixed(dep) -> None:
-    """``fixed-range`` for netx integers: what Lava's fixed models take unchanged (netx's
-    weights may be odd and carry an exponent; Lava truncates nothing netx made lossless)."""
-    from spikeship.targets.loihi import rules
-
-    for p in dep.populations:
-        if not (0 <= p.du <= 4095 and 0 <= p.dv <= 4095):
-            raise rules.violation("fixed-range", p.name, f"du={p.du}, dv={p.dv} outside [0, 4095]")
-        if not (1 <= p.vth <= 2 ** 17 - 1):
-            raise rules.violation("fixed-range", p.name, f"vth={p.vth} outside [1, 2^17 - 1]")
-        if np.abs(p.bias_mant).max(initial=0) > 2 ** 12 - 1:
-            raise rules.violation("fixed-range", p.name, "bias mantissa outside 13 bits")
-    for s in dep.synapses:
-        w = s.weights.data if s.kind == "sparse" else np.asarray(s.weights)
-        if s.kind != "conv" and w.size and (w.max() > 255 or w.min() < -256):
-            raise rules.violation("fixed-range", s.name, "weights outside Lava's 8-bit synapse")

@@ -5,19 +5,27 @@
 Untrusted input: the file is read by :func:`.netx_file.read_netx_file` (safe open,
 declared sizes checked before reading), and every value read is checked against Lava's
 fixed-point ranges (the ``fixed-range`` design rule) before anything runs it.
+
+:func:`fixed_deployment` is the same for a NIR graph imported from netx
+(:mod:`.netx_import`): the fixed-point deployment with netx's own integers.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import nir
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from spikeship.errors import GraphError, RuleError, RunDirError
+from spikeship.targets.loihi.deployment import FORMAT as FIXED
 from spikeship.targets.loihi.deployment import (SOURCE_INPUT, Deployment, HostLayerSpec,
                                                 PopulationSpec, SynapseSpec)
 from spikeship.targets.loihi.netx_file import NetxFile, NetxLayer, read_netx_file, text
-from spikeship.targets.loihi.rules import check_fixed
+from spikeship.targets.loihi.netx_import import FORMAT, META
+from spikeship.targets.loihi.rules import check_fixed, violation
 
 
 def read_deployment(path: str | Path) -> Deployment:
@@ -115,3 +123,72 @@ def _deployment(nf: NetxFile) -> Deployment:
         raise GraphError("the netx file holds no neuron layer")
     return Deployment("fixed", float(nf.attrs.get("dt_s", 0.0)), input_shape, mode, bits,
                       tuple(pops), tuple(syns), tuple(hosts), pops[-1].name, "netx")
+
+
+# ---- a netx-imported NIR graph: netx's integers from its node metadata ---------------
+def is_netx_import(graph: nir.NIRGraph) -> bool:
+    """Whether ``graph`` came from :func:`netx_to_nir` (it carries netx integers)."""
+    return (graph.metadata or {}).get("format") == FORMAT
+
+
+def _meta(node, key):
+    return (node.metadata or {}).get(f"{META}_{key}")
+
+
+def fixed_deployment(graph: nir.NIRGraph, dep):
+    """The fixed-point :class:`~.deployment.Deployment` of a netx-imported graph: the
+    structure of float deployment ``dep`` (:func:`.lower.lower` of ``graph``) with
+    netx's integers from the node metadata instead of spikeship's quantiser.
+
+    Populations: ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``, ``bias_mant``,
+    ``bias_exp = 6``; state scale 64 (Lava integer units per float unit of the NIR
+    graph). Dense/Sparse: netx's ``optimize_weight_bits`` integers and exponent; Conv:
+    the stored integers. The input port: ``a_in`` = the input, unscaled.
+    """
+    if dep.precision != "float":
+        raise ValueError("fixed_deployment expects the float deployment of the graph")
+    pops, syns, hosts = [], [], []
+    for p in dep.populations:
+        node = graph.nodes[p.name]
+        pops.append(replace(
+            p, du=int(_meta(node, "iDecay")) - 1, dv=int(_meta(node, "vDecay")),
+            vth=int(_meta(node, "vThMant")),
+            bias_mant=np.asarray(_meta(node, "bias_mant"), dtype=np.int64).reshape(p.shape),
+            bias_exp=np.full(p.shape, int(_meta(node, "bias_exp")), dtype=np.int64),
+            v_scale=np.full(p.shape, 64.0), state_scale=64.0))
+    for s in dep.synapses:
+        node = graph.nodes[s.name]
+        if s.kind == "conv":
+            w = np.rint(np.asarray(node.weight, dtype=np.float64)).astype(np.int64)
+            syns.append(replace(s, weights=w, weight_exp=0))
+            continue
+        q = np.asarray(_meta(node, "weight"), dtype=np.int64)
+        if s.kind == "sparse":
+            rows, cols = s.weights.nonzero()
+            w = csr_matrix((q[rows, cols], (rows, cols)), shape=q.shape)
+        else:
+            w = q
+        syns.append(replace(s, weights=w, weight_exp=int(_meta(node, "weight_exp"))))
+    for h in dep.host_layers:
+        hosts.append(replace(h, injection_scale=1.0, injection_max=float(FIXED.injection_max)))
+    out = replace(dep, precision="fixed", populations=tuple(pops), synapses=tuple(syns),
+                  host_layers=tuple(hosts),
+                  report={"source": "netx integers (node metadata), not re-quantised"})
+    check_netx_fixed(out)
+    return out
+
+
+def check_netx_fixed(dep) -> None:
+    """``fixed-range`` for netx integers: what Lava's fixed models take unchanged (netx's
+    weights may be odd and carry an exponent; Lava truncates nothing netx made lossless)."""
+    for p in dep.populations:
+        if not (0 <= p.du <= 4095 and 0 <= p.dv <= 4095):
+            raise violation("fixed-range", p.name, f"du={p.du}, dv={p.dv} outside [0, 4095]")
+        if not (1 <= p.vth <= 2 ** 17 - 1):
+            raise violation("fixed-range", p.name, f"vth={p.vth} outside [1, 2^17 - 1]")
+        if np.abs(p.bias_mant).max(initial=0) > 2 ** 12 - 1:
+            raise violation("fixed-range", p.name, "bias mantissa outside 13 bits")
+    for s in dep.synapses:
+        w = s.weights.data if s.kind == "sparse" else np.asarray(s.weights)
+        if s.kind != "conv" and w.size and (w.max() > 255 or w.min() < -256):
+            raise violation("fixed-range", s.name, "weights outside Lava's 8-bit synapse")
