@@ -1,4 +1,4 @@
-"""``spikeship inspect FILE``: what a ``.nir`` / ``.onnx`` / ``.net`` file holds.
+"""What a ``.nir`` / ``.onnx`` / ``.net`` file holds (``spikeship inspect FILE``).
 
 Per layer: type, input and output shape, synapses (weight entries), non-zero weights
 and sparsity (``1 - nonzero / entries``), neurons. A NIR file is read and validated
@@ -9,14 +9,17 @@ and op counts); lava-dl netx ``.net`` files are described in the targets layer
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
-import click
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from spikeship.errors import GraphError
+from spikeship.nir.categories import NEURONS
+from spikeship.nir.read import Limits, read_nir
+from spikeship.safeopen import load_onnx
 
 
 def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
@@ -26,9 +29,6 @@ def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
 
 
 def describe_nir(path: Path) -> dict:
-    from spikeship.nir.categories import NEURONS
-    from spikeship.nir.read import read_nir
-
     g = read_nir(path)
     rows = []
     for n in g.order:
@@ -52,12 +52,6 @@ def describe_nir(path: Path) -> dict:
 
 
 def describe_onnx(path: Path, limits=None) -> dict:
-    import onnx
-    from onnx import numpy_helper
-
-    from spikeship.nir.read import Limits
-    from spikeship.safeopen import load_onnx
-
     limits = limits or Limits()
     model = load_onnx(path, ops=None)     # any operator may be shown; no external data
     if not model.graph.node:
@@ -148,39 +142,3 @@ def describe_file(path: str | Path) -> dict:
     if suffix == ".onnx":
         return describe_onnx(path)
     raise GraphError(f"{path}: unknown file type {suffix!r} (expected .nir, .onnx or .net)")
-
-
-@click.command(name="inspect")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def inspect(file: Path, as_json: bool) -> None:
-    """Show the layers, shapes, synapse counts and sparsity of FILE."""
-    show(describe_file(file), as_json)
-
-
-def show(d: dict, as_json: bool = False) -> None:
-    """Print a file description (text, or JSON with ``as_json``)."""
-    if as_json:
-        click.echo(json.dumps(d, indent=2, default=str))
-        return
-    click.echo(f"{d['file']}  [{d['format']}]")
-    for key in ("ir_version", "opset", "dt_s", "metadata", "ops"):
-        if d.get(key) not in (None, {}, []):
-            click.echo(f"{key}: {d[key]}")
-    for r in d["layers"]:
-        shape = (f"{r.get('in')} -> {r.get('out')}" if "in" in r else str(r.get("shape", "")))
-        extra = ""
-        if "synapses" in r:
-            extra = (f"  weights {r['shape']} synapses {r['synapses']} nonzero {r['nonzero']} "
-                     f"sparsity {r['sparsity']:.3f}")
-        if "neurons" in r:
-            extra += f"  neurons {r['neurons']}"
-        if "value" in r:
-            extra = f"  = {r['value']}"
-        elif r["type"] == "array":
-            extra = "  array"
-        click.echo(f"  {r['name']:14s} {r['type']:10s} {shape}{extra}")
-    if "importable" in d:
-        click.echo(f"spikeship import: {'yes' if d['importable'] is True else d['importable']}")
-    click.echo(f"total: synapses {d['synapses_total']}, nonzero {d['nonzero_total']}, "
-               f"neurons {d['neurons_total']}, sparsity {d['sparsity']:.3f}")
