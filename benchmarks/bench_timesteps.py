@@ -24,6 +24,7 @@ MODULE = "benchmarks.bench_timesteps"
 def one(args, t: int, seed: int, kind: str, opts: dict) -> dict:
     run = runs.made(args.out, runs.settings(
         dataset=args.dataset, seed=seed, timesteps=t, epochs=args.epochs,
+        limit_train=args.limit_train,
         prune="none" if kind == "dense" else args.prune, prune_options=opts))
     summ, sim, en, exp = (runs.read(run, n) for n in
                           ("summary", f"simulate-{runs.EMULATOR}", "energy", "export"))
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--epochs", type=int, default=None, help="default: the CLI's")
+    ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--prune", default="dpap")
     ap.add_argument("--prune-opt", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--ref-timesteps", type=int, default=8, help="T of the dense reference")
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         rows=rows, summary=summarise(rows, args.ref_timesteps),
         config={"dataset": args.dataset, "timesteps": args.timesteps, "seeds": args.seeds,
                 "prune": args.prune, "prune_opt": " ".join(args.prune_opt),
-                "epochs": args.epochs, "ref_timesteps": args.ref_timesteps})
+                "epochs": args.epochs, "limit_train": args.limit_train,
+                "ref_timesteps": args.ref_timesteps})
     return 0
 
 

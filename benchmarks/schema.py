@@ -125,8 +125,8 @@ def validate(doc, where: str = "result") -> dict:
 
 
 def dumps(doc: dict) -> str:
-    """The canonical text of a result (sorted keys, one indent): the same data, the same bytes."""
-    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    """The text of a result (one indent, keys in the order written): same data, same bytes."""
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 
 def write(path: Path, doc: dict) -> Path:
@@ -155,4 +155,4 @@ def read(path: Path) -> dict:
 
 def read_all(folder: Path) -> list[dict]:
     """Every result in ``folder``, checked, sorted by name."""
-    return [read(p) for p in sorted(Path(folder).glob("*.json"))]
+    return sorted((read(p) for p in Path(folder).glob("*.json")), key=lambda d: d["name"])
