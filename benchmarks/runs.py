@@ -21,11 +21,8 @@ from pathlib import Path
 
 import torch
 
-from spikeship.energy.command import energy_run
+import spikeship
 from spikeship.errors import VanishCheckError
-from spikeship.sim.command import simulate_run
-from spikeship.targets.export_command import export_run
-from spikeship.train.command import train_run
 from spikeship.train.config import TrainConfig
 
 EMULATOR = "loihi-emu"
@@ -60,15 +57,14 @@ def made(scratch: Path, fields: dict) -> Path:
             shutil.rmtree(run)                 # an interrupted run of ours: made anew
         values = {k: v for k, v in fields.items() if k != "prune_options"}
         print(f"  training {run.name}", flush=True)
-        train_run(run, values, prune_options=fields.get("prune_options") or None,
-                  threads=1, progress=False)
+        spikeship.train(run, prune_options=fields.get("prune_options"), threads=1, **values)
     if not (run / "export.json").exists():
-        export_run(run, ("nir", "onnx", "netx"), netx_optional=True)
+        spikeship.export(run)                  # NIR, ONNX and netx (when netx can express it)
     if not (run / f"simulate-{EMULATOR}.json").exists():
-        simulate_run(run, EMULATOR)
+        spikeship.simulate(run, EMULATOR)
     if not (run / "energy.rc").exists():
         try:
-            energy_run(run, hardware="loihi", spikes_from=EMULATOR)
+            spikeship.energy(run, hardware="loihi", spikes_from=EMULATOR)
             rc = 0
         except VanishCheckError:
             rc = 1                             # energy.json is written; the row shows it
@@ -93,7 +89,7 @@ def one_thread() -> None:
 
 def deployable(run: Path):
     """(config, deployable network) of a run's checkpoint: what ``spikeship export`` writes."""
-    from spikeship.targets.export_command import load_deployable
+    from spikeship.targets.export import load_deployable
 
     _, config, net = load_deployable(Path(run))
     return config, net
@@ -101,7 +97,7 @@ def deployable(run: Path):
 
 def fixed_deployment(run: Path, samples: int | None):
     """(inputs, labels, fixed-point Loihi deployment) of a run's ``model.nir`` test split."""
-    from spikeship.sim.command import test_split
+    from spikeship.sim.simulate import test_split
     from spikeship.targets.loihi.deploy import deployment_for, load_graph
 
     x, y = test_split(Path(run), samples)
