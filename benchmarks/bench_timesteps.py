@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"T={t} {kind} seed {seed}: float {r['float_pct']:.2f} %, "
                       f"{r['synops']:,.0f} synops, {r['energy_uj']:.3f} uJ", flush=True)
     common.write_result(
-        args, name=f"timesteps-{args.dataset}", module=MODULE, argv=argv, topic="timesteps",
+        args, name=f"timesteps-{args.dataset}-t{'-'.join(map(str, ts))}-s{args.seeds}",
+        module=MODULE, argv=argv, topic="timesteps",
         title=f"{args.dataset}: time steps, dense and --prune {args.prune}",
         description=f"Per T and kind, means over seeds; ratios to dense at T = "
                     f"{args.ref_timesteps}. EDP = Loihi energy per sample x steps.",

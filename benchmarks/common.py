@@ -108,17 +108,23 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def mean_interval(xs: list[float]) -> dict:
-    """Mean, standard error and 95 % t-interval over seeds (``se``/``lo``/``hi`` null for one)."""
-    n = len(xs)
-    m = sum(xs) / n
-    if n < 2:
-        return {"mean": m, "se": None, "lo": None, "hi": None, "n": n}
+def interval(mean: float, se: float | None, n: int) -> dict:
+    """``mean`` with its standard error and 95 % t-interval over ``n`` seeds (``se``,
+    ``lo``, ``hi`` null for one seed or an unknown SE)."""
+    if se is None or n < 2:
+        return {"mean": mean, "se": None, "lo": None, "hi": None, "n": n}
     from scipy.stats import t
 
-    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n)
     h = float(t.ppf(0.975, n - 1)) * se
-    return {"mean": m, "se": se, "lo": m - h, "hi": m + h, "n": n}
+    return {"mean": mean, "se": se, "lo": mean - h, "hi": mean + h, "n": n}
+
+
+def mean_interval(xs: list[float]) -> dict:
+    """:func:`interval` of the mean of ``xs`` (one value per seed)."""
+    n = len(xs)
+    m = sum(xs) / n
+    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n) if n > 1 else None
+    return interval(m, se, n)
 
 
 def write_result(args, *, name: str, module: str, argv: list[str] | None, topic: str,

@@ -189,12 +189,9 @@ def prune_row(c: list[str]) -> dict:
 
 
 def _interval(mean: float, se: float | None, n: int) -> dict:
-    if se is None:
-        return {"mean": mean, "se": None, "lo": None, "hi": None, "n": n}
-    from scipy.stats import t
-
-    h = float(t.ppf(0.975, n - 1)) * se
-    return {"mean": mean, "se": se, "lo": round(mean - h, 4), "hi": round(mean + h, 4), "n": n}
+    """The block's mean and SE with the 95 % t-interval they imply (rounded as written)."""
+    d = common.interval(mean, se, n)
+    return {**d, **{k: round(d[k], 4) for k in ("lo", "hi") if d[k] is not None}}
 
 
 def prune_summary(block: str, rows: list[dict]) -> tuple[dict, list[str]]:

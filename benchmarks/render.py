@@ -278,8 +278,9 @@ def pages(docs: list[dict]) -> dict[str, str]:
             out[f"{d['name']}.svg"] = FIGURES[d["benchmark"]](d)
     index = [STAMP, "", "# Results", "",
              "Every figure here is rendered from `results/*.json` (the command, commit, date "
-             "and machine of each are on its page). `make bench` remakes them on small "
-             "settings; `python -m benchmarks.render` renders them.", "",
+             "and machine of each are on its page). `make bench` runs every benchmark on its "
+             "small defaults into `bench-out/` (`make bench BENCH_ARGS=--results`: into "
+             "`results/`); `make results-pages` renders the pages.", "",
              "## The current defaults", "", *headline(docs), "", "## Pages", ""]
     index += [f"- [{PAGES[t]}]({t}.md)" for t in PAGES if f"{t}.md" in out]
     index += ["- [Experiment log](experiment-log.md): the experiments that chose today's "

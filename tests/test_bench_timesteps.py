@@ -28,7 +28,7 @@ def test_two_benchmarks_share_their_runs_and_report_the_runs_figures(tmp_path):
     assert all((scratch / "runs" / n / "summary.json").stat().st_mtime_ns == t
                for n, t in stamps.items())
     res = {d["name"]: d for d in schema.read_all(scratch / "results")}
-    pe, ts = res["prune-digits-magnitude-target0.6-end1"], res["timesteps-digits"]
+    pe, ts = res["prune-digits-magnitude-target0.6-end1"], res["timesteps-digits-t2-s0"]
     by_kind = {r["kind"]: r for r in ts["rows"]}
     for kind, prune in (("dense", "none"), ("magnitude", "magnitude")):
         run = scratch / "runs" / next(n for n in made if f"digits-{prune}-" in n)
