@@ -2,6 +2,7 @@
 the other, sharing the scratch folder's runs; exit 1 when any failed. ``--out`` and
 ``--results`` are passed on to each."""
 
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     passed = ["--out", str(args.out)] + (["--results"] if args.results else [])
+    os.environ.setdefault("OMP_NUM_THREADS", "1")     # shared cores: no oversubscription
     failed = []
     for name in names:
         print(f"== {name}", flush=True)

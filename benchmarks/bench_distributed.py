@@ -1,6 +1,6 @@
 """Data-parallel training throughput: samples/s with 1 and 2 processes, in one run.
 
-What runs: the real command, ``spikeship train --nproc N`` (the launcher, gloo on
+What runs: ``spikeship.train(..., nproc=N)``, what ``spikeship train --nproc N`` runs (the launcher, gloo on
 127.0.0.1, gradient all-reduce, sharded evaluation, rank-0 checkpointing), on
 ``dpap-mnist`` (SNN, T = 8) with MNIST-sized input: IDX files of random 28 x 28
 images written to a temporary directory (``--train`` samples, 64 test samples;
@@ -45,15 +45,10 @@ def fake_mnist(root: Path, n_train: int, n_test: int) -> None:
 
 
 def run(nproc: int, data: Path, out: Path, args) -> dict:
-    cmd = ["train", "--out", str(out), "--dataset", "mnist", "--data-dir", str(data),
-           "--model", "dpap-mnist", "--epochs", "2", "--batch-size", str(args.batch_size),
-           "--timesteps", "8", "--no-progress"]
-    cmd += ["--nproc", str(nproc)] if nproc > 1 else ["--threads", "1"]
     t0 = time.perf_counter()
-    r = runs.cli(cmd)
+    runs.train_processes(out, nproc, dataset="mnist", data_dir=str(data), model="dpap-mnist",
+                         epochs=2, batch_size=args.batch_size, timesteps=8)
     wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise SystemExit(f"{nproc} process(es) failed:\n{r.stderr}")
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     epoch = lines[-1]["wall_time_s"]
     print(f"  {nproc} process(es): epoch 2 {epoch:.2f} s -> {args.train / epoch:.1f} samples/s "
@@ -68,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32, help="global batch")
     ap.add_argument("--repeats", type=int, default=1, help="alternating runs; best kept")
     args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")          # the workers inherit it
     tmp = Path(tempfile.mkdtemp(prefix="bench-dist-"))
     try:
         fake_mnist(tmp / "mnist", args.train, 64)

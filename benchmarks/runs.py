@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -77,10 +74,13 @@ def read(run: Path, name: str) -> dict:
     return json.loads((Path(run) / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def cli(args: list[str], *, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``spikeship ARGS`` in a fresh process (what a user runs: the launcher of ``--nproc``)."""
-    return subprocess.run([sys.executable, "-m", "spikeship", *args], capture_output=True,
-                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+def train_processes(out: Path, nproc: int, **fields) -> None:
+    """Train into ``out`` with ``nproc`` data-parallel processes (the launcher of
+    ``spikeship train --nproc``; one process: in this one, one thread)."""
+    if nproc > 1:
+        spikeship.train(out, nproc=nproc, **fields)
+    else:
+        spikeship.train(out, threads=1, **fields)
 
 
 def one_thread() -> None:
