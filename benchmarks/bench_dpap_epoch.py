@@ -38,6 +38,7 @@ def one_epoch(base_model, spec, data, pruner_name, options, timesteps, batch_siz
     masks = MaskSet(model, layers)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     pruner = get_pruner_class(pruner_name)(options)
+    pruner.set_run(1)                       # a one-epoch run: DPAP's cut falls in it
     pruner.attach(model, masks, layers, ann=False)
     loss_fn = get_loss("mse_rate", False)            # Eq 3, the trainer's SNN default
     x_all, y_all = data.train.x, data.train.y
