@@ -1,4 +1,4 @@
-"""``spikeship train``: train an SNN (or its ANN twin), optionally pruning while it learns.
+"""``spikeship train``: the click shell over :func:`spikeship.train`.
 
 The configuration is resolved in layers, later ones winning: the defaults of
 :class:`~spikeship.train.config.TrainConfig`, the saved ``config.json`` of the run
@@ -11,105 +11,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
+from spikeship import api
 from spikeship.data import DATASETS
-from spikeship.errors import ConfigError
+from spikeship.train.config import parse_prune_option
+from spikeship.train.distributed import distributed_env
 from spikeship.train.models import PRESETS
 from spikeship.train.pruners import PRUNERS
-
-# flag name -> TrainConfig field
-_FLAGS = {
-    "dataset": "dataset", "data_dir": "data_dir", "data_seed": "data_seed", "model": "model",
-    "ann": "ann", "timesteps": "timesteps", "seed": "seed", "epochs": "epochs",
-    "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
-    "warmup_epochs": "warmup_epochs", "loss": "loss", "prune": "prune", "device": "device",
-    "pool": "pool", "engine": "engine", "precision": "precision", "eval_every": "eval_every",
-    "eval_batch_size": "eval_batch_size", "limit_train": "limit_train", "limit_test": "limit_test",
-    "init_from": "init_from", "qat": "qat", "qat_epochs": "qat_epochs",
-}
-
-
-def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path | None,
-                   prune_opts: tuple[str, ...] = (), prune_options: dict | None = None):
-    """The :class:`TrainConfig` from saved run config, file, and the given flags."""
-    from spikeship.safeopen import read_json
-    from spikeship.train.config import TrainConfig, load_config_file, parse_prune_option
-
-    d: dict = {}
-    if resume:
-        saved = out / "config.json"
-        if saved.exists():
-            try:
-                d.update(read_json(saved, "run configuration", ConfigError))
-            except (ValueError, TypeError) as e:
-                raise ConfigError(f"{saved} is malformed: {e}") from e
-    if config_file is not None:
-        d.update(load_config_file(config_file))
-    for flag, fieldname in _FLAGS.items():
-        if values.get(flag) is not None:
-            d[fieldname] = values[flag]
-    if values.get("qat_epochs") is not None and values.get("qat") is None:
-        d["qat"] = True                   # --qat-epochs N alone means --qat in the last N
-    if prune_opts or prune_options:
-        opts = dict(d.get("prune_options") or {})
-        opts.update(prune_options or {})
-        opts.update(parse_prune_option(t) for t in prune_opts)
-        d["prune_options"] = opts
-    source = str(config_file) if config_file is not None else "command line"
-    return TrainConfig.from_mapping(d, source=source)
-
-
-def train_run(out: str | Path, values: dict, *, prune_options: dict | None = None,
-              resume: bool = False, baseline: str | Path | None = None,
-              threads: int | None = None, progress: bool = True,
-              config_file: Path | None = None, prune_opts: tuple[str, ...] = (),
-              stop_after: int | None = None, dist_timeout: float | None = None
-              ) -> dict | None:
-    """Train into ``out`` with the TrainConfig fields ``values`` (over ``config_file`` and,
-    when resuming, the saved config); returns the summary (None if stopped early).
-
-    Under a distributed launcher (``WORLD_SIZE`` > 1: ``--nproc`` or torchrun) this
-    process joins the data-parallel run (:mod:`spikeship.train.distributed`) with a
-    process-group timeout of ``dist_timeout`` seconds; only rank 0 writes and reports."""
-    import torch
-
-    from spikeship.train import distributed as D
-    from spikeship.train.trainer import train as run_training
-
-    out = Path(out)
-    timeout = _dist_timeout(dist_timeout)
-    if threads is not None:
-        from spikeship import ranges
-
-        torch.set_num_threads(ranges.threads(threads))
-    config = resolve_config(values, out=out, resume=resume, config_file=config_file,
-                            prune_opts=prune_opts, prune_options=prune_options)
-    dp = D.init_from_env(config.device, timeout)
-    try:
-        summary = run_training(config, out, resume=resume,
-                               baseline_dir=None if baseline is None else Path(baseline),
-                               stop_after=stop_after, progress=progress and dp.writer,
-                               quiet=not dp.writer, dp=dp)
-        # every rank tears the process group down together: a rank that destroyed it and
-        # exited while rank 0 was still writing its checkpoint and summary was sometimes
-        # killed by SIGABRT in gloo's teardown ("terminate called without an active
-        # exception"), so a finished run was reported as failed
-        dp.barrier("barrier at the end of training")
-        return summary
-    finally:
-        dp.close()
-
-
-def _dist_timeout(value: float | None) -> float:
-    from spikeship.train.distributed import DEFAULT_TIMEOUT_S
-
-    timeout = DEFAULT_TIMEOUT_S if value is None else value
-    if not timeout > 0:
-        raise ConfigError(f"--dist-timeout must be > 0 seconds, got {value}")
-    return float(timeout)
 
 
 @click.command("train")
@@ -185,22 +98,16 @@ def _dist_timeout(value: float | None) -> float:
 def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, stop_after,
           nproc, dist_timeout, **values):
     """Train an SNN (or with --ann its ANN twin) on local data, optionally pruning."""
-    from spikeship.train import distributed as D
-
-    if nproc is not None and D.distributed_env():
-        raise ConfigError("--nproc inside a distributed launch (WORLD_SIZE is set): "
-                          "let torchrun start the processes and leave out --nproc")
-    if nproc is not None and nproc != 1:
-        _launch(out, values, nproc=nproc, dist_timeout=dist_timeout, resume=resume,
-                baseline=baseline, threads=threads, no_progress=no_progress,
-                config_file=config_file, prune_opts=prune_opts, stop_after=stop_after)
-        return
-    summary = train_run(out, values, resume=resume, baseline=baseline, threads=threads,
-                        progress=not no_progress, config_file=config_file,
-                        prune_opts=prune_opts, stop_after=stop_after, dist_timeout=dist_timeout)
-    if D.distributed_env():
+    result = api.train(out, config_file=config_file,
+                       prune_options=dict(parse_prune_option(t) for t in prune_opts),
+                       resume=resume, baseline=baseline, threads=threads, nproc=nproc,
+                       dist_timeout=dist_timeout, stop_after=stop_after, progress=_log,
+                       progress_bar=not no_progress, **values)
+    if result.launched:
+        return                                          # the workers reported
+    if distributed_env():
         if int(os.environ.get("RANK", "0")) == 0:
-            _report(summary, out, stop_after)           # rank 0 reports
+            _report(result.summary, out, stop_after)    # rank 0 reports
         # A finished data-parallel worker leaves at once: in interpreter shutdown, after
         # the process group was destroyed, gloo / torch.distributed threads sometimes
         # abort the process ("terminate called without an active exception", SIGABRT;
@@ -209,10 +116,14 @@ def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, 
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    _report(summary, out, stop_after)
+    _report(result.summary, out, stop_after)
 
 
-def _report(summary: dict | None, out, stop_after) -> None:
+def _log(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _report(summary: Mapping[str, Any] | None, out, stop_after) -> None:
     if summary:
         base = summary["dense_baseline_accuracy"]
         reached = summary["epochs_to_baseline"]
@@ -225,39 +136,3 @@ def _report(summary: dict | None, out, stop_after) -> None:
                    f"pruned{extra}; run in {out}")
     else:
         click.echo(f"stopped after epoch {stop_after}; continue with --resume --out {out}")
-
-
-def _launch(out: Path, values: dict, *, nproc: int, dist_timeout: float | None, resume: bool,
-            baseline, threads, no_progress: bool, config_file, prune_opts, stop_after) -> None:
-    """``--nproc N``: the resolved configuration goes to N workers as a JSON file."""
-    import shutil
-    import tempfile
-
-    from spikeship.io import write_json_atomic
-    from spikeship.train.launch import launch
-
-    out = Path(out)
-    timeout = _dist_timeout(dist_timeout)
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {threads}")
-    config = resolve_config(values, out=out, resume=resume, config_file=config_file,
-                            prune_opts=prune_opts)
-    if nproc < 1:
-        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
-    if config.batch_size < nproc:
-        raise ConfigError(f"field 'batch_size': {config.batch_size} is smaller than --nproc "
-                          f"{nproc}: every process needs a share of each batch")
-    tmp = Path(tempfile.mkdtemp(prefix="spikeship-launch-"))
-    try:
-        cfg_file = tmp / "config.json"
-        write_json_atomic(cfg_file, config.to_json())
-        args = ["train", "--out", str(out), "--config", str(cfg_file),
-                "--dist-timeout", str(timeout)]
-        args += ["--resume"] if resume else []
-        args += ["--baseline", str(baseline)] if baseline is not None else []
-        args += ["--threads", str(threads)] if threads is not None else []
-        args += ["--no-progress"] if no_progress else []
-        args += ["--stop-after", str(stop_after)] if stop_after is not None else []
-        launch(args, nproc, timeout, threads=threads)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
