@@ -20,7 +20,7 @@ from spikeship.errors import ConfigError
 from spikeship.io import write_json_atomic
 from spikeship.safeopen import read_json
 from spikeship.train import distributed as D
-from spikeship.train.config import SAVED_BEFORE, TrainConfig, load_config_file
+from spikeship.train.config import TrainConfig, load_config_file
 from spikeship.train.launch import launch
 from spikeship.train.trainer import train as run_training
 
@@ -47,8 +47,6 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
                 d.update(read_json(saved, "run configuration", ConfigError))
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"{saved} is malformed: {e}") from e
-            for k, v in SAVED_BEFORE.items():   # a run saved before --qat: in float
-                d.setdefault(k, v)
     if config_file is not None:
         d.update(load_config_file(config_file))
     for flag, fieldname in _FLAGS.items():
