@@ -1,0 +1,73 @@
+"""mkdocs hooks: KaTeX served from the site itself, and the rendered results pages listed.
+
+- KaTeX: copied after the build from ``$KATEX_DIR``, else Debian's ``libjs-katex``
+  (``/usr/share/javascript/katex``), into ``site/assets/katex``; no CDN. Missing, it is
+  a warning, which ``--strict`` turns into a failed build.
+- Results: every ``docs/results/*.md`` page (written by the results renderer) is added
+  to the navigation under "Results", and listed where ``results.md`` says
+  ``<!-- results-pages -->``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+log = logging.getLogger("mkdocs.hooks.spikeship")
+
+KATEX_DIRS = ("/usr/share/javascript/katex", "/usr/share/nodejs/katex/dist")
+MARKER = "<!-- results-pages -->"
+
+
+def _katex_dir() -> Path | None:
+    for d in filter(None, (os.environ.get("KATEX_DIR"), *KATEX_DIRS)):
+        p = Path(d)
+        if (p / "katex.min.js").is_file() and (p / "contrib").is_dir():
+            return p
+    return None
+
+
+def _results_pages(docs_dir: str) -> list[tuple[str, str]]:
+    """(title, path relative to docs/) of every rendered results page, sorted by path."""
+    out = []
+    for page in sorted(Path(docs_dir, "results").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        m = re.search(r"^#\s+(.+)$", text, flags=re.M)
+        out.append((m.group(1).strip() if m else page.stem, f"results/{page.name}"))
+    return out
+
+
+def on_config(config, **kwargs):
+    pages = _results_pages(config["docs_dir"])
+    nav = config.get("nav") or []
+    for i, entry in enumerate(nav):
+        if isinstance(entry, dict) and "Results" in entry and pages:
+            nav[i] = {"Results": [{"Overview": entry["Results"]}]
+                      + [{title: path} for title, path in pages if path != "results/index.md"]}
+    return config
+
+
+def on_page_markdown(markdown, page, config, **kwargs):
+    if MARKER not in markdown:
+        return markdown
+    pages = _results_pages(config["docs_dir"])
+    if not pages:
+        listing = "_No results page has been rendered yet._"
+    else:
+        listing = "\n".join(f"- [{title}]({path})" for title, path in pages)
+    return markdown.replace(MARKER, listing)
+
+
+def on_post_build(config, **kwargs):
+    src = _katex_dir()
+    if src is None:
+        log.warning("KaTeX not found (set KATEX_DIR, or `apt-get install libjs-katex`; "
+                    "`make browser` does): equations would not render")
+        return
+    dst = Path(config["site_dir"], "assets", "katex")
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, symlinks=False)
