@@ -3,6 +3,8 @@
 - KaTeX: copied after the build from ``$KATEX_DIR``, else Debian's ``libjs-katex``
   (``/usr/share/javascript/katex``), into ``site/assets/katex``; no CDN. Missing, it is
   a warning, which ``--strict`` turns into a failed build.
+- Chip constants: ``<!-- chip-constants -->`` in a page becomes the table of every
+  figure of every registered chip spec with its published source.
 - Results: every ``docs/results/*.md`` page (written by the results renderer) is added
   to the navigation under "Results", and listed where ``results.md`` says
   ``<!-- results-pages -->``.
@@ -51,6 +53,8 @@ def on_config(config, **kwargs):
 
 
 def on_page_markdown(markdown, page, config, **kwargs):
+    if CHIP_MARKER in markdown:
+        markdown = markdown.replace(CHIP_MARKER, chip_constants_table())
     if MARKER not in markdown:
         return markdown
     pages = _results_pages(config["docs_dir"])
@@ -71,3 +75,40 @@ def on_post_build(config, **kwargs):
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst, symlinks=False)
+
+
+CHIP_MARKER = "<!-- chip-constants -->"
+
+
+def chip_constants_table() -> str:
+    """One row per published figure of every registered chip, with its source."""
+    from dataclasses import fields
+
+    from spikeship.targets.registry import all_specs
+
+    rows = ["| chip | figure | value | source |", "|---|---|---|---|"]
+    for spec in all_specs().values():
+        refs = {s.key: s for s in spec.references}
+        groups = [("energy", spec.energy, "pJ")]
+        if spec.limits is not None:
+            groups.append(("limits", spec.limits, ""))
+        for group, obj, unit in groups:
+            for f in fields(obj):
+                key = obj.sources.get(f.name)
+                value = getattr(obj, f.name)
+                if key is None or value is None:
+                    continue
+                src = refs[key]
+                where = f", {src.where}" if src.where else ""
+                if isinstance(value, float):
+                    shown = f"{value:g} {unit}".strip()
+                elif isinstance(value, int) and not isinstance(value, bool):
+                    shown = f"{value:,}" + (" bits" if f.name.endswith("_bits") else "")
+                else:
+                    shown = f"`{value}`"
+                rows.append(f"| {spec.title} | `{group}.{f.name}` | {shown} | "
+                            f"{src.citation}{where} |".replace("\n", " "))
+        for note in (spec.energy.note, getattr(spec.limits, "note", "")):
+            if note:
+                rows.append(f"| {spec.title} | note | | {note} |")
+    return "\n".join(rows)
