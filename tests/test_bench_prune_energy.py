@@ -144,10 +144,6 @@ def test_a_bad_pruner_option_is_refused_before_any_run(bench, tmp_path, capsys):
     assert not (tmp_path / "none").exists()
 
 
-def test_the_repository_readme_holds_one_block(bench):
-    bench.check_block(ROOT / "README.md")
-
-
 def test_from_dense_runs_prune_the_dense_run_of_their_seed(bench, tmp_path):
     """--from-dense: the pruned run of seed S is trained with --init-from the dense run of
     seed S (the --epochs / --pruned-epochs and --dataset given), and the table says so."""
