@@ -11,7 +11,6 @@ import pytest
 
 from tests.bench_loader import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
