@@ -12,7 +12,6 @@ import pytest
 from tests.bench_loader import load_benchmark
 
 
-
 @pytest.fixture(scope="module")
 def bench():
     return load_benchmark("bench_prune_energy")
