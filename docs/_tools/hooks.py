@@ -5,6 +5,9 @@
   a warning, which ``--strict`` turns into a failed build.
 - Chip constants: ``<!-- chip-constants -->`` in a page becomes the table of every
   figure of every registered chip spec with its published source.
+- Includes: ``<!-- include docs/FILE -->`` folds a file another part of the project
+  writes (``pruning-decisions.md``, ``producers.md``, ``api-example.py``) into a page;
+  those files are excluded from the site as pages of their own.
 - Results: every ``docs/results/*.md`` page (written by the results renderer) is added
   to the navigation under "Results", and listed where ``results.md`` says
   ``<!-- results-pages -->``.
@@ -20,6 +23,7 @@ from pathlib import Path
 
 log = logging.getLogger("mkdocs.hooks.spikeship")
 
+ROOT = Path(__file__).resolve().parents[2]
 KATEX_DIRS = ("/usr/share/javascript/katex", "/usr/share/nodejs/katex/dist")
 MARKER = "<!-- results-pages -->"
 
@@ -53,6 +57,7 @@ def on_config(config, **kwargs):
 
 
 def on_page_markdown(markdown, page, config, **kwargs):
+    markdown = INCLUDE.sub(_include, markdown)
     if CHIP_MARKER in markdown:
         markdown = markdown.replace(CHIP_MARKER, chip_constants_table())
     if MARKER not in markdown:
@@ -78,6 +83,27 @@ def on_post_build(config, **kwargs):
 
 
 CHIP_MARKER = "<!-- chip-constants -->"
+INCLUDE = re.compile(r"<!-- include (docs/[\w./-]+) -->")
+
+
+def _include(m: re.Match[str]) -> str:
+    """A file written by another part of the project, folded into this page.
+
+    Markdown: its headings one level deeper (its title becomes a section). Python: a
+    code block. Not there (yet): a sentence saying so, so the build stays green.
+    """
+    path = ROOT / m.group(1)
+    if not path.is_file():
+        return f"_This section is folded in from `{m.group(1)}`, which is not in this checkout._"
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        return f"```python\n{text.rstrip()}\n```"
+    out, fence = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fence = not fence
+        out.append("#" + line if not fence and line.startswith("#") else line)
+    return "\n".join(out)
 
 
 def chip_constants_table() -> str:
