@@ -5,6 +5,7 @@
   a warning, which ``--strict`` turns into a failed build.
 - Chip constants: ``<!-- chip-constants -->`` in a page becomes the table of every
   figure of every registered chip spec with its published source.
+- CLI reference: click's "no default" sentinel shown as an empty default.
 - Includes: ``<!-- include docs/FILE -->`` folds a file another part of the project
   writes (``pruning-decisions.md``, ``producers.md``, ``api-example.py``) into a page;
   those files are excluded from the site as pages of their own.
@@ -68,6 +69,12 @@ def on_page_markdown(markdown, page, config, **kwargs):
     else:
         listing = "\n".join(f"- [{title}]({path})" for title, path in pages)
     return markdown.replace(MARKER, listing)
+
+
+def on_page_content(html, page, **kwargs):
+    # click >= 8.2 leaves an option without a default as a sentinel, which mkdocs-click
+    # prints by its repr; the CLI has no such value: show it as no default.
+    return html.replace("<code>Sentinel.UNSET</code>", "").replace("Sentinel.UNSET", "")
 
 
 def on_post_build(config, **kwargs):
