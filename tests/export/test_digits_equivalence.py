@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from spikeship.targets.export_command import export_run
-from spikeship.sim.command import simulate_run
+from spikeship.targets.export import export_run
+from spikeship.sim.simulate import simulate_run
 
 pytestmark = pytest.mark.slow
 

@@ -213,7 +213,7 @@ def test_engines_give_the_same_step_and_interchange_checkpoints(tmp_path):
         tr.multistep = src == "fast"           # evaluate the same weights with the other engine
         assert tr.evaluate() == acc_other
     # exported NIR of the two runs: same graph, same parameters (float tolerance)
-    from spikeship.targets.export_command import export_run
+    from spikeship.targets.export import export_run
 
     graphs = []
     for e in ("fast", "snntorch"):

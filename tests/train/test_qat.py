@@ -155,7 +155,7 @@ def test_the_default_is_the_last_epochs_on_the_grid(tmp_path):
     """Unset, an SNN trains its last DEFAULT_QAT_EPOCHS epochs on the grid and an ANN not
     at all; ``--qat`` alone is every epoch (as before the default existed), ``--no-qat``
     none; a run saved before the field existed resumes in float."""
-    from spikeship.train.command import resolve_config
+    from spikeship.train.run import resolve_config
     from spikeship.train.config import DEFAULT_QAT_EPOCHS, TrainConfig
 
     def resolved(**kw):
