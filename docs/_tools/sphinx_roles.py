@@ -10,10 +10,11 @@ each role, once the whole package is loaded, into mkdocstrings' cross-reference
 - ``name`` / ``Class.member``: the current object, its parents, its module (imports
   included), then the package.
 
-``~`` shows only the last component. A target that is private (a ``_name`` somewhere in
-its path, so absent from the API reference) links to its nearest public parent. A target
-that resolves nowhere is left as a reference to the name as written, so that
-``mkdocs build --strict`` fails on it and names it.
+``~`` shows only the last component. A target that exists but is private (a ``_name``
+somewhere in its path, so absent from the API reference) or belongs to another installed
+package is shown as code, without a link. A target that resolves nowhere is left as a
+reference to the name as written, so that ``mkdocs build --strict`` fails on it and names
+it.
 """
 
 from __future__ import annotations
@@ -70,13 +71,10 @@ def _candidates(obj: griffe.Object, target: str) -> list[str]:
     return out
 
 
-def _public(root: griffe.Module, path: str) -> str:
-    """The path itself, or its nearest parent with no private component."""
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        if part.startswith("_") and not (part.startswith("__") and part.endswith("__")):
-            return ".".join(parts[:i])
-    return path
+def _private(path: str) -> bool:
+    """Whether a component of the path is private (``_name``, not ``__dunder__``)."""
+    return any(p.startswith("_") and not (p.startswith("__") and p.endswith("__"))
+               for p in path.split("."))
 
 
 def _index(root: griffe.Module) -> dict[str, list[str]]:
@@ -117,7 +115,7 @@ def resolve(obj: griffe.Object, target: str, index: dict[str, list[str]] | None 
                 continue
             if not found.path.startswith(root.name + "."):
                 return None  # a name imported from another package: not ours to link
-        return _public(root, found.path)
+        return found.path
     return None
 
 
@@ -132,6 +130,8 @@ def rewrite(obj: griffe.Object, text: str, index: dict[str, list[str]] | None = 
         tilde, target = m.group(2), m.group(3).strip()
         shown = target.rsplit(".", 1)[-1] if tilde else target.lstrip(".")
         path = resolve(obj, target, index)
+        if path is not None and _private(path):
+            return f"`{shown}`"  # exists, but not in the reference
         if path is None:
             if "." in target.lstrip(".") and _external(target):
                 return f"`{shown}`"  # another package's object: not in this reference
