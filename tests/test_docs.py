@@ -79,7 +79,8 @@ def test_sphinx_roles_resolve_as_sphinx_does(tmp_path):
     (pkg / "sub" / "__init__.py").write_text('"""Sub."""\n')
     (pkg / "sub" / "a.py").write_text(
         '"""A: :class:`Thing`, :mod:`.b`, :func:`~docpkg.sub.b.helper`,\n'
-        ':meth:`Thing.go`, :func:`_private`, :class:`importlib.abc.Finder`, :func:`nowhere`."""\n'
+        ':meth:`Thing.go`, :func:`_private`, :class:`importlib.abc.Finder`, :func:`nowhere`.\n'
+        'Per sample::\n\n    x = 1\n"""\n'
         "class Thing:\n    def go(self):\n        pass\n"
         "def _private():\n    pass\n")
     (pkg / "sub" / "b.py").write_text('"""B."""\ndef helper():\n    pass\n')
@@ -93,6 +94,7 @@ def test_sphinx_roles_resolve_as_sphinx_does(tmp_path):
     assert "`_private`" in doc and "[`_private`]" not in doc
     assert "`importlib.abc.Finder`" in doc and "][importlib" not in doc
     assert "[`nowhere`][nowhere]" in doc
+    assert "Per sample:\n\n    x = 1" in doc
 
 
 def test_chip_constants_come_from_the_specs(site):

@@ -1,5 +1,7 @@
 """Griffe extension: Sphinx roles in spikeship's docstrings become API cross-references.
 
+(And reST's ``::`` literal-block marker is dropped: the indented block is code already.)
+
 The docstrings say ``:class:`Deployment```, ``:func:`~spikeship.io.atomic_path```,
 ``:mod:`.synops``` or ``:meth:`state```, as Sphinx reads them. This extension rewrites
 each role, once the whole package is loaded, into mkdocstrings' cross-reference
@@ -125,6 +127,16 @@ def _external(target: str) -> bool:
     return bool(first) and first != "spikeship" and importlib.util.find_spec(first) is not None
 
 
+LITERAL_ALONE = re.compile(r"^[ \t]*::[ \t]*\n", re.M)
+LITERAL_AFTER = re.compile(r"(\S)::[ \t]*$", re.M)
+
+
+def literal_blocks(text: str) -> str:
+    """reST's literal-block marker ``::`` dropped (``text::`` -> ``text:``; a line of only
+    ``::`` removed): the indented block after it is already code in Markdown."""
+    return LITERAL_AFTER.sub(r"\1:", LITERAL_ALONE.sub("", text))
+
+
 def rewrite(obj: griffe.Object, text: str, index: dict[str, list[str]] | None = None) -> str:
     def repl(m: re.Match[str]) -> str:
         tilde, target = m.group(2), m.group(3).strip()
@@ -138,7 +150,7 @@ def rewrite(obj: griffe.Object, text: str, index: dict[str, list[str]] | None = 
             path = target
         return f"[`{shown}`][{path}]"
 
-    return ROLE.sub(repl, text)
+    return ROLE.sub(repl, literal_blocks(text))
 
 
 class SphinxRoles(griffe.Extension):
@@ -148,7 +160,7 @@ class SphinxRoles(griffe.Extension):
         self._visit(pkg, _index(pkg))
 
     def _visit(self, obj: griffe.Object, index: dict[str, list[str]]) -> None:
-        if obj.docstring is not None and ":" in obj.docstring.value:
+        if obj.docstring is not None and ":" in obj.docstring.value:  # roles and ``::``
             obj.docstring.value = rewrite(obj, obj.docstring.value, index)
         for member in obj.members.values():
             if not isinstance(member, griffe.Alias):
