@@ -172,6 +172,23 @@ def test_readme_python_example_runs(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+def _code_lines(text: str) -> list[str]:
+    """The statements of a Python snippet: no docstring, comments or blank lines."""
+    import ast
+
+    tree = ast.parse(text)
+    body = tree.body[1:] if tree.body and isinstance(tree.body[0], ast.Expr) \
+        and isinstance(tree.body[0].value, ast.Constant) else tree.body
+    return [ast.unparse(node) for node in body]
+
+
+def test_readme_example_is_the_api_example():
+    example = ROOT / "docs" / "api-example.py"
+    if not example.is_file():
+        pytest.skip("docs/api-example.py is not in this checkout yet")
+    assert _code_lines(_readme_python()) == _code_lines(example.read_text(encoding="utf-8"))
+
+
 def _texts() -> list[Path]:
     """README, every docs page and every results file."""
     return [README, *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "results").rglob("*.json"))]
