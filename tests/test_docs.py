@@ -108,6 +108,20 @@ def test_chip_constants_come_from_the_specs(site):
                 or src.citation.split(",")[0] in html, src.key
 
 
+def test_dpap_options_table_lists_every_option(site):
+    from dataclasses import fields
+
+    from spikeship.train.pruners.dpap_config import PRESETS, DPAPConfig
+
+    html = (site / "pruning.html").read_text(encoding="utf-8")
+    table = html[html.index('id="every-option-per-preset"'):]
+    for f in fields(DPAPConfig):
+        if f.name != "preset":
+            assert f"<code>{f.name}</code>" in table, f.name
+    for name in PRESETS:
+        assert not name or f"<code>{name}</code>" in table, name
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -6,6 +6,8 @@
 - Chip constants: ``<!-- chip-constants -->`` in a page becomes the table of every
   figure of every registered chip spec with its published source.
 - CLI reference: click's "no default" sentinel shown as an empty default.
+- DPAP options: ``<!-- dpap-options -->`` becomes the table of every ``DPAPConfig``
+  field, its value in each preset and its comment, read from ``dpap_config.py``.
 - Includes: ``<!-- include docs/FILE -->`` folds a file another part of the project
   writes (``pruning-decisions.md``, ``producers.md``, ``api-example.py``) into a page;
   those files are excluded from the site as pages of their own.
@@ -21,6 +23,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("mkdocs.hooks.spikeship")
 
@@ -61,6 +64,8 @@ def on_page_markdown(markdown, page, config, **kwargs):
     markdown = INCLUDE.sub(_include, markdown)
     if CHIP_MARKER in markdown:
         markdown = markdown.replace(CHIP_MARKER, chip_constants_table())
+    if DPAP_MARKER in markdown:
+        markdown = markdown.replace(DPAP_MARKER, dpap_options_table())
     if MARKER not in markdown:
         return markdown
     pages = _results_pages(config["docs_dir"])
@@ -144,4 +149,64 @@ def chip_constants_table() -> str:
         for note in (spec.energy.note, getattr(spec.limits, "note", "")):
             if note:
                 rows.append(f"| {spec.title} | note | | {note} |")
+    return "\n".join(rows)
+
+
+DPAP_MARKER = "<!-- dpap-options -->"
+DPAP_CONFIG = ROOT / "spikeship" / "train" / "pruners" / "dpap_config.py"
+
+
+def _dpap_fields(source: str) -> tuple[list[tuple[str, Any, str]], dict[str, dict]]:
+    """``(name, default, comment)`` of every ``DPAPConfig`` field, read from the source
+    (a field's comment runs on over the comment-only lines below it), and the presets."""
+    import ast
+    import io
+    import tokenize
+
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    env: dict[str, Any] = {}
+    out: list[tuple[str, Any, str]] = []
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+            else getattr(node, "target", None) if isinstance(node, ast.AnnAssign) else None
+        if isinstance(target, ast.Name) and target.id.isupper() and isinstance(node.value, ast.Dict):
+            try:   # the module's option dicts (CHIP, PRESETS, ...), from its own literals
+                env[target.id] = eval(compile(ast.Expression(node.value), "dpap_config", "eval"),
+                                      {"__builtins__": {}}, env)
+            except NameError:
+                continue
+        if isinstance(node, ast.ClassDef) and node.name == "DPAPConfig":
+            for item in node.body:
+                if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
+                    continue
+                text = [comments.get(item.lineno, "")]
+                n = item.lineno + 1
+                while n <= len(lines) and lines[n - 1].strip().startswith("#"):
+                    text.append(comments[n])
+                    n += 1
+                out.append((item.target.id, ast.literal_eval(item.value), " ".join(t for t in text if t)))
+    return out, env.get("PRESETS", {})
+
+
+def dpap_options_table() -> str:
+    """Every DPAP option: its value in each preset (``chip`` is the default) and its
+    meaning, from ``dpap_config.py`` itself."""
+    fields, presets = _dpap_fields(DPAP_CONFIG.read_text(encoding="utf-8"))
+    names = [p for p in presets if p]
+    head = "| option | " + " | ".join(f"`{p}`" + (" (default)" if presets.get(p) is presets.get("") else "")
+                                      for p in names) + " | meaning |"
+    rows = [head, "|---|" + "---|" * len(names) + "---|"]
+    for name, default, comment in fields:
+        if name == "preset":
+            continue
+        values = []
+        for p in names:
+            v = presets[p].get(name, default)
+            values.append("" if v == "" else f"`{v}`")
+        rows.append(f"| `{name}` | " + " | ".join(values) + f" | {comment.replace('|', '&#124;')} |")
     return "\n".join(rows)
