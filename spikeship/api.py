@@ -209,31 +209,36 @@ def train(out: PathLike, *, config_file: PathLike | None = None, resume: bool = 
 
 
 class _LineWriter(io.TextIOBase):
-    """A text stream that hands each complete line to ``progress``."""
+    """A text stream that hands each complete line to ``progress``, which runs with the
+    stderr it replaced (so a callback that prints to stderr does not write to itself)."""
 
-    def __init__(self, progress: Progress):
-        self.progress, self.buffer = progress, ""
+    def __init__(self, progress: Progress, stderr):
+        self.progress, self.stderr, self._pending = progress, stderr, ""
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        self.buffer += text
-        *lines, self.buffer = self.buffer.split("\n")
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            self.progress(line)
+            self._hand_on(line)
         return len(text)
 
     def flush(self) -> None:
-        if self.buffer:
-            self.progress(self.buffer)
-            self.buffer = ""
+        if self._pending:
+            line, self._pending = self._pending, ""
+            self._hand_on(line)
+
+    def _hand_on(self, line: str) -> None:
+        with contextlib.redirect_stderr(self.stderr):
+            self.progress(line)
 
 
 @contextlib.contextmanager
 def _lines_to(progress: Progress) -> Iterator[None]:
     """The training log (the trainer writes it to stderr) as lines to ``progress``."""
-    writer = _LineWriter(progress)
+    writer = _LineWriter(progress, sys.stderr)
     try:
         with contextlib.redirect_stderr(writer):
             yield

@@ -18,7 +18,7 @@ from spikeship.sim.registry import SIMULATORS as TARGETS
 from spikeship.targets.registry import CHIPS
 from spikeship.train.config import parse_prune_option
 from spikeship.train.models import PRESETS
-from spikeship.train.pruners import PRUNERS
+from spikeship.train.pruners import PRUNERS, get_pruner_class
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,6 @@ class PipelineConfig:
         if not isinstance(self.prune_options, dict) or not all(
                 isinstance(k, str) for k in self.prune_options):
             raise ConfigError("field 'prune_options' must be a table of name = value")
-        from spikeship.train.pruners import get_pruner_class
-
         try:        # the pruner checks its options now, not after the dense run trained
             get_pruner_class(self.prune)(dict(self.prune_options))
         except ConfigError as e:

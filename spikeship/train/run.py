@@ -20,7 +20,7 @@ from spikeship.errors import ConfigError
 from spikeship.io import write_json_atomic
 from spikeship.safeopen import read_json
 from spikeship.train import distributed as D
-from spikeship.train.config import SAVED_BEFORE, TrainConfig, load_config_file, parse_prune_option
+from spikeship.train.config import TrainConfig, load_config_file
 from spikeship.train.launch import launch
 from spikeship.train.trainer import train as run_training
 
@@ -37,7 +37,7 @@ _FLAGS = {
 
 
 def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path | None,
-                   prune_opts: tuple[str, ...] = (), prune_options: dict | None = None):
+                   prune_options: dict | None = None):
     """The :class:`TrainConfig` from saved run config, file, and the given flags."""
     d: dict = {}
     if resume:
@@ -47,8 +47,6 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
                 d.update(read_json(saved, "run configuration", ConfigError))
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"{saved} is malformed: {e}") from e
-            for k, v in SAVED_BEFORE.items():   # a run saved before --qat: in float
-                d.setdefault(k, v)
     if config_file is not None:
         d.update(load_config_file(config_file))
     for flag, fieldname in _FLAGS.items():
@@ -56,10 +54,9 @@ def resolve_config(values: dict, *, out: Path, resume: bool, config_file: Path |
             d[fieldname] = values[flag]
     if values.get("qat_epochs") is not None and values.get("qat") is None:
         d["qat"] = True                   # --qat-epochs N alone means --qat in the last N
-    if prune_opts or prune_options:
+    if prune_options:
         opts = dict(d.get("prune_options") or {})
-        opts.update(prune_options or {})
-        opts.update(parse_prune_option(t) for t in prune_opts)
+        opts.update(prune_options)
         d["prune_options"] = opts
     source = str(config_file) if config_file is not None else "command line"
     return TrainConfig.from_mapping(d, source=source)
