@@ -29,7 +29,11 @@ log = logging.getLogger("mkdocs.hooks.spikeship")
 
 ROOT = Path(__file__).resolve().parents[2]
 KATEX_DIRS = ("/usr/share/javascript/katex", "/usr/share/nodejs/katex/dist")
-MARKER = "<!-- results-pages -->"
+RESULTS_MARKER = "<!-- results-pages -->"
+CHIP_MARKER = "<!-- chip-constants -->"
+INCLUDE = re.compile(r"<!-- include (docs/[\w./-]+) -->")
+DPAP_MARKER = "<!-- dpap-options -->"
+DPAP_CONFIG = ROOT / "spikeship" / "train" / "pruners" / "dpap_config.py"
 
 
 def _katex_dir() -> Path | None:
@@ -48,54 +52,6 @@ def _results_pages(docs_dir: str) -> list[tuple[str, str]]:
         m = re.search(r"^#\s+(.+)$", text, flags=re.M)
         out.append((m.group(1).strip() if m else page.stem, f"results/{page.name}"))
     return out
-
-
-def on_config(config, **kwargs):
-    pages = _results_pages(config["docs_dir"])
-    nav = config.get("nav") or []
-    for i, entry in enumerate(nav):
-        if isinstance(entry, dict) and "Results" in entry and pages:
-            nav[i] = {"Results": [{"Overview": entry["Results"]}]
-                      + [{title: path} for title, path in pages if path != "results/index.md"]}
-    return config
-
-
-def on_page_markdown(markdown, page, config, **kwargs):
-    markdown = INCLUDE.sub(_include, markdown)
-    if CHIP_MARKER in markdown:
-        markdown = markdown.replace(CHIP_MARKER, chip_constants_table())
-    if DPAP_MARKER in markdown:
-        markdown = markdown.replace(DPAP_MARKER, dpap_options_table())
-    if MARKER not in markdown:
-        return markdown
-    pages = _results_pages(config["docs_dir"])
-    if not pages:
-        listing = "_No results page has been rendered yet._"
-    else:
-        listing = "\n".join(f"- [{title}]({path})" for title, path in pages)
-    return markdown.replace(MARKER, listing)
-
-
-def on_page_content(html, page, **kwargs):
-    # click >= 8.2 leaves an option without a default as a sentinel, which mkdocs-click
-    # prints by its repr; the CLI has no such value: show it as no default.
-    return html.replace("<code>Sentinel.UNSET</code>", "").replace("Sentinel.UNSET", "")
-
-
-def on_post_build(config, **kwargs):
-    src = _katex_dir()
-    if src is None:
-        log.warning("KaTeX not found (set KATEX_DIR, or `apt-get install libjs-katex`; "
-                    "`make browser` does): equations would not render")
-        return
-    dst = Path(config["site_dir"], "assets", "katex")
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, symlinks=False)
-
-
-CHIP_MARKER = "<!-- chip-constants -->"
-INCLUDE = re.compile(r"<!-- include (docs/[\w./-]+) -->")
 
 
 def _include(m: re.Match[str]) -> str:
@@ -144,16 +100,12 @@ def chip_constants_table() -> str:
                     shown = f"{value:,}" + (" bits" if f.name.endswith("_bits") else "")
                 else:
                     shown = f"`{value}`"
-                rows.append(f"| {spec.title} | `{group}.{f.name}` | {shown} | "
-                            f"{src.citation}{where} |".replace("\n", " "))
+                cite = f"{src.citation}{where}".replace("|", "&#124;").replace("\n", " ")
+                rows.append(f"| {spec.title} | `{group}.{f.name}` | {shown} | {cite} |")
         for note in (spec.energy.note, getattr(spec.limits, "note", "")):
             if note:
                 rows.append(f"| {spec.title} | note | | {note} |")
     return "\n".join(rows)
-
-
-DPAP_MARKER = "<!-- dpap-options -->"
-DPAP_CONFIG = ROOT / "spikeship" / "train" / "pruners" / "dpap_config.py"
 
 
 def _dpap_fields(source: str) -> tuple[list[tuple[str, Any, str]], dict[str, dict]]:
@@ -210,3 +162,49 @@ def dpap_options_table() -> str:
             values.append("" if v == "" else f"`{v}`")
         rows.append(f"| `{name}` | " + " | ".join(values) + f" | {comment.replace('|', '&#124;')} |")
     return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ mkdocs events
+
+def on_config(config, **kwargs):
+    pages = _results_pages(config["docs_dir"])
+    nav = config.get("nav") or []
+    for i, entry in enumerate(nav):
+        if isinstance(entry, dict) and "Results" in entry and pages:
+            nav[i] = {"Results": [{"Overview": entry["Results"]}]
+                      + [{title: path} for title, path in pages if path != "results/index.md"]}
+    return config
+
+
+def on_page_markdown(markdown, page, config, **kwargs):
+    markdown = INCLUDE.sub(_include, markdown)
+    if CHIP_MARKER in markdown:
+        markdown = markdown.replace(CHIP_MARKER, chip_constants_table())
+    if DPAP_MARKER in markdown:
+        markdown = markdown.replace(DPAP_MARKER, dpap_options_table())
+    if RESULTS_MARKER not in markdown:
+        return markdown
+    pages = _results_pages(config["docs_dir"])
+    if not pages:
+        listing = "_No results page has been rendered yet._"
+    else:
+        listing = "\n".join(f"- [{title}]({path})" for title, path in pages)
+    return markdown.replace(RESULTS_MARKER, listing)
+
+
+def on_page_content(html, page, **kwargs):
+    # click >= 8.2 leaves an option without a default as a sentinel, which mkdocs-click
+    # prints by its repr; the CLI has no such value: show it as no default.
+    return html.replace("<code>Sentinel.UNSET</code>", "").replace("Sentinel.UNSET", "")
+
+
+def on_post_build(config, **kwargs):
+    src = _katex_dir()
+    if src is None:
+        log.warning("KaTeX not found (set KATEX_DIR, or `apt-get install libjs-katex`; "
+                    "`make browser` does): equations would not render")
+        return
+    dst = Path(config["site_dir"], "assets", "katex")
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, symlinks=False)
