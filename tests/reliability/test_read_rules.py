@@ -21,6 +21,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from benchmarks.reliability_read import edit_coordinates
 from spikeship.errors import ConfigError, GraphError
 from tests.reliability.conftest import expect_error
 from tests.reliability.test_untrusted import memory_cap
@@ -112,25 +113,6 @@ def test_timesteps_expanding_past_one_array_is_refused(files, capsys):
 
 
 # ---- ONNX coordinate form ------------------------------------------------------------------
-def _damage_coordinates(run, how: str) -> None:
-    """Rewrite the first coordinate-form weight of ``run/model.onnx``: a coordinate listed
-    twice (``dup``), one outside the shape (``range``), or a shape of 10^14 entries (``huge``)."""
-    m = onnx.load(run / "model.onnx")
-    inits = {t.name: t for t in m.graph.initializer}
-    base = next(n[: -len(".values")] for n in inits if n.endswith(".weight.values"))
-    idx = numpy_helper.to_array(inits[f"{base}.indices"]).copy()
-    shape = numpy_helper.to_array(inits[f"{base}.shape"]).copy()
-    if how == "dup":
-        idx[1] = idx[0]
-    elif how == "range":
-        idx[1, 0] = shape[0] + 7
-    else:
-        shape[:] = 10**7
-    for name, a in ((f"{base}.indices", idx), (f"{base}.shape", shape)):
-        inits[name].CopyFrom(numpy_helper.from_array(a, name))
-    onnx.save(m, run / "model.onnx")
-
-
 COMMANDS = {"inspect": ["inspect", "{run}/model.onnx"],
             "simulate": ["simulate", "{run}", "--target", "onnx", "--samples", "2"],
             "energy": ["energy", "{run}", "--spikes-from", "reference", "--no-lava-check"]}
@@ -145,7 +127,7 @@ def test_onnx_coordinates_checked_by_every_reader(run, capsys, command, how, mat
 
     if command == "energy":
         assert cli.main(["simulate", str(run), "--target", "reference", "--samples", "2"]) == 0
-    _damage_coordinates(run, how)
+    edit_coordinates(run, how)
     with memory_cap():
         expect_error(capsys, [a.format(run=run) for a in COMMANDS[command]], GraphError,
                      match, watch=(run,))
