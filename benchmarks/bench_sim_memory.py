@@ -9,7 +9,8 @@ simulator holds for all samples at once; bounded batches keep it flat.
 Default: the run given by ``--run`` (a trained, exported MNIST run, e.g. ``spikeship
 train --dataset mnist --limit-train 10000 --prune dpap --threads 1`` then ``spikeship
 export``), target ``loihi-emu``, samples 1,000 / 4,000 / 10,000. Writes
-``results/sim_memory.json`` (command, commit, date, machine, one row per point).
+``sim-memory.json`` (results schema; ``--results``: into ``results/``), one row per
+point.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,19 +46,16 @@ def child(run: Path, target: str, samples: int, options: dict) -> dict:
             "wall_s": wall, "accuracy": result.accuracy}
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+def main(argv: list[str] | None = None) -> None:
+    from benchmarks import common
 
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = common.parser(__doc__)
     ap.add_argument("--run", type=Path, required=True, help="trained, exported run directory")
     ap.add_argument("--targets", default="loihi-emu", help="comma-separated targets")
     ap.add_argument("--samples", default="1000,4000,10000", help="comma-separated counts")
     ap.add_argument("--option", action="append", default=[], help="KEY=JSON target option")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "sim_memory.json")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     options = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.option)}
     if args.child:
         print(json.dumps(child(args.run, args.targets, int(args.samples), options)))
@@ -67,23 +63,26 @@ def main() -> None:
     rows = []
     for target in args.targets.split(","):
         for n in (int(s) for s in args.samples.split(",")):
-            cmd = [sys.executable, __file__, "--child", "--run", str(args.run), "--targets",
-                   target, "--samples", str(n), *sum((["--option", o] for o in args.option),
-                                                     [])]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+            cmd = [sys.executable, "-m", "benchmarks.bench_sim_memory", "--child", "--run",
+                   str(args.run), "--targets", target, "--samples", str(n),
+                   *sum((["--option", o] for o in args.option), [])]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT,
                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"{target:10} {n:6d} samples: peak {rows[-1]['peak_rss_mb']:8.0f} MB "
-                  f"(inputs {rows[-1]['inputs_mb']:.0f} MB), {rows[-1]['wall_s']:.1f} s")
-    doc = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
-           "commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain")),
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "python": platform.python_version()},
-           "run": str(args.run), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {args.out}")
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row["options"] = json.dumps(row["options"])
+            rows.append(row)
+            print(f"{target:10} {n:6d} samples: peak {row['peak_rss_mb']:8.0f} MB "
+                  f"(inputs {row['inputs_mb']:.0f} MB), {row['wall_s']:.1f} s", flush=True)
+    summary = {f"{t} peak MB": {str(r["samples"]): r["peak_rss_mb"]
+                                for r in rows if r["target"] == t}
+               for t in sorted({r["target"] for r in rows})}
+    common.write_result(
+        args, name="sim-memory", module="benchmarks.bench_sim_memory", argv=argv,
+        topic="reliability", title="Peak memory of a simulator against the test samples",
+        description="Peak resident memory (ru_maxrss) of one process that loads the run's "
+                    "test split and runs the target on it, per number of samples; the "
+                    "inputs' own size beside it.",
+        rows=rows, summary=summary, config={"run": common.relative(str(args.run))})
 
 
 if __name__ == "__main__":

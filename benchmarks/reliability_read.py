@@ -10,32 +10,28 @@ the input is valid (``expect="ok"``). The FIFO case runs in a subprocess with a 
 (a read would block). The process's address space is capped (current + 4 GiB), so a
 reader that allocates what a file declares fails instead of filling the machine.
 
-Writes ``results/reliability-read.json``: command, commit, date, machine, every case
-(class, name, argv, exit code, message, good) and per class tried / good / bad.
+Writes ``reliability-read.json`` (results schema; ``--results``: into ``results/``): every
+case (class, name, exit code, message, good) and per class tried / good / bad.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
 import nir
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 CASES: list[tuple[int, str, str, Callable[[Path, Path], list]]] = []
 
 
@@ -151,7 +147,7 @@ def _(d, base):
     return standalone(d, x=d / "e.npy")
 
 
-@case(2, "--input a symlink to /dev/zero")
+@case(2, "--input a symlink to the zero device")
 def _(d, base):
     (d / "z.npy").symlink_to("/dev/zero")
     return standalone(d, x=d / "z.npy")
@@ -388,10 +384,10 @@ def judge(expect: str, rc: int, err: str) -> bool:
         and lines[0].startswith("spikeship: error: ")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "reliability-read.json")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    from benchmarks import common
+
+    args = common.parser(__doc__).parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
@@ -400,35 +396,37 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="reliability-read-") as tmp:
         base = base_run(Path(tmp))
-        resource.setrlimit(resource.RLIMIT_AS, (vsize + (4 << 30) + (2 << 30),
-                                                resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_AS, (vsize + (6 << 30), resource.RLIM_INFINITY))
         for i, (cls, name, expect, make) in enumerate(CASES):
             d = Path(tmp) / f"case{i}"
             d.mkdir()
-            argv = make(d, base)
-            rc, err = run_case(argv)
+            argv_case = make(d, base)
+            rc, err = run_case(argv_case)
             good = judge(expect, rc, err)
-            line = (err.strip().splitlines() or [""])[-1][:300]
-            rows.append({"class": cls, "case": name, "expect": expect,
-                         "argv": [str(a).replace(tmp, "TMP")[:120] for a in argv],
-                         "exit_code": rc, "message": line.replace(tmp, "TMP"), "good": good})
+            line = _anonymous((err.strip().splitlines() or [""])[-1][:200], tmp)
+            rows.append({"class": cls, "case": name, "expect": expect, "exit_code": rc,
+                         "good": good, "message": line,
+                         "command": _anonymous(" ".join(str(a)[:60] for a in argv_case), tmp)})
             print(f"[{'good' if good else 'BAD '}] class {cls} {name}: exit {rc} {line[:90]}")
-    classes = sorted({r["class"] for r in rows})
-    table = {c: {"tried": sum(r["class"] == c for r in rows),
-                 "good": sum(r["class"] == c and r["good"] for r in rows),
-                 "bad": sum(r["class"] == c and not r["good"] for r in rows)} for c in classes}
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True,  # noqa: E731
-                                    text=True).stdout.strip()
-    doc = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
-           "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "python": platform.python_version()},
-           "by_class": table, "cases": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(json.dumps(table))
-    print(f"wrote {args.out}")
+    summary = {f"class {c}": {"tried": sum(r["class"] == c for r in rows),
+                              "good": sum(r["class"] == c and r["good"] for r in rows),
+                              "bad": sum(r["class"] == c and not r["good"] for r in rows)}
+               for c in sorted({r["class"] for r in rows})}
+    common.write_result(
+        args, name="reliability-read", module="benchmarks.reliability_read", argv=argv,
+        topic="reliability", title="Hostile inputs: reading, values, named errors",
+        description="Each case is a damaged or absurd file or flag handed to the real command "
+                    "(classes: 2 sizes and file kinds, 3 values checked for meaning, 4 named "
+                    "errors instead of internal errors). Good: a one-line named error (never "
+                    "exit 70 or 130), or exit 0 for valid input.",
+        rows=rows, summary=summary)
+
+
+def _anonymous(text: str, tmp: str) -> str:
+    """``text`` without the temporary folder's or any other absolute path."""
+    import re
+
+    return re.sub(r"(?<![\w.>])/[\w.-]+(?:/[\w.-]+)+", "<path>", text.replace(tmp, "<tmp>"))
 
 
 if __name__ == "__main__":
