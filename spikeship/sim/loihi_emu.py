@@ -192,7 +192,7 @@ class LoihiEmulator:
         # What the host sends, block by block as the Lava runner computes it (see
         # spikeship.targets.loihi.host.injected): the same integers for any batch size,
         # and only one block of host current held at a time.
-        streams, streams_s, saturated = _HostStreams(self, x), 0.0, 0
+        streams, streams_s, saturated = lava_host.BlockStreams(dep, x, self._streams), 0.0, 0
         t1 = time.perf_counter()
         prog, task = _progress(progress, n, f"{TARGET} ({n} samples)")
         with prog:
@@ -291,31 +291,6 @@ class LoihiEmulator:
         keep = set(rec_s) | set(self.dep.output_populations())
         return {"counts": {k: s.sum(dim=(0, 1)) for k, s in spikes.items()},
                 "spikes": {k: spikes[k] for k in keep}, "v": volts}
-
-
-class _HostStreams:
-    """The host's streams of ``x``'s samples ``[a, b)``, computed in the blocks of
-    :func:`spikeship.targets.loihi.host.host_block` from sample 0 on (as the Lava runner
-    computes them); the last block is kept for the next call (batches go forward)."""
-
-    def __init__(self, emu: LoihiEmulator, x: np.ndarray):
-        self.emu, self.x = emu, x
-        self.block = lava_host.host_block(emu.dep, int(x.shape[1]))
-        self.k0, self.cur = -1, {}
-
-    def get(self, a: int, b: int) -> tuple[dict[str, np.ndarray], int]:
-        parts: dict[str, list[np.ndarray]] = {}
-        saturated = 0
-        for k0 in range(a - a % self.block, b, self.block):
-            if k0 != self.k0:
-                self.cur = {}                     # one block held at a time
-                self.cur, sat = self.emu._streams(self.x[k0:k0 + self.block])
-                self.k0, saturated = k0, saturated + sat
-            lo, hi = max(a, k0) - k0, min(b, k0 + self.block) - k0
-            for k, v in self.cur.items():
-                parts.setdefault(k, []).append(v[lo:hi])
-        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}, \
-            saturated
 
 
 @contextlib.contextmanager

@@ -95,6 +95,32 @@ def injected(dep: Deployment, inputs: np.ndarray) -> tuple[dict[str, np.ndarray]
     return out, saturated
 
 
+class BlockStreams:
+    """What the host sends for samples ``[a, b)`` of ``x``, computed by ``fn`` (inputs
+    ``(n, T, ...)`` -> (per source ``(n, T, *shape)``, saturated count)) in the blocks of
+    :func:`host_block` from sample 0 on; one block is held, for the next call (runs go
+    forward), so memory does not grow with the samples."""
+
+    def __init__(self, dep: Deployment, x: np.ndarray, fn):
+        self.x, self.fn = x, fn
+        self.block = host_block(dep, int(x.shape[1]))
+        self.k0, self.cur = -1, {}
+
+    def get(self, a: int, b: int) -> tuple[dict[str, np.ndarray], int]:
+        parts: dict[str, list[np.ndarray]] = {}
+        saturated = 0
+        for k0 in range(a - a % self.block, b, self.block):
+            if k0 != self.k0:
+                self.cur = {}                     # one block held at a time
+                self.cur, sat = self.fn(self.x[k0:k0 + self.block])
+                self.k0, saturated = k0, saturated + sat
+            lo, hi = max(a, k0) - k0, min(b, k0 + self.block) - k0
+            for k, v in self.cur.items():
+                parts.setdefault(k, []).append(v[lo:hi])
+        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}, \
+            saturated
+
+
 def _injected_block(dep: Deployment, x: np.ndarray, block: int
                     ) -> tuple[dict[str, np.ndarray], int]:
     """:func:`injected` of at most ``block`` samples, evaluated as a full block."""
