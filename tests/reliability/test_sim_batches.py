@@ -43,7 +43,7 @@ def test_emulator_identical_for_batch_sizes_1_7_and_all(monkeypatch):
 
 
 def test_host_current_of_a_block_aligned_slice_equals_the_whole():
-    """What the Lava runner sends (all samples at once) equals the emulator's blocks."""
+    """The current of samples from a block boundary on equals that of the whole run."""
     img = np.random.default_rng(9).random((150, 1, 1, 5, 5)).astype(np.float32)
     x = np.repeat(img, 4, axis=1)
     dep = fixed(direct_net(), x)
