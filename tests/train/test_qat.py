@@ -100,8 +100,8 @@ def test_qat_run_resumes_exactly(tmp_path):
     from spikeship.train.config import TrainConfig
     from tests.train.fixture_pruners import assert_exact_resume
 
-    cfg = TrainConfig(model="dpap-mnist", epochs=2, batch_size=64, limit_train=200,
-                      limit_test=50, qat=True, prune="l1-filter",
+    cfg = TrainConfig(model="dpap-mnist", epochs=2, batch_size=64, limit_train=100,
+                      limit_test=30, timesteps=2, qat=True, prune="l1-filter",
                       prune_options={"start": 1, "end": 1, "layers": "3:0.5"})
     ck = assert_exact_resume(cfg, tmp_path)
     m = _mantissas(ck.model[7].weight.detach())
@@ -109,8 +109,9 @@ def test_qat_run_resumes_exactly(tmp_path):
 
 
 def _train_stop(out, *extra, stop=None):
-    args = ["train", "--out", str(out), "--epochs", "3", "--limit-train", "200",
-            "--limit-test", "60", "--no-progress", "--threads", "1", *extra]
+    args = ["train", "--out", str(out), "--epochs", "3", "--limit-train", "100",
+            "--limit-test", "30", "--timesteps", "2", "--no-progress", "--threads", "1",
+            *extra]
     if stop:
         args += ["--stop-after", str(stop)]
     assert cli.main(args) == 0
