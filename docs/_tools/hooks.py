@@ -44,11 +44,18 @@ def _katex_dir() -> Path | None:
 
 
 def _results_pages(docs_dir: str) -> list[tuple[str, str]]:
-    """(title, path relative to docs/) of every rendered results page, sorted by path."""
+    """(title, path relative to docs/) of every rendered results page: in the order the
+    results overview (``results/index.md``) links them, then the others by name."""
+    folder = Path(docs_dir, "results")
+    index = folder / "index.md"
+    linked = re.findall(r"\]\(([\w.-]+\.md)\)", index.read_text(encoding="utf-8")) \
+        if index.is_file() else []
+    pages = sorted(folder.glob("*.md"), key=lambda p: (p.name not in linked,
+                                                        linked.index(p.name) if p.name in linked else 0,
+                                                        p.name))
     out = []
-    for page in sorted(Path(docs_dir, "results").glob("*.md")):
-        text = page.read_text(encoding="utf-8")
-        m = re.search(r"^#\s+(.+)$", text, flags=re.M)
+    for page in pages:
+        m = re.search(r"^#\s+(.+)$", page.read_text(encoding="utf-8"), flags=re.M)
         out.append((m.group(1).strip() if m else page.stem, f"results/{page.name}"))
     return out
 
