@@ -56,6 +56,14 @@ def test_strict_build_has_every_page(site):
         assert f"spikeship {command}" in cli, command
 
 
+def test_the_site_loads_nothing_from_elsewhere(site):
+    """No script, stylesheet or font from another host (KaTeX and fonts are local)."""
+    external = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"')
+    for page in site.rglob("*.html"):
+        found = external.findall(page.read_text(encoding="utf-8"))
+        assert not found, (page.relative_to(site), found[:2])
+
+
 def test_sphinx_roles_became_links(site):
     """No ``:class:`...``` is left in the API reference; the roles are now links."""
     html = (site / "reference/modules.html").read_text(encoding="utf-8")
