@@ -226,11 +226,12 @@ def rockpool_graphs():
         net = make()
         _scale(net, gain)
         x = _inputs((DENSE_IN,))
+        dropped = "; LIFTorch.w_rec is not written (the file has no loop)" if "rec" in name else ""
         yield name, (lambda net=net: to_nir(net)), (lambda net=net, x=x: run(net, x)), x, {
             "dt_s": 1e-3, "convention": "rockpool",
             "producer_means": "dt = 1e-3 s, not written; exponential decays exp(-dt/tau); "
                               "synaptic input added as it is (w_in = 1 written); spikes "
-                              "floor(v/threshold) per step with reset by subtraction",
+                              "floor(v/threshold) per step with reset by subtraction" + dropped,
             "versions": _versions("rockpool")}
 
 
