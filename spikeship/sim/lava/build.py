@@ -157,7 +157,7 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
         if s.flatten_source and s.kind != "conv":
             port = port.transpose(list(range(len(s.source_shape) - 1, -1, -1))).flatten()
         port.connect(proc.s_in)
-        proc.a_out.connect(pops[s.target].a_in)
+        _into(proc, s, dep.population(s.target).lava_shape).connect(pops[s.target].a_in)
         if s.source == SOURCE_CONST:   # the constant is there from step 1, as a bias would be
             proc.a_buff.init = np.asarray(s.weights).sum(axis=1).astype(dtype)
         if s.recurrent:
@@ -174,6 +174,17 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
             monitors[name].probe(pops[name].v, total_steps)
     return LavaNetwork(dep, timesteps, chunk_steps, io_dir, sources, syns, pops, sinks, const,
                        resets, monitors)
+
+
+def _into(proc, s, lava_shape):
+    """The synapse's output port shaped as its target population. A Dense/Sparse writes a
+    flat vector in NIR's C order of ``(C, H, W)``; a conv population is ``(W, H, C)`` in
+    Lava: reshape to the NIR shape, then reverse the axes (a CubaLIF's constant bias
+    current into a conv population used to fail here: "Shapes (256,) and (8, 8, 4)")."""
+    if s.kind == "conv" or len(lava_shape) < 2:
+        return proc.a_out
+    nd = len(lava_shape)
+    return proc.a_out.reshape(tuple(reversed(lava_shape))).transpose(list(range(nd - 1, -1, -1)))
 
 
 def _synapse(L, s, fixed: bool):
