@@ -90,7 +90,7 @@ def neurobench_synops(graph: nir.NIRGraph, rep: SynopsReport, pool_nonzero: dict
                 "explanation": EXPLANATION}
     total = sum(v["ops"] for v in per_layer.values())
     ours = (spikeship or rep).total("synops_effective")
-    return {"available": True, "source": source, "layers": per_layer,
+    return {"available": True, "source": source, "samples": samples, "layers": per_layer,
             "total_ops_per_sample": total, "spikeship_total_ops_per_sample": ours,
             "spikeship_over_neurobench": ours / total if total else None,
             "explanation": EXPLANATION}
