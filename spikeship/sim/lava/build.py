@@ -36,8 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from spikeship.errors import ConfigError, GraphError
+from spikeship.errors import ConfigError, GraphError, RuleError
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
+
+# Lava processes one NIR population may be split into (groups of equal time constants,
+# targets/loihi/tau_groups.py). Each group is a LIFReset process with its own sink and
+# synapses, compiled and run by its own Lava worker; the per-process cost is measured by
+# tools/lava_process_cost.py (results/lava_process_cost.json).
+MAX_PROCESSES_PER_POPULATION = 16
 
 
 def _lava():
@@ -127,6 +133,7 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
     if timesteps < 1 or chunk_steps < 1:
         raise ConfigError("timesteps and chunk_steps must be >= 1")
     io_dir = Path(io_dir)
+    _check_process_count(dep)
     fixed, dtype = dep.precision == "fixed", _dtype(dep)
     pops, sinks, sources, syns, resets, const = {}, {}, {}, {}, [], None
     for p in dep.populations:
@@ -174,6 +181,17 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
             monitors[name].probe(pops[name].v, total_steps)
     return LavaNetwork(dep, timesteps, chunk_steps, io_dir, sources, syns, pops, sinks, const,
                        resets, monitors)
+
+
+def _check_process_count(dep: Deployment) -> None:
+    for name, (_, groups) in (dep.groups or {}).items():
+        if len(groups) > MAX_PROCESSES_PER_POPULATION:
+            raise RuleError(
+                f"population {name!r}: {len(groups)} distinct time constants would start "
+                f"{len(groups)} Lava processes (limit {MAX_PROCESSES_PER_POPULATION}; each "
+                f"adds the cost measured in results/lava_process_cost.json): use fewer "
+                f"distinct tau values, lava-fixed (equal quantised decays share a process) "
+                f"or the loihi-emu target")
 
 
 def _into(proc, s, lava_shape):
