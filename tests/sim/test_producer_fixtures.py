@@ -166,3 +166,15 @@ def test_convention_error_is_a_graph_error():
     from spikeship.errors import GraphError
 
     assert issubclass(ConventionError, GraphError)
+
+
+def test_energy_of_a_producer_file_records_its_convention(tmp_path):
+    from spikeship.energy.standalone import energy_file
+
+    x, _, _ = golden("norse/dense_lifbox")
+    np.save(tmp_path / "x.npy", x)
+    doc, out = energy_file(FIXTURES / "norse/dense_lifbox.nir", input_path=tmp_path / "x.npy",
+                           out=tmp_path / "o", convention="norse")
+    assert doc["convention"]["convention"] == "norse"
+    assert {c["what"] for c in doc["convention"]["changes"]} >= {"metadata.dt", "tau"}
+    assert json.loads((out / "energy.json").read_text())["convention"] == doc["convention"]
