@@ -42,7 +42,7 @@ def _cpu_s() -> float:
 
 
 def _trained_run(out: Path) -> Path:
-    from spikeship.targets.export_command import export_run
+    from spikeship.targets.export import export_run
     from spikeship.train.config import TrainConfig
     from spikeship.train.trainer import train
 
@@ -63,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from spikeship.sim import loihi_emu
-    from spikeship.sim.command import test_split
+    from spikeship.sim.simulate import test_split
     from spikeship.targets.loihi.deploy import deployment_for, load_graph
     from spikeship.sim.lava.run import run_deployment
 

@@ -466,7 +466,7 @@ def fresh_onnx(run_dir: Path, out_dir: Path) -> tuple[Path, dict[str, int], Path
     file of its :func:`synapse_chain`."""
     from spikeship.errors import SpikeshipError
     from spikeship.export.onnx_export import to_onnx, write_onnx
-    from spikeship.targets.export_command import load_deployable
+    from spikeship.targets.export import load_deployable
 
     try:
         _, config, net = load_deployable(run_dir)     # what `spikeship export` writes

@@ -151,7 +151,7 @@ def test_synapse_chain_is_the_graph_without_its_neurons(bench, runs, tmp_path):
     ops = {n.op_type for n in chain.graph.node}
     assert "AveragePool" in ops and not ops & {"Greater", "Cast", "Sub"}
     from spikeship.export.surgery import FlattenLayer, PoolLayer, SynapseLayer
-    from spikeship.targets.export_command import load_deployable
+    from spikeship.targets.export import load_deployable
 
     net = load_deployable(pruned)[2]
     x = (np.random.default_rng(1).random((3, *net.input_shape)) < 0.4).astype(np.float32)
@@ -179,7 +179,7 @@ def test_each_synapse_node_alone_computes_its_layer(bench, runs, tmp_path):
     import torch
 
     from spikeship.export.surgery import SynapseLayer
-    from spikeship.targets.export_command import load_deployable
+    from spikeship.targets.export import load_deployable
 
     _, pruned = runs
     _, config, net = load_deployable(pruned)

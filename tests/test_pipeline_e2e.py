@@ -6,7 +6,8 @@ import re
 import pytest
 
 from spikeship import cli
-from spikeship.pipeline import PipelineConfig, run_pipeline
+from spikeship.pipeline.config import PipelineConfig
+from spikeship.pipeline.run import run_pipeline
 
 ARTIFACTS = ["config.json", "metrics.jsonl", "summary.json", "checkpoint/meta.json",
              "checkpoint/tensors.safetensors", "model.nir", "model.onnx", "model.net",

@@ -11,17 +11,17 @@ read with (:mod:`spikeship.nir.conventions`) and its record are copied into
 
 from __future__ import annotations
 
+import json
+
+from spikeship.energy.report import estimate, write_energy
+from spikeship.sim.standalone import simulate_file
+
 
 def energy_file(file, *, input_path, labels_path=None, dt_s=None, timesteps=None, out=None,
                 spikes_from: str = "reference", hardware: str = "loihi",
                 options: dict | None = None, convention: str = "nir"):
     """Simulate ``file`` on ``spikes_from`` (and the reference), build and write its
     ``energy.json``. Returns ``(doc, out)``."""
-    import json
-
-    from spikeship.energy.report import estimate, write_energy
-    from spikeship.sim.standalone import simulate_file
-
     _, out = simulate_file(file, spikes_from, input_path=input_path, labels_path=labels_path,
                            dt_s=dt_s, timesteps=timesteps, out=out, options=options,
                            convention=convention)

@@ -5,8 +5,7 @@
 - ``tensors.safetensors``: ``model/<state key>`` (weights, masks already applied),
   ``mask/<weight|units>.<layer>`` (:meth:`MaskSet.state`, uint8), ``optim/<i>/<key>``
   (AdamW moments and step of parameter ``i``), ``pruner/<key>`` (the pruner's
-  tensors), ``teacher/outputs`` (a distilling run's teacher outputs per training
-  sample, once taken) and ``rng/torch``, ``rng/numpy`` (random-generator states as uint8).
+  tensors) and ``rng/torch``, ``rng/numpy`` (random-generator states as uint8).
 - ``meta.json`` (written last): ``format_version``, ``spec`` (:meth:`ModelSpec.to_json`),
   ``config``, ``epoch``, ``scheduler``, ``optimizer`` (param groups and scalar state),
   ``pruner`` (name and JSON meta), ``rng`` (the JSON parts), ``metrics`` (every epoch
@@ -99,7 +98,7 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, spec: Model
                     metrics: list[dict[str, Any]] | None = None,
                     extra: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``run_dir/checkpoint/`` atomically (see the module docstring); return its path.
-    ``extra``: more tensors, named ``group/name`` (e.g. ``teacher/outputs``)."""
+    ``extra``: more tensors, named ``group/name``."""
     run_dir = Path(run_dir)
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():

@@ -52,7 +52,7 @@ def loud_hidden(model):
 
 def measured(cls, opts, prepare=None, seed=0):
     """A pruner attached to the tiny net, with one training batch measured by the fast
-    engine (hooks bypassed: the input reaches the meter through ``record_input``)."""
+    engine (hooks bypassed: the input reaches the meter through ``engine_inputs``)."""
     model, masks, layers = tiny(seed)
     loud_hidden(model)
     if prepare is not None:
@@ -62,7 +62,7 @@ def measured(cls, opts, prepare=None, seed=0):
     model.train()
     with torch.no_grad():
         multistep.run(model, sparse_input(), T, layers=layers,
-                      inputs=pr.record_input if pr.wants_inputs else None)
+                      inputs=pr.engine_inputs())
     pr.after_batch()
     return pr, model, masks
 
@@ -155,7 +155,7 @@ def test_pq_neuron_rewires_the_neuron_on_busy_inputs_more_and_drops_busy_synapse
 def test_params_default_has_no_meter_and_is_unchanged():
     pr_default, _, m_default = measured(PQNeuronPruner, {})
     pr_params, _, m_params = measured(PQNeuronPruner, {"objective": "params"})
-    assert pr_default.meter is None and not pr_default.wants_inputs
+    assert pr_default.meter is None and pr_default.engine_inputs() is None
     pr_default.end_epoch(1)
     pr_params.end_epoch(1)
     for n in ("1", "3"):

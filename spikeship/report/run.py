@@ -1,25 +1,12 @@
-"""``spikeship report RUN_DIR``: plots, report.md and a self-contained report.html."""
+"""A run's report: plots, report.md and a self-contained report.html (``spikeship report``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import click
-
 from spikeship.errors import RunDirError
+from spikeship.report.report import build_report
 from spikeship.safeopen import read_text
-
-
-@click.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--baseline", type=click.Path(path_type=Path), default=None,
-              help="Dense baseline run directory (default: RUN_DIR/baseline if it exists).")
-@click.option("--comparison", type=click.Path(path_type=Path), default=None,
-              help="A Markdown comparison table (from `spikeship compare`) to include.")
-def report(run_dir: Path, baseline: Path | None, comparison: Path | None) -> None:
-    """Write plots/*.png, report.md and report.html for RUN_DIR."""
-    out = report_run(run_dir, baseline, comparison)
-    click.echo(f"report: {out['html']} ({len(out) - 2} plots)")
 
 
 def report_run(run_dir: str | Path, baseline: str | Path | None = None,
@@ -31,7 +18,5 @@ def report_run(run_dir: str | Path, baseline: str | Path | None = None,
         baseline = run_dir / "baseline"
     if comparison is None and (run_dir / "comparison.md").exists():
         comparison = run_dir / "comparison.md"
-    from spikeship.report.report import build_report
-
     table = read_text(comparison, "comparison table", RunDirError) if comparison else None
     return build_report(run_dir, None if baseline is None else Path(baseline), table)

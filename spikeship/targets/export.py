@@ -1,4 +1,4 @@
-"""``spikeship export RUN_DIR [--formats nir,onnx,netx]``: checkpoint -> deployable files.
+"""Checkpoint -> deployable files (``spikeship export RUN_DIR [--formats nir,onnx,netx]``).
 
 Writes ``model.nir``, ``model.onnx`` and the chip formats of the chip registry
 (:func:`spikeship.targets.registry.writers`: ``model.net``, Loihi's netx) into the run
@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 from pathlib import Path
 
-import click
-
-from spikeship.errors import CheckpointError, ConfigError, ExportError, RunDirError
-from spikeship.targets import registry as chips
+from spikeship import ranges
+from spikeship.errors import (CheckpointError, ConfigError, ExportError, RunDirError,
+                              SpikeshipError)
+from spikeship.export.nir_export import to_nir, write_nir
+from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
+from spikeship.export.surgery import build_deployable, shape_table
+from spikeship.io import atomic_path, write_json_atomic
+from spikeship.nir.read import read_nir
 from spikeship.runlock import writes_run_dir
+from spikeship.safeopen import load_onnx
+from spikeship.targets import registry as chips
+from spikeship.targets.loihi.netx_read import read_deployment
+from spikeship.train.checkpoint import load_checkpoint
 
 FORMATS = ("nir", "onnx", *chips.writers())      # format-neutral writers, then the chips'
 FRAME_DATASETS = ("digits-events", "nmnist", "dvs-gesture")
@@ -36,11 +45,6 @@ def load_deployable(run_dir: Path, dt_s: float = 1e-3):
     """``run_dir``'s checkpoint, its configuration (``timesteps`` defaulted to 8 and
     checked, ``encoding`` resolved) and the deployable network every format is written
     from. Returns ``(checkpoint, config, net)``."""
-    from spikeship.export.surgery import build_deployable
-    from spikeship.train.checkpoint import load_checkpoint
-
-    from spikeship import ranges
-
     ck = load_checkpoint(run_dir)
     config = dict(ck.config)
     config.setdefault("timesteps", 8)
@@ -60,12 +64,6 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     ``netx_optional``: a graph netx cannot express (recurrent, ...) is skipped with a
     note instead of failing the whole export (the default format list of the CLI).
     """
-    from spikeship.export.nir_export import to_nir, write_nir
-    from spikeship.export.surgery import shape_table
-    from spikeship.io import atomic_path, write_json_atomic
-
-    from spikeship import ranges
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"no run directory at {run_dir}")
@@ -75,53 +73,20 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
         raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
     ck, config, net = load_deployable(run_dir, dt_s)
     graph = to_nir(net)
-    onnx_model, notes = None, []
-    for layer, silent in net.removed_silent.items():
-        notes.append(f"{layer}: {len(silent)} unit(s) without any synapse left, whose bias "
-                     "alone never reaches the threshold, removed (they never fire)")
+    notes = [f"{layer}: {len(silent)} unit(s) without any synapse left, whose bias alone "
+             "never reaches the threshold, removed (they never fire)"
+             for layer, silent in net.removed_silent.items()]
+    onnx_model = None
     if "onnx" in formats:
-        from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
-
         onnx_model = to_onnx(net, mode=onnx_mode, timesteps=config["timesteps"])
         notes.append(f"onnx: mode {onnx_mode}, opset {OPSET}, IR version {IR_VERSION}")
-    writer = chips.writer("netx") if "netx" in formats else None
-    netx_tmp = None
-    if writer is not None:
-        # netx first, into a scratch file: a graph netx cannot express is an ExportError
-        # before anything is written (skipped with a note when netx is optional).
-        import tempfile
-
-        netx_tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".netx-")) / "model.net"
-        try:
-            writer(graph, netx_tmp)
-        except ExportError as e:
-            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
-            netx_tmp = None
-            if not netx_optional:
-                raise
-            notes.append(f"netx skipped: {e}")
-        except BaseException:
-            shutil.rmtree(netx_tmp.parent, ignore_errors=True)
-            raise
+    netx_tmp = _netx_first(graph, run_dir, netx_optional, notes) if "netx" in formats else None
     # All or nothing: every file goes to a temporary name first; the renames happen only
     # after every writer succeeded, so a failing format leaves the old files untouched.
-    written, tmps = {}, {}
     with contextlib.ExitStack() as stack:
         if netx_tmp is not None:     # removed last, whether the export succeeds or not
             stack.callback(shutil.rmtree, netx_tmp.parent, ignore_errors=True)
-
-        def target(key: str, name: str) -> Path:
-            written[key] = str(run_dir / name)
-            tmps[key] = stack.enter_context(atomic_path(run_dir / name))
-            return tmps[key]
-
-        if "nir" in formats or "netx" in formats:
-            write_nir(graph, target("nir", "model.nir"))
-        if onnx_model is not None:
-            write_onnx(onnx_model, target("onnx", "model.onnx"))
-        if netx_tmp is not None:
-            shutil.copyfile(netx_tmp, target("netx", "model.net"))
-        validate_written(tmps)       # read back by the readers the targets use
+        written = _write_formats(stack, run_dir, formats, graph, onnx_model, netx_tmp)
         stale = _stale(run_dir, formats, written)
         notes += [f"removed the stale {name} of an earlier export (not written this time)"
                   for name in stale]
@@ -136,12 +101,51 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
     return doc
 
 
+def _netx_first(graph, run_dir: Path, netx_optional: bool, notes: list[str]) -> Path | None:
+    """The netx file, written first into a scratch folder in ``run_dir``: a graph netx
+    cannot express is an ExportError before anything is written (skipped with a note
+    when netx is optional: then None)."""
+    writer = chips.writer("netx")
+    netx_tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".netx-")) / "model.net"
+    try:
+        writer(graph, netx_tmp)
+    except ExportError as e:
+        shutil.rmtree(netx_tmp.parent, ignore_errors=True)
+        if not netx_optional:
+            raise
+        notes.append(f"netx skipped: {e}")
+        return None
+    except BaseException:
+        shutil.rmtree(netx_tmp.parent, ignore_errors=True)
+        raise
+    return netx_tmp
+
+
+def _write_formats(stack: contextlib.ExitStack, run_dir: Path, formats: tuple[str, ...],
+                   graph, onnx_model, netx_tmp: Path | None) -> dict[str, str]:
+    """Each format to a temporary name renamed when ``stack`` closes, read back first;
+    returns format -> final path."""
+    written, tmps = {}, {}
+
+    def target(key: str, name: str) -> Path:
+        written[key] = str(run_dir / name)
+        tmps[key] = stack.enter_context(atomic_path(run_dir / name))
+        return tmps[key]
+
+    if "nir" in formats or "netx" in formats:
+        write_nir(graph, target("nir", "model.nir"))
+    if onnx_model is not None:
+        write_onnx(onnx_model, target("onnx", "model.onnx"))
+    if netx_tmp is not None:
+        shutil.copyfile(netx_tmp, target("netx", "model.net"))
+    validate_written(tmps)       # read back by the readers the targets use
+    return written
+
+
 def validate_written(tmps: dict[str, Path]) -> None:
     """Read each freshly written file (still under its temporary name) with the reader
     every later stage uses; an ExportError here leaves the previous export untouched."""
-    from spikeship.errors import SpikeshipError
-
-    readers = {"nir": _read_nir, "onnx": _read_onnx, "netx": _read_netx}
+    readers = {"nir": read_nir, "onnx": load_onnx, "netx": read_deployment}
     for key, tmp in tmps.items():
         try:
             readers[key](tmp)
@@ -150,49 +154,8 @@ def validate_written(tmps: dict[str, Path]) -> None:
                               f"previous one is kept: {e}") from e
 
 
-def _read_nir(path: Path) -> None:
-    from spikeship.nir.read import read_nir
-
-    read_nir(path)
-
-
-def _read_onnx(path: Path) -> None:
-    from spikeship.safeopen import load_onnx
-
-    load_onnx(path)
-
-
-def _read_netx(path: Path) -> None:
-    from spikeship.targets.loihi.netx_read import read_deployment
-
-    read_deployment(path)
-
-
 def _stale(run_dir: Path, formats: tuple[str, ...], written: dict[str, str]) -> list[str]:
     """Files of requested formats this export skips (netx when the graph does not fit
     it): the old file would describe another checkpoint, so it is removed."""
     return [name for fmt, name in (("netx", "model.net"), ("onnx", "model.onnx"))
             if fmt in formats and fmt not in written and (run_dir / name).exists()]
-
-
-@click.command(name="export")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--formats", default=None,
-              help="Comma-separated: nir, onnx, netx. Default: all three, netx skipped with a "
-                   "note when the graph is one netx cannot express.")
-@click.option("--dt", "dt_s", type=float, default=1e-3, show_default=True,
-              help="Time step of the exported graph, seconds.")
-@click.option("--onnx-mode", type=click.Choice(["step", "unrolled"]), default="step",
-              show_default=True, help="Stateful single-step or unrolled T-step ONNX graph.")
-def export(run_dir: Path, formats: str | None, dt_s: float, onnx_mode: str) -> None:
-    """Export RUN_DIR's checkpoint with pruned units physically removed."""
-    fmts = tuple(f.strip() for f in (formats or ",".join(FORMATS)).split(",") if f.strip())
-    doc = export_run(run_dir, fmts, dt_s=dt_s, onnx_mode=onnx_mode,
-                     netx_optional=formats is None)
-    for fmt, path in doc["formats"].items():
-        click.echo(f"{fmt:5s} {path}")
-    for note in doc["notes"]:
-        click.echo(f"note: {note}")
-    for row in doc["layers"]:
-        click.echo(f"  {row['layer']:10s} {str(tuple(row['before'])):>20s} -> "
-                   f"{str(tuple(row['after'])):<20s} synapses {row['synapses']}")

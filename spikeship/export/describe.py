@@ -1,4 +1,4 @@
-"""``spikeship inspect FILE``: what a ``.nir`` / ``.onnx`` / ``.net`` file holds.
+"""What a ``.nir`` / ``.onnx`` / ``.net`` file holds (``spikeship inspect FILE``).
 
 Per layer: type, input and output shape, synapses (weight entries), non-zero weights
 and sparsity (``1 - nonzero / entries``), neurons. A NIR file is read and validated
@@ -8,14 +8,17 @@ and op counts); a lava-dl netx ``.net`` file (HDF5) is walked generically with h
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
-import click
+import h5py
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from spikeship.errors import GraphError
+from spikeship.nir.read import H5_ERRORS, NEURONS, Limits, read_nir
+from spikeship.safeopen import load_onnx, open_hdf5
 
 
 def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
@@ -25,8 +28,6 @@ def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
 
 
 def describe_nir(path: Path) -> dict:
-    from spikeship.nir.read import NEURONS, read_nir
-
     g = read_nir(path)
     rows = []
     for n in g.order:
@@ -50,12 +51,6 @@ def describe_nir(path: Path) -> dict:
 
 
 def describe_onnx(path: Path, limits=None) -> dict:
-    import onnx
-    from onnx import numpy_helper
-
-    from spikeship.nir.read import Limits
-    from spikeship.safeopen import load_onnx
-
     limits = limits or Limits()
     model = load_onnx(path, ops=None)     # any operator may be shown; no external data
     if not model.graph.node:
@@ -122,12 +117,6 @@ def _dense_from_coordinates(path: Path, base: str, arrays: dict, limits) -> np.n
 
 
 def describe_h5(path: Path, limits=None) -> dict:
-    import h5py
-
-    from spikeship.nir.read import H5_ERRORS, Limits
-
-    from spikeship.safeopen import open_hdf5
-
     limits = limits or Limits()
     with open_hdf5(path, "HDF5 (netx) file"):   # regular file, size, links, filters, storage
         pass
@@ -198,39 +187,3 @@ def describe_file(path: str | Path) -> dict:
     if suffix in (".net", ".h5", ".hdf5"):
         return describe_h5(path)
     raise GraphError(f"{path}: unknown file type {suffix!r} (expected .nir, .onnx or .net)")
-
-
-@click.command(name="inspect")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def inspect(file: Path, as_json: bool) -> None:
-    """Show the layers, shapes, synapse counts and sparsity of FILE."""
-    show(describe_file(file), as_json)
-
-
-def show(d: dict, as_json: bool = False) -> None:
-    """Print a file description (text, or JSON with ``as_json``)."""
-    if as_json:
-        click.echo(json.dumps(d, indent=2, default=str))
-        return
-    click.echo(f"{d['file']}  [{d['format']}]")
-    for key in ("ir_version", "opset", "dt_s", "metadata", "ops"):
-        if d.get(key) not in (None, {}, []):
-            click.echo(f"{key}: {d[key]}")
-    for r in d["layers"]:
-        shape = (f"{r.get('in')} -> {r.get('out')}" if "in" in r else str(r.get("shape", "")))
-        extra = ""
-        if "synapses" in r:
-            extra = (f"  weights {r['shape']} synapses {r['synapses']} nonzero {r['nonzero']} "
-                     f"sparsity {r['sparsity']:.3f}")
-        if "neurons" in r:
-            extra += f"  neurons {r['neurons']}"
-        if "value" in r:
-            extra = f"  = {r['value']}"
-        elif r["type"] == "array":
-            extra = "  array"
-        click.echo(f"  {r['name']:14s} {r['type']:10s} {shape}{extra}")
-    if "importable" in d:
-        click.echo(f"spikeship import: {'yes' if d['importable'] is True else d['importable']}")
-    click.echo(f"total: synapses {d['synapses_total']}, nonzero {d['nonzero_total']}, "
-               f"neurons {d['neurons_total']}, sparsity {d['sparsity']:.3f}")

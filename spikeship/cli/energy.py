@@ -1,14 +1,8 @@
-"""``spikeship energy RUN_DIR``: synops, energy per chip, cores, vanish check -> energy.json.
+"""``spikeship energy``: the click shell over :func:`spikeship.energy`.
 
 Exit code: 0 when the vanish check passes (or there is no checkpoint to compare
 with), non-zero (:class:`~spikeship.errors.VanishCheckError`) when a pruned synapse
 or unit is found in any deployed artifact; ``energy.json`` is written either way.
-
-What is judged is what is deployed: zeros a format must store although the deployed
-network is clean (netx's dense arrays, when the network lava-dl loads from the file
-with sparse FC layers holds none; pruned taps inside kept conv kernels, which Lava's
-Conv cannot leave out) are reported as *stored zeros* (count, and share of the conv
-synapses) and do not fail the check; ``--strict`` fails on them too.
 """
 
 from __future__ import annotations
@@ -17,39 +11,17 @@ from pathlib import Path
 
 import click
 
-from spikeship.errors import ConfigError, VanishCheckError
-from spikeship.sim import standalone
+from spikeship import api
+from spikeship.cli._options import file_options
+from spikeship.errors import VanishCheckError
 from spikeship.sim.registry import names as simulator_names
 from spikeship.targets.registry import CHIPS
-from spikeship.runlock import writes_run_dir
-
 
 
 def _fmt(x) -> str:
     if x is None:
         return "n/a"
     return f"{x:,.1f}" if abs(x) < 1e6 else f"{x:.3e}"
-
-
-@writes_run_dir("run_dir", "energy")
-def energy_run(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str | None = None,
-               assume_rate: float | None = None, check_lava: bool = True,
-               allow_zeros: tuple[str, ...] = (), fail_on_vanish: bool = True,
-               strict: bool = False) -> tuple[dict, Path]:
-    """Write ``energy.json`` for ``run_dir``; returns (document, path). Raises
-    :class:`VanishCheckError` (after writing) when a pruned synapse or unit is found in a
-    deployed artifact, unless ``fail_on_vanish`` is false."""
-    from spikeship.energy.report import estimate, write_energy
-
-    if spikes_from is not None and assume_rate is not None:
-        raise ConfigError("give either --spikes-from or --assume-rate, not both")
-    doc, van = estimate(run_dir, hardware=hardware, spikes_from=spikes_from,
-                        assume_rate=assume_rate, check_lava=check_lava,
-                        allow_explicit_zeros=tuple(allow_zeros), strict=strict)
-    path = write_energy(run_dir, doc)
-    if fail_on_vanish and van is not None and not van.passed:
-        raise VanishCheckError(f"vanish check failed: {van.summary()} (details in {path})")
-    return doc, path
 
 
 @click.command("energy")
@@ -73,7 +45,7 @@ def energy_run(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str
               help="Fail on every pruned synapse stored as a zero, also where the format "
                    "cannot avoid it (netx's dense arrays when the network loaded sparse is "
                    "clean; taps inside conv kernels). Default: report those as stored zeros.")
-@standalone.file_options
+@file_options
 def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: float | None,
            no_lava_check: bool, allow_zeros: tuple[str, ...], strict: bool, input_path,
            labels_path, dt_s, timesteps, out) -> None:
@@ -81,20 +53,12 @@ def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: f
     and check that every pruned connection is gone from every deployed artifact. A model
     FILE (.nir, lava-dl .net) is simulated on --input first (--spikes-from, default
     reference)."""
-    if standalone.check_mode(run_dir, input_path, **{"--labels": labels_path, "--dt": dt_s,
-                                                      "--timesteps": timesteps, "--out": out}):
-        from spikeship.energy.standalone import energy_file
-
-        if assume_rate is not None:
-            raise ConfigError("--assume-rate applies to a run directory; a FILE is simulated")
-        doc, run_dir = energy_file(run_dir, input_path=input_path, labels_path=labels_path,
-                                   dt_s=dt_s, timesteps=timesteps, out=out, hardware=hardware,
-                                   spikes_from=spikes_from or "reference")
-        path = Path(run_dir) / "energy.json"
-    else:
-        doc, path = energy_run(run_dir, hardware=hardware, spikes_from=spikes_from,
-                               assume_rate=assume_rate, check_lava=not no_lava_check,
-                               allow_zeros=allow_zeros, fail_on_vanish=False, strict=strict)
+    result = api.energy(run_dir, hardware=hardware, spikes_from=spikes_from,
+                        assume_rate=assume_rate, check_lava=not no_lava_check,
+                        allow_zeros=allow_zeros, strict=strict, fail_on_vanish=False,
+                        input=input_path, labels=labels_path, dt_s=dt_s, timesteps=timesteps,
+                        out=out)
+    doc, path = result.document, result.path
     t = doc["totals_per_sample"]
     click.echo(f"spikes: {doc['spikes']['label']} ({doc['spikes']['source']}, "
                f"{doc['spikes']['samples']} samples)")

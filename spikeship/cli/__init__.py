@@ -1,8 +1,8 @@
-"""The ``spikeship`` command line.
+"""The ``spikeship`` command line: a thin click shell over :mod:`spikeship.api`.
 
-Each subcommand lives next to the code it drives (``spikeship/<pkg>/command.py``)
-and is imported only when called, so ``spikeship --help`` stays fast and a broken
-optional dependency (Lava, say) cannot break unrelated commands.
+One module per subcommand (``spikeship/cli/<command>.py``), imported only when called,
+so ``spikeship --help`` stays fast and a broken optional dependency (Lava, say) cannot
+break unrelated commands. click is imported nowhere else in spikeship.
 
 Errors from :mod:`spikeship.errors` become one line on stderr and a non-zero exit
 code (the error's ``exit_code``); ``--debug`` shows the traceback instead.
@@ -20,17 +20,17 @@ from spikeship.errors import SpikeshipError, UsageError
 
 # name -> ("module:attribute", one-line help). The attribute is a click.Command.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("spikeship.train.command:train", "Train an SNN (or its ANN twin), optionally pruning."),
-    "export": ("spikeship.targets.export_command:export", "Export a run's checkpoint to NIR, ONNX and netx."),
-    "simulate": ("spikeship.sim.command:simulate", "Run the exported graph on a target."),
-    "energy": ("spikeship.energy.command:energy", "Count synops, price them per chip, vanish check."),
-    "compare": ("spikeship.report.compare:compare", "Compare run directories in a paper-style table."),
-    "report": ("spikeship.report.command:report", "Write report.md / report.html / plots for a run."),
-    "pipeline": ("spikeship.pipeline:pipeline", "Train, export, simulate, price and report in one go."),
-    "inspect": ("spikeship.targets.inspect_command:inspect", "Show what a NIR/ONNX/netx file holds."),
-    "targets": ("spikeship.sim.targets_command:targets", "List the simulators (options, capabilities) and chips."),
-    "data": ("spikeship.data.command:data", "Fetch datasets into the data cache (mnist)."),
-    "import": ("spikeship.targets.loihi.import_command:import_", "Import a lava-dl netx file as NIR."),
+    "train": ("spikeship.cli.train:train", "Train an SNN (or its ANN twin), optionally pruning."),
+    "export": ("spikeship.cli.export:export", "Export a run's checkpoint to NIR, ONNX and netx."),
+    "simulate": ("spikeship.cli.simulate:simulate", "Run the exported graph on a target."),
+    "energy": ("spikeship.cli.energy:energy", "Count synops, price them per chip, vanish check."),
+    "compare": ("spikeship.cli.compare:compare", "Compare run directories in a paper-style table."),
+    "report": ("spikeship.cli.report:report", "Write report.md / report.html / plots for a run."),
+    "pipeline": ("spikeship.cli.pipeline:pipeline", "Train, export, simulate, price and report in one go."),
+    "inspect": ("spikeship.cli.inspect:inspect", "Show what a NIR/ONNX/netx file holds."),
+    "targets": ("spikeship.cli.targets:targets", "List the simulators (options, capabilities) and chips."),
+    "data": ("spikeship.cli.data:data", "Fetch datasets into the data cache (mnist)."),
+    "import": ("spikeship.cli.import_:import_", "Import a lava-dl netx file as NIR."),
 }
 
 
@@ -109,7 +109,3 @@ def main(argv: list[str] | None = None) -> int:
 
 # Exit code of an exception that is not a SpikeshipError (EX_SOFTWARE of sysexits.h).
 INTERNAL_ERROR_EXIT = 70
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -13,6 +13,11 @@ from pathlib import Path
 
 import click
 
+from spikeship._optional import lazy_import
+
+nir_export = lazy_import("spikeship.export.nir_export")     # loads torch
+netx_import = lazy_import("spikeship.targets.loihi.netx_import")
+
 
 @click.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
@@ -20,12 +25,9 @@ import click
               help="NIR file to write (default: FILE with suffix .nir).")
 def import_(file: Path, out: Path | None) -> None:
     """Import a lava-dl netx FILE (.net) as a NIR graph."""
-    from spikeship.export.nir_export import write_nir
-    from spikeship.targets.loihi.netx_import import netx_to_nir
-
-    graph = netx_to_nir(file)
+    graph = netx_import.netx_to_nir(file)
     out = out or file.with_suffix(".nir")
-    write_nir(graph, out)
+    nir_export.write_nir(graph, out)
     pops = [n for n, v in graph.nodes.items() if type(v).__name__ in ("LIF", "CubaLIF", "IF")]
     click.echo(f"{file}: {len(pops)} populations ({', '.join(pops)}), "
                f"dt {graph.metadata['dt']} s per step, input {graph.metadata['encoding']}")
