@@ -178,3 +178,27 @@ def test_energy_of_a_producer_file_records_its_convention(tmp_path):
     assert doc["convention"]["convention"] == "norse"
     assert {c["what"] for c in doc["convention"]["changes"]} >= {"metadata.dt", "tau"}
     assert json.loads((out / "energy.json").read_text())["convention"] == doc["convention"]
+
+
+def test_cli_convention_flag_adapts_or_refuses_by_name(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[2])}
+    x, spikes, _ = golden("norse/dense_cubalif")
+    np.save(tmp_path / "x.npy", x)
+    cmd = [sys.executable, "-m", "spikeship", "simulate", "--target", "reference",
+           "--input", str(tmp_path / "x.npy")]
+    ok = subprocess.run(cmd + [str(FIXTURES / "norse/dense_cubalif.nir"), "--convention",
+                               "norse", "--out", str(tmp_path / "n")],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    rec = json.loads((tmp_path / "n" / "standalone.json").read_text())["convention"]
+    assert rec["convention"] == "norse"
+    out = np.load(tmp_path / "n" / "simulate-reference.npz")["output_spikes"]
+    np.testing.assert_array_equal(out.reshape(spikes.shape), spikes)
+    bad = subprocess.run(cmd + [str(FIXTURES / "sinabs/dense_iaf_default.nir"), "--convention",
+                                "sinabs", "--out", str(tmp_path / "s")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode != 0 and "node '1'" in bad.stderr and "MultiSpike" in bad.stderr
