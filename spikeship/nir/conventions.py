@@ -84,9 +84,9 @@ def _cycles(graph: nir.NIRGraph) -> set[str]:
     return {n for n in graph.nodes if n in reach(n)}
 
 
-def _refuse(node: str, producer: str, what: str) -> ConventionError:
+def _refuse(node: str, producer: str, what: str, advice: str = "") -> ConventionError:
     return ConventionError(f"node {node!r}: {producer} means {what}; no spikeship simulator "
-                           f"expresses it (convention {producer!r})")
+                           f"expresses it (convention {producer!r}){advice}")
 
 
 def _dt(graph: nir.NIRGraph, convention: str, rec: ConventionRecord) -> None:
@@ -133,8 +133,9 @@ def _sinabs(graph, rec):
     for name, node in graph.nodes.items():
         if isinstance(node, nir.IF):
             raise _refuse(name, "sinabs", "IAF's default MultiSpike with MembraneSubtract "
-                          "(several spikes per step, reset by subtraction); export with "
-                          "spike_fn=SingleSpike, reset_fn=MembraneReset and run as 'nir'")
+                          "(several spikes per step, reset by subtraction)",
+                          ". An IAF exported with spike_fn=SingleSpike, "
+                          "reset_fn=MembraneReset() is NIR's IF: run it as 'nir'")
 
 
 def _rockpool(graph, rec):

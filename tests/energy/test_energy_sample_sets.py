@@ -3,8 +3,8 @@ when two blocks were counted on different spikes (issue 35: headline figures fro
 target on N samples, the neurobench block from the reference on M, unsaid)."""
 
 from spikeship.energy.report import estimate
-from spikeship.sim.command import simulate_run
-from spikeship.targets.export_command import export_run
+from spikeship.sim.simulate import simulate_run
+from spikeship.targets.export import export_run
 from tests.export.nets import make_run
 
 

@@ -10,8 +10,8 @@ import torch
 from spikeship import bench
 from spikeship._optional import require
 from spikeship.energy.report import estimate
-from spikeship.sim.command import simulate_run
-from spikeship.targets.export_command import export_run
+from spikeship.sim.simulate import simulate_run
+from spikeship.targets.export import export_run
 from spikeship.train.checkpoint import save_checkpoint
 from spikeship.train.models import ModelSpec
 from tests.export.nets import make_run
