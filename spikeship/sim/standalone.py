@@ -75,8 +75,9 @@ def with_dt(graph: nir.NIRGraph, dt_s: float | None, source: str) -> nir.NIRGrap
         kinds = sorted({type(n).__name__ for n in graph.nodes.values()} & set(NEEDS_DT))
         if kinds:
             raise ConfigError(f"{source} has no 'dt' metadata and its {', '.join(kinds)} nodes "
-                              f"need one: pass --dt SECONDS (snnTorch's export_to_nir writes "
-                              "none; its convention is dt = 1e-4 s: --dt 1e-4)")
+                              f"need one: pass --dt SECONDS, or the producer's --convention, "
+                              "which knows its dt (snnTorch's export_to_nir writes none; its "
+                              "convention is dt = 1e-4 s: --convention snntorch or --dt 1e-4)")
     return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
 
 
