@@ -27,7 +27,7 @@ import copy
 import nir
 import numpy as np
 
-from spikeship.nir.graph import meta, synaptic_layers
+from spikeship.nir.layers import meta, synaptic_layers
 from spikeship.energy.synops import SynopsReport, layer_fanout
 
 EXPLANATION = (

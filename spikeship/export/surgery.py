@@ -42,9 +42,10 @@ import torch
 from torch import nn
 
 from spikeship.errors import ExportError
-from spikeship.nir.shapes import pair
+from spikeship.nir.geometry import pair
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec
+from spikeship.train.neuron import reset_state
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,6 @@ class DeployableNet:
 
 def _shapes(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Output shape (one sample) of every module of ``model``."""
-    from spikeship.train.neuron import reset_state
-
     was_training = model.training
     model.eval()
     shapes = []

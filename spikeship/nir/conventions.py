@@ -40,7 +40,7 @@ import nir
 import numpy as np
 
 from spikeship.errors import ConfigError, ConventionError
-from spikeship.nir.normalize import Change
+from spikeship.nir.normalize import Change, normalize
 
 CONVENTIONS = ("nir", "snntorch", "norse", "sinabs", "rockpool")
 DEFAULT_DT_S = {"snntorch": 1e-4, "norse": 1e-3, "rockpool": 1e-3}
@@ -200,8 +200,6 @@ def _rp_r(node) -> np.ndarray:
 def prepare(graph: nir.NIRGraph, convention: str = "nir") -> tuple[nir.NIRGraph, dict]:
     """Normalise (:func:`spikeship.nir.normalize.normalize`), then apply ``convention``;
     the record of both, for the run's files."""
-    from spikeship.nir.normalize import normalize
-
     graph, changes = normalize(graph)
     graph, rec = apply_convention(graph, convention)
     return graph, {"normalized": [c.as_dict() for c in changes], **rec.as_dict(),

@@ -25,6 +25,7 @@ import json
 import math
 import time
 import os
+import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from torch import nn
 
 from spikeship.errors import CheckpointError, ConfigError, MaskError, RunDirError
 from spikeship.io import sha256_file, write_json_atomic
-from spikeship.safeopen import LIMITS, check_file
+from spikeship.safeopen import LIMITS, check_file, read_json
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model
 from spikeship.train.structure import LayerInfo, describe
@@ -136,8 +137,6 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, spec: Model
 
 
 def _rng_state(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    import random
-
     tensors["rng/torch"] = torch.get_rng_state()
     np_state = np.random.get_state()
     tensors["rng/numpy"] = torch.from_numpy(np_state[1].astype("<u4").view(np.uint8).copy())
@@ -149,8 +148,6 @@ def _rng_state(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def restore_rng(ckpt: Checkpoint) -> None:
     """Put the torch, numpy and Python random generators back as they were at save time."""
-    import random
-
     rng = ckpt.meta["rng"]
     torch.set_rng_state(ckpt.tensors["rng/torch"])
     keys = ckpt.tensors["rng/numpy"].numpy().view("<u4").astype(np.uint32)
@@ -218,8 +215,6 @@ def _fsync_dir(path: Path) -> None:
 # ---- reading -------------------------------------------------------------------------------
 def _read_meta(d: Path) -> dict[str, Any] | None:
     """The meta of a complete checkpoint directory, or None if ``d`` is not one."""
-    from spikeship.safeopen import read_json
-
     try:
         meta = read_json(d / META, "checkpoint metadata", CheckpointError)
     except (OSError, ValueError, CheckpointError):

@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spikeship.data import DATASETS
 from spikeship.errors import ConfigError
 from spikeship.safeopen import LIMITS, read_text
+from spikeship.train.losses import default_loss, get_loss
+from spikeship.train.models import ANN_ONLY, PRESETS
+from spikeship.train.pruners import PRUNERS, get_pruner_class
 
 DEVICES = ("cpu", "cuda", "auto")
 ENGINES = ("fast", "snntorch")
@@ -65,11 +69,6 @@ class TrainConfig:
     #                                  None: DEFAULT_QAT_EPOCHS if qat is None, else 0
 
     def __post_init__(self):
-        from spikeship.data import DATASETS
-        from spikeship.train.losses import default_loss, get_loss
-        from spikeship.train.models import ANN_ONLY, PRESETS
-        from spikeship.train.pruners import PRUNERS, get_pruner_class
-
         _choice("dataset", self.dataset, DATASETS)
         _choice("model", self.model, PRESETS)
         _choice("prune", self.prune, PRUNERS)

@@ -46,9 +46,8 @@ import numpy as np
 import torch
 
 from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
-from spikeship.errors import CheckpointError, ConfigError, ObsoleteCheckpointError, RunDirError
+from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
-from spikeship.stats import wilson_interval
 from spikeship.train import multistep
 from spikeship.runlock import writes_run_dir
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
@@ -56,16 +55,15 @@ from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_mo
 from spikeship.train.config import TrainConfig, lr_at
 from spikeship.train.distributed import SINGLE, DataParallel
 from spikeship.train.losses import get_loss, predict
-from spikeship.train.masks import MaskSet, units_hex
+from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.predictions import save_predictions
 from spikeship.train.pruners import get_pruner_class
 from spikeship.train.pruners.base import all_reduce_stats
 from spikeship.train.qat import chip_layers, put_on_grid, weights_on_grid
+from spikeship.train.record import check_resumable, check_schedule, epoch_metrics, run_summary
 from spikeship.train.structure import describe
 
-# Fields that may differ between a checkpoint's config and the one resuming it.
-RESUMABLE_CHANGES = ("epochs", "device", "engine", "eval_batch_size", "eval_every")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -201,21 +199,7 @@ class Trainer:
         ckpt = load_checkpoint(self.run_dir, device=self.device)
         if self.dp.writer:
             self.dp.barrier("waiting for rank 0 to read the checkpoint")
-        check_current(ckpt)
-        saved = TrainConfig.from_mapping(ckpt.config, source=f"{ckpt.path}/meta.json")
-        diffs = [k for k, v in saved.to_json().items()
-                 if k not in RESUMABLE_CHANGES and self.config.to_json()[k] != v]
-        if diffs:
-            k = diffs[0]
-            raise ConfigError(f"field '{k}': the run in {self.run_dir} was trained with "
-                              f"{k}={saved.to_json()[k]!r}, not {self.config.to_json()[k]!r}; "
-                              f"resume with the same settings or choose another --out")
-        if ckpt.spec != self.spec:
-            raise CheckpointError(f"checkpoint in {self.run_dir} is for {ckpt.spec}, "
-                                  f"the config builds {self.spec}")
-        if ckpt.epoch > self.config.epochs:
-            raise ConfigError(f"field 'epochs': the run already trained {ckpt.epoch} epochs, "
-                              f"more than epochs={self.config.epochs}")
+        check_resumable(ckpt, self.config, self.spec, self.run_dir)
         load_model_state(self.model, {k: v.to(self.device) for k, v in ckpt.group("model").items()},
                          where=str(ckpt.path))
         self.masks.load_state(ckpt.group("mask"))
@@ -233,7 +217,7 @@ class Trainer:
         self.epoch = ckpt.epoch
         sched = ckpt.meta.get("scheduler", {})
         self.step = int(sched.get("step", self.epoch * self.steps_per_epoch))
-        _check_schedule(ckpt, self.step, self.epoch * self.steps_per_epoch, self.total_steps,
+        check_schedule(ckpt, self.step, self.epoch * self.steps_per_epoch, self.total_steps,
                         self.warmup_steps)
         self.metrics = ckpt.metrics[: self.epoch]
         self.elapsed_s = float(self.metrics[-1].get("elapsed_s", 0.0)) if self.metrics else 0.0
@@ -422,7 +406,10 @@ class Trainer:
                 self._one_epoch(self.epoch + 1)
         finally:
             self.pruner.detach()
-        summary = self.summary()
+        summary = run_summary(self.config, self.metrics, samples_train=len(self.data.train),
+                              samples_test=len(self.data.test), epochs=self.epoch,
+                              elapsed_s=self.elapsed_s, device=str(self.device),
+                              baseline_dir=self.baseline_dir)
         if self.dp.writer:
             write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
@@ -471,7 +458,7 @@ class Trainer:
         """Record epoch ``epoch``: metrics, checkpoint, ``metrics.jsonl`` line."""
         self.elapsed_s += dt
         self.epoch = epoch
-        m = self._epoch_metrics(epoch, stats, acc, dt, pruner_metrics)
+        m = epoch_metrics(self.masks, epoch, stats, acc, dt, self.elapsed_s, pruner_metrics)
         m.update(self.dp.epoch_record())
         self.metrics.append(m)
         if not self.dp.writer:
@@ -483,120 +470,6 @@ class Trainer:
                         pruner=self.pruner, metrics=self.metrics)
         append_jsonl(self.run_dir / "metrics.jsonl", m)
         return m
-
-    def _epoch_metrics(self, epoch, stats, acc, dt, pruner_metrics) -> dict[str, Any]:
-        counts = self.masks.counts()
-        total = sum(c.synapses_total for c in counts)
-        remaining = sum(c.synapses_remaining for c in counts)
-        return {
-            "epoch": epoch, "train_loss": stats["train_loss"],
-            "train_accuracy": stats["train_accuracy"], "test_accuracy": acc,
-            "params_total": total, "params_remaining": remaining,
-            "pruning_rate": self.masks.pruning_rate(),
-            "units_total": sum(c.units_total for c in counts),
-            "units_remaining": sum(c.units_remaining for c in counts),
-            "layers": [{"name": c.name, "kind": c.kind,
-                        "synapses_total": c.synapses_total,
-                        "synapses_remaining": c.synapses_remaining,
-                        "synapses_pruned": c.synapses_total - c.synapses_remaining,
-                        "units_total": c.units_total, "units_remaining": c.units_remaining,
-                        "units_pruned": c.units_total - c.units_remaining,
-                        "units_kept_hex": units_hex(self.masks.units[c.name])}
-                       for c in counts],
-            "lr": stats["lr"], "wall_time_s": dt, "elapsed_s": self.elapsed_s,
-            "pruner": _jsonable(pruner_metrics),
-        }
-
-    def summary(self) -> dict[str, Any]:
-        """``summary.json`` (DESIGN.md): final accuracy, size, pruning rate, baseline comparison."""
-        cfg, last = self.config, self.metrics[-1]
-        base = read_baseline_accuracy(self.baseline_dir) if self.baseline_dir else None
-        to_base = None
-        if base is not None:
-            to_base = next((m["epoch"] for m in self.metrics
-                            if m["test_accuracy"] is not None and m["test_accuracy"] >= base),
-                           None)
-        return {
-            "dataset": cfg.dataset, "model": cfg.model, "ann": cfg.ann, "pruner": cfg.prune,
-            "prune_options": dict(cfg.prune_options), "timesteps": cfg.timesteps,
-            "seed": cfg.seed, "loss": cfg.loss,
-            "test_accuracy": last["test_accuracy"],
-            "test_accuracy_ci95": list(wilson_interval(
-                round(last["test_accuracy"] * len(self.data.test)), len(self.data.test))),
-            "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics
-                                      if m["test_accuracy"] is not None),
-            "init_from": cfg.init_from,
-            "dense_baseline_accuracy": base,
-            "baseline_run": str(self.baseline_dir) if self.baseline_dir else None,
-            "params_total": last["params_total"], "params_remaining": last["params_remaining"],
-            "pruning_rate": last["pruning_rate"], "units_total": last["units_total"],
-            "units_remaining": last["units_remaining"],
-            "epochs": self.epoch, "epochs_to_baseline": to_base,
-            "wall_time_s": self.elapsed_s, "device": str(self.device),
-            "samples_train": len(self.data.train), "samples_test": len(self.data.test),
-        }
-
-
-def check_current(ckpt) -> None:
-    """Refuse a checkpoint this version can no longer resume exactly: one holding a
-    distilling run's teacher outputs (distillation was removed), or one saved before the
-    ``qat`` field existed (such a run trained in float; today's default differs)."""
-    if ckpt.group("teacher"):
-        raise ObsoleteCheckpointError(f"{ckpt.path}: the run distils from a teacher, an "
-                                      f"option since removed; it cannot be resumed")
-    if "qat" not in ckpt.config:
-        raise ObsoleteCheckpointError(f"{ckpt.path}: the run was saved before the 'qat' "
-                                      f"field existed; it cannot be resumed by this version")
-
-
-def _check_schedule(ckpt, step: int, want_step: int, total: int, warmup: int) -> None:  # noqa: ARG001
-    """The learning-rate schedule of a resumed run is the one the config defines: the
-    step counter is where ``epoch`` full epochs put it and the warm-up agrees (a forged or
-    stale step would resume at another learning rate, e.g. 0 past the cosine's end). The
-    total may differ: ``epochs`` may be raised on resume, which stretches the cosine."""
-    sched = ckpt.meta.get("scheduler", {})
-    found = {"step": step, "warmup_steps": sched.get("warmup_steps", warmup)}
-    want = {"step": want_step, "warmup_steps": warmup}
-    diff = [f"{k}={found[k]} (expected {want[k]})" for k in want if found[k] != want[k]]
-    if diff:
-        raise CheckpointError(f"{ckpt.path}/meta.json: scheduler state {', '.join(diff)} does "
-                              f"not match epoch {ckpt.epoch} of this configuration; the "
-                              f"learning rate would be wrong from here on")
-
-
-def read_baseline_accuracy(baseline_dir: Path) -> float:
-    """``test_accuracy`` of a finished dense run's ``summary.json``."""
-    from spikeship.safeopen import read_json
-
-    p = Path(baseline_dir) / "summary.json"
-    try:
-        if not p.exists():
-            raise FileNotFoundError(p)
-        d = read_json(p, "baseline summary", RunDirError)   # regular file, size-limited
-        return float(d["test_accuracy"])
-    except FileNotFoundError as e:
-        raise RunDirError(f"baseline run {baseline_dir} has no summary.json "
-                          f"(train it to the end first)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"baseline summary {p} is unreadable: {e}") from e
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    """A pruner's end_epoch metrics with tensors/arrays turned into lists/numbers."""
-    def conv(v):
-        if torch.is_tensor(v):
-            return v.item() if v.numel() == 1 else v.tolist()
-        if isinstance(v, np.ndarray):
-            return v.tolist()
-        if isinstance(v, np.generic):
-            return v.item()
-        if isinstance(v, dict):
-            return {str(k): conv(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
-        return v
-    return conv(dict(d))
-
 
 @writes_run_dir(lambda a: a["run_dir"] if a["dp"].writer else None, "train", create=True)
 def train(config: TrainConfig, run_dir, *, resume: bool = False, baseline_dir=None,

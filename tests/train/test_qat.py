@@ -44,8 +44,9 @@ def test_qat_run_saves_grid_weights_and_trains_at_them(tmp_path, capsys):
     """A direct-encoded run: conv3, fc7, fc9 end on the grid, conv0 (host) does not; the
     test accuracy training reports is that of the saved weights."""
     out = tmp_path / "q"
-    assert cli.main(["train", "--out", str(out), "--epochs", "2", "--limit-train", "300",
-                     "--limit-test", "90", "--no-progress", "--threads", "1", "--qat",
+    assert cli.main(["train", "--out", str(out), "--epochs", "2", "--limit-train", "150",
+                     "--limit-test", "60", "--timesteps", "3", "--no-progress", "--threads",
+                     "1", "--qat",
                      "--prune", "l1-filter", "--prune-opt", "start=1", "--prune-opt",
                      "end=1", "--prune-opt", "layers=3:0.5"]) == 0
     ck = load_checkpoint(out)
@@ -100,8 +101,8 @@ def test_qat_run_resumes_exactly(tmp_path):
     from spikeship.train.config import TrainConfig
     from tests.train.fixture_pruners import assert_exact_resume
 
-    cfg = TrainConfig(model="dpap-mnist", epochs=2, batch_size=64, limit_train=200,
-                      limit_test=50, qat=True, prune="l1-filter",
+    cfg = TrainConfig(model="dpap-mnist", epochs=2, batch_size=64, limit_train=100,
+                      limit_test=30, timesteps=2, qat=True, prune="l1-filter",
                       prune_options={"start": 1, "end": 1, "layers": "3:0.5"})
     ck = assert_exact_resume(cfg, tmp_path)
     m = _mantissas(ck.model[7].weight.detach())
@@ -109,8 +110,9 @@ def test_qat_run_resumes_exactly(tmp_path):
 
 
 def _train_stop(out, *extra, stop=None):
-    args = ["train", "--out", str(out), "--epochs", "3", "--limit-train", "200",
-            "--limit-test", "60", "--no-progress", "--threads", "1", *extra]
+    args = ["train", "--out", str(out), "--epochs", "3", "--limit-train", "100",
+            "--limit-test", "30", "--timesteps", "2", "--no-progress", "--threads", "1",
+            *extra]
     if stop:
         args += ["--stop-after", str(stop)]
     assert cli.main(args) == 0
@@ -172,7 +174,8 @@ def test_the_default_is_the_last_epochs_on_the_grid(tmp_path):
                           config_file=None).qat is False
     # what the saved config records is the resolved value, so a resume keeps it
     out = tmp_path / "d"
-    assert cli.main(["train", "--out", str(out), "--epochs", "1", "--limit-train", "100",
-                     "--limit-test", "30", "--no-progress", "--threads", "1"]) == 0
+    assert cli.main(["train", "--out", str(out), "--epochs", "1", "--limit-train", "40",
+                     "--limit-test", "20", "--timesteps", "2", "--no-progress",
+                     "--threads", "1"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert (saved["qat"], saved["qat_epochs"]) == (True, DEFAULT_QAT_EPOCHS)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from spikeship.train.distributed import sum_across_workers
 from spikeship.train.masks import MaskSet
 from spikeship.train.structure import LayerInfo
 
@@ -117,6 +118,4 @@ class NoPruner(Pruner):
 def all_reduce_stats(pruner: Pruner) -> None:
     """Sum the pruner's statistics across data-parallel workers (no-op when single); see
     :mod:`spikeship.train.distributed`."""
-    from spikeship.train.distributed import sum_across_workers
-
     sum_across_workers(list(pruner.reducible_stats().values()))

@@ -28,7 +28,7 @@ its own forward hooks (only while the model is in training mode) and records at 
 granularity of whatever the hooked module receives: one step ``(B, ...)`` or
 several steps stacked ``(T, B, ...)`` / folded ``(T*B, ...)`` all sum the same. The
 fast engine calls modules without hooks; it hands each prunable layer's input to
-:meth:`SynopsMeter.record_input` instead (through the pruner's ``record_input``).
+:meth:`SynopsMeter.record_input` instead (through the pruner's ``engine_inputs``).
 """
 
 from __future__ import annotations

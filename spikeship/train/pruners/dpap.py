@@ -40,48 +40,21 @@ every worker takes the decision a single process would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from spikeship.errors import CheckpointError, ConfigError, ObsoleteCheckpointError
+from spikeship.train.distributed import sum_across_workers
 from spikeship.train.pruners import dpap_criteria as K
 from spikeship.train.pruners.base import Pruner
 from spikeship.train.pruners.cost import SynopsMeter, first_input_shape, relative
+from spikeship.train.pruners.dpap_activity import LayerActivity
 from spikeship.train.pruners.dpap_config import REMOVED, DPAPConfig
 from spikeship.train.pruners.dpap_cut import synapses_to_cut, units_to_remove
 
 _SAMPLE_TRAJECTORIES = 8   # pruned synapses whose survival history is reported in full
-
-
-@dataclass
-class _BatchSteps:
-    """Per-step activity of one layer in the current batch, ``(B, N)`` each (conv maps
-    already summed over H, W); turned into traces and cleared by ``after_batch``.
-    The fast engine hands over all steps at once: ``pre_steps`` / ``post_steps``
-    ``(T, B, N)``."""
-
-    pre: list[torch.Tensor] = field(default_factory=list)
-    post: list[torch.Tensor] = field(default_factory=list)
-    pre_steps: torch.Tensor | None = None
-    post_steps: torch.Tensor | None = None
-
-    def activity(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(pre, post) ``(T, B, N)`` float of the batch so far, or None."""
-        if self.pre_steps is not None and self.post_steps is not None:
-            return self.pre_steps.float(), self.post_steps.float()
-        steps = min(len(self.pre), len(self.post))
-        if steps == 0:
-            return None
-        return (torch.stack(self.pre[-steps:]).float(),
-                torch.stack(self.post[-steps:]).float())
-
-    def clear(self) -> None:
-        self.pre.clear()
-        self.post.clear()
-        self.pre_steps = self.post_steps = None
 
 
 class DPAPPruner(Pruner):
@@ -92,8 +65,7 @@ class DPAPPruner(Pruner):
     def __init__(self, options: dict[str, Any] | None = None):
         super().__init__(options)
         self.config = DPAPConfig.from_options(self.options)
-        self._handles: list[Any] = []
-        self._batch: dict[str, _BatchSteps] = {}
+        self.activity = LayerActivity()
         self.t: dict[str, torch.Tensor] = {}    # every persistent tensor, by state key
         self.hist_count = 0
         self.epochs_done = 0
@@ -121,16 +93,9 @@ class DPAPPruner(Pruner):
     def attach(self, model: nn.Sequential, masks, layers, ann: bool = False) -> None:
         super().attach(model, masks, layers, ann)
         for li in layers:
-            layer = model[int(li.name)]
-            if li.kind == "conv" and layer.groups != 1:
+            if li.kind == "conv" and model[int(li.name)].groups != 1:
                 raise ConfigError(f"dpap: grouped conv (layer {li.name}) is not supported")
-            self._batch[li.name] = _BatchSteps()
-            self._handles.append(layer.register_forward_pre_hook(self._input_hook(li.name)))
-            if li.neuron is not None:
-                target, relu = model[int(li.neuron)], False
-            else:
-                target, relu = layer, True
-            self._handles.append(target.register_forward_hook(self._output_hook(li.name, relu)))
+        self.activity.attach(model, layers, ann)
         names = {li.name: li for li in layers}
         wanted = set(self.config.layer_synapse_budgets()) | {
             li.name for li in layers if self.config.synapse_share(li.name, li.kind,
@@ -151,13 +116,11 @@ class DPAPPruner(Pruner):
         return self.record_activity
 
     def record_activity(self, name: str, pre: torch.Tensor, post: torch.Tensor) -> None:
-        st = self._batch[name]
-        st.pre_steps, st.post_steps = pre.detach(), post.detach()
+        """The fast engine's activity of layer ``name``, ``(T, B, N)`` each."""
+        self.activity.record(name, pre, post)
 
     def detach(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        self.activity.detach()
         if self.meter is not None:
             self.meter.detach()
 
@@ -199,40 +162,9 @@ class DPAPPruner(Pruner):
             self.t[key] = torch.full(shape, fill, dtype=dtype, device=dev)
         self._reset_theta()
 
-    # ---- hooks (Eq 5, 6, 18, 19) ----------------------------------------------------------
-    # A hook only records the step's activity (conv: summed over H, W, so memory is
-    # T x B x channels); the traces and criteria are computed once per batch, vectorised
-    # over time, in after_batch. That keeps the per-step cost to one reduction.
-    def _record(self, steps: list[torch.Tensor], x: torch.Tensor) -> None:
-        a = x.detach()
-        if a.dim() == 4:
-            a = a.sum((2, 3))
-        elif a.dim() > 2:
-            a = a.flatten(2).sum(-1)
-        if steps and (self.ann or steps[-1].shape != a.shape):
-            steps.clear()      # ANN: one step per batch; new shape: a batch without after_batch
-        steps.append(a)
-
-    def _input_hook(self, name: str):
-        steps = self._batch[name].pre
-
-        def hook(module, args):
-            if module.training:
-                self._record(steps, args[0])
-        return hook
-
-    def _output_hook(self, name: str, relu: bool):
-        steps = self._batch[name].post
-
-        def hook(module, args, out):
-            if module.training:
-                y = out[0] if isinstance(out, tuple) else out
-                self._record(steps, torch.relu(y) if relu else y)
-        return hook
-
     def batch_traces(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(pre, post) traces of layer ``name`` over the current batch so far (Eq 5-6, 18-19)."""
-        act = self._batch[name].activity()
+        act = self.activity.steps[name].activity()
         if act is None:
             return None
         pre, post = act
@@ -244,7 +176,7 @@ class DPAPPruner(Pruner):
         batch_size = None
         cfg = self.config
         post_sums: dict[str, torch.Tensor] = {}
-        for name, st in self._batch.items():
+        for name, st in self.activity.steps.items():
             tr = self.batch_traces(name)
             post_sums[name] = torch.zeros_like(self.t[f"trace_epoch.{name}"])
             if tr is not None:
@@ -273,8 +205,6 @@ class DPAPPruner(Pruner):
         """Theta's running sums of this epoch over *every* worker's batches (data-parallel:
         summed across workers after each batch, so every worker uses the same theta; a
         single process: equal to ``trace_epoch`` / ``n_epoch``)."""
-        from spikeship.train.distributed import sum_across_workers
-
         n = torch.tensor([float(batch_size)], dtype=torch.float64,
                          device=self.t["n_epoch"].device)
         sums = list(post_sums.values())
