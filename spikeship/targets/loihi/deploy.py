@@ -34,7 +34,7 @@ def deployment_for(graph, precision: str, inputs: np.ndarray, options: dict) -> 
     mode = options.get("input_mode") or ("current" if graph_encoding(graph) == "direct"
                                          else "spikes")
     bits = input_bits(inputs, precision) if mode == "spikes" else 0
-    if precision == "fixed" and not netx_import.is_netx_import(graph):
+    if precision == "fixed" and not netx_read.is_netx_import(graph):
         graph = share_quantised_decays(graph, graph_dt(graph, options.get("dt_s")))
     dep = lower(graph, dt_s=options.get("dt_s"), input_mode=mode, input_message_bits=bits)
     if precision == "fixed" and netx_read.is_netx_import(graph):
