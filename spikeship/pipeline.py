@@ -45,7 +45,7 @@ from spikeship.io import ensure_writable_dir, sha256_file, write_json_atomic
 from spikeship.sim.registry import PIPELINE_DEFAULT as TARGETS_DEFAULT
 from spikeship.train.models import PRESETS
 from spikeship.train.pruners import PRUNERS
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import PIPELINE, writes_run_dir
 from spikeship.safeopen import LIMITS, read_json, read_text
 
 
@@ -344,7 +344,7 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
     return stages
 
 
-@writes_run_dir(lambda a: a["cfg"].out, "pipeline", create=True)
+@writes_run_dir(lambda a: a["cfg"].out, "pipeline", create=True, kind=PIPELINE)
 def run_pipeline(cfg: PipelineConfig, echo=click.echo) -> list[tuple[str, str, float]]:
     """Run (or skip) every stage; return (stage, "ran"|"skipped", seconds) per stage.
 

@@ -21,7 +21,7 @@ from spikeship.errors import ConfigError, VanishCheckError
 from spikeship.sim import standalone
 from spikeship.sim.registry import names as simulator_names
 from spikeship.targets.registry import CHIPS
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, writes_run_dir
 
 
 
@@ -31,7 +31,7 @@ def _fmt(x) -> str:
     return f"{x:,.1f}" if abs(x) < 1e6 else f"{x:.3e}"
 
 
-@writes_run_dir("run_dir", "energy")
+@writes_run_dir("run_dir", "energy", accepts=RUN_KINDS)
 def energy_run(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str | None = None,
                assume_rate: float | None = None, check_lava: bool = True,
                allow_zeros: tuple[str, ...] = (), fail_on_vanish: bool = True,

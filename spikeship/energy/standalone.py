@@ -9,6 +9,8 @@ vanish check (``vanish_check.passed`` is null).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def energy_file(file, *, input_path, labels_path=None, dt_s=None, timesteps=None, out=None,
                 spikes_from: str = "reference", hardware: str = "loihi",
@@ -16,10 +18,13 @@ def energy_file(file, *, input_path, labels_path=None, dt_s=None, timesteps=None
     """Simulate ``file`` on ``spikes_from`` (and the reference), build and write its
     ``energy.json``. Returns ``(doc, out)``."""
     from spikeship.energy.report import estimate, write_energy
-    from spikeship.sim.standalone import simulate_file
+    from spikeship.sim.standalone import default_out, output_lock, simulate_file
 
-    _, out = simulate_file(file, spikes_from, input_path=input_path, labels_path=labels_path,
-                           dt_s=dt_s, timesteps=timesteps, out=out, options=options)
-    doc, _ = estimate(out, hardware=hardware, spikes_from=spikes_from, check_lava=False)
-    write_energy(out, doc)
+    out = Path(out or default_out(file))
+    with output_lock(out, f"energy {Path(file).name}"):    # one lock over both steps
+        _, out = simulate_file(file, spikes_from, input_path=input_path,
+                               labels_path=labels_path, dt_s=dt_s, timesteps=timesteps,
+                               out=out, options=options)
+        doc, _ = estimate(out, hardware=hardware, spikes_from=spikes_from, check_lava=False)
+        write_energy(out, doc)
     return doc, out

@@ -18,7 +18,7 @@ import numpy as np
 from spikeship.errors import ConfigError, OptionError, RunDirError
 from spikeship.sim import standalone
 from spikeship.sim.registry import names as simulator_names
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, writes_run_dir
 from spikeship.safeopen import read_json
 from spikeship.sim.result import SimResult
 
@@ -72,7 +72,7 @@ def _fresh_baseline(run_dir: Path, labels: np.ndarray, shape: tuple) -> SimResul
     return base
 
 
-@writes_run_dir("run_dir", "simulate")
+@writes_run_dir("run_dir", "simulate", accepts=RUN_KINDS)
 def simulate_run(run_dir: str | Path, target: str, samples: int | None = None,
                  options: dict | None = None) -> SimResult:
     """Run ``target`` on the run's test split, compare with ``snntorch``, save; return it."""

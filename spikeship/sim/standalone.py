@@ -27,6 +27,7 @@ import numpy as np
 
 from spikeship.errors import ConfigError, RunDirError
 from spikeship.io import write_json_atomic
+from spikeship.runlock import STANDALONE, run_lock
 
 NEEDS_DT = ("LIF", "CubaLIF", "LI")
 SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with dt = 1e-4
@@ -164,7 +165,24 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
         raise ConfigError("target 'snntorch' needs a training run; a standalone file has none")
     sim = registry.get(target)
     opts = sim.parse_options(dict(options or {}))       # refused before anything is written
-    out, x, y = prepare(file, out or default_out(file), input_path=input_path,
+    out = Path(out or default_out(file))
+    with output_lock(out, f"simulate {Path(file).name}"):
+        return _simulate_file(file, target, sim, opts, input_path=input_path, labels_path=labels_path,
+                              dt_s=dt_s, timesteps=timesteps, out=out), out
+
+
+def output_lock(out: Path, what: str):
+    """The lock of a standalone output directory: created if missing, refused when it
+    holds anything but an earlier standalone output (a training run, unrelated files)."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file")
+    return run_lock(out, what, create=True, kind=STANDALONE)
+
+
+def _simulate_file(file, target, sim, opts, *, input_path, labels_path, dt_s, timesteps, out):
+    from spikeship.sim import registry
+
+    out, x, y = prepare(file, out, input_path=input_path,
                         labels_path=labels_path, dt_s=dt_s, timesteps=timesteps)
     result = _flat(sim.run(out, x, y, opts))
     if target != "reference":
@@ -176,7 +194,7 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
         result.compare_to(result)
     result.extra["compared_with"] = "reference"
     result.save(out)
-    return result, out
+    return result
 
 
 def _flat(result):

@@ -18,7 +18,7 @@ import click
 
 from spikeship.errors import CheckpointError, ConfigError, ExportError, RunDirError
 from spikeship.targets import registry as chips
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, own_temp, writes_run_dir
 
 FORMATS = ("nir", "onnx", *chips.writers())      # format-neutral writers, then the chips'
 FRAME_DATASETS = ("digits-events", "nmnist", "dvs-gesture")
@@ -31,7 +31,7 @@ def encoding_of(config: dict) -> str:
     return "frames" if config.get("dataset") in FRAME_DATASETS else "direct"
 
 
-@writes_run_dir("run_dir", "export")
+@writes_run_dir("run_dir", "export", accepts=RUN_KINDS)
 def load_deployable(run_dir: Path, dt_s: float = 1e-3):
     """``run_dir``'s checkpoint, its configuration (``timesteps`` defaulted to 8 and
     checked, ``encoding`` resolved) and the deployable network every format is written
@@ -92,6 +92,7 @@ def export_run(run_dir: str | Path, formats: tuple[str, ...] = ("nir", "onnx"), 
         import tempfile
 
         netx_tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".netx-")) / "model.net"
+        own_temp(netx_tmp.parent)     # journalled: the next writer removes it if this one dies
         try:
             writer(graph, netx_tmp)
         except ExportError as e:
