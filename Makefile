@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean-venv browser data readme-numbers
+.PHONY: install test demo bench clean-venv browser data results-pages
 
 install: $(STAMP) data
 
@@ -45,14 +45,14 @@ test: install browser
 demo: install
 	$(VENV)/bin/spikeship pipeline --out runs/demo
 
+# Every benchmark on its own small defaults (runs cached in bench-out/, results in
+# bench-out/results/); BENCH_ARGS=--results writes the project's results/ instead.
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
-# Runs the documented configurations (digits seeds 0-2, MNIST) and rewrites the
-# <!-- numbers:begin --> ... <!-- numbers:end --> block of README.md. Long on 2 cores:
-# MNIST_FLAGS="--mnist-limit-train 10000" shortens it (the block then says so).
-readme-numbers: install
-	$(PY) benchmarks/readme_numbers.py $(MNIST_FLAGS)
+# results/*.json -> docs/results/*.md and figures, and the README's headline block.
+results-pages: install
+	$(PY) -m benchmarks.render
 
 clean-venv:
 	rm -rf $(VENV)

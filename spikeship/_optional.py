@@ -25,3 +25,25 @@ def require(name: str) -> ModuleType:
     except ImportError as e:
         hint = next((h for k, h in _HINTS.items() if name == k or name.startswith(k + ".")), name)
         raise MissingDependencyError(f"{name} is not installed; install {hint}") from e
+
+
+class _LazyModule(ModuleType):
+    """A stand-in for module ``name`` that imports it (through :func:`require`) on the
+    first attribute read, then hands every attribute read on to the real module."""
+
+    def __getattr__(self, attr: str):
+        return getattr(require(self.__name__), attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self.__name__!r}>"
+
+
+def lazy_import(name: str) -> ModuleType:
+    """Module ``name``, imported when one of its attributes is first read.
+
+    The one way spikeship defers an import: for a heavy dependency (torch, matplotlib,
+    onnxruntime, ...) or a spikeship module that pulls one in, bound at the top of a
+    module that must stay light (``import spikeship``, ``spikeship --help``). A missing
+    package is a :class:`MissingDependencyError` at that first use. Lava is not imported
+    this way: :func:`spikeship.sim.lava.require` installs its import hook first."""
+    return _LazyModule(name)

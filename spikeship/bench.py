@@ -70,7 +70,7 @@ def test_loader(run_dir: str | os.PathLike, samples: int | None = None, batch_si
     """A ``DataLoader`` of the run's test split: ``(N, T, ...)`` float32 inputs, labels."""
     import numpy as np
 
-    from spikeship.sim.command import test_split
+    from spikeship.sim.simulate import test_split
 
     from pathlib import Path
 

@@ -27,6 +27,11 @@ class ConfigError(SpikeshipError):
     """A configuration value is unknown, malformed or out of range."""
 
 
+class RemovedOptionError(ConfigError):
+    """An option (or option value) that spikeship once had and has removed; the message
+    names it."""
+
+
 class OptionError(UsageError, ConfigError):
     """A simulator option (``--option KEY=VALUE``) the simulator does not know, or a value
     its typed schema refuses (exit code 2: a usage error)."""
@@ -38,6 +43,11 @@ class DatasetError(SpikeshipError):
 
 class CheckpointError(SpikeshipError):
     """A checkpoint is missing, corrupt, or does not fit the model."""
+
+
+class ObsoleteCheckpointError(CheckpointError):
+    """A checkpoint written by an older spikeship that this one can no longer resume: it
+    uses a removed option or lacks a field whose meaning has changed since."""
 
 
 class MaskError(CheckpointError):

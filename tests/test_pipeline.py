@@ -6,7 +6,10 @@ import pytest
 
 from spikeship import cli
 from spikeship.errors import ConfigError, DatasetError
-from spikeship.pipeline import PipelineConfig, Stage, StageRecorder, load_config_file, plan
+from spikeship.pipeline.config import PipelineConfig, load_config_file
+from spikeship.pipeline.stages import Stage, StageRecorder, plan
+from spikeship.train.config import DEFAULT_EPOCHS, TrainConfig
+from spikeship.train.pruners.dpap_config import DPAPConfig
 
 
 def test_config_file_and_unknown_field_named(tmp_path):
@@ -62,6 +65,12 @@ def test_plan_from_dense_and_qat(tmp_path):
     assert tmp_path / "r" / "baseline" / "checkpoint" in stages["train-pruned"].inputs
     plain = {s.name: s for s in plan(PipelineConfig(out=str(tmp_path / "p")))}
     assert "init_from" not in plain["train-pruned"].kwargs["values"]
+    # the demo's default is the documented setting: each run its own default length
+    # (dense 20 epochs, DPAP's default schedule 50 with its cut)
+    lengths = [TrainConfig.from_mapping(plain[s].kwargs["values"], source="plan").epochs
+               for s in ("train-baseline", "train-pruned")]
+    assert lengths == [DEFAULT_EPOCHS, DPAPConfig.from_options({}).default_epochs]
+    assert lengths[1] > lengths[0]
     assert "qat" not in plain["train-baseline"].kwargs["values"]
     for bad, msg in ((dict(from_dense="yes"), "'from_dense' must be true or false"),
                      (dict(pruned_epochs=0), "'pruned_epochs' must be >= 1"),
@@ -118,15 +127,15 @@ def test_prune_opt_flags_over_the_file_and_checked_before_any_stage(tmp_path, ca
     """``pipeline --prune-opt KEY=VALUE`` (as ``train``'s) lands in prune_options over the
     config file's; the pruner checks them when the config is read, so a bad option fails
     in a second, not after the dense run has trained."""
-    from spikeship.pipeline import pipeline_config
+    from spikeship.pipeline.config import pipeline_config
 
     f = tmp_path / "p.toml"
-    f.write_text('[prune_options]\npreset = "chip"\ndistill = 0.5\n')
+    f.write_text('[prune_options]\npreset = "chip"\nstrength = true\n')
     cfg = pipeline_config(f, False, ("preset=deep", "cut_epoch=3"), {"out": str(tmp_path / "r")})
-    assert cfg.prune_options == {"preset": "deep", "distill": 0.5, "cut_epoch": 3}
+    assert cfg.prune_options == {"preset": "deep", "strength": True, "cut_epoch": 3}
     assert pipeline_config(None, False, (), {"out": "x"}).prune_options == {}
     pruned = {s.name: s for s in plan(cfg)}["train-pruned"].kwargs
-    assert pruned["prune_options"] == {"preset": "deep", "distill": 0.5, "cut_epoch": 3}
+    assert pruned["prune_options"] == {"preset": "deep", "strength": True, "cut_epoch": 3}
     for opts, msg in ((("bogus=1",), "field 'prune_options': unknown dpap option\\(s\\) \\['bogus'\\]"),
                       (("preset=nope",), "preset='nope'"),
                       (("nokey",), "--prune-opt must look like key=value")):

@@ -31,52 +31,16 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from spikeship.errors import ConfigError, DatasetError
+from spikeship.data.bundle import ArrayDataset, DatasetBundle
+from spikeship.data.subset import check_limit, limit_split
+from spikeship.data.validate import validate_bundle
+from spikeship.errors import ConfigError
 
 __all__ = ["DATASETS", "ArrayDataset", "DatasetBundle", "load_dataset", "load_run_dataset",
            "test_inputs"]
-
-
-class ArrayDataset(Dataset):
-    """An in-memory dataset over a float32 array ``x`` (N, ...) and int labels ``y`` (N,).
-
-    The trainer batches it by indexing ``x`` directly (no per-item collation).
-    """
-
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        if len(x) != len(y):
-            raise DatasetError(f"{len(x)} samples but {len(y)} labels")
-        self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.x[i], int(self.y[i])
-
-
-@dataclass(frozen=True)
-class DatasetBundle:
-    """A dataset ready for training: splits, input shape, classes and time encoding."""
-
-    name: str
-    train: Dataset
-    test: Dataset
-    input_shape: tuple[int, int, int]     # (C, H, W) of one time step
-    num_classes: int
-    encoding: str                         # "direct" | "frames"
-    timesteps: int
-
-    def __post_init__(self):
-        if self.encoding not in ("direct", "frames"):
-            raise ConfigError(f"encoding must be 'direct' or 'frames', got '{self.encoding}'")
 
 
 # name -> "module:function"; each function is (data_dir, timesteps, seed) -> DatasetBundle
@@ -106,13 +70,9 @@ def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0,
         raise ConfigError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"timesteps must be an integer >= 1, got {timesteps!r}")
-    from spikeship.data.subset import check_limit, limit_split
-
     limits = (check_limit("limit_train", limit_train), check_limit("limit_test", limit_test))
     module, attr = DATASETS[name].split(":")
     loader = getattr(importlib.import_module(module), attr)
-    from spikeship.data.validate import validate_bundle
-
     if "limits" in inspect.signature(loader).parameters:  # simulates only what is kept
         b = loader(data_dir=data_dir, timesteps=timesteps, seed=seed, limits=limits)
     else:

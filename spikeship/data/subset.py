@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spikeship.data.bundle import ArrayDataset
 from spikeship.errors import ConfigError
 
 
@@ -51,8 +52,6 @@ def check_limit(name: str, value) -> int | None:
 def limit_split(ds, n: int | None, seed: int, split: str):
     """``ds`` cut to a stratified subset of ``n``; the result's ``source_indices`` are the
     positions in the full split (kept with every prediction file)."""
-    from spikeship.data import ArrayDataset
-
     if n is None or n >= len(ds):
         return ds
     labels = getattr(ds, "y", None)

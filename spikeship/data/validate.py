@@ -18,13 +18,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spikeship.data.bundle import ArrayDataset
 from spikeship.errors import DatasetError
 
 
 def validate_bundle(bundle) -> None:
     """Raise :class:`DatasetError` unless ``bundle`` (a DatasetBundle) is fit to train on."""
-    from spikeship.data import ArrayDataset
-
     want = tuple(bundle.input_shape)
     if bundle.encoding == "frames":
         want = (bundle.timesteps, *want)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 
-from spikeship.nir.graph import synaptic_layers
+from spikeship.nir.layers import synaptic_layers
 from spikeship.energy.synops import SynopsReport, layer_fanout
 
 EXPLANATION = (

@@ -44,7 +44,7 @@ def load_counts(run_dir: Path, graph, spikes_from: str | None,
 
 
 def _timesteps(graph) -> int:
-    from spikeship.nir.graph import meta
+    from spikeship.nir.layers import meta
 
     t = int(meta(graph).get("timesteps") or 0)
     if t < 1:

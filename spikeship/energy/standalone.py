@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spikeship.energy.report import estimate, write_energy
+from spikeship.sim.standalone import default_out, output_lock, simulate_file
+
 
 def energy_file(file, *, input_path, labels_path=None, dt_s=None, timesteps=None, out=None,
                 spikes_from: str = "reference", hardware: str = "loihi",
                 options: dict | None = None):
     """Simulate ``file`` on ``spikes_from`` (and the reference), build and write its
     ``energy.json``. Returns ``(doc, out)``."""
-    from spikeship.energy.report import estimate, write_energy
-    from spikeship.sim.standalone import default_out, output_lock, simulate_file
-
     out = Path(out or default_out(file))
     with output_lock(out, f"energy {Path(file).name}"):    # one lock over both steps
         _, out = simulate_file(file, spikes_from, input_path=input_path,

@@ -34,7 +34,7 @@ The recorded ``scale_folded`` is the factor folded into a layer's weights;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import snntorch as snn
@@ -42,9 +42,10 @@ import torch
 from torch import nn
 
 from spikeship.errors import ExportError
-from spikeship.nir.shapes import pair
+from spikeship.nir.geometry import pair
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec
+from spikeship.train.neuron import reset_state
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,6 @@ class DeployableNet:
 
 def _shapes(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Output shape (one sample) of every module of ``model``."""
-    from spikeship.train.neuron import reset_state
-
     was_training = model.training
     model.eval()
     shapes = []
@@ -212,6 +211,22 @@ def _neuron_params(m: snn.Leaky, layer: str) -> tuple[float, float]:
     return beta, _scalar(m.threshold, "threshold", layer)
 
 
+@dataclass
+class _Walk:
+    """The state of :func:`build_deployable`'s walk over the training modules."""
+
+    modules: list
+    shapes: list
+    masks: MaskSet | None
+    kept_sig: np.ndarray                 # original channel indices of the signal
+    sig_orig: tuple[int, ...]            # original (unpruned) shape of the signal
+    layers: list = field(default_factory=list)
+    pending_scale: float = 1.0           # pool factor waiting for the next synapse
+    last_syn: int | None = None          # index in `layers` of the last synapse
+    removed_silent: dict = field(default_factory=dict)   # units without input, never firing
+    i: int = 0                           # index of the module being read
+
+
 def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpec,
                      config: dict | None = None, *, dt_s: float = 1e-3,
                      source_run: str = "") -> DeployableNet:
@@ -228,146 +243,175 @@ def build_deployable(model: nn.Sequential, masks: MaskSet | None, spec: ModelSpe
         raise ExportError(f"model '{spec.preset}' is an ANN twin (ReLU): only SNNs are exported")
     if not dt_s > 0 or not np.isfinite(dt_s):
         raise ExportError(f"dt must be a positive number of seconds, got {dt_s}")
-    modules = list(model)
-    shapes = _shapes(model, spec.input_shape)
-    layers: list[Layer] = []
-    kept_sig = np.arange(spec.input_shape[0])          # original channel indices of the signal
-    sig_orig = tuple(spec.input_shape)                 # original (unpruned) shape of the signal
-    pending_scale = 1.0                                 # pool factor waiting for the next synapse
-    last_syn: int | None = None                         # index in `layers` of the last synapse
-    removed_silent: dict[str, tuple[int, ...]] = {}     # units without input that never fire
-    i = 0
-    while i < len(modules):
-        m, name = modules[i], str(i)
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            kind = "conv" if isinstance(m, nn.Conv2d) else "fc"
-            w = m.weight.detach().double().cpu().numpy()
-            b = (m.bias.detach().double().cpu().numpy() if m.bias is not None
-                 else np.zeros(w.shape[0]))
-            if masks is not None and name in masks.layers:
-                eff = masks.effective(name).cpu().numpy().astype(bool)
-                units = masks.units[name].cpu().numpy().astype(bool)
-            else:
-                eff, units = np.ones(w.shape, bool), np.ones(w.shape[0], bool)
-            w = w * eff
-            kept_out = np.flatnonzero(units).astype(np.int64)
-            if kept_out.size == 0:
-                raise ExportError(f"layer {name}: every unit is pruned; nothing can be exported")
-            if kind == "conv":
-                if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
-                    raise ExportError(f"layer {name}: only groups=1, numeric zero padding convs "
-                                      "are exported")
-                if len(sig_orig) != 3:
-                    raise ExportError(f"layer {name}: Conv2d on a {sig_orig} signal")
-                kept_in = kept_sig
-            else:
-                if len(sig_orig) != 1:
-                    raise ExportError(f"layer {name}: Linear on a {sig_orig} signal (Flatten missing)")
-                kept_in = kept_sig
-            b = b * units
-            bn = modules[i + 1] if i + 1 < len(modules) else None
-            if isinstance(bn, nn.BatchNorm2d):
-                s = (bn.weight.detach().double().cpu().numpy()
-                     / np.sqrt(bn.running_var.detach().double().cpu().numpy() + bn.eps))
-                w = w * s.reshape(-1, *([1] * (w.ndim - 1)))
-                b = (b - bn.running_mean.detach().double().cpu().numpy()) * s \
-                    + bn.bias.detach().double().cpu().numpy()
-                i += 1
-            silent = _silent_units(modules, i, eff, b, units, kept_in)
-            if silent.size:
-                units = units.copy()
-                units[silent] = False
-                kept_out = np.flatnonzero(units).astype(np.int64)
-                removed_silent[f"{kind}{name}"] = tuple(int(u) for u in silent)
-            w = w[kept_out][:, kept_in]
-            mask = eff[kept_out][:, kept_in]
-            b = b[kept_out]
-            w = w * pending_scale
-            out_orig = shapes[i]
-            out_shape = (kept_out.size, *out_orig[1:])
-            layers.append(SynapseLayer(
-                name=f"{kind}{name}", kind=kind, source_layer=name,
-                weight=w, bias=b, mask=mask, kept_out=kept_out, kept_in=kept_in.astype(np.int64),
-                scale_folded=pending_scale, bias_scale_folded=1.0,
-                in_shape=(kept_in.size, *sig_orig[1:]), out_shape=out_shape,
-                stride=pair(m.stride) if kind == "conv" else (1, 1),
-                padding=pair(m.padding) if kind == "conv" else (0, 0),
-                dilation=pair(m.dilation) if kind == "conv" else (1, 1),
-                original_weight_shape=tuple(m.weight.shape)))
-            last_syn = len(layers) - 1
-            pending_scale = 1.0
-            kept_sig, sig_orig = kept_out, out_orig
-        elif isinstance(m, nn.BatchNorm2d):
-            raise ExportError(f"layer {name}: BatchNorm2d not directly after a Conv2d cannot be folded")
-        elif isinstance(m, snn.Leaky):
-            if last_syn is None or not isinstance(layers[-1], SynapseLayer):
-                raise ExportError(f"layer {name}: a neuron must follow a Conv2d/Linear layer")
-            beta, thr = _neuron_params(m, name)
-            if beta < 1.0:
-                syn = layers[last_syn]
-                r = 1.0 / (1.0 - beta)
-                layers[last_syn] = _replace(syn, weight=syn.weight * r, bias=syn.bias * r,
-                                            scale_folded=syn.scale_folded * r,
-                                            bias_scale_folded=syn.bias_scale_folded * r)
-            layers.append(NeuronLayer(name=f"lif{name}", source_layer=name,
-                                      shape=(kept_sig.size, *sig_orig[1:]), beta=beta,
-                                      threshold=thr, kept=kept_sig,
-                                      original_shape=tuple(sig_orig)))
-        elif isinstance(m, nn.AvgPool2d):
-            k, s = pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size)
-            if pair(m.padding) != (0, 0) or m.ceil_mode or m.divisor_override:
-                raise ExportError(f"layer {name}: only AvgPool2d without padding / ceil_mode "
-                                  "/ divisor_override is exported")
-            out_orig = shapes[i]
-            layers.append(PoolLayer(name=f"pool{name}", source_layer=name, kernel=k, stride=s,
-                                    in_shape=(kept_sig.size, *sig_orig[1:]),
-                                    out_shape=(kept_sig.size, *out_orig[1:])))
-            pending_scale *= 1.0 / (k[0] * k[1])
-            sig_orig = out_orig
-        elif isinstance(m, nn.MaxPool2d):
-            raise ExportError(f"layer {name}: NIR has no MaxPool; train the deployable variant "
-                              "with pool='avg' (exported as SumPool2d)")
-        elif isinstance(m, nn.Flatten):
-            if len(sig_orig) != 3:
-                raise ExportError(f"layer {name}: Flatten of a {sig_orig} signal is not supported")
-            hw = sig_orig[1] * sig_orig[2]
-            in_shape = (kept_sig.size, *sig_orig[1:])
-            kept_sig = (kept_sig[:, None] * hw + np.arange(hw)[None, :]).reshape(-1)
-            sig_orig = (int(np.prod(sig_orig)),)
-            layers.append(FlattenLayer(name=f"flatten{name}", source_layer=name,
-                                       in_shape=in_shape, out_shape=(kept_sig.size,)))
-        elif isinstance(m, nn.ReLU):
-            raise ExportError(f"layer {name}: ReLU (ANN) layers are not exported")
-        elif isinstance(m, (nn.Identity, nn.Dropout)):
-            pass
-        else:
-            raise ExportError(f"layer {name}: module {type(m).__name__} is not supported by the "
-                              "exporter (Conv2d, BatchNorm2d, Leaky, AvgPool2d, Flatten, Linear)")
-        i += 1
-    if pending_scale != 1.0:
+    walk = _Walk(modules=list(model), shapes=_shapes(model, spec.input_shape), masks=masks,
+                 kept_sig=np.arange(spec.input_shape[0]), sig_orig=tuple(spec.input_shape))
+    while walk.i < len(walk.modules):
+        m, name = walk.modules[walk.i], str(walk.i)
+        handler = next((h for types, h in _HANDLERS if isinstance(m, types)), _unsupported)
+        handler(walk, m, name)
+        walk.i += 1
+    if walk.pending_scale != 1.0:
         raise ExportError("an average pool is not followed by a synaptic layer; its 1/k^2 "
                           "has nowhere to be folded")
-    if not layers or not isinstance(layers[-1], NeuronLayer):
+    if not walk.layers or not isinstance(walk.layers[-1], NeuronLayer):
         raise ExportError("the model must end with a neuron layer (output spikes)")
-    final = tuple(_as_float32(l) for l in layers)
+    final = tuple(_as_float32(l) for l in walk.layers)
     _check_finite(final)
     return DeployableNet(layers=final, input_shape=tuple(spec.input_shape),
                          num_classes=spec.num_classes, dt_s=float(dt_s),
                          timesteps=int(config.get("timesteps", 0) or 0),
                          encoding=str(config.get("encoding", "direct")),
                          source_run=str(source_run), preset=spec.preset,
-                         removed_silent=removed_silent)
+                         removed_silent=walk.removed_silent)
 
 
-def _replace(obj, **changes):
-    from dataclasses import replace
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
 
-    return replace(obj, **changes)
+
+def _masked(walk: _Walk, m: nn.Module, name: str):
+    """(weight with the mask baked in, bias, effective mask, kept units) of layer ``m``."""
+    w = _numpy(m.weight)
+    b = _numpy(m.bias) if m.bias is not None else np.zeros(w.shape[0])
+    if walk.masks is not None and name in walk.masks.layers:
+        eff = walk.masks.effective(name).cpu().numpy().astype(bool)
+        units = walk.masks.units[name].cpu().numpy().astype(bool)
+    else:
+        eff, units = np.ones(w.shape, bool), np.ones(w.shape[0], bool)
+    if not units.any():
+        raise ExportError(f"layer {name}: every unit is pruned; nothing can be exported")
+    return w * eff, b * units, eff, units
+
+
+def _check_signal(walk: _Walk, m: nn.Module, kind: str, name: str) -> None:
+    if kind == "conv":
+        if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise ExportError(f"layer {name}: only groups=1, numeric zero padding convs "
+                              "are exported")
+        if len(walk.sig_orig) != 3:
+            raise ExportError(f"layer {name}: Conv2d on a {walk.sig_orig} signal")
+    elif len(walk.sig_orig) != 1:
+        raise ExportError(f"layer {name}: Linear on a {walk.sig_orig} signal (Flatten missing)")
+
+
+def _fold_batchnorm(walk: _Walk, w: np.ndarray, b: np.ndarray):
+    """Step 3: a BatchNorm2d right after the synapse folded into ``w``, ``b`` (and
+    consumed: the walk moves past it)."""
+    bn = walk.modules[walk.i + 1] if walk.i + 1 < len(walk.modules) else None
+    if not isinstance(bn, nn.BatchNorm2d):
+        return w, b
+    s = _numpy(bn.weight) / np.sqrt(_numpy(bn.running_var) + bn.eps)
+    walk.i += 1
+    return (w * s.reshape(-1, *([1] * (w.ndim - 1))),
+            (b - _numpy(bn.running_mean)) * s + _numpy(bn.bias))
+
+
+def _synapse(walk: _Walk, m: nn.Module, name: str) -> None:
+    """Steps 1-4 for a Conv2d / Linear: bake the mask, cut removed and silent units, fold
+    BatchNorm and the pending pool factor."""
+    kind = "conv" if isinstance(m, nn.Conv2d) else "fc"
+    w, b, eff, units = _masked(walk, m, name)
+    _check_signal(walk, m, kind, name)
+    kept_in = walk.kept_sig
+    w, b = _fold_batchnorm(walk, w, b)
+    silent = _silent_units(walk.modules, walk.i, eff, b, units, kept_in)
+    if silent.size:
+        units = units.copy()
+        units[silent] = False
+        walk.removed_silent[f"{kind}{name}"] = tuple(int(u) for u in silent)
+    kept_out = np.flatnonzero(units).astype(np.int64)
+    out_orig = walk.shapes[walk.i]
+    walk.layers.append(SynapseLayer(
+        name=f"{kind}{name}", kind=kind, source_layer=name,
+        weight=w[kept_out][:, kept_in] * walk.pending_scale, bias=b[kept_out],
+        mask=eff[kept_out][:, kept_in], kept_out=kept_out, kept_in=kept_in.astype(np.int64),
+        scale_folded=walk.pending_scale, bias_scale_folded=1.0,
+        in_shape=(kept_in.size, *walk.sig_orig[1:]), out_shape=(kept_out.size, *out_orig[1:]),
+        stride=pair(m.stride) if kind == "conv" else (1, 1),
+        padding=pair(m.padding) if kind == "conv" else (0, 0),
+        dilation=pair(m.dilation) if kind == "conv" else (1, 1),
+        original_weight_shape=tuple(m.weight.shape)))
+    walk.last_syn = len(walk.layers) - 1
+    walk.pending_scale = 1.0
+    walk.kept_sig, walk.sig_orig = kept_out, out_orig
+
+
+def _neuron(walk: _Walk, m: snn.Leaky, name: str) -> None:
+    """Step 5: the LIF neuron, its ``1/(1-beta)`` folded into the synapse feeding it."""
+    if walk.last_syn is None or not isinstance(walk.layers[-1], SynapseLayer):
+        raise ExportError(f"layer {name}: a neuron must follow a Conv2d/Linear layer")
+    beta, thr = _neuron_params(m, name)
+    if beta < 1.0:
+        syn = walk.layers[walk.last_syn]
+        r = 1.0 / (1.0 - beta)
+        walk.layers[walk.last_syn] = replace(syn, weight=syn.weight * r, bias=syn.bias * r,
+                                             scale_folded=syn.scale_folded * r,
+                                             bias_scale_folded=syn.bias_scale_folded * r)
+    walk.layers.append(NeuronLayer(name=f"lif{name}", source_layer=name,
+                                   shape=(walk.kept_sig.size, *walk.sig_orig[1:]), beta=beta,
+                                   threshold=thr, kept=walk.kept_sig,
+                                   original_shape=tuple(walk.sig_orig)))
+
+
+def _avg_pool(walk: _Walk, m: nn.AvgPool2d, name: str) -> None:
+    """Step 4: a sum pool; its ``1/k^2`` waits for the next synaptic layer."""
+    k, s = pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size)
+    if pair(m.padding) != (0, 0) or m.ceil_mode or m.divisor_override:
+        raise ExportError(f"layer {name}: only AvgPool2d without padding / ceil_mode "
+                          "/ divisor_override is exported")
+    out_orig = walk.shapes[walk.i]
+    walk.layers.append(PoolLayer(name=f"pool{name}", source_layer=name, kernel=k, stride=s,
+                                 in_shape=(walk.kept_sig.size, *walk.sig_orig[1:]),
+                                 out_shape=(walk.kept_sig.size, *out_orig[1:])))
+    walk.pending_scale *= 1.0 / (k[0] * k[1])
+    walk.sig_orig = out_orig
+
+
+def _flatten(walk: _Walk, m: nn.Flatten, name: str) -> None:
+    """Flatten: a kept channel ``c`` becomes the block of columns ``c*H*W ..``."""
+    sig = walk.sig_orig
+    if len(sig) != 3:
+        raise ExportError(f"layer {name}: Flatten of a {sig} signal is not supported")
+    hw = sig[1] * sig[2]
+    in_shape = (walk.kept_sig.size, *sig[1:])
+    walk.kept_sig = (walk.kept_sig[:, None] * hw + np.arange(hw)[None, :]).reshape(-1)
+    walk.sig_orig = (int(np.prod(sig)),)
+    walk.layers.append(FlattenLayer(name=f"flatten{name}", source_layer=name,
+                                    in_shape=in_shape, out_shape=(walk.kept_sig.size,)))
+
+
+def _refuse(message: str):
+    def handler(walk: _Walk, m: nn.Module, name: str) -> None:
+        raise ExportError(f"layer {name}: {message}")
+    return handler
+
+
+def _skip(walk: _Walk, m: nn.Module, name: str) -> None:
+    """Identity and Dropout (inactive at inference) export as nothing."""
+
+
+def _unsupported(walk: _Walk, m: nn.Module, name: str) -> None:
+    raise ExportError(f"layer {name}: module {type(m).__name__} is not supported by the "
+                      "exporter (Conv2d, BatchNorm2d, Leaky, AvgPool2d, Flatten, Linear)")
+
+
+#: module type -> what it becomes in the deployable net (first match wins)
+_HANDLERS = (
+    ((nn.Conv2d, nn.Linear), _synapse),
+    (nn.BatchNorm2d, _refuse("BatchNorm2d not directly after a Conv2d cannot be folded")),
+    (snn.Leaky, _neuron),
+    (nn.AvgPool2d, _avg_pool),
+    (nn.MaxPool2d, _refuse("NIR has no MaxPool; train the deployable variant with "
+                           "pool='avg' (exported as SumPool2d)")),
+    (nn.Flatten, _flatten),
+    (nn.ReLU, _refuse("ReLU (ANN) layers are not exported")),
+    ((nn.Identity, nn.Dropout), _skip),
+)
 
 
 def _as_float32(layer: Layer) -> Layer:
     if isinstance(layer, SynapseLayer):
-        return _replace(layer, weight=np.ascontiguousarray(layer.weight, dtype=np.float32),
+        return replace(layer, weight=np.ascontiguousarray(layer.weight, dtype=np.float32),
                         bias=np.ascontiguousarray(layer.bias, dtype=np.float32),
                         mask=np.ascontiguousarray(layer.mask, dtype=bool))
     return layer

@@ -37,8 +37,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from spikeship.errors import RunDirError
 from spikeship.io import read_jsonl, write_json_atomic, write_text_atomic
 from spikeship.report.markdown import md_code, md_escape
@@ -388,28 +386,6 @@ def to_json(rows: list[Row], tests=(), groups=()) -> dict[str, Any]:
             "mcnemar": [asdict(t) | {"significant": t.significant} if isinstance(t, McNemar)
                         else {"a": t[0], "b": t[1], "skipped": t[2]} for t in tests],
             "seed_groups": list(groups)}
-
-
-@click.command("compare")
-@click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out", type=click.Path(), default=None,
-              help="Write the Markdown table to FILE and the JSON next to it (FILE.json).")
-@click.option("--dense", type=click.Path(), default=None,
-              help="The dense reference run (default: the input run with --prune none).")
-@click.option("--rank", type=click.Choice(RANKS), default="ops", show_default=True,
-              help="Row order: effective operations per sample (cheapest first), energy "
-                   "per sample, or as given.")
-@click.option("--hardware", type=click.Choice(sorted(CHIPS)), default=None,
-              help="Chip that prices every row's energy (energy.json prices them all; "
-                   "default: the chip most of the runs' energy.json were made for).")
-def compare(runs: tuple[str, ...], out: str | None, dense: str | None, rank: str,
-            hardware: str | None) -> None:
-    """Compare run directories in a paper-style table (Markdown + JSON), ranked by the
-    effective operations of the deployed graph."""
-    md, written = compare_to_files(list(runs), out, dense, rank=rank, hardware=hardware)
-    click.echo(md, nl=False)
-    if written:
-        click.echo(f"wrote {written[0]} and {written[1]}", err=True)
 
 
 @writes_run_dir(lambda a: Path(a["out"]).absolute().parent if a["out"] else None,

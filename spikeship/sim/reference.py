@@ -55,7 +55,7 @@ from pydantic import Field
 
 from spikeship.errors import GraphError, SimulationError
 from spikeship.nir.read import LoadedGraph, load_graph, read_nir
-from spikeship.nir.shapes import conv_params, pool_params
+from spikeship.nir.geometry import conv_params, pool_params
 from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 

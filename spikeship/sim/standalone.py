@@ -26,17 +26,15 @@ import nir
 import numpy as np
 
 from spikeship.errors import ConfigError, RunDirError
-from spikeship.io import write_json_atomic
+from spikeship.export.nir_export import write_nir
+from spikeship.io import atomic_path, write_json_atomic
+from spikeship.nir.read import load_graph, read_nir
+from spikeship.sim import registry
+from spikeship.targets.loihi.netx_import import netx_to_nir
 from spikeship.runlock import STANDALONE, run_lock
 
 NEEDS_DT = ("LIF", "CubaLIF", "LI")
 SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with dt = 1e-4
-
-
-def _read_graph(path: Path) -> nir.NIRGraph:
-    from spikeship.nir.read import read_nir
-
-    return read_nir(path).graph
 
 
 def load_file(path: str | os.PathLike) -> nir.NIRGraph:
@@ -46,10 +44,8 @@ def load_file(path: str | os.PathLike) -> nir.NIRGraph:
         raise RunDirError(f"no file at {path}")
     suffix = path.suffix.lower()
     if suffix == ".nir":
-        return _read_graph(path)
+        return read_nir(path).graph
     if suffix in (".net", ".h5", ".hdf5"):
-        from spikeship.targets.loihi.netx_import import netx_to_nir
-
         return netx_to_nir(path)
     raise ConfigError(f"{path}: expected a .nir or a netx .net file, got {suffix!r}")
 
@@ -118,9 +114,6 @@ def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labe
             ) -> tuple[Path, np.ndarray, np.ndarray | None]:
     """Write ``out/model.nir`` (+ ``input.npy``, ``labels.npy``, ``standalone.json``);
     return the directory, inputs and labels."""
-    from spikeship.export.nir_export import write_nir
-    from spikeship.nir.read import load_graph
-
     file, out = Path(file), Path(out)
     graph = with_dt(load_file(file), dt_s, str(file))
     loaded = load_graph(graph)          # validates (shapes, NaN, edges) before writing
@@ -143,8 +136,6 @@ def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labe
 
 
 def _save_npy(path: Path, a: np.ndarray) -> None:
-    from spikeship.io import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, a)
 
@@ -159,16 +150,15 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
                   timesteps=None, out=None, options: dict | None = None):
     """Run ``target`` on a standalone file; compared with the reference simulator (the
     yardstick when there is no trained model). Returns the result (saved in ``out``)."""
-    from spikeship.sim import registry
-
     if target == "snntorch":
         raise ConfigError("target 'snntorch' needs a training run; a standalone file has none")
     sim = registry.get(target)
     opts = sim.parse_options(dict(options or {}))       # refused before anything is written
     out = Path(out or default_out(file))
     with output_lock(out, f"simulate {Path(file).name}"):
-        return _simulate_file(file, target, sim, opts, input_path=input_path, labels_path=labels_path,
-                              dt_s=dt_s, timesteps=timesteps, out=out), out
+        return _simulate_file(file, target, sim, opts, input_path=input_path,
+                              labels_path=labels_path, dt_s=dt_s, timesteps=timesteps,
+                              out=out), out
 
 
 def output_lock(out: Path, what: str):
@@ -180,8 +170,6 @@ def output_lock(out: Path, what: str):
 
 
 def _simulate_file(file, target, sim, opts, *, input_path, labels_path, dt_s, timesteps, out):
-    from spikeship.sim import registry
-
     out, x, y = prepare(file, out, input_path=input_path,
                         labels_path=labels_path, dt_s=dt_s, timesteps=timesteps)
     result = _flat(sim.run(out, x, y, opts))
@@ -209,30 +197,6 @@ def is_standalone_file(path: str | os.PathLike) -> bool:
     """Whether a CLI argument names a model file (not a run directory)."""
     p = Path(path)
     return p.is_file() and p.suffix.lower() in (".nir", ".net", ".h5", ".hdf5")
-
-
-
-def file_options(f):
-    """The click options of ``simulate FILE`` / ``energy FILE`` (module docstring)."""
-    import click
-
-    opts = [
-        click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path),
-                     default=None, help="FILE only: X.npy, (N, T, *input) or (N, *input) "
-                     "with --timesteps."),
-        click.option("--labels", "labels_path", type=click.Path(dir_okay=False, path_type=Path),
-                     default=None, help="FILE only: Y.npy, (N,) integer labels."),
-        click.option("--dt", "dt_s", type=float, default=None,
-                     help="FILE only: seconds per step, for a graph without dt "
-                          "(snnTorch's export: 1e-4)."),
-        click.option("--timesteps", type=int, default=None,
-                     help="FILE only: steps to repeat a static (N, *input) input."),
-        click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-                     default=None, help="FILE only: output directory (default FILE.spikeship)."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
 
 
 def check_mode(path: Path, input_path, **file_only) -> bool:

@@ -5,8 +5,7 @@
 - ``tensors.safetensors``: ``model/<state key>`` (weights, masks already applied),
   ``mask/<weight|units>.<layer>`` (:meth:`MaskSet.state`, uint8), ``optim/<i>/<key>``
   (AdamW moments and step of parameter ``i``), ``pruner/<key>`` (the pruner's
-  tensors), ``teacher/outputs`` (a distilling run's teacher outputs per training
-  sample, once taken) and ``rng/torch``, ``rng/numpy`` (random-generator states as uint8).
+  tensors) and ``rng/torch``, ``rng/numpy`` (random-generator states as uint8).
 - ``meta.json`` (written last): ``format_version``, ``spec`` (:meth:`ModelSpec.to_json`),
   ``config``, ``epoch``, ``scheduler``, ``optimizer`` (param groups and scalar state),
   ``pruner`` (name and JSON meta), ``rng`` (the JSON parts), ``metrics`` (every epoch
@@ -26,6 +25,7 @@ import json
 import math
 import time
 import os
+import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,7 @@ from torch import nn
 
 from spikeship.errors import CheckpointError, ConfigError, MaskError, RunDirError
 from spikeship.io import sha256_file, write_json_atomic
-from spikeship.safeopen import LIMITS, check_file
+from spikeship.safeopen import LIMITS, check_file, read_json
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model
 from spikeship.train.structure import LayerInfo, describe
@@ -99,7 +99,7 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, spec: Model
                     metrics: list[dict[str, Any]] | None = None,
                     extra: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``run_dir/checkpoint/`` atomically (see the module docstring); return its path.
-    ``extra``: more tensors, named ``group/name`` (e.g. ``teacher/outputs``)."""
+    ``extra``: more tensors, named ``group/name``."""
     run_dir = Path(run_dir)
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
@@ -137,8 +137,6 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, spec: Model
 
 
 def _rng_state(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    import random
-
     tensors["rng/torch"] = torch.get_rng_state()
     np_state = np.random.get_state()
     tensors["rng/numpy"] = torch.from_numpy(np_state[1].astype("<u4").view(np.uint8).copy())
@@ -150,8 +148,6 @@ def _rng_state(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def restore_rng(ckpt: Checkpoint) -> None:
     """Put the torch, numpy and Python random generators back as they were at save time."""
-    import random
-
     rng = ckpt.meta["rng"]
     torch.set_rng_state(ckpt.tensors["rng/torch"])
     keys = ckpt.tensors["rng/numpy"].numpy().view("<u4").astype(np.uint32)
@@ -219,8 +215,6 @@ def _fsync_dir(path: Path) -> None:
 # ---- reading -------------------------------------------------------------------------------
 def _read_meta(d: Path) -> dict[str, Any] | None:
     """The meta of a complete checkpoint directory, or None if ``d`` is not one."""
-    from spikeship.safeopen import read_json
-
     _refuse_link(d / META)
     try:
         meta = read_json(d / META, "checkpoint metadata", CheckpointError)

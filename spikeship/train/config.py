@@ -1,12 +1,10 @@
 """The training configuration: one frozen, validated dataclass, saved as ``config.json``.
 
-Defaults were chosen by measurement on this machine (1 CPU thread): ``dpap-mnist``
-on ``digits`` with T = 8 and 20 epochs (about 20-40 s per SNN run, 5 s per ANN run)
-reached 96.0-98.2 % (SNN, lr 2e-3) and 97.6-98.7 % (ANN twin, lr 1e-2) over seeds
-0-2; the ANN underfits at the SNN's lr (95.1-97.6 % at 3e-3). The optimiser is
-AdamW with decoupled weight decay 0.01 and a cosine learning-rate schedule after a
-linear warm-up (DPAP's public script: lr 2.4e-4, 5 warm-up epochs of 300; our runs
-are 15x shorter, so the lr is higher and the warm-up is one epoch).
+The optimiser is AdamW with decoupled weight decay 0.01 and a cosine learning-rate
+schedule after a linear warm-up, as in DPAP's public script (lr 2.4e-4, 5 warm-up
+epochs of 300); runs here are about 15x shorter, so the peak lr is higher (2e-3 SNN,
+1e-2 ANN twin, which underfits at the SNN's) and the warm-up one epoch. How the
+defaults were chosen: ``docs/pruning-decisions.md``.
 """
 
 from __future__ import annotations
@@ -19,8 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spikeship.data import DATASETS
 from spikeship.errors import ConfigError
 from spikeship.safeopen import LIMITS, read_text
+from spikeship.train.losses import default_loss, get_loss
+from spikeship.train.models import ANN_ONLY, PRESETS
+from spikeship.train.pruners import PRUNERS, get_pruner_class
 
 DEVICES = ("cpu", "cuda", "auto")
 ENGINES = ("fast", "snntorch")
@@ -29,9 +31,6 @@ DEFAULT_EPOCHS = 20             # a run's length unless the pruner's options ask
 DEFAULT_LR_SNN = 2e-3
 DEFAULT_LR_ANN = 1e-2
 DEFAULT_QAT_EPOCHS = 5          # an SNN's last epochs on the Loihi grid, unless qat is set
-#: what a run saved before a field existed did, where today's default differs (a resumed
-#: or reused run's config.json without the field means this, not the current default)
-SAVED_BEFORE = {"qat": False, "qat_epochs": 0}
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class TrainConfig:
     engine: str = "fast"             # "fast" (multi-step, fused LIF) | "snntorch" (reference)
     precision: str = "fp32"          # "fp32" | "bf16" (autocast of conv / linear; LIF in fp32)
     eval_every: int = 1              # test pass every K epochs (and after the last one)
-    eval_batch_size: int = 0         # 0 = by engine: 64 fast (measured best), 256 snntorch
+    eval_batch_size: int = 0         # 0 = by engine: 64 fast, 256 snntorch
     init_from: str | None = None     # a trained run whose weights (and masks) start this one
     qat: bool | None = None          # weights on the Loihi quantiser's 8-bit grid (forward);
     #                                  None: an SNN's last DEFAULT_QAT_EPOCHS epochs, an ANN off
@@ -70,11 +69,6 @@ class TrainConfig:
     #                                  None: DEFAULT_QAT_EPOCHS if qat is None, else 0
 
     def __post_init__(self):
-        from spikeship.data import DATASETS
-        from spikeship.train.losses import default_loss, get_loss
-        from spikeship.train.models import ANN_ONLY, PRESETS
-        from spikeship.train.pruners import PRUNERS, get_pruner_class
-
         _choice("dataset", self.dataset, DATASETS)
         _choice("model", self.model, PRESETS)
         _choice("prune", self.prune, PRUNERS)

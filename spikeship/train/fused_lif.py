@@ -29,7 +29,7 @@ def _forward(cur: torch.Tensor, steps: int, beta: torch.Tensor, threshold: torch
     """Spikes ``(T, ...)`` and, with ``keep_mem``, membranes ``(T, ...)`` (Eq 1-2).
 
     In-place float ops on preallocated buffers: on CPU a comparison written into a
-    float tensor, mul and add are ~5x cheaper than ``where``.
+    float tensor, mul and add are cheaper than ``where``.
     """
     spk = _steps_like(cur, steps, static)
     mem = _steps_like(cur, steps if keep_mem else 2, static)

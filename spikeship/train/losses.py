@@ -12,13 +12,6 @@ labels ``y`` ``(B,)``, and returns the batch mean.
   ``(1/T) sum_t u^{t,N}`` as logits (``out`` must hold the membrane, see the trainer).
 - ``ce``: cross-entropy on ANN logits (the ANN twin's loss).
 
-Distillation (a pruner's ``distill`` weight ``a``, see :meth:`Pruner.distill_weight`):
-the loss becomes ``(1 - a) * L(out, y) + a * distill_loss(out, t)``, where ``t`` is
-:func:`teacher_stat` of the teacher's output for the same sample: for ``mse_rate`` the
-squared distance to the teacher's rates (the same as Eq 3 towards the blended target
-``(1 - a) * onehot + a * teacher rate``, up to a constant); for the cross-entropy
-losses the cross-entropy with the teacher's softmax over the same logits.
-
 ``predict(out)`` is the class with the highest rate / logit (ties go to the lowest
 index, as ``argmax`` does).
 """
@@ -51,20 +44,6 @@ def ce_mem(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy on logits (ANN: ``out`` is ``(1, B, K)``)."""
     return F.cross_entropy(out.mean(0), y)
-
-
-def teacher_stat(name: str, out: torch.Tensor) -> torch.Tensor:
-    """What a teacher's output ``(T, B, K)`` is reduced to for distillation, ``(B, K)``:
-    the rate for ``mse_rate``, the logits of the loss otherwise."""
-    return out.sum(0) if name == "ce_rate" else out.mean(0)
-
-
-def distill_loss(name: str, out: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """The loss of ``out`` ``(T, B, K)`` towards the teacher's ``teacher_stat`` ``(B, K)``."""
-    mine = teacher_stat(name, out)
-    if name == "mse_rate":
-        return ((teacher - mine) ** 2).sum(-1).mean()
-    return F.cross_entropy(mine, teacher.softmax(-1))
 
 
 LOSSES = {"mse_rate": mse_rate, "ce_rate": ce_rate, "ce_mem": ce_mem, "ce": ce}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -164,8 +165,6 @@ def units_hex(units: torch.Tensor) -> str:
     (``units_kept_hex``): ``numpy.packbits(units, bitorder="little")`` as hex, so unit
     ``i`` is bit ``i % 8`` of byte ``i // 8`` (1 = kept); padding bits are 0. Decoded by
     :func:`spikeship.report.plots.units_from_hex` with the layer's ``units_total``."""
-    import numpy as np
-
     return np.packbits(units.detach().cpu().numpy().astype(bool), bitorder="little").tobytes().hex()
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from spikeship.errors import ConfigError
-from spikeship.train.neuron import NeuronParams, make_lif
+from spikeship.train.neuron import NeuronParams, make_lif, reset_state
 
 ANN_ONLY = {"lenet-dnn", "vgg16-bn"}
 
@@ -166,8 +166,6 @@ def forward_sequence(model: nn.Module, x: torch.Tensor, timesteps: int | None = 
     """
     if ann:
         return model(x if x.dim() == 4 else x.mean(0)).unsqueeze(0)
-    from spikeship.train.neuron import reset_state
-
     reset_state(model)
     if x.dim() == 4:
         if timesteps is None:

@@ -39,8 +39,8 @@ class _ChannelsLastGrad(torch.autograd.Function):
     """Identity forward; backward hands on the gradient in channels-last layout.
 
     A gradient arriving through ``Flatten`` is NCHW; a pool's backward fed an NCHW
-    gradient for a channels-last input converts layouts inside (measured 3-4x slower
-    than with a channels-last gradient)."""
+    gradient for a channels-last input converts layouts inside, which is
+    slower than with a channels-last gradient."""
 
     @staticmethod
     def forward(ctx, x):  # noqa: D102

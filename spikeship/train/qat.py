@@ -7,14 +7,6 @@ weights of a layer become ``grid(w) = rint(127 w / max|w|) * max|w| / 127``. The
 layer of a direct-encoded input is not on the chip (the host computes its current in
 float and injects it), so it keeps its float weights.
 
-Measured before this option existed (digits, ``benchmarks/bench_prune_energy.py``
-runs): the Loihi emulator's accuracy differed from the float model's by up to 1.3 pt
-(6 of 450 samples) on 7 of 40 runs, in both directions; the float model with its
-weights put on this grid matched the emulator exactly on 5 of 7 such runs and
-within 0.7 pt on the others, so weight rounding is most of the gap. With ``qat`` on
-both the dense and the pruned runs of the same 40 (README, "Pruning for the chip"):
-every run's emulator accuracy within 0.44 pt (2 samples) of its float accuracy.
-
 With ``qat`` the trainer runs every forward pass (training and test) with the
 on-chip layers' weights on their grid and keeps the float weights as the master copy
 the optimiser updates (the straight-through estimator: the gradient computed at the
@@ -23,20 +15,11 @@ rounded weights is applied to the float ones, Jacob et al. 2018 / Courbariaux et
 checkpoint, every export and the float simulators hold exactly the values the chip
 gets (re-quantising a grid weight gives it back: its layer's max stays the max).
 
-The default (``qat_epochs``, issue 16): an SNN trains in float and spends only its last
+The default (``qat_epochs``): an SNN trains in float and spends only its last
 ``DEFAULT_QAT_EPOCHS`` = 5 epochs on the grid (``--qat-epochs N`` sets N, ``--qat`` is
-every epoch, ``--no-qat`` none; an ANN twin never). Why not every epoch: on DPAP's
-default (digits, seeds 0-29, the dense and pruned run of each seed both with ``--qat``)
-the pruned runs lost -0.07, -0.60 and -0.36 pt (SE 0.18, 0.32, 0.35) against their
-dense runs, where without quantisation-aware training they lost -0.02, -0.02 and
--0.22 pt but their emulator accuracy strayed up to 1.1 pt from float (a weight rounding
-flips about 3.5 of 450 predictions). Only the last epochs on the grid leave DPAP's
-trajectory, its cut and the whole run before it bit for bit the float run's (tested),
-and end on the grid like ``--qat``: pruned minus dense was -0.04, +0.11, -0.24 and
--0.09 pt (SE 0.41, 0.28, 0.18, 0.24) on seeds 0-9, 10-19, 20-29 and 30-39 (5 was fixed
-before seeds 10-39 ran, not tuned), and every one of the 80 runs' emulator accuracy is
-within 0.44 pt (2 of 450 samples) of its float accuracy, 16 of the 20 of seeds 0-9
-exactly (README, "Pruning for the chip", blocks ``chip-qat5*``).
+every epoch, ``--no-qat`` none; an ANN twin never), so a pruner's trajectory before
+those epochs (DPAP's cut included) is the float run's, bit for bit. Why:
+``docs/pruning-decisions.md``.
 
 Not modelled: a population whose scale the quantiser lowers so that its threshold fits
 (``max|w| < vth * 254 / 2**16``: fewer mantissa bits), the 13-bit bias and 12-bit decay

@@ -15,6 +15,8 @@ import snntorch as snn
 import torch
 from torch import nn
 
+from spikeship.train.neuron import reset_state
+
 
 @dataclass(frozen=True)
 class LayerInfo:
@@ -44,8 +46,6 @@ def describe(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[LayerIn
             x = m(x)
             shapes.append(tuple(x.shape[1:]))
     model.train(was_training)
-    from spikeship.train.neuron import reset_state
-
     reset_state(model)
     modules = list(model)
     prunable = [i for i, m in enumerate(modules) if isinstance(m, (nn.Conv2d, nn.Linear))]

@@ -48,20 +48,20 @@ import torch
 from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
-from spikeship.stats import wilson_interval
 from spikeship.train import multistep
 from spikeship.runlock import PIPELINE, TRAINING, writes_run_dir
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         recover_checkpoint, restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
 from spikeship.train.distributed import SINGLE, DataParallel
-from spikeship.train.losses import distill_loss, get_loss, predict, teacher_stat
-from spikeship.train.masks import MaskSet, units_hex
+from spikeship.train.losses import get_loss, predict
+from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.predictions import save_predictions
 from spikeship.train.pruners import get_pruner_class
 from spikeship.train.pruners.base import all_reduce_stats
 from spikeship.train.qat import chip_layers, put_on_grid, weights_on_grid
+from spikeship.train.record import check_current, check_schedule, epoch_metrics, run_summary
 from spikeship.train.structure import describe
 
 # Fields that may differ between a checkpoint's config and the one resuming it.
@@ -138,16 +138,12 @@ class Trainer:
         if cfg.precision == "bf16" and not self.multistep:
             raise ConfigError("field 'precision': bf16 needs the fast engine on an SNN "
                               "(its LIF keeps the membrane in fp32)")
-        self._record = None
-        if self.multistep and self.pruner.wants_activity:
-            self.pruner.use_engine_activity()
-            self._record = self.pruner.record_activity
+        self._record = self.pruner.engine_activity() if self.multistep else None
         self.qat_modules = (chip_layers(self.model, self.layers, self.data.encoding)
                             if cfg.qat else [])
         # --qat-epochs N: the weights go on the grid only from epoch epochs - N + 1 on
         self.qat_on = bool(self.qat_modules) and not cfg.qat_epochs
-        self._inputs = (self.pruner.record_input
-                        if self.multistep and self.pruner.wants_inputs else None)
+        self._inputs = self.pruner.engine_inputs() if self.multistep else None
         self.masks.apply(self.optimizer)
         self.dp.broadcast_state(self.model)
         n = len(self.data.train)
@@ -157,12 +153,6 @@ class Trainer:
         # a pruner may restart the schedule (DPAP's cut: warm-up and cosine afresh, as a
         # fine-tuning run would); the segment before the restart decays to its end
         self.restart_step = self.steps_per_epoch * max(self.pruner.lr_restart_epoch() - 1, 0)
-        # distillation (a pruner's choice, e.g. DPAP's cut): the network at the start of
-        # epoch teacher_epoch teaches the rest of the run, through its outputs on every
-        # training sample, taken once then (and checkpointed)
-        self.distill = self.pruner.distill_weight()
-        self.teacher_epoch = self.pruner.teacher_epoch() if self.distill > 0 else 0
-        self.teacher: torch.Tensor | None = None
         self.step = 0
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
@@ -211,6 +201,7 @@ class Trainer:
         ckpt = load_checkpoint(self.run_dir, device=self.device)
         if self.dp.writer:
             self.dp.barrier("waiting for rank 0 to read the checkpoint")
+        check_current(ckpt)
         saved = TrainConfig.from_mapping(ckpt.config, source=f"{ckpt.path}/meta.json")
         diffs = [k for k, v in saved.to_json().items()
                  if k not in RESUMABLE_CHANGES and self.config.to_json()[k] != v]
@@ -228,15 +219,6 @@ class Trainer:
         load_model_state(self.model, {k: v.to(self.device) for k, v in ckpt.group("model").items()},
                          where=str(ckpt.path))
         self.masks.load_state(ckpt.group("mask"))
-        self.teacher = ckpt.group("teacher").get("outputs")
-        if self.teacher_epoch and ckpt.epoch >= self.teacher_epoch \
-                and (self.teacher is None or len(self.teacher) != len(self.data.train)):
-            raise CheckpointError(f"{ckpt.path}: the run distils from epoch "
-                                  f"{self.teacher_epoch} on, but the checkpoint (epoch "
-                                  f"{ckpt.epoch}) holds no teacher outputs for its "
-                                  f"{len(self.data.train)} training samples")
-        if self.teacher is not None:
-            self.teacher = self.teacher.to(self.device)
         try:
             self.optimizer.load_state_dict(ckpt.optimizer_state_dict())
         except (ValueError, KeyError, RuntimeError) as e:
@@ -251,7 +233,7 @@ class Trainer:
         self.epoch = ckpt.epoch
         sched = ckpt.meta.get("scheduler", {})
         self.step = int(sched.get("step", self.epoch * self.steps_per_epoch))
-        _check_schedule(ckpt, self.step, self.epoch * self.steps_per_epoch, self.total_steps,
+        check_schedule(ckpt, self.step, self.epoch * self.steps_per_epoch, self.total_steps,
                         self.warmup_steps)
         self.metrics = ckpt.metrics[: self.epoch]
         self.elapsed_s = float(self.metrics[-1].get("elapsed_s", 0.0)) if self.metrics else 0.0
@@ -328,8 +310,7 @@ class Trainer:
         for idx, x, y in batches:
             self.dp.maybe_fault(self.step)
             lr = self._lr(self.step)
-            teacher = None if self.teacher is None else self.teacher[idx.to(self.device)]
-            loss, out = self.train_step(x, y, lr, membrane, teacher)
+            loss, out = self.train_step(x, y, lr, membrane)
             self.dp.after_pruner_batch(self.pruner, self.masks, self.step)
             if len(y):
                 total_loss += float(loss) * len(y)
@@ -343,21 +324,16 @@ class Trainer:
         return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                 "lr": lr}
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float, membrane: bool = False,
-                   teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float,
+                   membrane: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on batch ``(x, y)`` at learning rate ``lr``, with the pruner
-        and masks; returns the (detached) loss and outputs. ``self.step`` advances.
-        ``teacher``: the teacher's outputs for the batch (:func:`teacher_stat`), mixed
-        into the loss with the pruner's distillation weight."""
+        and masks; returns the (detached) loss and outputs. ``self.step`` advances."""
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         with self._qat():          # --qat: forward / backward at the chip's weights
             out = self.forward(x, membrane=membrane)
             loss = self.loss_fn(out, y)
-            if teacher is not None:
-                loss = ((1.0 - self.distill) * loss
-                        + self.distill * distill_loss(self.config.loss, out, teacher))
             loss.backward()
         self.dp.sync_grads(self.model, len(y))  # data-parallel: before the pruner sees them
         self.pruner.after_backward()
@@ -371,8 +347,7 @@ class Trainer:
     @property
     def eval_batch_size(self) -> int:
         """``config.eval_batch_size``, or by engine: the fast engine folds T steps into the
-        batch, and on CPU its test pass is fastest at 32-64 samples (measured: 1,300
-        samples/s at 64, 860 at 256, 690 at 1,024 on dpap-mnist 28x28, T = 8)."""
+        batch, and on CPU its test pass is fastest at 32-64 samples."""
         if self.config.eval_batch_size:
             return self.config.eval_batch_size
         return 64 if getattr(self, "multistep", False) else 256
@@ -447,38 +422,19 @@ class Trainer:
                 self._one_epoch(self.epoch + 1)
         finally:
             self.pruner.detach()
-        summary = self.summary()
+        summary = run_summary(self.config, self.metrics, samples_train=len(self.data.train),
+                              samples_test=len(self.data.test), epochs=self.epoch,
+                              elapsed_s=self.elapsed_s, device=str(self.device),
+                              baseline_dir=self.baseline_dir)
         if self.dp.writer:
             write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
-
-    @torch.no_grad()
-    def _teacher_outputs(self) -> torch.Tensor:
-        """The network's outputs on every training sample, as the loss's distillation
-        term wants them (:func:`teacher_stat`), ``(N_train, K)`` in sample order; taken
-        as training sees the network (``--qat``: at the chip's weights), without
-        recording activity for the pruner. Every data-parallel rank takes all of them."""
-        ds, cfg = self.data.train, self.config
-        self.model.eval()
-        try:
-            with self._qat():
-                parts = [teacher_stat(cfg.loss, self.forward(x, membrane=cfg.loss == "ce_mem"))
-                         for _, x, _ in self._batches(ds, torch.arange(len(ds)),
-                                                      self.eval_batch_size)]
-        finally:
-            self.model.train()
-        return torch.cat(parts).float()
 
     def _one_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
         cfg = self.config
         self.qat_on = bool(self.qat_modules) and (
             not cfg.qat_epochs or epoch > cfg.epochs - cfg.qat_epochs)
-        if epoch == self.teacher_epoch and self.teacher is None:
-            self.teacher = self._teacher_outputs()
-            if not self.quiet:
-                self.console.print(f"epoch {epoch}: the network as it is now teaches the "
-                                   f"rest of the run (distillation weight {self.distill})")
         # a live bar only on a terminal; elsewhere (logs, pipes, CI) the one line per
         # epoch below is all that is printed
         if self.progress and not self.quiet and self.console.is_terminal:
@@ -518,7 +474,7 @@ class Trainer:
         """Record epoch ``epoch``: metrics, checkpoint, ``metrics.jsonl`` line."""
         self.elapsed_s += dt
         self.epoch = epoch
-        m = self._epoch_metrics(epoch, stats, acc, dt, pruner_metrics)
+        m = epoch_metrics(self.masks, epoch, stats, acc, dt, self.elapsed_s, pruner_metrics)
         m.update(self.dp.epoch_record())
         self.metrics.append(m)
         if not self.dp.writer:
@@ -527,112 +483,9 @@ class Trainer:
                         config=self.config.to_json(), epoch=epoch, optimizer=self.optimizer,
                         scheduler={"step": self.step, "total_steps": self.total_steps,
                                    "warmup_steps": self.warmup_steps},
-                        pruner=self.pruner, metrics=self.metrics,
-                        extra={} if self.teacher is None else {"teacher/outputs": self.teacher})
+                        pruner=self.pruner, metrics=self.metrics)
         append_jsonl(self.run_dir / "metrics.jsonl", m)
         return m
-
-    def _epoch_metrics(self, epoch, stats, acc, dt, pruner_metrics) -> dict[str, Any]:
-        counts = self.masks.counts()
-        total = sum(c.synapses_total for c in counts)
-        remaining = sum(c.synapses_remaining for c in counts)
-        return {
-            "epoch": epoch, "train_loss": stats["train_loss"],
-            "train_accuracy": stats["train_accuracy"], "test_accuracy": acc,
-            "params_total": total, "params_remaining": remaining,
-            "pruning_rate": self.masks.pruning_rate(),
-            "units_total": sum(c.units_total for c in counts),
-            "units_remaining": sum(c.units_remaining for c in counts),
-            "layers": [{"name": c.name, "kind": c.kind,
-                        "synapses_total": c.synapses_total,
-                        "synapses_remaining": c.synapses_remaining,
-                        "synapses_pruned": c.synapses_total - c.synapses_remaining,
-                        "units_total": c.units_total, "units_remaining": c.units_remaining,
-                        "units_pruned": c.units_total - c.units_remaining,
-                        "units_kept_hex": units_hex(self.masks.units[c.name])}
-                       for c in counts],
-            "lr": stats["lr"], "wall_time_s": dt, "elapsed_s": self.elapsed_s,
-            "pruner": _jsonable(pruner_metrics),
-        }
-
-    def summary(self) -> dict[str, Any]:
-        """``summary.json`` (DESIGN.md): final accuracy, size, pruning rate, baseline comparison."""
-        cfg, last = self.config, self.metrics[-1]
-        base = read_baseline_accuracy(self.baseline_dir) if self.baseline_dir else None
-        to_base = None
-        if base is not None:
-            to_base = next((m["epoch"] for m in self.metrics
-                            if m["test_accuracy"] is not None and m["test_accuracy"] >= base),
-                           None)
-        return {
-            "dataset": cfg.dataset, "model": cfg.model, "ann": cfg.ann, "pruner": cfg.prune,
-            "prune_options": dict(cfg.prune_options), "timesteps": cfg.timesteps,
-            "seed": cfg.seed, "loss": cfg.loss,
-            "test_accuracy": last["test_accuracy"],
-            "test_accuracy_ci95": list(wilson_interval(
-                round(last["test_accuracy"] * len(self.data.test)), len(self.data.test))),
-            "best_test_accuracy": max(m["test_accuracy"] for m in self.metrics
-                                      if m["test_accuracy"] is not None),
-            "init_from": cfg.init_from,
-            "dense_baseline_accuracy": base,
-            "baseline_run": str(self.baseline_dir) if self.baseline_dir else None,
-            "params_total": last["params_total"], "params_remaining": last["params_remaining"],
-            "pruning_rate": last["pruning_rate"], "units_total": last["units_total"],
-            "units_remaining": last["units_remaining"],
-            "epochs": self.epoch, "epochs_to_baseline": to_base,
-            "wall_time_s": self.elapsed_s, "device": str(self.device),
-            "samples_train": len(self.data.train), "samples_test": len(self.data.test),
-        }
-
-
-def _check_schedule(ckpt, step: int, want_step: int, total: int, warmup: int) -> None:  # noqa: ARG001
-    """The learning-rate schedule of a resumed run is the one the config defines: the
-    step counter is where ``epoch`` full epochs put it and the warm-up agrees (a forged or
-    stale step would resume at another learning rate, e.g. 0 past the cosine's end). The
-    total may differ: ``epochs`` may be raised on resume, which stretches the cosine."""
-    sched = ckpt.meta.get("scheduler", {})
-    found = {"step": step, "warmup_steps": sched.get("warmup_steps", warmup)}
-    want = {"step": want_step, "warmup_steps": warmup}
-    diff = [f"{k}={found[k]} (expected {want[k]})" for k in want if found[k] != want[k]]
-    if diff:
-        raise CheckpointError(f"{ckpt.path}/meta.json: scheduler state {', '.join(diff)} does "
-                              f"not match epoch {ckpt.epoch} of this configuration; the "
-                              f"learning rate would be wrong from here on")
-
-
-def read_baseline_accuracy(baseline_dir: Path) -> float:
-    """``test_accuracy`` of a finished dense run's ``summary.json``."""
-    from spikeship.safeopen import read_json
-
-    p = Path(baseline_dir) / "summary.json"
-    try:
-        if not p.exists():
-            raise FileNotFoundError(p)
-        d = read_json(p, "baseline summary", RunDirError)   # regular file, size-limited
-        return float(d["test_accuracy"])
-    except FileNotFoundError as e:
-        raise RunDirError(f"baseline run {baseline_dir} has no summary.json "
-                          f"(train it to the end first)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"baseline summary {p} is unreadable: {e}") from e
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    """A pruner's end_epoch metrics with tensors/arrays turned into lists/numbers."""
-    def conv(v):
-        if torch.is_tensor(v):
-            return v.item() if v.numel() == 1 else v.tolist()
-        if isinstance(v, np.ndarray):
-            return v.tolist()
-        if isinstance(v, np.generic):
-            return v.item()
-        if isinstance(v, dict):
-            return {str(k): conv(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
-        return v
-    return conv(dict(d))
-
 
 @writes_run_dir(lambda a: a["run_dir"] if a["dp"].writer else None, "train", create=True,
                 kind=TRAINING, accepts=(TRAINING, PIPELINE))

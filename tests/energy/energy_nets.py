@@ -88,13 +88,13 @@ def mlp(seed: int = 0) -> nir.NIRGraph:
 def pruned_run(run_dir, *, seed: int = 0, input_shape=(1, 9, 7), num_classes: int = 3,
                timesteps: int = 4, formats=("nir", "onnx")):
     """A real run directory: a ``dpap-mnist`` checkpoint with pruned conv channels, FC
-    neurons and FC synapses, exported by ``spikeship.targets.export_command.export_run``.
+    neurons and FC synapses, exported by ``spikeship.targets.export.export_run``.
 
     Returns the :class:`~spikeship.train.masks.MaskSet` that was saved.
     """
     import torch
 
-    from spikeship.targets.export_command import export_run
+    from spikeship.targets.export import export_run
     from spikeship.train.checkpoint import save_checkpoint
     from spikeship.train.masks import MaskSet
     from spikeship.train.models import ModelSpec, build_model

@@ -9,8 +9,8 @@ import pytest
 
 from spikeship import bench
 from spikeship._optional import require
-from spikeship.targets.export_command import export_run
-from spikeship.sim.command import simulate_run
+from spikeship.targets.export import export_run
+from spikeship.sim.simulate import simulate_run
 from spikeship.energy.report import estimate
 from tests.export.nets import make_run
 

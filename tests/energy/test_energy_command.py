@@ -104,7 +104,7 @@ def test_onnx_explicit_zeros_fail_unless_allowed(run, tmp_path, capsys):
     # dense-initializer ONNX of the same model stores them as explicit zeros.
     import shutil
 
-    from spikeship.targets.export_command import export_run
+    from spikeship.targets.export import export_run
     from tests.energy.energy_nets import densify_onnx
 
     d = tmp_path / "with_onnx"

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from spikeship.targets.export_command import export_run
-from spikeship.sim.command import simulate_run
+from spikeship.targets.export import export_run
+from spikeship.sim.simulate import simulate_run
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("digits") / "dpap"
     cfg = TrainConfig(dataset="digits", model="dpap-mnist", epochs=5, prune="dpap",
-                      prune_options={"run_epochs": 5}, seed=0)
+                      prune_options={"scale": 12}, seed=0)
     train(cfg, run, progress=False, quiet=True)
     export_run(run, ("nir", "onnx"))
     return run

@@ -76,7 +76,7 @@ def expect_error(capsys, argv: list, error: type[SpikeshipError], match: str,
 def exported_run(tmp_path_factory) -> Path:
     """An untrained, hand-pruned dpap-mnist run on digits (T = 4) exported to
     ``model.nir``, ``model.onnx`` and ``model.net`` (never modified: copy it)."""
-    from spikeship.targets.export_command import export_run
+    from spikeship.targets.export import export_run
     from tests.export import nets
 
     run_dir, _, _ = nets.make_run(tmp_path_factory.mktemp("reliability") / "run",

@@ -153,7 +153,7 @@ EXPORT_SCRIPT = """
 import sys
 import spikeship.targets.loihi.netx, spikeship.export.nir_export, spikeship.export.onnx_export
 import spikeship.export.surgery, spikeship.targets.loihi.quantize, spikeship.train.checkpoint
-from spikeship.targets.export_command import export_run
+from spikeship.targets.export import export_run
 print("go", flush=True)
 export_run(sys.argv[1], ("nir", "onnx", "netx"))
 """

@@ -154,7 +154,7 @@ def test_export_read_back_refuses_what_the_readers_refuse(run, name, key):
     """The read-back step before the renames: a file the readers refuse (truncated here)
     is an ExportError, so it never replaces the previous export."""
     from spikeship.errors import ExportError
-    from spikeship.targets.export_command import validate_written
+    from spikeship.targets.export import validate_written
 
     bad = run / f".{name}.check.tmp"
     bad.write_bytes((run / name).read_bytes()[:1000])

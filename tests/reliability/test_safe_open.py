@@ -216,7 +216,7 @@ def test_onnx_external_data_is_refused_whatever_the_current_directory(run, capsy
 
 def test_every_operator_spikeship_writes_is_accepted(run, tmp_path):
     """The accepted set is exactly what the writer emits, in both ONNX modes."""
-    from spikeship.targets.export_command import export_run
+    from spikeship.targets.export import export_run
     from spikeship.safeopen import ONNX_OPS
 
     import shutil

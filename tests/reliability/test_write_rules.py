@@ -116,7 +116,7 @@ def test_standalone_out_waits_for_the_run_lock(tmp_path, capsys):
 
 
 def test_import_never_replaces_an_existing_file_without_force(run, capsys):
-    from spikeship.targets.loihi.import_command import import_netx
+    from spikeship.targets.loihi.importer import import_netx
 
     expect_error(capsys, ["import", run / "model.net"], RunDirError, "exists", watch=(run,))
     expect_error(capsys, ["import", run / "model.net", "--out", run / "config.json"],

@@ -20,7 +20,7 @@ import pytest
 from spikeship.errors import OptionError, SimulationError, SpikeshipError
 from spikeship.sim import registry
 from spikeship.sim.base import Simulator
-from spikeship.sim.command import test_split
+from spikeship.sim.simulate import test_split
 from spikeship.sim.result import SimResult
 
 NAMES = registry.names()
@@ -36,7 +36,7 @@ PARAMS = [pytest.param(n, marks=_marks(n), id=n) for n in NAMES]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from spikeship.targets.export_command import FORMATS, export_run
+    from spikeship.targets.export import FORMATS, export_run
     from tests.export import nets
 
     run_dir, _, _ = nets.make_run(tmp_path_factory.mktemp("conformance") / "run",

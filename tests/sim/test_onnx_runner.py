@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spikeship.errors import GraphError, SimulationError
-from spikeship.targets.export_command import export_run
+from spikeship.targets.export import export_run
 from spikeship.sim.snntorch import run_target as run_snntorch
 from spikeship.sim.onnx_runner import run_target, simulate_onnx
 from spikeship.sim import registry

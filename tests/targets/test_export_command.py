@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from spikeship import cli
-from spikeship.targets.export_command import export_run
-from spikeship.export.inspect_command import describe_file
+from spikeship.targets.export import export_run
+from spikeship.targets.describe import describe_file
 from spikeship.sim.result import SimResult
 from tests.export import nets
 

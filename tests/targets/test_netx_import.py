@@ -156,7 +156,7 @@ def test_optimize_weight_bits_is_netx_s(w):
 
 
 def test_inspect_reports_netx_neurons_synapses_and_layers():
-    from spikeship.targets.inspect_command import describe_file
+    from spikeship.targets.describe import describe_file
 
     root = _gts_root()
     d = describe_file(root / "tiny.net")

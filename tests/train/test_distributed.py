@@ -189,14 +189,18 @@ def _checkpoint_epoch(run: Path) -> int:
     return int(json.loads((run / "checkpoint" / "meta.json").read_text())["epoch"])
 
 
+# fault runs on 416 training samples: 13 steps of 32 per epoch, the fault in epoch 2
+FAULT_FLAGS = [*FLAGS, "--limit-train", 416, "--limit-test", 90]
+
+
 def test_killed_rank_stops_the_other_and_resume_with_one_process_completes(tmp_path):
-    """Rank 1 SIGKILLs itself at step 60 (epoch 2 of 3, 43 steps each): rank 0 stops
+    """Rank 1 SIGKILLs itself at step 20 (epoch 2 of 3, 13 steps each): rank 0 stops
     with DistributedError, epoch 1's checkpoint is intact, resume with 1 process ends
     where an uninterrupted single-process run ends."""
     run = tmp_path / "run"
     t0 = time.monotonic()
-    r = spikeship("train", "--out", run, *FLAGS, "--epochs", 3, "--nproc", 2,
-                  "--dist-timeout", 30, env={FAULT_ENV: "1:60:KILL"})
+    r = spikeship("train", "--out", run, *FAULT_FLAGS, "--epochs", 3, "--nproc", 2,
+                  "--dist-timeout", 30, env={FAULT_ENV: "1:20:KILL"})
     elapsed = time.monotonic() - t0
     assert r.returncode not in (0, 70), r.stderr
     assert "Traceback" not in r.stderr
@@ -209,17 +213,18 @@ def test_killed_rank_stops_the_other_and_resume_with_one_process_completes(tmp_p
     r = spikeship("train", "--out", run, "--resume", "--no-progress", "--threads", 1)
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "summary.json").read_text())["epochs"] == 3
-    ref = single(tmp_path, "ref", epochs=3)
+    ref = single(tmp_path, "ref", epochs=3, limit_train=416, limit_test=90)
     assert max_diff(weights(ref.run_dir), weights(run)) <= 10 * WEIGHT_ATOL
 
 
 def test_hung_rank_times_out_and_resume_with_two_processes_completes(tmp_path):
-    """Rank 1 stops itself (SIGSTOP) at step 60: rank 0 gives up after --dist-timeout 5 s
-    instead of gloo's 30 minutes; the launcher then kills the hung worker."""
+    """Rank 1 stops itself (SIGSTOP) at step 20 (epoch 2): rank 0 gives up after
+    --dist-timeout 5 s instead of gloo's 30 minutes; the launcher then kills the hung
+    worker."""
     run = tmp_path / "run"
     t0 = time.monotonic()
-    r = spikeship("train", "--out", run, *FLAGS, "--epochs", 3, "--nproc", 2,
-                  "--dist-timeout", 5, env={FAULT_ENV: "1:60:STOP"})
+    r = spikeship("train", "--out", run, *FAULT_FLAGS, "--epochs", 3, "--nproc", 2,
+                  "--dist-timeout", 5, env={FAULT_ENV: "1:20:STOP"})
     assert time.monotonic() - t0 < 300          # gloo's default would wait 30 minutes
     assert r.returncode not in (0, 70), r.stderr
     assert "rank 0/2: all_reduce of gradients failed" in r.stderr

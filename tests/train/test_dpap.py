@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from spikeship.errors import CheckpointError, ConfigError
+from spikeship.errors import RemovedOptionError, CheckpointError, ConfigError
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model, forward_sequence
 from spikeship.train.neuron import NeuronParams, make_lif
@@ -370,35 +370,29 @@ def test_trainer_run_with_dpap_resumes_bit_for_bit(tmp_path, options):
         assert layer["synapses_remaining"] == 64 * 9 - int(0.8 * 64 * 9)
 
 
-def test_ramped_per_layer_unit_budget_removes_lowest_survival_first():
-    """``unit_budgets`` / ``budget_start`` / ``budget_end``: units with F_D < 0 are removed
-    no faster than the cubic ramp allows (lowest F first), and never beyond the budget."""
+def test_per_layer_unit_budget_removes_lowest_survival_first_never_beyond():
+    """``unit_budgets``: of the units with F_D < 0, at most the budget is removed in all,
+    the lowest F first (ties: the lower index); the others wait, still decaying."""
     model, layers, masks = hand_net()
     pr = DPAPPruner({"preset": "paper", "beta": 1, "warmup": 0, "output_synapses": "false",
-                     "scale": 1,
-                     "decay": "staircase", "unit_budgets": "1:0.6", "budget_start": 0,
-                     "budget_end": 4})
+                     "scale": 1, "decay": "staircase", "unit_budgets": "1:0.4"})
     pr.attach(model, masks, layers)
     kept = []
-    for epoch in (1, 2, 3, 4, 5):
+    for epoch in (1, 2, 3):
         run_batch(model, pr, [X_A])
         rep = pr.end_epoch(epoch)
         kept.append(masks.units["1"].tolist())
-        # budget = 0.6 * (1 - (1 - epoch / 4) ** 3) of 5 units, floored
-        assert rep["layers"]["1"]["unit_budget"] == pytest.approx(
-            0.6 * (1 - (1 - min(epoch, 4) / 4) ** 3))
+        assert rep["layers"]["1"]["unit_budget"] == 0.4
     # epoch 1: F = [3.5, -0.45, -0.50, -0.50, 3.5] (by hand, test above): 3 units are
-    # due, floor(5 * 0.347) = 1 may go: unit 2 (lowest F, lower index of the tie)
-    assert kept[0] == [True, True, False, True, True]
-    assert kept[1] == [True, True, False, False, True]     # floor(5 * 0.525) = 2
-    assert kept[2] == kept[1]                              # floor(5 * 0.591) = 2 still
-    assert kept[3] == [True, False, False, False, True]    # 0.6 of 5 = 3: unit 1 goes
-    assert kept[4] == kept[3]                              # full budget, never beyond
+    # due, floor(5 * 0.4) = 2 may go: units 2 and 3 (lowest F); unit 1 waits for good
+    assert kept[0] == [True, True, False, False, True]
+    assert kept[1] == kept[0] and kept[2] == kept[0]
+    assert float(pr.t["f_unit.1"][1]) < -0.45                 # still decaying
 
 
 def test_budget_options_validated():
     for bad in ({"unit_budgets": "1:1.5"}, {"unit_budgets": "1"}, {"unit_budgets": ":0.3"},
-                {"budget_start": 5, "budget_end": 2}, {"budget_start": -1}):
+                {"unit_budget_conv": 1.5}, {"synapse_budgets": "3:x"}):
         with pytest.raises(ConfigError, match="budget"):
             DPAPPruner(bad)
 
@@ -456,38 +450,6 @@ def test_cut_mode_removes_nothing_before_the_cut_and_exactly_the_budget_at_it():
     assert rep["cut"] and rep["cut_epoch"] == 2
     assert int((pr.t["f_unit.1"] < 0).sum()) == 2       # more than the budget allows
     assert masks.units["1"].tolist() == [True, True, False, True, True]
-
-
-def test_cut_in_steps_cuts_a_share_of_the_budget_per_step():
-    """``cut_steps=2, cut_every=2`` from epoch 1: the steps are epochs 1 and 3; step 1
-    takes half of the unit budget (floor(0.4 * 5) = 2 of 5) and removes 1 - 0.25**0.5 =
-    half of the output layer's remaining synapses, epoch 2 removes nothing, step 2 takes
-    the whole budget (4 of 5) and again half of what remains; the lowest F goes first."""
-    model, layers, masks = hand_net()
-    pr = DPAPPruner({"preset": "paper", "beta": 10, "warmup": 0, "scale": 1,
-                     "cut_epoch": 1, "cut_steps": 2, "cut_every": 2,
-                     "unit_budgets": "1:0.8", "synapse_budgets": "3:0.75"})
-    pr.set_run(4)
-    assert pr.cut_epochs == [1, 3] and pr.lr_restart_epoch() == 0
-    pr.attach(model, masks, layers)
-    removed, synapses = [], []
-    for epoch, rows in ((1, [X_A]), (2, [X_B]), (3, [X_A, X_B]), (4, [X_B])):
-        run_batch(model, pr, rows)
-        rep = pr.end_epoch(epoch)
-        assert rep["cut_step"] == {1: 1, 3: 2}.get(epoch)
-        removed.append(int((~masks.units["1"]).sum()))
-        synapses.append(int(masks.effective("3").sum()))
-        if epoch == 1:
-            f = pr.t["f_unit.1"]
-            assert float(f[~masks.units["1"]].max()) <= float(f[masks.units["1"]].min())
-            assert rep["layers"]["3"]["cut_synapses"] == int(0.5 * 3 * 3)
-    assert removed == [2, 2, 4, 4]
-    assert synapses[0] == 9 - 4 and synapses[1] == synapses[0] and synapses[3] == synapses[2]
-    assert synapses[2] <= 3 and synapses[2] >= 1
-    with pytest.raises(ConfigError, match="cut's last step would be in epoch 7"):
-        DPAPPruner({"cut_steps": 3, "cut_every": 2, "cut_epoch": 3}).set_run(6)
-    with pytest.raises(ConfigError, match="cut_steps must be > 0"):
-        DPAPPruner({"cut_steps": 0})
 
 
 def test_cut_epoch_beyond_the_run_is_refused_and_sets_the_default_run_length():
@@ -553,3 +515,18 @@ def test_cut_rank_l1_cuts_the_conv_channels_of_smallest_filter_norm():
     assert rep["cut"] and masks.units["0"].tolist() == [True, False, True, False, True]
     with pytest.raises(ConfigError, match="cut_rank"):
         DPAPPruner({"cut_rank": "l2"})
+
+
+def test_removed_options_are_refused_by_name_or_dropped_when_inert():
+    """Options removed since (distillation, the cut in steps, the budget ramp, run_epochs,
+    preset=channels) are refused naming the option when set to act; at the value at
+    which they did nothing (a saved run that did not use them) they are dropped with a
+    warning and the pruner is the one without them."""
+    for opts in ({"distill": 0.5}, {"cut_steps": 3}, {"cut_every": 2}, {"budget_end": 14},
+                 {"run_epochs": 20}, {"paper_epochs": 100}, {"preset": "channels"}):
+        key, value = next(iter(opts.items()))
+        with pytest.raises(RemovedOptionError, match=f"{key}=.*{value}.* was removed"):
+            DPAPPruner(opts)
+    with pytest.warns(DeprecationWarning, match="distill=0"):
+        pr = DPAPPruner({"distill": 0, "cut_steps": 1, "preset": "paper"})
+    assert pr.config == DPAPPruner({"preset": "paper"}).config

@@ -130,14 +130,12 @@ def test_config_validation_names_the_option():
         DPAPConfig.from_options({"beta": "-1"})
     with pytest.raises(ConfigError, match="conv_synapses"):
         DPAPConfig.from_options({"conv_synapses": "maybe"})
-    with pytest.raises(ConfigError, match="exclude"):
-        DPAPConfig.from_options({"scale": 2, "run_epochs": 10})
-    cfg = DPAPConfig.from_options({"tau": "0.25", "conv_synapses": "true", "run_epochs": "20",
+    with pytest.raises(ConfigError, match="scale must be > 0"):
+        DPAPConfig.from_options({"scale": 0})
+    cfg = DPAPConfig.from_options({"tau": "0.25", "conv_synapses": "true", "scale": "2.5",
                                    "criterion": "hebb"})
     assert (cfg.tau, cfg.conv_synapses, cfg.criterion) == (0.25, True, "hebb")
-    assert cfg.epoch_scale == 3.0                                       # 60 / 20
+    assert cfg.scale == 2.5
     assert cfg.kind_params("conv") == (0.65, 12.0, 5.0)
     assert cfg.kind_params("fc") == (1.5, 13.0, 2.0)
-    ch = DPAPConfig.from_options({"preset": "channels"})
-    assert ch.kind_params("conv") == (1.0, 30.0, 2.0) and ch.unit_budget_conv == 0.45
     assert DPAPConfig.from_options({"preset": "paper"}) == DPAPConfig(preset="paper")

@@ -135,14 +135,14 @@ def test_dpap_statistics_equal_between_engines(criterion):
     hooks.config = type(hooks.config).from_options({"criterion": criterion})
     fast, layers = _dpap(model, spec)
     fast.config = hooks.config
-    fast.use_engine_activity()
+    record = fast.engine_activity()
     model.train(), ref_model.train()
     torch.manual_seed(3)
     for _ in range(2):                     # two batches: theta of the 2nd is not zero
         x = torch.rand(5, *SHAPE) * 2
         forward_sequence(ref_model, x, T)
         hooks.after_batch()
-        multistep.run(model, x, T, layers=layers, record=fast.record_activity)
+        multistep.run(model, x, T, layers=layers, record=record)
         fast.after_batch()
     assert set(fast.t) == set(hooks.t)
     for k in hooks.t:
@@ -213,7 +213,7 @@ def test_engines_give_the_same_step_and_interchange_checkpoints(tmp_path):
         tr.multistep = src == "fast"           # evaluate the same weights with the other engine
         assert tr.evaluate() == acc_other
     # exported NIR of the two runs: same graph, same parameters (float tolerance)
-    from spikeship.targets.export_command import export_run
+    from spikeship.targets.export import export_run
 
     graphs = []
     for e in ("fast", "snntorch"):

@@ -8,9 +8,6 @@ Fixture nets: ``tiny-mlp`` 7 -> 5 -> 3 (0 Flatten, 1 Linear(7,5), 2 Leaky, 3 Lin
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -52,7 +49,7 @@ def loud_hidden(model):
 
 def measured(cls, opts, prepare=None, seed=0):
     """A pruner attached to the tiny net, with one training batch measured by the fast
-    engine (hooks bypassed: the input reaches the meter through ``record_input``)."""
+    engine (hooks bypassed: the input reaches the meter through ``engine_inputs``)."""
     model, masks, layers = tiny(seed)
     loud_hidden(model)
     if prepare is not None:
@@ -62,7 +59,7 @@ def measured(cls, opts, prepare=None, seed=0):
     model.train()
     with torch.no_grad():
         multistep.run(model, sparse_input(), T, layers=layers,
-                      inputs=pr.record_input if pr.wants_inputs else None)
+                      inputs=pr.engine_inputs())
     pr.after_batch()
     return pr, model, masks
 
@@ -155,7 +152,7 @@ def test_pq_neuron_rewires_the_neuron_on_busy_inputs_more_and_drops_busy_synapse
 def test_params_default_has_no_meter_and_is_unchanged():
     pr_default, _, m_default = measured(PQNeuronPruner, {})
     pr_params, _, m_params = measured(PQNeuronPruner, {"objective": "params"})
-    assert pr_default.meter is None and not pr_default.wants_inputs
+    assert pr_default.meter is None and pr_default.engine_inputs() is None
     pr_default.end_epoch(1)
     pr_params.end_epoch(1)
     for n in ("1", "3"):
@@ -184,17 +181,18 @@ def test_options_are_validated():
         PQLayerPruner({"cost_power": "-1"})
 
 
-def test_cli_rejects_an_unknown_objective_with_a_config_error(tmp_path):
+def test_cli_rejects_an_unknown_objective_with_a_config_error(tmp_path, capsys):
     """One line naming the option, no traceback, ConfigError's exit code (1: a bad
     configuration value, as for every pruner option, also from a --config file)."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    r = subprocess.run([sys.executable, "-m", "spikeship.cli", "train", "--out",
-                        str(tmp_path / "run"), "--prune", "pq-neuron", "--prune-opt",
-                        "objective=joules", "--epochs", "1", "--limit-train", "40",
-                        "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == ConfigError.exit_code, r.stdout + r.stderr
-    assert r.stderr.startswith("spikeship: error: pruner 'pq-neuron': option objective=")
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    from spikeship.cli import main
+
+    code = main(["train", "--out", str(tmp_path / "run"), "--prune", "pq-neuron",
+                 "--prune-opt", "objective=joules", "--epochs", "1", "--limit-train", "40",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == ConfigError.exit_code, err
+    assert err.startswith("spikeship: error: pruner 'pq-neuron': option objective=")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 

@@ -101,7 +101,7 @@ def test_presets_and_explicit_options():
     assert (paper.eps_conv, paper.c_conv, paper.eta_conv, paper.objective) == \
         (0.65, 5.0, 12.0, "params")
     assert DPAPConfig.from_options({"preset": "paper", "eps_conv": 0.9}).eps_conv == 0.9
-    assert DPAPConfig.from_options({"preset": "paper", "run_epochs": 30}).epoch_scale == 2.0
+    assert DPAPConfig.from_options({"preset": "paper", "scale": 2}).scale == 2.0
     with pytest.raises(ConfigError, match="preset"):
         DPAPConfig.from_options({"preset": "nope"})
     # "deep" is the default cut made deeper (the README's moonshot runs spell it out)

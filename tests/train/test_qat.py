@@ -100,8 +100,8 @@ def test_qat_run_resumes_exactly(tmp_path):
     from spikeship.train.config import TrainConfig
     from tests.train.fixture_pruners import assert_exact_resume
 
-    cfg = TrainConfig(model="dpap-mnist", epochs=2, batch_size=64, limit_train=200,
-                      limit_test=50, qat=True, prune="l1-filter",
+    cfg = TrainConfig(model="dpap-mnist", epochs=2, batch_size=64, limit_train=100,
+                      limit_test=30, timesteps=2, qat=True, prune="l1-filter",
                       prune_options={"start": 1, "end": 1, "layers": "3:0.5"})
     ck = assert_exact_resume(cfg, tmp_path)
     m = _mantissas(ck.model[7].weight.detach())
@@ -109,8 +109,9 @@ def test_qat_run_resumes_exactly(tmp_path):
 
 
 def _train_stop(out, *extra, stop=None):
-    args = ["train", "--out", str(out), "--epochs", "3", "--limit-train", "200",
-            "--limit-test", "60", "--no-progress", "--threads", "1", *extra]
+    args = ["train", "--out", str(out), "--epochs", "3", "--limit-train", "100",
+            "--limit-test", "30", "--timesteps", "2", "--no-progress", "--threads", "1",
+            *extra]
     if stop:
         args += ["--stop-after", str(stop)]
     assert cli.main(args) == 0
@@ -155,7 +156,7 @@ def test_the_default_is_the_last_epochs_on_the_grid(tmp_path):
     """Unset, an SNN trains its last DEFAULT_QAT_EPOCHS epochs on the grid and an ANN not
     at all; ``--qat`` alone is every epoch (as before the default existed), ``--no-qat``
     none; a run saved before the field existed resumes in float."""
-    from spikeship.train.command import resolve_config
+    from spikeship.train.run import resolve_config
     from spikeship.train.config import DEFAULT_QAT_EPOCHS, TrainConfig
 
     def resolved(**kw):
@@ -167,13 +168,7 @@ def test_the_default_is_the_last_epochs_on_the_grid(tmp_path):
     assert resolved(qat=True) == (True, 0)
     assert resolved(qat=False) == (False, 0)
     assert resolved(qat_epochs=2) == (True, 2)
-    run = tmp_path / "old"
-    run.mkdir()
-    old = {k: v for k, v in TrainConfig(qat=False).to_json().items()
-           if k not in ("qat", "qat_epochs")}
-    (run / "config.json").write_text(json.dumps(old))
-    cfg = resolve_config({}, out=run, resume=True, config_file=None)
-    assert (cfg.qat, cfg.qat_epochs) == (False, 0)
+    # a run saved before the field existed is refused on resume (test_obsolete.py)
     assert resolve_config({"qat": False}, out=tmp_path / "n", resume=False,
                           config_file=None).qat is False
     # what the saved config records is the resolved value, so a resume keeps it

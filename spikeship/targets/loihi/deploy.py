@@ -12,7 +12,7 @@ import numpy as np
 
 from spikeship.errors import RunDirError
 from spikeship.nir.read import read_nir
-from spikeship.targets.loihi import netx_import
+from spikeship.targets.loihi import netx_read
 from spikeship.targets.loihi.deployment import Deployment
 from spikeship.targets.loihi.host import input_bits
 from spikeship.targets.loihi.lower import graph_encoding, lower
@@ -34,6 +34,6 @@ def deployment_for(graph, precision: str, inputs: np.ndarray, options: dict) -> 
                                          else "spikes")
     bits = input_bits(inputs, precision) if mode == "spikes" else 0
     dep = lower(graph, dt_s=options.get("dt_s"), input_mode=mode, input_message_bits=bits)
-    if precision == "fixed" and netx_import.is_netx_import(graph):
-        return netx_import.fixed_deployment(graph, dep)   # netx's own integers
+    if precision == "fixed" and netx_read.is_netx_import(graph):
+        return netx_read.fixed_deployment(graph, dep)   # netx's own integers
     return quantize_deployment(dep) if precision == "fixed" else dep

@@ -5,10 +5,12 @@ Life cycle, driven by :class:`spikeship.train.trainer.Trainer`::
     pruner = PrunerClass(options)                 # options: a dict of pruner settings
     pruner.set_run(E)                             # the run's length in epochs
     pruner.attach(model, masks, layers, ann=...)  # register hooks; masks is the MaskSet
+    record = pruner.engine_activity()             # fast engine only; None: no callback
+    inputs = pruner.engine_inputs()
     for epoch in 1..E:
         for batch:                                # model.train()
-            forward (hooks collect activity while model.training; with the fast
-                     engine: record_activity(name, pre, post) if wants_activity)
+            forward (hooks collect activity while model.training; the fast engine
+                     calls record(name, pre, post) and inputs(name, x, repeat))
             loss.backward()
             pruner.after_backward()               # dense gradients still visible here
             masks.mask_grads(); optimizer.step(); masks.apply(optimizer)
@@ -25,11 +27,13 @@ workers (:func:`all_reduce_stats`) and every worker takes the same decision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from spikeship.train.distributed import sum_across_workers
 from spikeship.train.masks import MaskSet
 from spikeship.train.structure import LayerInfo
 
@@ -58,17 +62,6 @@ class Pruner:
         0: one schedule over the whole run. Valid after :meth:`set_run`."""
         return 0
 
-    def teacher_epoch(self) -> int:
-        """1-based epoch at whose start the network, as it is then, becomes the teacher of
-        the rest of the run (distillation with weight :meth:`distill_weight`); 0: none.
-        Valid after :meth:`set_run`."""
-        return 0
-
-    def distill_weight(self) -> float:
-        """Weight ``a`` of the teacher in the loss, ``(1 - a) * L + a * L_teacher``
-        (:mod:`spikeship.train.losses`); 0: no distillation."""
-        return 0.0
-
     def set_run(self, epochs: int) -> None:
         """The run's length in epochs (called before :meth:`attach`); raise
         ``ConfigError`` when the options cannot work in a run that long."""
@@ -78,30 +71,20 @@ class Pruner:
         """Bind to a model; register forward hooks here (remove them in :meth:`detach`)."""
         self.model, self.masks, self.layers, self.ann = model, masks, layers, ann
 
-    #: True when the pruner learns from layer activity (pre / post spikes); the fast
-    #: engine then hands it over through :meth:`record_activity` instead of hooks.
-    wants_activity = False
+    def engine_activity(self) -> Callable[[str, torch.Tensor, torch.Tensor], None] | None:
+        """For the fast engine, which bypasses forward hooks: the callback that takes each
+        prunable layer's activity in a training batch, ``(name, pre, post)``, ``(T, B, N)``
+        each (its input and its neuron's output, conv maps summed over H, W); asking for
+        it removes the pruner's own hooks. None: the pruner learns no activity."""
+        return None
 
-    def use_engine_activity(self) -> None:
-        """Take activity from :meth:`record_activity` from now on (remove forward hooks)."""
-
-    def record_activity(self, name: str, pre: torch.Tensor, post: torch.Tensor) -> None:
-        """Activity of prunable layer ``name`` in this training batch, ``(T, B, N)`` each:
-        its input and its neuron's output, conv maps summed over H, W."""
-
-    @property
-    def wants_inputs(self) -> bool:
-        """True when the pruner measures on-chip cost (a ``SynopsMeter`` in ``self.meter``,
-        ``objective=synops``): the fast engine, which bypasses the meter's hooks, then
-        hands every prunable layer's input over through :meth:`record_input`."""
-        return getattr(self, "meter", None) is not None
-
-    def record_input(self, name: str, x: torch.Tensor, repeat: int = 1) -> None:
-        """Input of prunable layer ``name`` in this training batch (folded ``(T*B, ...)``
-        or, for a static input fed at every step, ``(B, ...)`` with ``repeat = T``)."""
+    def engine_inputs(self) -> Callable[..., None] | None:
+        """For the fast engine: the callback ``(name, x, repeat=1)`` that takes each
+        prunable layer's input (folded ``(T*B, ...)``, or ``(B, ...)`` fed at every step
+        with ``repeat = T``) when the pruner measures on-chip cost (a ``SynopsMeter`` in
+        ``self.meter``, ``objective=synops``); None otherwise."""
         meter = getattr(self, "meter", None)
-        if meter is not None:
-            meter.record_input(name, x, repeat)
+        return None if meter is None else meter.record_input
 
     def after_backward(self) -> None:
         """Called after ``loss.backward()``, before gradients are masked."""
@@ -135,6 +118,4 @@ class NoPruner(Pruner):
 def all_reduce_stats(pruner: Pruner) -> None:
     """Sum the pruner's statistics across data-parallel workers (no-op when single); see
     :mod:`spikeship.train.distributed`."""
-    from spikeship.train.distributed import sum_across_workers
-
     sum_across_workers(list(pruner.reducible_stats().values()))

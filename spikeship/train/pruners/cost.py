@@ -28,7 +28,7 @@ its own forward hooks (only while the model is in training mode) and records at 
 granularity of whatever the hooked module receives: one step ``(B, ...)`` or
 several steps stacked ``(T, B, ...)`` / folded ``(T*B, ...)`` all sum the same. The
 fast engine calls modules without hooks; it hands each prunable layer's input to
-:meth:`SynopsMeter.record_input` instead (through the pruner's ``record_input``).
+:meth:`SynopsMeter.record_input` instead (through the pruner's ``engine_inputs``).
 """
 
 from __future__ import annotations
@@ -227,3 +227,17 @@ def relative(cost: torch.Tensor, alive: torch.Tensor, power: float = 1.0,
         return torch.where(alive, torch.ones_like(out), out)
     r = (cost / m).clamp(min=0.0).to(torch.float32) ** power
     return torch.where(alive, r.clamp(max=cap), out)
+
+
+def first_input_shape(model: nn.Sequential, layers) -> tuple[int, ...] | None:
+    """(C, H, W) of the model input when the first prunable layer is a conv (from its
+    output shape, inverting the conv arithmetic), else None."""
+    li = layers[0]
+    layer = model[int(li.name)]
+    if not isinstance(layer, nn.Conv2d):
+        return None
+    _, ho, wo = li.out_shape
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    (ph, pw), (dh, dw) = layer.padding, layer.dilation
+    return (layer.in_channels, (ho - 1) * sh - 2 * ph + dh * (kh - 1) + 1,
+            (wo - 1) * sw - 2 * pw + dw * (kw - 1) + 1)

@@ -28,6 +28,7 @@ import torch
 
 from spikeship.errors import ConfigError
 from spikeship.train.pruners.base import Pruner
+from spikeship.train.pruners.cost import SynopsMeter, first_input_shape
 from spikeship.train.pruners.schedule import zhu_gupta_sparsity
 
 
@@ -235,11 +236,8 @@ class MagnitudePruner(ScheduledPruner):
     def attach(self, model, masks, layers, ann=False):
         self.meter = None
         if self.opts.get("objective") == "synops":
-            from spikeship.train.pruners.cost import SynopsMeter
-            from spikeship.train.pruners.dpap import _first_input_shape
-
             self.meter = SynopsMeter()
-            self.meter.attach(model, layers, _first_input_shape(model, layers))
+            self.meter.attach(model, layers, first_input_shape(model, layers))
         super().attach(model, masks, layers, ann)
 
     def detach(self) -> None:

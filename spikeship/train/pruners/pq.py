@@ -32,10 +32,9 @@ candidate in the same update, nor is any connection of a structurally removed
 unit (``masks.units``: its row, or its outgoing columns in the consumer layer).
 So the first update of a dense layer only prunes (nothing inactive to regrow yet).
 
-No rewinding and no separate retraining: everything happens inside ordinary
-training through the :class:`~spikeship.train.pruners.base.Pruner` hooks.
+No rewinding and no separate retraining: all of it happens inside training.
 
-``objective=synops`` (issue 16: aim at what the chip pays for). A
+``objective=synops`` (aim at what the chip pays for). A
 :class:`~spikeship.train.pruners.cost.SynopsMeter` measures, from the spikes of the
 training batches since the last update, the operations ``k_e`` every synapse ``e``
 performs on the chip (presynaptic spikes x the positions the weight entry is used at,
@@ -52,33 +51,12 @@ for a group ``G`` (the layer for ``pq-layer``, one output neuron / channel's row
     prune the c_G active e with the smallest |w_e| / rho_e             (stage 2)
     regrow (gradient) the g_G inactive e with the largest |dL/dw_e| / rho_e
 
-``I(w)`` and ``r`` are unchanged (they measure how compressible the weights are); the
-cost only scales ``gamma`` per group and reweights the within-group ranking. So a
-layer (row) whose synapses each do twice the network's mean number of operations is
-rewired twice as much, and of two equally small weights the one fed by more spikes goes
-first; regrowth prefers connections that reduce the loss more per operation (random
-regrowth is unchanged). ``objective=params`` (default) is ``rho = 1`` everywhere: the
-formulas above. PQ removes weights, not units, so unit costs are not used. Without a
-measurement yet (no spike seen since the last update) ``rho = 1``. With data-parallel
-runs the costs are summed across workers at epoch ends (``reducible_stats``), so
-``interval`` = K batches uses each worker's own costs inside an epoch.
-
-Measured (``benchmarks/bench_prune_energy.py --prune pq-neuron``, digits, dpap-mnist,
-20 epochs, seeds 0-2; operations = effective synaptic operations + first-layer MACs
-per test sample from Loihi-emulator spikes; dense: 97.33 / 97.33 / 98.89 %)::
-
-    objective              ops dense/pruned        float accuracy (%)     pruned
-    params                 1.56  1.61  1.68        97.78 98.44 97.78      39-40 %
-    synops, cost_cap=4     9.40  6.00  8.43        75.56 89.11 84.00      32-33 %
-    synops, cost_cap=2     2.56  2.99  3.03        96.67 97.78 97.56      31-33 %
-    synops, cap 4, a=0.5   2.90  2.06  1.97        97.11 97.78 98.00      33-35 %
-
-On this net every conv weight entry does far more operations than an FC one (conv0
-~30x, conv3 ~6x, fc7 ~0.4x, fc9 ~0.1x the mean), so rho sits at the cap: with
-``cost_cap=4`` conv3 is rewired at the beta limit every update and ends at 4 %
-connectivity (accuracy lost); ``cost_cap=2`` (the default) ends with conv3 at 28 %
-(params: 59 %) and fc7 / fc9 at 73 % (params: 60 %): 1.6-1.85x fewer operations than
-params on the same seed, at -1.11 / -0.67 / -0.22 pt.
+``I(w)`` and ``r`` are unchanged; the cost scales ``gamma`` per group and reweights the
+within-group ranking, so regrowth prefers connections that reduce the loss more per
+operation. ``objective=params`` (default) is ``rho = 1`` everywhere, as is a group not
+measured yet. PQ removes weights, not units, so unit costs are not used. Data-parallel
+runs sum the costs across workers at epoch ends (``reducible_stats``).
+Why ``cost_cap`` defaults to 2: ``docs/pruning-decisions.md``.
 """
 
 from __future__ import annotations
@@ -89,6 +67,7 @@ from typing import Any
 import torch
 
 from spikeship.errors import CheckpointError, ConfigError
+from spikeship.train.pruners.cost import SynopsMeter, first_input_shape
 from spikeship.train.pruners.magnitude import (
     SCHEDULE_OPTIONS,
     ScheduledPruner,
@@ -236,11 +215,8 @@ class PQPruner(ScheduledPruner):
         self.meter = None
         self._rho_log: dict[str, float] = {}
         if self.opts["objective"] == "synops":
-            from spikeship.train.pruners.cost import SynopsMeter
-            from spikeship.train.pruners.dpap import _first_input_shape
-
             self.meter = SynopsMeter()
-            self.meter.attach(model, layers, _first_input_shape(model, layers))
+            self.meter.attach(model, layers, first_input_shape(model, layers))
         if self.opts["regrow"] == "gradient":
             self._grad = {n: torch.zeros_like(self.weight(n), dtype=torch.float32)
                           for n in masks.layers}

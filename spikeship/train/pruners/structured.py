@@ -26,29 +26,13 @@ every deployed format (NIR, ONNX, netx sparse, the Loihi mapper), so its operati
 with it; inside a conv kernel a zero would stay stored (Lava's Conv has no sparse
 form), which is why conv layers are refused here (prune their channels instead). A
 neuron left without any incoming synapse is kept: its bias alone makes it fire a
-fixed spike train, a bias input of the next layer (removing such neurons cost 1.1-2.0
-pt on digits seeds 0-2 with ``weights=7:0.8``, where about 90 of fc7's 300 had no
-input left).
+fixed spike train, a bias input of the next layer.
 
 Li et al.'s own protocol, a trained network pruned once and retrained, is
 ``spikeship train --init-from DENSE_RUN --prune l1-filter --prune-opt start=1
 --prune-opt end=1 ...``: the trained dense run's weights, one epoch at the restarted
-learning rate, the cut, then fine-tuning for the remaining epochs. Measured on digits
-(dpap-mnist, T = 8, the CLI's other defaults; train-only runs scored with the float
-model's spikes, seeds 0-9, paired with the 20-epoch dense run of the same seed):
-pruning inside one run (``start=6 end=14``, ``layers=0:0.4,3:0.6,7:0.5``) cost
--1.89 pt (SE 0.40) at 3.05x fewer operations; the same cut made to the trained dense
-network and fine-tuned 20 epochs cost -0.47 pt (SE 0.21) at 3.08x (min 2.61).
-``layers=0:0.4,3:0.6 weights=7:0.8`` (fc7 keeps its 300 neurons and 20 % of its
-synapses) gave -0.53 pt (SE 0.25) at 3.78x (min 3.24) with 20 epochs of fine-tuning
-and -0.29 pt (SE 0.23) at 3.70x (min 3.13) with 30; a gradual cut (``end=5``) was
-worse (-0.66 pt), as were a lower fine-tuning rate (``--lr 1e-3``: -1.15 pt) and
-a distillation term towards the dense network's output rates (weights 0.3 / 1 / 3:
--0.8 / -0.9 / -1.3 pt on seeds 0-2, where plain fine-tuning gave 0.0; not kept). The
-README's tables (``benchmarks/bench_prune_energy.py --from-dense``) count the
-operations from the Loihi emulator's spikes, on seeds 0-9 and on seeds 10-19 that
-played no part in choosing the recipe; with ``--qat`` on both runs: +0.13 pt (SE 0.31)
-at 3.66x (min 3.18) and -0.42 pt (SE 0.26) at 3.60x (min 3.03).
+learning rate, the cut, then fine-tuning for the remaining epochs. How the recipe was
+chosen: ``docs/pruning-decisions.md``.
 """
 
 from __future__ import annotations
