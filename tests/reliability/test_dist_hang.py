@@ -66,8 +66,13 @@ def test_a_peer_that_accepts_and_never_answers_ends_the_worker_in_time(tmp_path,
     assert took < TIMEOUT_S + 30, took
 
 
-def test_nproc_above_the_cores_is_refused_unless_oversubscribed(tmp_path):
+def test_nproc_above_the_cores_is_refused_unless_oversubscribed(tmp_path, capsys):
+    from tests.reliability.conftest import expect_error
+
     cores = len(os.sched_getaffinity(0))
+    expect_error(capsys, ["train", "--model", "tiny-mlp", "--nproc", cores + 1, "--out",
+                          tmp_path / "run"], ConfigError, "--oversubscribe",
+                 watch=(tmp_path / "run",))
     with pytest.raises(ConfigError, match=f"--nproc {cores + 1} is more than the {cores}"):
         launch(["--version"], cores + 1)
     # asked for explicitly, the workers start (each fails at once: no such option)
