@@ -9,7 +9,6 @@ flags given on the command line. The resolved configuration is saved as
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -107,9 +106,8 @@ def _dist_timeout(value: float | None) -> float:
 def launch_run(out: Path, values: dict, *, nproc: int, dist_timeout: float | None,
                resume: bool, baseline, threads, no_progress: bool, config_file,
                prune_options: dict | None, stop_after, oversubscribe: bool = False) -> None:
-    """``--nproc N``: the resolved configuration goes to N workers as a JSON file. More
-    workers than the cores this process may use (each holds a model, its data and torch's
-    pools) only with ``oversubscribe``."""
+    """``--nproc N``: the resolved configuration goes to N workers as a JSON file (N at
+    most the usable cores unless ``oversubscribe``)."""
     out = Path(out)
     timeout = _dist_timeout(dist_timeout)
     if threads is not None and threads < 1:
@@ -118,10 +116,6 @@ def launch_run(out: Path, values: dict, *, nproc: int, dist_timeout: float | Non
                             prune_options=prune_options)
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
-    cores = len(os.sched_getaffinity(0))
-    if nproc > cores and not oversubscribe:
-        raise ConfigError(f"--nproc {nproc} is more than the {cores} CPU cores this process "
-                          f"may use; pass --oversubscribe to start {nproc} workers anyway")
     if config.batch_size < nproc:
         raise ConfigError(f"field 'batch_size': {config.batch_size} is smaller than --nproc "
                           f"{nproc}: every process needs a share of each batch")
@@ -136,6 +130,6 @@ def launch_run(out: Path, values: dict, *, nproc: int, dist_timeout: float | Non
         args += ["--threads", str(threads)] if threads is not None else []
         args += ["--no-progress"] if no_progress else []
         args += ["--stop-after", str(stop_after)] if stop_after is not None else []
-        launch(args, nproc, timeout, threads=threads)
+        launch(args, nproc, timeout, threads=threads, oversubscribe=oversubscribe)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

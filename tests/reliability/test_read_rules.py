@@ -160,9 +160,3 @@ def test_netx_shape_attribute_is_checked_before_allocation(run, capsys):
     with memory_cap():
         expect_error(capsys, ["simulate", run, "--target", "lava-netx", "--samples", "2"],
                      GraphError, "neurons", watch=(run,))
-
-
-def test_nproc_above_the_cores_needs_oversubscribe(tmp_path, capsys):
-    cores = len(os.sched_getaffinity(0))
-    expect_error(capsys, ["train", "--out", tmp_path / "o", "--nproc", cores + 62],
-                 ConfigError, "--oversubscribe", watch=(tmp_path,))
