@@ -360,7 +360,7 @@ def pipeline(config: _pipeline_config.PipelineConfig | Mapping[str, Any] | None 
     elif fields:
         config = _pipeline_config.PipelineConfig.from_mapping(
             {**config.to_json(), **fields}, source="pipeline()")
-    log = _pipeline.run_pipeline(config, progress or (lambda line: None))
+    log = _pipeline.run_pipeline(config, progress)
     return PipelineResult(Path(config.out), tuple(log))
 
 

@@ -28,12 +28,12 @@ import numpy as np
 from spikeship.errors import ConfigError, RunDirError
 from spikeship.export.nir_export import write_nir
 from spikeship.io import atomic_path, write_json_atomic
+from spikeship.nir.categories import TIMED
 from spikeship.nir.read import load_graph, read_nir
 from spikeship.sim import registry
 from spikeship.targets.loihi.netx_import import netx_to_nir
 from spikeship.runlock import STANDALONE, run_lock
 
-NEEDS_DT = ("LIF", "CubaLIF", "LI")
 SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with dt = 1e-4
 
 
@@ -59,7 +59,7 @@ def with_dt(graph: nir.NIRGraph, dt_s: float | None, source: str) -> nir.NIRGrap
             raise ConfigError(f"--dt must be a positive number of seconds, got {dt_s}")
         meta["dt"] = float(dt_s)
     elif meta.get("dt") is None:
-        kinds = sorted({type(n).__name__ for n in graph.nodes.values()} & set(NEEDS_DT))
+        kinds = sorted({type(n).__name__ for n in graph.nodes.values()} & set(TIMED))
         if kinds:
             raise ConfigError(f"{source} has no 'dt' metadata and its {', '.join(kinds)} nodes "
                               f"need one: pass --dt SECONDS (snnTorch's export_to_nir writes "
