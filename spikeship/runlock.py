@@ -379,23 +379,25 @@ def run_lock(run_dir: str | os.PathLike, what: str, *, create: bool = False,
 
 
 def _start(lock: RunLock, what: str, existed: bool, kind, accepts, report) -> None:
-    """Under the fresh lock: record the holder, clean what a dead holder journalled,
-    check (and mark) the directory's kind."""
+    """Under the fresh lock: check (and mark) the directory's kind, record the holder,
+    then clean what a dead holder journalled (only in a directory of a spikeship kind:
+    ``compare --out`` into any folder removes nothing)."""
     temps = []
     if existed:
         lock.previous = _read_record(lock.fd) or {}
         temps = _read_temps(lock.fd)
+    _claim_kind(lock, what, kind, accepts)       # refused: nothing written, nothing removed
     lock.record = {"pid": os.getpid(), "host": os.uname().nodename, "command": _command(),
                    "what": what, "started": time.time()}
     _write_journal(lock)
-    lock.cleaned = clean_leftovers(lock.run_dir, temps)
+    if kind is not None or accepts:
+        lock.cleaned = clean_leftovers(lock.run_dir, temps)
     if lock.previous is not None:
         note = (f"note: the previous writer of {lock.run_dir}, "
                 f"{describe_holder(lock.previous)}, did not finish")
         if lock.cleaned:
             note += f"; cleaned up: {', '.join(lock.cleaned)}"
         (report or _stderr)(note)
-    _claim_kind(lock, what, kind, accepts)
 
 
 def _release(lock: RunLock, path: Path, failed: bool = False) -> None:
@@ -404,8 +406,9 @@ def _release(lock: RunLock, path: Path, failed: bool = False) -> None:
         if names == {MARKER_NAME}:
             with contextlib.suppress(OSError):
                 os.unlink(lock.run_dir / MARKER_NAME)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)          # still holding the lock: nobody can have taken it
+    if lock.record or lock.previous is None:    # a dead writer's record we did not
+        with contextlib.suppress(FileNotFoundError):   # replace stays, with its journal
+            os.unlink(path)      # still holding the lock: nobody can have taken it
     with contextlib.suppress(OSError):
         os.close(lock.fd)
 

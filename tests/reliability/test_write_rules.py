@@ -93,6 +93,10 @@ def test_standalone_out_into_an_unrelated_folder_or_a_run_is_refused(run, tmp_pa
     folder.mkdir()
     (folder / "labels.npy").write_bytes(b"my labels")
     (folder / "model.nir").write_bytes(b"my model")
+    # a planted "dead writer" lock file whose journal names the folder's own hidden file
+    (folder / ".mine.tmp").write_bytes(b"mine")
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": 999999999}) + "\n" +
+                                    json.dumps({"tmp": ".mine.tmp"}) + "\n")
     for cmd in (["simulate", "--target", "reference"], ["energy"]):
         argv = [*cmd, model, "--input", tmp_path / "x.npy", "--out"]
         expect_error(capsys, [*argv, folder], RunDirError, "writes only into an empty",
@@ -150,8 +154,10 @@ def test_compare_out_leaves_other_hidden_files_alone(run, tmp_path, capsys):
     (d / ".draft.md.tmp").write_text("someone's draft")
     (d / ".netx-mine").mkdir()
     (d / ".netx-mine" / "model.net").write_bytes(b"mine")
-    # a dead spikeship writer's lock file in that folder, which journalled nothing there
-    (d / LOCK_NAME).write_text(json.dumps({"pid": 999999999, "command": "x"}) + "\n")
+    # a dead writer's lock file there, whose journal names those files: compare --out
+    # writes its FILE and FILE.json, and removes nothing
+    (d / LOCK_NAME).write_text("".join(json.dumps(x) + "\n" for x in (
+        {"pid": 999999999, "command": "x"}, {"tmp": ".draft.md.tmp"}, {"tmp": ".netx-mine"})))
     res = run_cli(capsys, ["compare", run, "--out", d / "cmp.md"])
     assert res.rc == 0, res.err
     assert (d / ".draft.md.tmp").read_text() == "someone's draft"
