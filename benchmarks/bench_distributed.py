@@ -1,6 +1,6 @@
 """Data-parallel training throughput: samples/s with 1 and 2 processes, in one run.
 
-What runs: the real command, ``spikeship train --nproc N`` (the launcher, gloo on
+What runs: ``spikeship.train(..., nproc=N)``, what ``spikeship train --nproc N`` runs (the launcher, gloo on
 127.0.0.1, gradient all-reduce, sharded evaluation, rank-0 checkpointing), on
 ``dpap-mnist`` (SNN, T = 8) with MNIST-sized input: IDX files of random 28 x 28
 images written to a temporary directory (``--train`` samples, 64 test samples;
@@ -16,17 +16,17 @@ double the throughput, and any other load on the cores comes straight off the
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import common, runs
 
 
 def write_idx(path: Path, arr: np.ndarray) -> None:
@@ -44,46 +44,50 @@ def fake_mnist(root: Path, n_train: int, n_test: int) -> None:
         write_idx(root / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
 
 
-def run(nproc: int, data: Path, out: Path, args) -> float:
-    cmd = [sys.executable, "-m", "spikeship", "train", "--out", str(out), "--dataset", "mnist",
-           "--data-dir", str(data), "--model", "dpap-mnist", "--epochs", "2",
-           "--batch-size", str(args.batch_size), "--timesteps", "8", "--no-progress"]
-    cmd += ["--nproc", str(nproc)] if nproc > 1 else ["--threads", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def run(nproc: int, data: Path, out: Path, args) -> dict:
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    runs.train_processes(out, nproc, dataset="mnist", data_dir=str(data), model="dpap-mnist",
+                         epochs=2, batch_size=args.batch_size, timesteps=8)
     wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"{nproc} process(es) failed:\n{r.stderr}")
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     epoch = lines[-1]["wall_time_s"]
-    sps = args.train / epoch
-    print(f"  {nproc} process(es): epoch 2 {epoch:.2f} s -> {sps:.1f} samples/s "
+    print(f"  {nproc} process(es): epoch 2 {epoch:.2f} s -> {args.train / epoch:.1f} samples/s "
           f"(whole command {wall:.1f} s)", flush=True)
-    return sps
+    return {"processes": nproc, "epoch_s": epoch, "samples_per_s": args.train / epoch,
+            "command_s": wall}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = common.parser(__doc__)
     ap.add_argument("--train", type=int, default=1024, help="training samples")
     ap.add_argument("--batch-size", type=int, default=32, help="global batch")
     ap.add_argument("--repeats", type=int, default=1, help="alternating runs; best kept")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")          # the workers inherit it
     tmp = Path(tempfile.mkdtemp(prefix="bench-dist-"))
     try:
         fake_mnist(tmp / "mnist", args.train, 64)
-        print(f"dpap-mnist SNN, T=8, 28x28 input, {args.train} samples, global batch "
-              f"{args.batch_size}, {os.cpu_count()} cores (shared)", flush=True)
-        best: dict[int, float] = {}
+        best: dict[int, dict] = {}
         for rep in range(args.repeats):
             for n in (1, 2):
-                out = tmp / f"run{n}-{rep}"
-                best[n] = max(best.get(n, 0.0), run(n, tmp / "mnist", out, args))
-        print(f"samples/s: 1 process {best[1]:.1f}, 2 processes {best[2]:.1f}, "
-              f"speed-up {best[2] / best[1]:.2f}x (2 cores, shared: at most 2x)")
+                r = run(n, tmp / "mnist", tmp / f"run{n}-{rep}", args)
+                if n not in best or r["samples_per_s"] > best[n]["samples_per_s"]:
+                    best[n] = r
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    speedup = best[2]["samples_per_s"] / best[1]["samples_per_s"]
+    common.write_result(
+        args, name="distributed-scaling", module="benchmarks.bench_distributed", argv=argv,
+        topic="speed", title="Data-parallel training: samples/s with 1 and 2 processes",
+        description=f"dpap-mnist SNN, T = 8, 28x28 input, {args.train} samples, global batch "
+                    f"{args.batch_size}; the second epoch's wall time. On a shared 2-core "
+                    f"machine 2 processes can at best double the throughput.",
+        rows=[best[1], best[2]],
+        summary={"speedup": speedup, "cores": os.cpu_count() or 1, "repeats": args.repeats,
+                 "train_samples": args.train, "batch_size": args.batch_size})
+    print(f"speed-up {speedup:.2f}x (at most 2x on 2 shared cores)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,12 +15,13 @@ needs one outer product per time step, is printed for information.
 
 from __future__ import annotations
 
-import argparse
 import copy
+import sys
 import time
 
 import torch
 
+from benchmarks import common
 from spikeship.data import load_dataset
 from spikeship.train.losses import get_loss
 from spikeship.train.masks import MaskSet
@@ -37,6 +38,7 @@ def one_epoch(base_model, spec, data, pruner_name, options, timesteps, batch_siz
     masks = MaskSet(model, layers)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     pruner = get_pruner_class(pruner_name)(options)
+    pruner.set_run(1)                       # a one-epoch run: DPAP's cut falls in it
     pruner.attach(model, masks, layers, ann=False)
     loss_fn = get_loss("mse_rate", False)            # Eq 3, the trainer's SNN default
     x_all, y_all = data.train.x, data.train.y
@@ -61,12 +63,12 @@ def one_epoch(base_model, spec, data, pruner_name, options, timesteps, batch_siz
     return dt
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = common.parser(__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--timesteps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=32)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     data = load_dataset("digits", timesteps=args.timesteps)
@@ -82,15 +84,20 @@ def main() -> None:
             times[name].append(one_epoch(base, spec, data, pruner, opts, args.timesteps,
                                          args.batch_size))
     best = {k: min(v) for k, v in times.items()}
-    print(f"one epoch of dpap-mnist on digits ({len(data.train)} samples, T={args.timesteps}, "
-          f"batch {args.batch_size}), min of {args.repeats}:")
-    for k, v in best.items():
-        print(f"  {k:10s} {v:7.3f} s   (all: {', '.join(f'{t:.3f}' for t in times[k])})")
     ratio = best["dpap-bcm"] / best["dense"]
-    print(f"ratio dpap/dense = {ratio:.3f} (target <= {TARGET:.2f}: "
-          f"{'met' if ratio <= TARGET else 'NOT met'}); "
-          f"stdp ablation ratio = {best['dpap-stdp'] / best['dense']:.3f}")
+    common.write_result(
+        args, name="dpap-epoch-overhead", module="benchmarks.bench_dpap_epoch", argv=argv,
+        topic="speed", title="One training epoch with and without DPAP",
+        description=f"dpap-mnist on digits ({len(data.train)} samples, T = {args.timesteps}, "
+                    f"batch {args.batch_size}), the same weights and batches; minimum of "
+                    f"{args.repeats} alternating repeats, one thread.",
+        rows=[{"variant": k, "epoch_s": best[k], "ratio_to_dense": best[k] / best["dense"]}
+              for k in variants],
+        summary={"ratio_dpap_dense": ratio, "target": TARGET, "target_met": ratio <= TARGET,
+                 "ratio_stdp_dense": best["dpap-stdp"] / best["dense"]})
+    print(f"ratio dpap/dense = {ratio:.3f} (target <= {TARGET:.2f})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

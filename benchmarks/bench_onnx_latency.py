@@ -1,13 +1,11 @@
 """ONNX Runtime latency of a dense vs a pruned ``model.onnx``, against their MAC ratio, in one run.
 
-    python benchmarks/bench_onnx_latency.py DENSE_RUN PRUNED_RUN [--json out.json]
-
-Both runs' checkpoints are exported to a step graph now, by this checkout's exporter,
-into a scratch directory (the ``model.onnx`` that ``spikeship export RUN`` wrote is what
-the same code writes; one left by an older exporter would time two exporters, not the
-pruning: the README block before this rule timed a dense graph of an older LIF form and
-gave 1.37x where both graphs of today's exporter give 1.24x). Three things, in this
-order:
+The runs: the dense and the DPAP (CLI defaults) run of ``--dataset`` / ``--seed``
+(default digits, seed 0), made by :mod:`benchmarks.runs` (the same folders the pruning
+benchmark uses). Both runs' checkpoints are exported to a step graph now, by this
+checkout's exporter, into a scratch directory (what ``spikeship export RUN`` writes; a
+``model.onnx`` left by an older exporter would time two exporters, not the pruning).
+Three things, in this order:
 
 1. **Structure.** Pruned channels / neurons must be physically absent from the file: for
    every prunable layer of the checkpoint, the weight ONNX Runtime multiplies (an
@@ -56,8 +54,7 @@ order:
    shrinks at most as its neurons (dense / pruned, from the membrane inputs). The
    larger of the chain's speed-up and that neuron ratio is thus an *estimate* of the
    most a rewrite of the LIF arithmetic could give, not a strict bound: the chain timed
-   alone does not share the whole graph's caches, and one MNIST pair measured 2.53x
-   whole against 2.37x for its chain. Last, **each synapse node alone**
+   alone does not share the whole graph's caches. Last, **each synapse node alone**
    (:func:`synapse_nodes`: one graph per layer holding only its Conv / Gemm, fed its
    input shape): ONNX Runtime's kernel for that layer, dense shape against pruned
    shape, with nothing of the rest of the graph; a layer whose node alone speeds up
@@ -67,20 +64,13 @@ order:
    per-call work) divided by the whole MAC ratio, over the pruned synapse nodes' time
    plus that rest (an estimate: nodes timed alone share no caches).
 
-Criterion (issue 16): measured speed-up >= 0.8 x MAC ratio (dense / pruned). The table
-is printed (``--readme README.md [--block NAME]`` also writes it into the README's
-``<!-- onnx-latency[-NAME]:begin -->`` block, with machine, versions, date and command),
-a JSON written (``--json``, default ``PRUNED_RUN/bench-onnx-latency.json``),
-and the exit code is 0 when the criterion held and the structure check passed, 1 when
-not, 2 on a usage error.
+Criterion: measured speed-up >= 0.8 x MAC ratio (dense / pruned); the result records
+whether it held (``criterion_held``). Exit code 1 when the structure check fails.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -88,17 +78,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_prune_energy import check_block, render_block, rewrite_readme  # noqa: E402
+from benchmarks import common, runs
+from spikeship.errors import SpikeshipError
 
 FACTOR = 0.8
 MAC_OPS = ("Conv", "Gemm", "MatMul")
-
-
-def readme_markers(block: str = "") -> tuple[str, str]:
-    """Begin / end markers of the README block ``onnx-latency[-block]``."""
-    name = f"onnx-latency-{block}" if block else "onnx-latency"
-    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
 # ---- MACs of the executed shapes ---------------------------------------------------------
@@ -464,12 +448,10 @@ def fresh_onnx(run_dir: Path, out_dir: Path) -> tuple[Path, dict[str, int], Path
     Returns the file, per layer the units the exporter removed as silent (no synapse
     left, a bias that never reaches the threshold: ``surgery._silent_units``), and the
     file of its :func:`synapse_chain`."""
-    from spikeship.errors import SpikeshipError
     from spikeship.export.onnx_export import to_onnx, write_onnx
-    from spikeship.targets.export import load_deployable
 
     try:
-        _, config, net = load_deployable(run_dir)     # what `spikeship export` writes
+        config, net = runs.deployable(run_dir)         # what `spikeship export` writes
         model = to_onnx(net, mode="step", timesteps=config["timesteps"])
     except SpikeshipError as e:
         raise SystemExit(f"{run_dir}: cannot export its checkpoint to ONNX: {e}") from e
@@ -583,177 +565,76 @@ def compare(dense_dir: Path, pruned_dir: Path, *, batch: int = 64, rounds: int =
                                    / p["macs_block_padded_per_sample"]),
         "factor": FACTOR, "required_speedup": FACTOR * mac_ratio,
         "criterion_held": bool(held), "structure_ok": bool(structure_ok),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "onnxruntime": ort.__version__, "numpy": np.__version__},
-        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "onnxruntime": ort.__version__,
     }
 
 
 # ---- output ----------------------------------------------------------------------------------
-def profile_rows(prof: dict) -> list[str]:
-    """ONNX Runtime's per-node and per-op kernel times, dense vs pruned, as table rows."""
-    pd, pp = prof["dense"], prof["pruned"]
-    lines = ["", "ONNX Runtime's profile (kernel us per inference, its optimised graph; "
-             "*_nchwc = blocked-channel Conv):",
-             "| ORT node | op | dense us | pruned us | ratio |", "|---|---|---|---|---|"]
-    for name in sorted(set(pd["nodes"]) | set(pp["nodes"])):
-        a, b = pd["nodes"].get(name), pp["nodes"].get(name)
-        ua = a["us_per_inference"] if a else 0.0
-        ub = b["us_per_inference"] if b else 0.0
-        lines.append(f"| {name} | {(a or b)['op']} | {ua:.0f} | {ub:.0f} | "
-                     f"{ua / ub if ub else float('inf'):.2f} |")
-    for op in sorted(set(pd["by_op_us"]) | set(pp["by_op_us"])):
-        if op in MAC_OPS or "Reorder" in op:
-            continue
-        ua, ub = pd["by_op_us"].get(op, 0.0), pp["by_op_us"].get(op, 0.0)
-        lines.append(f"| (all {op}) | {op} | {ua:.0f} | {ub:.0f} | "
-                     f"{ua / ub if ub else float('inf'):.2f} |")
-    lines.append(f"| total kernels | | {pd['kernel_us_per_inference']:.0f} | "
-                 f"{pp['kernel_us_per_inference']:.0f} | "
-                 f"{pd['kernel_us_per_inference'] / pp['kernel_us_per_inference']:.2f} |")
-    return lines
-
-
-def table(doc: dict, profile: bool = True) -> str:
-    """The report: MACs per layer, latency and criterion, ONNX Runtime's profile (unless
-    ``profile`` is False: the README block leaves it out), the structure check."""
+def result_rows(doc: dict) -> list[dict]:
+    """Per layer: weight shapes, MACs dense / pruned, and the layer's node timed alone."""
     d, p = doc["dense"], doc["pruned"]
-    alone = doc.get("nodes_alone") or {}
-    lines = ["| layer | op | dense weight | pruned weight | zeros multiplied (pruned) | "
-             "dense MACs | pruned MACs | ratio | node alone: dense / pruned us | "
-             "node alone: speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
     pn = {r["output"]: r for r in p["nodes"]}
+    out = []
     for r in d["nodes"]:
-        q = pn.get(r["output"])
-        zs = "" if q is None or q["weight_zero_share"] is None else \
-            f"{100 * q['weight_zero_share']:.1f} %"
-        a = alone.get(r["output"])
-        t = s_ = ""
-        if a:
-            t = (f"{1e6 * a['latency_s']['dense']['median']:,.0f} / "
-                 f"{1e6 * a['latency_s']['pruned']['median']:,.0f}")
-            s_ = f"{a['speedup']['median']:.2f}x"
-        lines.append(f"| {r['output']} | {r['op']} | {'x'.join(map(str, r['weight_shape']))} | "
-                     f"{'x'.join(map(str, q['weight_shape'])) if q else '-'} | {zs} | "
-                     f"{r['macs']:,} | {q['macs'] if q else 0:,} | "
-                     f"{r['macs'] / q['macs'] if q and q['macs'] else float('inf'):.2f} | "
-                     f"{t} | {s_} |")
-    lines.append(f"| total | | | | | {d['macs_per_sample']:,} | {p['macs_per_sample']:,} | "
-                 f"{doc['mac_ratio']:.2f} | | |")
-    ld, lp, s = doc["latency_s"]["dense"], doc["latency_s"]["pruned"], doc["speedup"]
-    ch = doc["synapse_chain"]
-    lines += [
-        "",
-        "MACs per sample and per call of the graph (one time step for the step graph). "
-        "Node alone: the layer's Conv / Gemm by itself in ONNX Runtime (its input shape, "
-        "batch and threads as below, timed the same interleaved way; us per inference): "
-        "how ONNX Runtime's kernel for that layer scales with the pruned shape, the "
-        "per-layer ceiling of any export on this runtime.",
-        f"ONNX Runtime {doc['machine']['onnxruntime']}, batch {doc['batch']}, 1 intra-op / 1 "
-        f"inter-op thread, {doc['mode']} graph, {doc['steps_per_inference']} step(s) per "
-        f"inference, {doc['rounds']} interleaved rounds x {doc['calls_per_round']} inferences:",
-        f"  dense  {1e3 * ld['median']:.2f} ms per inference (IQR {1e3 * ld['iqr']:.2f})",
-        f"  pruned {1e3 * lp['median']:.2f} ms per inference (IQR {1e3 * lp['iqr']:.2f})",
-        f"  speed-up (median of paired per-round ratios) {s['median']:.2f}x "
-        f"(IQR {s['q25']:.2f}-{s['q75']:.2f}); ratio of medians {doc['speedup_of_medians']:.2f}x",
-        f"  elementwise outputs per sample and call (LIF and pooling arithmetic, not "
-        f"counted as MACs): "
-        f"{d['elementwise_per_sample']:,} / {p['elementwise_per_sample']:,} = "
-        f"{doc['elementwise_ratio']:.2f}x",
-        f"  informative: FLOP ratio of all ops (2 x MACs + elementwise outputs) "
-        f"{doc['flop_ratio_all_ops']:.2f}x; MAC ratio with group-1 Conv channels padded to "
-        f"ONNX Runtime's NCHWc block ({doc['nchwc_block']} on this CPU) "
-        f"{doc['mac_ratio_block_padded']:.2f}x",
-        f"  informative: the synapse chain alone (the same Conv / Gemm / pool nodes, no LIF "
-        f"arithmetic) {ch['speedup']['median']:.2f}x "
-        f"(IQR {ch['speedup']['q25']:.2f}-{ch['speedup']['q75']:.2f}; dense "
-        f"{1e3 * ch['latency_s']['dense']['median']:.2f} ms, pruned "
-        f"{1e3 * ch['latency_s']['pruned']['median']:.2f} ms per inference); neurons "
-        f"{d['neurons_per_sample']:,} / {p['neurons_per_sample']:,} = "
-        f"{doc['neuron_ratio']:.2f}x; a LIF whose work shrinks at most as its neurons gives "
-        f"the whole graph about the larger at most (an estimate, not a strict bound): "
-        f"{doc['speedup_estimate_any_lif']:.2f}x",
-    ]
-    if doc.get("speedup_cap_synapse_nodes"):
-        na = doc["nodes_alone"]
-        lines.append(
-            f"  informative: the synapse nodes alone take "
-            f"{1e3 * sum(a['latency_s']['dense']['median'] for a in na.values()):.2f} / "
-            f"{1e3 * sum(a['latency_s']['pruned']['median'] for a in na.values()):.2f} ms per "
-            f"inference (dense / pruned); with every other node's time shrinking by the whole "
-            f"MAC ratio they would still cap the speed-up at about "
-            f"{doc['speedup_cap_synapse_nodes']:.2f}x (an estimate: timed alone)")
-    lines += [
-        f"  MAC ratio {doc['mac_ratio']:.2f}x; required >= {FACTOR} x {doc['mac_ratio']:.2f} = "
-        f"{doc['required_speedup']:.2f}x: {'HELD' if doc['criterion_held'] else 'NOT HELD'}",
-    ]
-    lines += profile_rows(doc["ort_profile"]) if profile else [""]
-    bad = [r for r in d["structure"] + p["structure"] if not r["ok"]]
-    for run in (d, p):
-        for r in run["structure"]:
-            if r["units_pruned"] or not r["ok"] or r["zero_rows"] or r["zero_input_columns"]:
-                silent = (f"{r['units_silent_removed']} silent units removed too; "
-                          if r.get("units_silent_removed") else "")
-                lines.append(
-                    f"  structure {Path(run['run']).name} {r['layer']}: trained "
-                    f"{r['trained_shape']}, expected {r['expected_shape']}, executed "
-                    f"{r['executed_shape']} ({'units absent' if r['ok'] else 'ZERO-FILLED'}"
-                    f"; {silent}{r['zero_rows']} all-zero rows, {r['zero_input_columns']} "
-                    f"all-zero input columns)")
-    for run in (d, p):
-        if run["ort_shape_mismatch"]:
-            lines.append(f"  ONNX Runtime's folded weights differ from the inferred shapes in "
-                         f"{run['ort_shape_mismatch']}")
-    lines.append(f"  structure check (pruned units physically absent): "
-                 f"{'passed' if not bad else 'FAILED for ' + ', '.join(r['layer'] for r in bad)}")
-    return "\n".join(lines)
+        q = pn.get(r["output"]) or {}
+        a = (doc.get("nodes_alone") or {}).get(r["output"]) or {}
+        out.append({"layer": r["output"], "op": r["op"],
+                    "weight_dense": "x".join(map(str, r["weight_shape"])),
+                    "weight_pruned": "x".join(map(str, q.get("weight_shape", []))),
+                    "zeros_multiplied_pruned_pct": (None if q.get("weight_zero_share") is None
+                                                    else 100 * q["weight_zero_share"]),
+                    "macs_dense": r["macs"], "macs_pruned": q.get("macs", 0),
+                    "mac_ratio": r["macs"] / q["macs"] if q.get("macs") else None,
+                    "alone_dense_us": (1e6 * a["latency_s"]["dense"]["median"]) if a else None,
+                    "alone_pruned_us": (1e6 * a["latency_s"]["pruned"]["median"]) if a else None,
+                    "alone_speedup": a["speedup"]["median"] if a else None})
+    return out
+
+
+def result_summary(doc: dict) -> dict:
+    """The whole graphs' latency, speed-up, MAC ratio, the criterion and the estimates."""
+    ld, lp, ch = doc["latency_s"]["dense"], doc["latency_s"]["pruned"], doc["synapse_chain"]
+    keep = ("mac_ratio", "required_speedup", "criterion_held", "structure_ok",
+            "speedup_of_medians", "elementwise_ratio", "flop_ratio_all_ops",
+            "mac_ratio_block_padded", "nchwc_block", "neuron_ratio",
+            "speedup_estimate_any_lif", "speedup_cap_synapse_nodes", "batch", "rounds",
+            "calls_per_round", "mode", "steps_per_inference", "onnxruntime")
+    return {"latency_ms_dense": {"median": 1e3 * ld["median"], "iqr": 1e3 * ld["iqr"]},
+            "latency_ms_pruned": {"median": 1e3 * lp["median"], "iqr": 1e3 * lp["iqr"]},
+            "speedup": {"median": doc["speedup"]["median"], "q25": doc["speedup"]["q25"],
+                        "q75": doc["speedup"]["q75"]},
+            "synapse_chain_speedup": {"median": ch["speedup"]["median"],
+                                      "q25": ch["speedup"]["q25"], "q75": ch["speedup"]["q75"]},
+            **{k: doc[k] for k in keep}}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dense", type=Path, help="dense run directory")
-    ap.add_argument("pruned", type=Path, help="pruned run directory")
+    ap = common.parser(__doc__)
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--calls", type=int, default=5, help="inferences per model per round")
-    ap.add_argument("--json", type=Path, default=None,
-                    help="default: PRUNED/bench-onnx-latency.json")
-    ap.add_argument("--readme", type=Path, default=None,
-                    help="rewrite the <!-- onnx-latency-BLOCK:begin --> ... end block of this "
-                         "file with the table, machine, versions, date and command")
-    ap.add_argument("--block", default="", help="README block name (onnx-latency-NAME)")
     args = ap.parse_args(argv)
-    begin, end = readme_markers(args.block)
-    if args.readme is not None:
-        check_block(args.readme, begin, end)      # before the measurement, not after
-    for d in (args.dense, args.pruned):
-        if not (d / "checkpoint").is_dir():
-            ap.error(f"{d} is not a trained run directory (no checkpoint/)")
     if args.batch < 1 or args.rounds < 2 or args.calls < 1:
         ap.error("--batch and --calls must be >= 1, --rounds >= 2")
-    doc = compare(args.dense, args.pruned, batch=args.batch, rounds=args.rounds,
-                  calls=args.calls)
-    print(table(doc), flush=True)
-    out = args.json or args.pruned / "bench-onnx-latency.json"
-    from spikeship.io import write_json_atomic
-
-    write_json_atomic(out, doc)
-    print(f"written {out}")
-    if args.readme is not None:
-        import shlex
-
-        cmd = shlex.join(["python", "benchmarks/bench_onnx_latency.py",
-                          *(sys.argv[1:] if argv is None else argv)])
-        rewrite_readme(args.readme, render_block(
-            f"dense {args.dense.name}, pruned {args.pruned.name}\n\n{table(doc, profile=False)}",
-            cmd, begin,
-            end, "benchmarks/bench_onnx_latency.py"), begin, end)
-        print(f"rewrote the {begin} block of {args.readme}", flush=True)
-    return 0 if doc["criterion_held"] and doc["structure_ok"] else 1
+    dense = runs.made(args.out, runs.settings(dataset=args.dataset, seed=args.seed))
+    pruned = runs.made(args.out, runs.settings(dataset=args.dataset, seed=args.seed,
+                                               prune="dpap"))
+    doc = compare(dense, pruned, batch=args.batch, rounds=args.rounds, calls=args.calls)
+    summary = result_summary(doc)
+    common.write_result(
+        args, name=f"onnx-latency-{args.dataset}-s{args.seed}", module="benchmarks.bench_onnx_latency",
+        argv=argv, topic="onnx-latency",
+        title=f"{args.dataset}, seed {args.seed}: ONNX Runtime latency, dense vs DPAP default",
+        description="MACs per sample and call of the graph (one time step of the step graph); "
+                    "node alone: the layer's Conv / Gemm by itself in ONNX Runtime. Speed-up "
+                    "= median of the paired per-round ratios dense / pruned.",
+        rows=result_rows(doc), summary=summary)
+    print(f"speed-up {summary['speedup']['median']:.2f}x, MAC ratio {doc['mac_ratio']:.2f}x, "
+          f"criterion held: {doc['criterion_held']}; structure ok: {doc['structure_ok']}")
+    return 0 if doc["structure_ok"] else 1
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.exit(main())

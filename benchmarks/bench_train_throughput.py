@@ -25,20 +25,13 @@ Two clocks: wall time and this process's CPU time (``time.process_time``). With
 one thread (the default) CPU time is what the run would take on an idle core and
 is much less disturbed by other jobs than wall time; both ratios are printed.
 
-``--epoch`` adds one full epoch with its test pass per engine (:meth:`Trainer.run`,
-``epochs=1``, each engine with its default test batch), on real MNIST when
-``--data-dir`` holds it (``spikeship train --dataset mnist``), else on synthetic
-MNIST-shaped data of the same size (60,000 / 10,000; ``--epoch-train``,
-``--epoch-test`` shrink it). The data used is printed.
-
-Run: ``python benchmarks/bench_train_throughput.py [--batch-sizes 32,128] [--epoch]``.
+Run: ``python -m benchmarks.bench_train_throughput [--batch-sizes 32,128]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import statistics
+import sys
 import tempfile
 import time
 
@@ -46,9 +39,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeship.errors import SpikeshipError
+from benchmarks import common
 from spikeship.train.config import TrainConfig
-from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
+from spikeship.data import ArrayDataset, DatasetBundle
 from spikeship.train.losses import mse_rate
 from spikeship.train.trainer import Trainer
 
@@ -67,16 +60,6 @@ def synthetic_mnist(n_train: int, n_test: int, seed: int = 0) -> DatasetBundle:
         return ArrayDataset(np.round(x * 255) / 255, y)
     return DatasetBundle("synthetic-mnist", make(n_train), make(n_test), (1, 28, 28), 10,
                          "direct", TIMESTEPS)
-
-
-def mnist_or_synthetic(data_dir, n_train: int, n_test: int) -> DatasetBundle:
-    """Real MNIST (``--dataset mnist``) when it loads, else synthetic data of that size."""
-    try:
-        return load_dataset("mnist", data_dir=data_dir, timesteps=TIMESTEPS)
-    except SpikeshipError as e:
-        print(f"real MNIST not available ({str(e).splitlines()[0][:100]}...); "
-              f"using synthetic MNIST-shaped data")
-        return synthetic_mnist(n_train, n_test)
 
 
 # ---- the plain PyTorch loop -----------------------------------------------------------------
@@ -191,68 +174,44 @@ def throughput(data: DatasetBundle, batch_size: int, n_batches: int, repeats: in
             for j, clock in enumerate(("wall", "cpu"))}
 
 
-def one_epoch(data: DatasetBundle, engine: str, batch_size: int, eval_batch: int) -> float:
-    cfg = TrainConfig(batch_size=batch_size, engine=engine, epochs=1,
-                      eval_batch_size=eval_batch)
-    torch.manual_seed(0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    s = Trainer(cfg, tempfile.mkdtemp(prefix="bench-epoch-"), data=data, progress=False,
-                quiet=True).run()
-    dt, dc = time.perf_counter() - t0, time.process_time() - c0
-    print(f"  {engine:9s} one epoch + test pass: {dt:7.1f} s wall, {dc:7.1f} s CPU, "
-          f"test accuracy {100 * s['test_accuracy']:.2f} %")
-    return dt, dc
+RATIOS = (("fast / snntorch (dense)", "fast", "snntorch"), ("fast / plain (dense)", "fast", "plain"),
+          ("snntorch / plain (dense)", "snntorch", "plain"),
+          ("fast / snntorch (DPAP)", "fast+dpap", "snntorch+dpap"),
+          ("fast+dpap / plain", "fast+dpap", "plain"), ("fast / fast+qat", "fast", "fast+qat"),
+          ("fast / fast+dpap", "fast", "fast+dpap"),
+          ("snntorch / snntorch+dpap", "snntorch", "snntorch+dpap"))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch-sizes", default="32,128")
+def main(argv: list[str] | None = None) -> int:
+    ap = common.parser(__doc__)
+    ap.add_argument("--batch-sizes", default="32")
     ap.add_argument("--batches", type=int, default=0,
                     help="batches per measurement (default: 1024 samples' worth)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--epoch", action="store_true", help="also one full epoch per engine")
-    ap.add_argument("--epoch-only", dest="no_throughput", action="store_true",
-                    help="skip the per-batch measurements (with --epoch: the epoch only)")
-    ap.add_argument("--data-dir", default=None, help="where MNIST's IDX files are")
-    ap.add_argument("--epoch-train", type=int, default=60000)
-    ap.add_argument("--epoch-test", type=int, default=10000)
-    ap.add_argument("--eval-batch-size", type=int, default=0,
-                    help="test batch of the fast engine (default 0: the trainer's choice)")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
-    n_need = max(max(sizes) * (args.batches or 1024 // min(sizes)), 4096)
-    data = synthetic_mnist(n_need, 256)
-    print(f"dpap-mnist, 1x28x28, T = {TIMESTEPS}, {args.threads} thread(s), "
-          f"median of {args.repeats} interleaved repeats; training samples/s")
-    for bs in ([] if args.no_throughput else sizes):
+    data = synthetic_mnist(max(max(sizes) * (args.batches or 1024 // min(sizes)), 4096), 256)
+    rows, summary = [], {}
+    for bs in sizes:
         nb = args.batches or max(2, 1024 // bs)
         both = throughput(data, bs, nb, args.repeats)
-        print(f"\nbatch {bs} ({nb} batches per measurement)      wall clock   CPU time")
-        w, c = both["wall"], both["cpu"]
-        for k in w:
-            print(f"  {k + ' samples/s':34s} {w[k]:8.1f}  {c[k]:8.1f}")
-        for label, num, den in (("fast / snntorch (dense)", "fast", "snntorch"),
-                                ("fast / plain (dense)", "fast", "plain"),
-                                ("snntorch / plain (dense)", "snntorch", "plain"),
-                                ("fast / snntorch (DPAP)", "fast+dpap", "snntorch+dpap"),
-                                ("fast+dpap / plain", "fast+dpap", "plain")):
-            print(f"  ratio {label:28s} {w[num] / w[den]:7.2f}x  {c[num] / c[den]:7.2f}x")
-        print(f"  QAT overhead fast (time qat/dense)   {w['fast'] / w['fast+qat']:7.2f}x  "
-              f"{c['fast'] / c['fast+qat']:7.2f}x")
-        for eng in ("fast", "snntorch"):
-            print(f"  DPAP overhead {eng} (time DPAP/dense) {w[eng] / w[eng + '+dpap']:7.2f}x  "
-                  f"{c[eng] / c[eng + '+dpap']:7.2f}x")
-    if args.epoch:
-        full = mnist_or_synthetic(args.data_dir, args.epoch_train, args.epoch_test)
-        print(f"\none epoch + test pass on {full.name} ({len(full.train)} train, "
-              f"{len(full.test)} test), batch 32:")
-        t_fast = one_epoch(full, "fast", 32, args.eval_batch_size)
-        t_snn = one_epoch(full, "snntorch", 32, 0)
-        print(f"  speed-up of the epoch, fast over snntorch: {t_snn[0] / t_fast[0]:.2f}x wall, "
-              f"{t_snn[1] / t_fast[1]:.2f}x CPU")
+        for k in both["wall"]:
+            rows.append({"batch": bs, "variant": k, "samples_per_s_wall": both["wall"][k],
+                         "samples_per_s_cpu": both["cpu"][k]})
+        for label, num, den in RATIOS:
+            summary[f"batch {bs}: {label}"] = {
+                clock: both[clock][num] / both[clock][den] for clock in ("wall", "cpu")}
+            print(f"  batch {bs} ratio {label:28s} {both['wall'][num] / both['wall'][den]:7.2f}x")
+    common.write_result(
+        args, name="train-throughput", module="benchmarks.bench_train_throughput", argv=argv,
+        topic="speed", title="Training throughput: the trainer's engines and a plain PyTorch loop",
+        description=f"dpap-mnist on MNIST-shaped synthetic input, T = {TIMESTEPS}, one thread; "
+                    f"median of {args.repeats} interleaved repeats; training samples per "
+                    f"second of wall and CPU time, and their ratios.",
+        rows=rows, summary=summary)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,10 +1,9 @@
 """benchmarks/bench_onnx_latency.py: MACs counted from the ONNX graph against a hand count,
-the structure check on two real (tiny) trained runs, and the script's JSON / exit code.
+the structure check on two real (tiny) trained runs, and the rows and summary it writes.
 No timing is asserted (speed targets live in the benchmark, not in tests)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +14,12 @@ from onnx import TensorProto, helper, numpy_helper
 from spikeship.train.config import TrainConfig
 from spikeship.train.trainer import train
 
-from tests.bench_loader import load_benchmark
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import bench_onnx_latency
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark("bench_onnx_latency")
+    return bench_onnx_latency
 
 
 def _hand_model() -> onnx.ModelProto:
@@ -79,11 +76,8 @@ def runs(tmp_path_factory):
 
 def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_path):
     dense, pruned = runs
-    out = tmp_path / "b.json"
-    rc = bench.main([str(dense), str(pruned), "--batch", "8", "--rounds", "2", "--calls", "1",
-                     "--json", str(out)])
-    doc = json.loads(out.read_text())
-    assert rc == (0 if doc["criterion_held"] else 1) and doc["structure_ok"] is True
+    doc = bench.compare(dense, pruned, batch=8, rounds=2, calls=1)
+    assert doc["structure_ok"] is True
     # both graphs exported now by this checkout, into a scratch directory: the runs'
     # own model.onnx is neither read nor written (the fixture put a bogus one in dense)
     assert (dense / "model.onnx").read_bytes() == b"not an onnx graph"
@@ -120,19 +114,15 @@ def test_two_real_runs_pruned_units_absent_and_macs_by_hand(bench, runs, tmp_pat
     assert doc["speedup_estimate_any_lif"] == max(doc["synapse_chain"]["speedup"]["median"],
                                                   doc["neuron_ratio"])
     assert doc["required_speedup"] == pytest.approx(0.8 * doc["mac_ratio"])
-    # --readme: the table goes into the named block, the rest of the file stays
-    readme = tmp_path / "README.md"
-    readme.write_text("top\n<!-- onnx-latency-x:begin -->\nold\n<!-- onnx-latency-x:end -->\n"
-                      "bottom\n")
-    bench.main([str(dense), str(pruned), "--batch", "8", "--rounds", "2", "--calls", "1",
-                "--json", str(out), "--readme", str(readme), "--block", "x"])
-    text = readme.read_text()
-    assert text.startswith("top\n<!-- onnx-latency-x:begin -->") and text.endswith(
-        "<!-- onnx-latency-x:end -->\nbottom\n") and "\nold\n" not in text
-    assert f"| total | | | | | {sum(dmacs.values()):,} | {sum(macs.values()):,} |" in text
-    assert "Machine: " in text and "Command: `python benchmarks/bench_onnx_latency.py" in text
-    with pytest.raises(SystemExit):        # no such block: refused before measuring
-        bench.main([str(dense), str(pruned), "--readme", str(readme), "--block", "y"])
+    # the result's rows and summary: the same figures, per layer and whole
+    rows = {r["layer"]: r for r in bench.result_rows(doc)}
+    assert {k: r["macs_pruned"] for k, r in rows.items()} == macs
+    assert rows["conv3"]["weight_pruned"] == "24x9x3x3" and rows["fc7"]["alone_speedup"] > 0
+    summ = bench.result_summary(doc)
+    assert summ["mac_ratio"] == doc["mac_ratio"] and summ["structure_ok"] is True
+    assert summ["speedup"]["median"] == doc["speedup"]["median"]
+    assert summ["latency_ms_dense"]["median"] == pytest.approx(
+        1e3 * doc["latency_s"]["dense"]["median"])
 
 
 def test_synapse_chain_is_the_graph_without_its_neurons(bench, runs, tmp_path):

@@ -23,7 +23,8 @@ import nir
 import numpy as np
 
 from spikeship.errors import GraphError
-from spikeship.nir.graph import NEURONS, SYNAPTIC, meta, synaptic_layers
+from spikeship.nir.categories import SPIKING, SYNAPSES, kind
+from spikeship.nir.layers import meta, synaptic_layers
 from spikeship.energy.vanish import DeployedLayer
 
 
@@ -43,7 +44,7 @@ def nir_layers(graph: nir.NIRGraph, fmt: str = "nir") -> list[DeployedLayer]:
     """The synaptic nodes of a NIR graph that name their ``source_layer``."""
     out = []
     for name, node in graph.nodes.items():
-        if not isinstance(node, SYNAPTIC):
+        if kind(node) not in SYNAPSES:
             continue
         md = meta(node)
         if md.get("source_layer") is None:
@@ -76,7 +77,7 @@ def nir_populations(graph: nir.NIRGraph) -> dict[str, tuple[str, np.ndarray]]:
             kept = meta(graph.nodes[layer.name]).get("kept_out")
         kept = _arange_if_none(kept, layer.weight.shape[0])
         out[post] = (layer.source_layer, kept)
-    return {k: v for k, v in out.items() if isinstance(graph.nodes[k], NEURONS)}
+    return {k: v for k, v in out.items() if kind(graph.nodes[k]) in SPIKING}
 
 
 # ---- ONNX ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from spikeship.errors import GraphError
-from spikeship.nir.shapes import conv_geometry, out_size, pair, resolve_padding
+from spikeship.nir.geometry import conv_geometry, out_size, pair, resolve_padding
 
 
 def _hits(n_in: int, n_out: int, k: int, s: int, pad_lo: int, d: int) -> list[tuple]:

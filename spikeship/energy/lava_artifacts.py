@@ -20,7 +20,8 @@ Pools folded into a synapse make one NIR synapse into ``k x k`` Lava synapses
 (repeated kernel taps for a conv, one column per pooled neuron for a dense layer);
 those are mapped back to the NIR entry (the NIR entry is non-zero if any of its Lava
 copies is, stored if any is stored). The netx file (``model.net``) is checked twice:
-as stored (h5py; dense arrays, every entry a synapse, which is what netx's default
+as stored (:func:`spikeship.targets.loihi.netx_file.read_netx_file`; dense arrays, every
+entry a synapse, which is what netx's default
 ``Dense`` blocks hold) and as lava-dl builds it with ``sparse_fc_layer=True``.
 """
 
@@ -33,8 +34,9 @@ import numpy as np
 
 from spikeship.errors import GraphError, MissingDependencyError, RuleError, SpikeshipError
 from spikeship.energy import vanish
-from spikeship.nir.graph import SynapticLayer, meta, synaptic_layers
+from spikeship.nir.layers import SynapticLayer, meta, synaptic_layers
 from spikeship.energy.vanish import DeployedLayer
+from spikeship.targets.loihi.netx_file import read_netx_file, text
 
 
 def checks(run_dir: Path, graph, pruned: dict, include_lava: bool = True) -> list:
@@ -195,41 +197,31 @@ def _by_population(graph) -> dict[str, SynapticLayer]:
     return out
 
 
-def _s(group, key: str) -> str:
-    v = group[key][()]
-    v = v[0] if np.ndim(v) else v
-    return v.decode("ascii") if isinstance(v, bytes) else str(v)
-
-
 def netx_layers(path: Path, graph, fmt: str = "netx") -> list[DeployedLayer]:
     """The synaptic layers stored in a spikeship ``model.net`` (layout of
-    :mod:`spikeship.targets.loihi.netx`): ``layer/<i>/{type, weight, name}`` with ``name`` the
-    NIR population the layer feeds, and the host layer in ``spikeship_host``."""
-    from spikeship.safeopen import open_hdf5
-
+    :mod:`spikeship.targets.loihi.netx`, read by :func:`~spikeship.targets.loihi.
+    netx_file.read_netx_file`): each dense / conv layer's ``weight`` and ``name`` (the
+    NIR population the layer feeds), and the host layer in ``spikeship_host``."""
     pops = _by_population(graph)
     layers = {l.name: l for l in synaptic_layers(graph)}
+    nf = read_netx_file(path)
     out = []
-    with open_hdf5(path, "netx file") as f:
-        group = f["layer"]
-        for key in sorted(group, key=int):
-            g = group[key]
-            kind = _s(g, "type")
-            if kind not in ("dense", "conv"):
-                continue
-            layer = pops.get(_s(g, "name"))
-            if layer is None:
-                raise GraphError(f"{path.name} layer {key} feeds '{_s(g, 'name')}', which no "
-                                 f"synaptic layer of model.nir feeds")
-            out.append(_from_weights(fmt, graph, layer, kind, np.asarray(g["weight"][()]),
-                                     nir_layout=True))
-        if "spikeship_host" in f:
-            h = f["spikeship_host"]
-            layer = layers.get(_s(h, "name"))
-            if layer is None:
-                raise GraphError(f"{path.name}: host layer '{_s(h, 'name')}' is not in model.nir")
-            out.append(_from_weights(fmt, graph, layer, _s(h, "kind"),
-                                     np.asarray(h["weight"][()]), nir_layout=True))
+    for stored in nf.layers:
+        if stored.type not in ("dense", "conv"):
+            continue
+        layer = pops.get(stored.name)
+        if layer is None:
+            raise GraphError(f"{path.name} layer {stored.index} feeds '{stored.name}', which "
+                             f"no synaptic layer of model.nir feeds")
+        out.append(_from_weights(fmt, graph, layer, stored.type, stored.weight,
+                                 nir_layout=True))
+    if nf.host is not None:
+        name = text(nf.host["name"])
+        layer = layers.get(name)
+        if layer is None:
+            raise GraphError(f"{path.name}: host layer '{name}' is not in model.nir")
+        out.append(_from_weights(fmt, graph, layer, text(nf.host["kind"]),
+                                 np.asarray(nf.host["weight"]), nir_layout=True))
     return [d for d in out if d is not None]
 
 

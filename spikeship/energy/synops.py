@@ -36,7 +36,7 @@ import numpy as np
 
 from spikeship.errors import ConfigError, GraphError
 from spikeship.energy.fanout import conv_fanout, fc_fanout, pool_backward
-from spikeship.nir.graph import (SynapticLayer, input_nodes, meta,
+from spikeship.nir.layers import (SynapticLayer, input_nodes, meta,
                                         neuron_populations, synaptic_layers)
 
 

@@ -3,7 +3,8 @@
 Per layer: type, input and output shape, synapses (weight entries), non-zero weights
 and sparsity (``1 - nonzero / entries``), neurons. A NIR file is read and validated
 by :func:`~spikeship.nir.read.read_nir`; ONNX by ``onnx.load`` (initializers
-and op counts); a lava-dl netx ``.net`` file (HDF5) is walked generically with h5py.
+and op counts); lava-dl netx ``.net`` files are described in the targets layer
+(:mod:`spikeship.targets.loihi.netx_describe`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import h5py
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from spikeship.errors import GraphError
-from spikeship.nir.read import H5_ERRORS, NEURONS, Limits, read_nir
-from spikeship.safeopen import load_onnx, open_hdf5
+from spikeship.nir.categories import NEURONS
+from spikeship.nir.read import Limits, read_nir
+from spikeship.safeopen import load_onnx
 
 
-def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
+def weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
+    """One described layer: ``w``'s shape, entries (synapses), non-zero entries, sparsity."""
     nz = int(np.count_nonzero(w))
     return {"name": name, "type": kind, "shape": list(w.shape), "synapses": int(w.size),
             "nonzero": nz, "sparsity": 1.0 - nz / w.size if w.size else 0.0, **(extra or {})}
@@ -34,7 +36,7 @@ def describe_nir(path: Path) -> dict:
         node, t = g.nodes[n], g.type_of(n)
         row = {"name": n, "type": t, "in": list(g.in_shape[n]), "out": list(g.out_shape[n])}
         if hasattr(node, "weight"):
-            row.update({k: v for k, v in _weights_row(n, t, np.asarray(node.weight)).items()
+            row.update({k: v for k, v in weights_row(n, t, np.asarray(node.weight)).items()
                         if k not in ("name", "type")})
             mask = (node.metadata or {}).get("mask")
             if mask is not None:
@@ -47,7 +49,7 @@ def describe_nir(path: Path) -> dict:
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else
                 v.item() if isinstance(v, np.generic) else v) for k, v in g.metadata.items()}
     return {"file": str(path), "format": "nir", "metadata": meta, "dt_s": g.dt_s,
-            "layers": rows, **_totals(rows)}
+            "layers": rows, **totals(rows)}
 
 
 def describe_onnx(path: Path, limits=None) -> dict:
@@ -73,12 +75,12 @@ def describe_onnx(path: Path, limits=None) -> dict:
             raise GraphError(f"{path}: initializer {init.name!r} is malformed: {e}") from e
         arrays[name] = w
         if w.ndim >= 2 and not name.endswith((".ones", ".indices")):  # pools: no synapses
-            rows.append(_weights_row(name, "initializer", w))
+            rows.append(weights_row(name, "initializer", w))
     for name in [n for n in arrays if n.endswith(".weight.values")]:
         # coordinate form of a pruned layer: only surviving synapses are stored
         base = name[: -len(".values")]
         dense = _dense_from_coordinates(path, base, arrays, limits)
-        row = _weights_row(base, "coordinate form (pruned synapses not stored)", dense)
+        row = weights_row(base, "coordinate form (pruned synapses not stored)", dense)
         row["stored"] = int(arrays[name].size)
         rows.append(row)
     ops = Counter(_text(n.op_type) for n in model.graph.node)
@@ -90,7 +92,7 @@ def describe_onnx(path: Path, limits=None) -> dict:
             "opset": [(o.domain or "ai.onnx", o.version) for o in model.opset_import],
             "metadata": {_text(p.key): _text(p.value) for p in model.metadata_props
                          if _text(p.key) != "layers"},
-            "ops": dict(ops), **io, "layers": rows, **_totals(rows)}
+            "ops": dict(ops), **io, "layers": rows, **totals(rows)}
 
 
 def _dense_from_coordinates(path: Path, base: str, arrays: dict, limits) -> np.ndarray:
@@ -116,57 +118,12 @@ def _dense_from_coordinates(path: Path, base: str, arrays: dict, limits) -> np.n
     return dense
 
 
-def describe_h5(path: Path, limits=None) -> dict:
-    limits = limits or Limits()
-    with open_hdf5(path, "HDF5 (netx) file"):   # regular file, size, links, filters, storage
-        pass
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise GraphError(f"{path} is not an HDF5 (netx) file: {e}") from e
-    rows = []
-    total = 0
-
-    def visit(name, obj):
-        nonlocal total
-        if not isinstance(obj, h5py.Dataset):
-            return
-        size = float(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1.0
-        total += size
-        if size > limits.max_array_elements or total > limits.max_total_elements:
-            raise GraphError(f"{path}: array {name} declares {obj.shape} elements (limits "
-                             f"{limits.max_array_elements} per array, "
-                             f"{limits.max_total_elements} in all); refusing to read it")
-        if obj.dtype.kind in "iuf" and name.rsplit("/", 1)[-1] == "weight":
-            rows.append(_weights_row(name, "weight", np.asarray(obj[()])))
-        elif obj.dtype.kind in "iuf" and obj.size > 1:
-            v = np.asarray(obj[()])
-            rows.append({"name": name, "type": "array", "shape": list(v.shape),
-                         **({"value": v.tolist()} if v.size <= 4 else {})})
-        elif obj.dtype.kind in "iufSO" and obj.size == 1:
-            rows.append({"name": name, "type": "value", "value": _scalar(obj[()])})
-
-    with f:
-        try:
-            f.visititems(visit)
-        except H5_ERRORS as e:
-            raise GraphError(f"{path}: cannot read the HDF5 file (damaged?): "
-                             f"{type(e).__name__}: {e}") from e
-    return {"file": str(path), "format": "netx (HDF5)", "layers": rows, **_totals(rows)}
-
-
 def _text(v) -> str:
     return v.decode("utf8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def _scalar(v):
-    v = np.asarray(v).reshape(-1)[0]
-    if isinstance(v, bytes):
-        return v.decode("utf8", "replace")
-    return v.item() if hasattr(v, "item") else str(v)
-
-
-def _totals(rows: list[dict]) -> dict:
+def totals(rows: list[dict]) -> dict:
+    """Synapses, non-zero weights, neurons and sparsity summed over described ``rows``."""
     syn = sum(r.get("synapses", 0) for r in rows)
     nz = sum(r.get("nonzero", 0) for r in rows)
     return {"synapses_total": syn, "nonzero_total": nz,
@@ -175,7 +132,9 @@ def _totals(rows: list[dict]) -> dict:
 
 
 def describe_file(path: str | Path) -> dict:
-    """A dict describing ``path`` by its suffix (``.nir``, ``.onnx``, ``.net`` / ``.h5``)."""
+    """A dict describing ``path`` by its suffix (``.nir``, ``.onnx``); netx files
+    (``.net`` / ``.h5``) are read in the targets layer
+    (:func:`spikeship.targets.loihi.netx_describe.describe`)."""
     path = Path(path)
     if not path.exists():
         raise GraphError(f"no file at {path}")
@@ -184,6 +143,4 @@ def describe_file(path: str | Path) -> dict:
         return describe_nir(path)
     if suffix == ".onnx":
         return describe_onnx(path)
-    if suffix in (".net", ".h5", ".hdf5"):
-        return describe_h5(path)
     raise GraphError(f"{path}: unknown file type {suffix!r} (expected .nir, .onnx or .net)")

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from spikeship.errors import ExportError
-from spikeship.nir.shapes import pair
+from spikeship.nir.geometry import pair
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec
 from spikeship.train.neuron import reset_state

@@ -1,4 +1,6 @@
-"""NIR semantics in one place: the validated read (:mod:`.read`), node shapes and
-conv / pool geometry (:mod:`.shapes`) and the graph walk of synaptic layers and neuron
-populations (:mod:`.graph`). Export, every simulator, every chip's lowering and mapper,
-energy and report read NIR graphs through here."""
+"""NIR semantics in one place: node categories (:mod:`.categories`: neurons, synapses,
+pools, pass-through), conv / pool geometry (:mod:`.geometry`), the graph walk
+(:mod:`.graph`: wiring, recurrent edges, execution order, walk back to a population),
+shapes (:mod:`.shapes`), the validated read (:mod:`.read`) and the synaptic layers with
+their populations (:mod:`.layers`). Export, every simulator, every chip's lowering and
+mapper, energy and report read NIR graphs through here."""

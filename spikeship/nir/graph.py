@@ -1,279 +1,138 @@
-"""Read the synaptic layers of a deployed NIR graph, with what feeds them.
+"""The graph walk of NIR graphs: predecessors and successors, recurrent (back) edges,
+the execution order, and the walk from a node back to the population feeding it.
 
-A *synaptic layer* is a ``Conv2d``, ``Affine`` or ``Linear`` node. Its *presynaptic
-population* is the spiking neuron node (``LIF``, ``IF``, ``CubaLIF``, ``Threshold``)
-or graph ``Input`` reached by walking its single incoming edge back through
-shape-only nodes (``Flatten``, ``SumPool2d``, ``AvgPool2d``); those nodes are the
-layer's *stages*. Its *postsynaptic population* is the neuron node it feeds.
-
-The synapses that exist are the node's ``mask`` metadata (spikeship exports: True =
-the synapse exists in the deployed graph), or, for a graph without one, its
-non-zero weights (said in :attr:`SynapticLayer.mask_source`).
-
-Original (unpruned) shapes come, in this order, from the caller (the checkpoint's
-masks), the node's ``original_shape`` metadata, or else the deployed shape itself
-(``original_known`` is then False and dense = every entry of the deployed tensor).
+Recurrent edges are the back edges of a depth-first walk from the ``Input`` (then from
+every node not yet reached, in natural name order), following edges in the file's
+order; they carry the *previous* step's output. The execution order is Kahn's order
+of the remaining (feed-forward) edges, first in first out, seeded with the inputs: a
+NIR file read back from HDF5 lists its nodes alphabetically (``fc10`` before
+``fc7``), so the order of ``graph.nodes`` is never trusted.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nir
-import numpy as np
 
-from spikeship.errors import GraphError, UnsupportedNodeError
-from spikeship.nir.shapes import conv_geometry, pool_out_shape
-
-SYNAPTIC = (nir.Conv2d, nir.Affine, nir.Linear)
-NEURONS = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
-POOLS = (nir.SumPool2d, nir.AvgPool2d)
-STAGES = (nir.Flatten, *POOLS)
+from spikeship.errors import GraphError
+from spikeship.nir.categories import INPUT, SPIKING, kind
 
 
 @dataclass(frozen=True)
-class Stage:
-    """A shape-only node between the presynaptic population and a synaptic layer."""
+class Wiring:
+    """Who feeds whom: ``preds[n]`` / ``succs[n]`` in the graph's edge order."""
 
-    name: str
-    kind: str                       # "flatten" | "pool"
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    kernel: tuple[int, int] = (1, 1)
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
+    preds: dict[str, list[str]]
+    succs: dict[str, list[str]]
 
 
-@dataclass(frozen=True)
-class SynapticLayer:
-    """One synaptic node of the deployed graph and its wiring."""
-
-    name: str
-    kind: str                       # "conv" | "fc"
-    weight: np.ndarray
-    bias: np.ndarray | None
-    mask: np.ndarray                # bool, weight's shape: the synapses that exist
-    mask_source: str                # "metadata" | "nonzero"
-    in_shape: tuple[int, ...]       # the layer's input (after the stages)
-    out_shape: tuple[int, ...]
-    presynaptic: str                # neuron node or input node
-    pre_is_input: bool
-    pre_shape: tuple[int, ...]
-    stages: tuple[Stage, ...]       # presynaptic output -> layer input, in order
-    postsynaptic: str | None
-    source_layer: str | None
-    original_shape: tuple[int, ...]  # original (unpruned) weight shape
-    original_known: bool
-    stride: tuple[int, int] = (1, 1)
-    padding: object = 0
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
-
-    @property
-    def original_in_shape(self) -> tuple[int, ...]:
-        """The layer's input shape in the unpruned architecture."""
-        if self.kind == "conv":
-            return (self.original_shape[1] * self.groups, *self.in_shape[1:])
-        return (self.original_shape[1],)
+def wiring(nodes, edges) -> Wiring:
+    """The :class:`Wiring` of ``nodes`` and ``edges``; a dangling edge is a GraphError."""
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    succs: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        if a not in preds or b not in preds:
+            raise GraphError(f"edge ({a}, {b}) names a node that does not exist")
+        preds[b].append(a)
+        succs[a].append(b)
+    return Wiring(preds, succs)
 
 
-def meta(node: nir.NIRNode) -> dict:
-    """A node's (or graph's) metadata with bytes decoded and 0-d arrays unwrapped."""
-    out = {}
-    for k, v in (getattr(node, "metadata", None) or {}).items():
-        if isinstance(v, bytes):
-            v = v.decode()
-        elif isinstance(v, np.ndarray) and v.ndim == 0:
-            v = v.item()
-            v = v.decode() if isinstance(v, bytes) else v
-        out[k] = v
-    return out
-
-
-def node_shape(node: nir.NIRNode) -> tuple[int, ...] | None:
-    """Output shape of a neuron / input node (unbatched), if the graph says it."""
-    if isinstance(node, nir.Input):
-        shp = node.input_type.get("input")
-    else:
-        shp = (node.output_type or {}).get("output")
-    if shp is None:
-        return None
-    return tuple(int(v) for v in np.atleast_1d(np.asarray(shp)))
-
-
-def topological_order(graph: nir.NIRGraph) -> list[str]:
-    """Node names from the inputs forward (edges closing a cycle are ignored).
-
-    A NIR file read back from HDF5 lists its nodes alphabetically (``fc10`` before
-    ``fc7``), so the order of ``graph.nodes`` cannot be trusted.
-    """
-    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for s, d in graph.edges:
-        if s in succ:
-            succ[s].append(d)
-    seen: set[str] = set()
-    post: list[str] = []
-
-    def visit(n: str) -> None:
-        stack = [(n, iter(succ.get(n, ())))]
-        seen.add(n)
-        while stack:
-            node, it = stack[-1]
-            nxt = next((m for m in it if m not in seen), None)
-            if nxt is None:
-                stack.pop()
-                post.append(node)
-            else:
-                seen.add(nxt)
-                stack.append((nxt, iter(succ.get(nxt, ()))))
-
-    starts = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
-    for n in starts + sorted(graph.nodes, key=_natural):
-        if n not in seen:
-            visit(n)
-    return post[::-1]
-
-
-def _natural(name: str):
-    import re
-
+def natural(name: str) -> list:
+    """Sort key that puts ``fc7`` before ``fc10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def _pred(graph: nir.NIRGraph, name: str) -> list[str]:
-    return [s for s, d in graph.edges if d == name]
+def reach(start: str, nxt: dict[str, list[str]]) -> set[str]:
+    """Every node reachable from ``start`` along ``nxt`` (``start`` included)."""
+    seen, stack = {start}, [start]
+    while stack:
+        for m in nxt[stack.pop()]:
+            if m not in seen:
+                seen.add(m)
+                stack.append(m)
+    return seen
 
 
-def _succ(graph: nir.NIRGraph, name: str) -> list[str]:
-    return [d for s, d in graph.edges if s == name]
+def _back_edges(start: str, succ: dict[str, list[str]], state: dict[str, int]) -> set:
+    """Edges closing a cycle in a depth-first walk from ``start`` (edge-list order);
+    ``state`` (1 = on the stack, 2 = finished) is shared between walks."""
+    back: set[tuple[str, str]] = set()
+    state[start] = 1
+    stack = [(start, iter(succ[start]))]
+    while stack:
+        node, it = stack[-1]
+        nxt = next(it, None)
+        if nxt is None:
+            state[node] = 2
+            stack.pop()
+        elif state.get(nxt) == 1:
+            back.add((node, nxt))
+        elif nxt not in state:
+            state[nxt] = 1
+            stack.append((nxt, iter(succ[nxt])))
+    return back
 
 
-def _stage(name: str, node, in_shape: tuple[int, ...]) -> Stage:
-    if isinstance(node, nir.Flatten):
-        return Stage(name, "flatten", in_shape, (int(np.prod(in_shape)),))
-    if len(in_shape) != 3:
-        raise GraphError(f"pool node {name} needs a (C, H, W) input, got {in_shape}")
-    k = tuple(int(v) for v in np.broadcast_to(np.asarray(node.kernel_size), (2,)))
-    s = tuple(int(v) for v in np.broadcast_to(np.asarray(node.stride), (2,)))
-    p = tuple(int(v) for v in np.broadcast_to(np.asarray(node.padding), (2,)))
-    return Stage(name, "pool", in_shape, pool_out_shape(in_shape, k, s, p), k, s, p)
+def order_and_back_edges(nodes, edges, starts: list[str]
+                         ) -> tuple[list[str], set[tuple[str, str]]]:
+    """``(execution order, back edges)`` of a graph (module docstring); the walks start
+    from ``starts`` in turn, then from any node not yet reached (natural order)."""
+    succ = wiring(nodes, edges).succs
+    state: dict[str, int] = {}
+    back: set[tuple[str, str]] = set()
+    roots = [*starts, *sorted(nodes, key=natural)]
+    for s in roots:
+        if s not in state:
+            back |= _back_edges(s, succ, state)
+    fwd = [(a, b) for a, b in edges if (a, b) not in back]
+    indeg = {n: 0 for n in nodes}
+    for _, b in fwd:
+        indeg[b] += 1
+    order, ready, queued = [], [], set()
+    for s in roots:
+        if indeg[s] == 0 and s not in queued:
+            ready.append(s)
+            queued.add(s)
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for a, b in fwd:
+            if a == n:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+    if len(order) != len(nodes):  # pragma: no cover - back edges leave no cycle
+        raise GraphError("cannot order the graph for execution")
+    return order, back
 
 
-def _walk_back(graph: nir.NIRGraph, name: str) -> tuple[str, list[str]]:
-    """(presynaptic node, stage node names in forward order) of synaptic node ``name``."""
-    chain: list[str] = []
+def topological_order(graph: nir.NIRGraph) -> list[str]:
+    """Node names in execution order, inputs first (recurrent edges ignored)."""
+    edges = [(str(a), str(b)) for a, b in graph.edges]
+    inputs = [n for n, v in graph.nodes.items() if kind(v) == INPUT]
+    return order_and_back_edges(graph.nodes, edges, inputs)[0]
+
+
+def walk_back(nodes, wire: Wiring, name: str, *, through: tuple[str, ...] | None = None,
+              fan_in: Callable[[str, int], Exception]) -> tuple[str, list[str]]:
+    """``(source, passed)``: from node ``name`` back along single incoming edges to the
+    first spiking neuron or ``Input`` (the *source*); ``passed`` are the nodes in
+    between, in forward order (``name`` excluded). With ``through`` (NIR type names)
+    the walk also stops at the first node of another type and returns it as the
+    source, for the caller to judge. A node with other than one input raises
+    ``fan_in(node, number of inputs)``."""
+    passed: list[str] = []
     cur = name
     while True:
-        preds = _pred(graph, cur)
+        preds = wire.preds[cur]
         if len(preds) != 1:
-            raise GraphError(f"node {cur} has {len(preds)} inputs; spikeship's synop "
-                             f"counter needs exactly one between neurons and a synaptic layer")
+            raise fan_in(cur, len(preds))
         cur = preds[0]
-        node = graph.nodes[cur]
-        if isinstance(node, STAGES):
-            chain.insert(0, cur)
-            continue
-        if isinstance(node, (*NEURONS, nir.Input)):
-            return cur, chain
-        raise UnsupportedNodeError(
-            f"node {cur} ({type(node).__name__}) feeds synaptic layer {name}; the synop "
-            f"counter supports {', '.join(t.__name__ for t in (*NEURONS, nir.Input, *STAGES))} "
-            f"there")
-
-
-def synaptic_layers(graph: nir.NIRGraph,
-                    original_shapes: dict[str, tuple[int, ...]] | None = None
-                    ) -> list[SynapticLayer]:
-    """The synaptic layers of ``graph`` in topological order.
-
-    ``original_shapes`` maps a ``source_layer`` (or node name) to the unpruned
-    weight shape; it wins over node metadata.
-    """
-    original_shapes = original_shapes or {}
-    out = []
-    for name in topological_order(graph):
-        node = graph.nodes[name]
-        if isinstance(node, nir.NIRGraph):
-            raise UnsupportedNodeError(f"node {name} is a nested NIRGraph; flatten it first")
-        if not isinstance(node, SYNAPTIC):
-            continue
-        out.append(_layer(graph, name, node, original_shapes))
-    return out
-
-
-def _layer(graph, name, node, original_shapes) -> SynapticLayer:
-    md = meta(node)
-    w = np.asarray(node.weight)
-    pre, chain = _walk_back(graph, name)
-    pre_shape = node_shape(graph.nodes[pre])
-    if pre_shape is None:
-        raise GraphError(f"the shape of node {pre} (feeding {name}) is unknown")
-    stages, shape = [], pre_shape
-    for st in chain:
-        s = _stage(st, graph.nodes[st], shape)
-        stages.append(s)
-        shape = s.out_shape
-    mask = md.get("mask")
-    if mask is not None:
-        mask = np.asarray(mask).astype(bool)
-        if mask.shape != w.shape:
-            raise GraphError(f"node {name}: mask metadata {mask.shape} does not match "
-                             f"weight {w.shape}")
-        source = "metadata"
-    else:
-        mask, source = w != 0, "nonzero"
-    src = md.get("source_layer")
-    src = None if src is None else str(src)
-    orig = original_shapes.get(src) if src is not None else None
-    orig = orig or original_shapes.get(name)
-    if orig is None and md.get("original_shape") is not None:
-        orig = tuple(int(v) for v in np.atleast_1d(md["original_shape"]))
-    known = orig is not None
-    orig = tuple(int(v) for v in (orig or w.shape))
-    if len(orig) != w.ndim or any(o < d for o, d in zip(orig, w.shape)):
-        raise GraphError(f"node {name}: original shape {orig} cannot hold the deployed "
-                         f"weight {w.shape}")
-    posts = [s for s in _succ(graph, name) if isinstance(graph.nodes[s], NEURONS)]
-    bias = getattr(node, "bias", None)
-    common = dict(name=name, weight=w, bias=None if bias is None else np.asarray(bias),
-                  mask=mask, mask_source=source, presynaptic=pre,
-                  pre_is_input=isinstance(graph.nodes[pre], nir.Input),
-                  pre_shape=pre_shape, stages=tuple(stages),
-                  postsynaptic=posts[0] if posts else None, source_layer=src,
-                  original_shape=orig, original_known=known)
-    if isinstance(node, nir.Conv2d):
-        if len(shape) != 3:
-            raise GraphError(f"conv node {name} needs a (C, H, W) input, got {shape}")
-        groups = int(np.asarray(node.groups))
-        if shape[0] != w.shape[1] * groups:
-            raise GraphError(f"conv node {name}: input has {shape[0]} channels, weight "
-                             f"{w.shape} with groups={groups} expects {w.shape[1] * groups}")
-        (ho, wo), s, _, d = conv_geometry(shape, w.shape[2:], node.stride, node.padding,
-                                          node.dilation)
-        padding = node.padding
-        if isinstance(padding, np.ndarray):
-            padding = tuple(int(v) for v in np.broadcast_to(padding, (2,)))
-        return SynapticLayer(kind="conv", in_shape=shape, out_shape=(w.shape[0], ho, wo),
-                             stride=s, padding=padding, dilation=d, groups=groups, **common)
-    if int(np.prod(shape)) != w.shape[1]:
-        raise GraphError(f"dense node {name}: input has {int(np.prod(shape))} elements, "
-                         f"weight {w.shape} expects {w.shape[1]}")
-    return SynapticLayer(kind="fc", in_shape=(w.shape[1],), out_shape=(w.shape[0],), **common)
-
-
-def neuron_populations(graph: nir.NIRGraph) -> dict[str, tuple[int, ...]]:
-    """Spiking neuron nodes and their shapes, in topological order."""
-    out = {}
-    for name in topological_order(graph):
-        node = graph.nodes[name]
-        if isinstance(node, NEURONS):
-            shp = node_shape(node)
-            if shp is None:
-                raise GraphError(f"the shape of neuron node {name} is unknown")
-            out[name] = shp
-    return out
-
-
-def input_nodes(graph: nir.NIRGraph) -> dict[str, tuple[int, ...]]:
-    """Graph input nodes and their shapes."""
-    return {n: node_shape(v) for n, v in graph.nodes.items() if isinstance(v, nir.Input)}
+        k = kind(nodes[cur])
+        if k in SPIKING or k == INPUT or (through is not None and k not in through):
+            return cur, passed
+        passed.insert(0, cur)

@@ -9,7 +9,8 @@ list), builds the ``nir`` nodes, and then :func:`load_graph` checks the graph:
 - edges name existing nodes (no dangling edges), no duplicates;
 - exactly one ``Input`` and one ``Output``; every node lies on a path from the input
   to the output;
-- every cycle passes through a neuron (``LIF``, ``CubaLIF``, ``IF``, ``LI``): a cycle of
+- every cycle passes through a stateful neuron (``LIF``, ``CubaLIF``, ``IF``, ``LI``;
+  :data:`~spikeship.nir.categories.STATEFUL`): a cycle of
   stateless nodes is an algebraic loop with no discrete-time meaning;
 - shapes: inferred from the input along the graph, per node type, and compared with
   every declared ``input_type`` / ``output_type`` and parameter shape;
@@ -32,12 +33,12 @@ import nir
 import numpy as np
 
 from spikeship.errors import GraphError, UnsupportedNodeError
-from spikeship.nir.shapes import node_output_shape
+from spikeship.nir.categories import SPIKING, STATEFUL
+from spikeship.nir.graph import order_and_back_edges, reach, wiring
+from spikeship.nir.shapes import infer_shapes
 
 SUPPORTED = ("Input", "Output", "Affine", "Linear", "Scale", "Conv2d", "AvgPool2d",
              "SumPool2d", "Flatten", "LIF", "CubaLIF", "IF", "LI")
-NEURONS = ("LIF", "CubaLIF", "IF", "LI")
-SPIKING = ("LIF", "CubaLIF", "IF")
 
 
 # What h5py raises on a damaged file (a bad B-tree or heap surfaces as RuntimeError,
@@ -139,8 +140,9 @@ def _check_declared(name: str, key: str, value, limits: Limits) -> None:
                          f"{limits.max_node_elements} elements; refusing to allocate it")
 
 
-def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGraph:
-    """Read, type-check and validate the NIR file at ``path`` (see the module docstring)."""
+def read_nir(path: str | os.PathLike, *, limits: Limits = Limits(), prepare=None) -> LoadedGraph:
+    """Read, type-check and validate the NIR file at ``path`` (see the module docstring);
+    ``prepare(graph) -> graph`` runs before validation (producer conventions)."""
     from spikeship.safeopen import open_hdf5
 
     path = Path(path)
@@ -168,7 +170,7 @@ def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGra
     meta = {k: (_text(v) if isinstance(v, bytes) else v)
             for k, v in (data.get("metadata") or {}).items()}
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
-    return load_graph(graph, limits=limits)
+    return load_graph(graph if prepare is None else prepare(graph), limits=limits)
 
 
 def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph:
@@ -194,25 +196,25 @@ def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph
         raise GraphError(f"a graph needs exactly one Input and one Output node, found inputs "
                          f"{ins} and outputs {outs}")
     inp, out = ins[0], outs[0]
-    succ = {n: [b for a, b in edges if a == n] for n in nodes}
-    pred = {n: [a for a, b in edges if b == n] for n in nodes}
+    wire = wiring(nodes, edges)
+    succ, pred = wire.succs, wire.preds
     if pred[inp]:
         raise GraphError(f"the Input node {inp!r} has incoming edges from {pred[inp]}")
     if succ[out]:
         raise GraphError(f"the Output node {out!r} has outgoing edges to {succ[out]}")
-    fwd, bwd = _reach(inp, succ), _reach(out, pred)
+    fwd, bwd = reach(inp, succ), reach(out, pred)
     for n in nodes:
         if n not in fwd or n not in bwd:
             raise GraphError(f"node {n!r} ({type(nodes[n]).__name__}) is not on a path from "
                              f"{inp!r} to {out!r} (unconnected or dead end)")
     _check_stateless_cycles(nodes, edges)
-    back = _back_edges(inp, succ)
+    order, back = order_and_back_edges(nodes, edges, [inp])
     sources = {n: [a for a in pred[n] if (a, n) not in back] for n in nodes}
     recurrent = {n: [a for a in pred[n] if (a, n) in back] for n in nodes}
-    order = _topo(nodes, edges, back, inp)
     for name, node in nodes.items():
         _check_finite(name, node)
-    in_shape, out_shape = _infer_shapes(nodes, order, sources, recurrent, inp, limits)
+    in_shape, out_shape = infer_shapes(nodes, order, sources, recurrent, inp,
+                                         limits.max_node_elements)
     dt = graph.metadata.get("dt") if isinstance(graph.metadata, dict) else None
     if dt is not None:
         try:
@@ -226,74 +228,16 @@ def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph
                        metadata=dict(graph.metadata or {}))
 
 
-def _reach(start: str, nxt: dict[str, list[str]]) -> set[str]:
-    seen, stack = {start}, [start]
-    while stack:
-        for m in nxt[stack.pop()]:
-            if m not in seen:
-                seen.add(m)
-                stack.append(m)
-    return seen
-
-
 def _check_stateless_cycles(nodes, edges) -> None:
-    """Every cycle must contain a neuron: the stateless subgraph must be acyclic."""
-    stateless = {n for n, v in nodes.items() if type(v).__name__ not in NEURONS}
+    """Every cycle must contain a stateful neuron: the stateless subgraph is acyclic."""
+    stateless = {n: v for n, v in nodes.items() if type(v).__name__ not in STATEFUL}
     sub = [(a, b) for a, b in edges if a in stateless and b in stateless]
-    indeg = {n: 0 for n in stateless}
-    for _, b in sub:
-        indeg[b] += 1
-    ready = [n for n in stateless if indeg[n] == 0]
-    done = 0
-    while ready:
-        n = ready.pop()
-        done += 1
-        for a, b in sub:
-            if a == n:
-                indeg[b] -= 1
-                if indeg[b] == 0:
-                    ready.append(b)
-    if done != len(stateless):
-        loop = sorted(n for n, d in indeg.items() if d > 0)
+    _, back = order_and_back_edges(stateless, sub, [])
+    if back:
+        w = wiring(stateless, sub)
+        loop = sorted({n for a, b in back for n in reach(b, w.succs) & reach(a, w.preds)})
         raise GraphError(f"cycle without a neuron through nodes {loop}: an algebraic loop has "
                          "no discrete-time meaning")
-
-
-def _back_edges(start: str, succ: dict[str, list[str]]) -> set[tuple[str, str]]:
-    """Back edges of an iterative depth-first walk from ``start`` (edge-list order)."""
-    back, state = set(), {start: 1}          # 1 = on the stack, 2 = finished
-    stack = [(start, iter(succ[start]))]
-    while stack:
-        node, it = stack[-1]
-        nxt = next(it, None)
-        if nxt is None:
-            state[node] = 2
-            stack.pop()
-        elif state.get(nxt) == 1:
-            back.add((node, nxt))
-        elif nxt not in state:
-            state[nxt] = 1
-            stack.append((nxt, iter(succ[nxt])))
-    return back
-
-
-def _topo(nodes, edges, back, inp) -> list[str]:
-    fwd = [(a, b) for a, b in edges if (a, b) not in back]
-    indeg = {n: 0 for n in nodes}
-    for _, b in fwd:
-        indeg[b] += 1
-    order, ready = [], [inp]
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for a, b in fwd:
-            if a == n:
-                indeg[b] -= 1
-                if indeg[b] == 0:
-                    ready.append(b)
-    if len(order) != len(nodes):  # pragma: no cover - excluded by the checks above
-        raise GraphError("cannot order the graph for execution")
-    return order
 
 
 def _check_finite(name: str, node) -> None:
@@ -315,49 +259,3 @@ def _check_finite(name: str, node) -> None:
     if v is not None and np.any(np.asarray(v) <= 0):
         raise GraphError(f"node {name!r} ({type(node).__name__}): v_threshold must be > 0 "
                          f"(a neuron at threshold <= 0 fires at rest on every step)")
-
-
-def _declared(types) -> tuple[int, ...] | None:
-    if not types:
-        return None
-    v = next(iter(types.values()))
-    return None if v is None else tuple(int(x) for x in np.asarray(v).reshape(-1))
-
-
-def _infer_shapes(nodes, order, sources, recurrent, inp, limits):
-    """Shape of every node's input and output, checked against all declarations."""
-    in_shape: dict[str, tuple[int, ...]] = {}
-    out_shape: dict[str, tuple[int, ...]] = {}
-    for name in order:
-        node = nodes[name]
-        if name == inp:
-            shape = _declared(node.input_type)
-            if shape is None:
-                raise GraphError(f"the Input node {name!r} declares no shape")
-            src_shape = shape
-        else:
-            shapes = {out_shape[s] for s in sources[name]}
-            if len(shapes) != 1:
-                raise GraphError(f"node {name!r} receives inputs of different shapes "
-                                 f"{sorted(shapes)} from {sources[name]}")
-            src_shape = shapes.pop()
-        declared_in = _declared(getattr(node, "input_type", None))
-        if declared_in is not None and name != inp and declared_in != src_shape \
-                and int(np.prod(declared_in)) != 0:
-            raise GraphError(f"type mismatch: {sources[name]} -> {name!r}: node expects "
-                             f"{list(declared_in)}, receives {list(src_shape)}")
-        out = node_output_shape(name, node, src_shape)
-        declared_out = _declared(getattr(node, "output_type", None))
-        if declared_out is not None and declared_out != out and name != inp:
-            raise GraphError(f"node {name!r}: declared output {list(declared_out)} but the "
-                             f"parameters give {list(out)}")
-        if int(np.prod(out, dtype=np.float64)) > limits.max_node_elements:
-            raise GraphError(f"node {name!r} would hold {list(out)} elements "
-                             f"(limit {limits.max_node_elements})")
-        in_shape[name], out_shape[name] = src_shape, out
-    for name, srcs in recurrent.items():
-        for s in srcs:
-            if out_shape[s] != in_shape[name]:
-                raise GraphError(f"recurrent edge {s!r} -> {name!r}: shape {list(out_shape[s])} "
-                                 f"does not fit the input {list(in_shape[name])}")
-    return in_shape, out_shape

@@ -49,6 +49,7 @@ import numpy as np
 
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError, UnsupportedNodeError
+from spikeship.nir.categories import SPIKING
 from spikeship.nir.read import LoadedGraph, read_nir
 from spikeship.sim.reference import _as_graph
 from pydantic import Field
@@ -167,8 +168,6 @@ def simulate_norse(graph, inputs: np.ndarray, *, dt_s: float | None = None,
     Returns (output per step (N, T, *out), spike counts per spiking node, notes).
     """
     import torch
-
-    from spikeship.nir.read import SPIKING
 
     g = _as_graph(graph)
     dt = dt_s if dt_s is not None else g.dt_s

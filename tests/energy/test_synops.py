@@ -21,7 +21,7 @@ def roundtrip(graph, tmp_path, name="g.nir"):
 
 
 def counts_for(graph, rng, samples=3, timesteps=4, input_value=0.7):
-    from spikeship.nir.graph import input_nodes, neuron_populations
+    from spikeship.nir.layers import input_nodes, neuron_populations
 
     c = {n: rng.integers(0, samples * timesteps + 1, size=s).astype(np.float64)
          for n, s in neuron_populations(graph).items()}
@@ -124,7 +124,7 @@ def test_direct_input_counts_macs_and_says_so(tmp_path):
 
 def _bruteforce(graph, counts, dense=False):
     """Per layer sum of counts x d/dx sum(layer(stages(x))) with a binary weight: torch."""
-    from spikeship.nir.graph import synaptic_layers
+    from spikeship.nir.layers import synaptic_layers
 
     out = []
     for layer in synaptic_layers(graph):

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from spikeship.errors import SpikeshipError
-from spikeship.export.describe import describe_file
+from spikeship.targets.describe import describe_file
 from spikeship.nir.read import read_nir
 from spikeship.sim.reference import simulate
 

@@ -8,7 +8,7 @@ import pytest
 
 from spikeship import cli
 from spikeship.targets.export import export_run
-from spikeship.export.describe import describe_file
+from spikeship.targets.describe import describe_file
 from spikeship.sim.result import SimResult
 from tests.export import nets
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spikeship.errors import RuleError
-from spikeship.nir.graph import synaptic_layers
+from spikeship.nir.layers import synaptic_layers
 from spikeship.energy.synops import layer_fanout, presynaptic_fanout
 from spikeship.targets.loihi.mapper import _core_costs, axon_bits, connectivity, map_graph
 from spikeship.targets.registry import get_spec

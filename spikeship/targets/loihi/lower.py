@@ -61,7 +61,8 @@ from spikeship.errors import ConfigError, GraphError
 from spikeship.targets.loihi import rules
 from spikeship.targets.loihi.deployment import (SOURCE_CONST, SOURCE_INPUT, Deployment,
                                                 HostLayerSpec, PopulationSpec, SynapseSpec)
-from spikeship.targets.loihi.nir_walk import NEURONS, FoldedLayer, NirWalk, _kind, fold_path
+from spikeship.nir.categories import SPIKING, kind as _kind
+from spikeship.targets.loihi.nir_walk import FoldedLayer, NirWalk, fold_path
 from spikeship.targets.loihi.tau_groups import subset_node, tau_groups
 
 
@@ -160,7 +161,7 @@ def lower(graph: nir.NIRGraph, *, dt_s: float | None = None, input_mode: str | N
     if input_mode not in ("current", "spikes"):
         raise ConfigError(f"input_mode must be 'current' or 'spikes', got '{input_mode}'")
     current = input_mode == "current"
-    pops = [n for n, v in graph.nodes.items() if _kind(v) in NEURONS]
+    pops = [n for n, v in graph.nodes.items() if _kind(v) in SPIKING]
     paths = {p: g.paths_into(p) for p in pops}
     depth = _depths(g, pops, paths, current)
     (out_src,) = g.single_pred(g.output)

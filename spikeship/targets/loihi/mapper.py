@@ -41,8 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeship.errors import ConfigError, RuleError
-from spikeship.nir.shapes import conv_geometry
-from spikeship.nir.graph import (SynapticLayer, Stage, meta, neuron_populations,
+from spikeship.nir.geometry import conv_geometry
+from spikeship.nir.layers import (SynapticLayer, Stage, meta, neuron_populations,
                                         synaptic_layers)
 from spikeship.targets.specs import ChipSpec, CoreLimits
 

@@ -1,11 +1,12 @@
 """lava-dl netx HDF5 (``.net``) -> NIR graph, with the Loihi integers kept in node metadata.
 
 netx (``lava/lib/dl/netx/hdf5.py``) builds Lava processes from a ``.net`` file; this
-module reads the same file with h5py (no Lava needed) and writes the network as a
+module reads the same file (:func:`.netx_file.read_netx_file`, no Lava needed), one
+handler per netx layer type (:data:`HANDLERS`), and writes the network as a
 NIR graph whose *float* parameters have the real-valued meaning of the Loihi
 dynamics and whose node metadata hold the exact integers netx hands to Lava. The
 Loihi targets (``lava-fixed``, ``loihi-emu``) use those integers instead of
-quantising (:func:`fixed_deployment`), so they run the netx network bit for bit;
+quantising (:func:`.netx_read.fixed_deployment`), so they run the netx network bit for bit;
 the other targets (reference, ``lava-float``, Norse, ...) run its float meaning.
 
 netx, per layer (``Network.get_neuron_params``, ``create_*``)::
@@ -53,14 +54,13 @@ outside ``[0, 4096)``, or a slow current without voltage decay: no NIR neuron).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import h5py
 import nir
 import numpy as np
 
 from spikeship.errors import GraphError, UnsupportedNodeError
+from spikeship.targets.loihi.netx_file import NetxFile, NetxLayer, read_netx_file
 
 FORMAT = "spikeship-nir-from-netx/1"
 STEP_S = 1e-3                   # NIR dt of one netx step
@@ -72,74 +72,6 @@ def refuse(what: str, layer, message: str) -> UnsupportedNodeError:
     err = UnsupportedNodeError(f"[netx-{what}] layer {layer}: {message}")
     err.rule = f"netx-{what}"
     return err
-
-
-# ----------------------------------------------------------------------------- reading
-def _value(ds):
-    v = ds[()]
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, np.ndarray) and v.dtype.kind == "S":
-        return v.ravel()[0].decode()
-    return v
-
-
-def _group_dict(g: h5py.Group) -> dict:
-    out = {}
-    for k, v in g.items():
-        out[k] = _group_dict(v) if isinstance(v, h5py.Group) else _value(v)
-    return out
-
-
-MAX_ARRAY_ELEMENTS = 2 ** 27     # an untrusted file declares sizes: check before reading
-MAX_TOTAL_ELEMENTS = 2 ** 28
-
-
-def _prescan(path, f: h5py.File) -> None:
-    total = 0
-
-    def visit(name, obj):
-        nonlocal total
-        if isinstance(obj, h5py.Dataset):
-            n = float(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1.0
-            total += n
-            if n > MAX_ARRAY_ELEMENTS or total > MAX_TOTAL_ELEMENTS:
-                raise GraphError(f"{path}: array {name} declares {obj.shape} elements (limits "
-                                 f"{MAX_ARRAY_ELEMENTS} per array, {MAX_TOTAL_ELEMENTS} in "
-                                 "all); refusing to read it")
-
-    f.visititems(visit)
-
-
-def read_netx(path: str | os.PathLike) -> list[dict]:
-    """The layers of a netx file as plain dicts, in order (``layer/0``, ``layer/1``, ...)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GraphError(f"no netx file at {path}")
-    from spikeship.nir.read import H5_ERRORS
-
-    try:
-        from spikeship.safeopen import open_hdf5
-
-        with open_hdf5(path, "netx file") as f:   # links, storage, filters, size checked
-            _prescan(path, f)
-            if "layer" not in f or not isinstance(f["layer"], h5py.Group):
-                raise GraphError(f"{path} is HDF5 but not netx: no 'layer' group")
-            keys = sorted(f["layer"].keys(), key=lambda k: int(k) if k.isdigit() else 1 << 30)
-            if not keys or not all(k.isdigit() for k in keys):
-                raise GraphError(f"{path}: netx layers must be named 0, 1, ...; got {keys[:5]}")
-            layers = [_group_dict(f["layer"][k]) for k in keys]
-            sim = _group_dict(f["simulation"]) if "simulation" in f else {}
-    except GraphError:
-        raise
-    except OSError as e:
-        raise GraphError(f"{path} is not a netx (HDF5) file: {e}") from e
-    except H5_ERRORS as e:           # a damaged file: HDF5 reports it as any of these
-        raise GraphError(f"{path}: cannot read the netx file (damaged?): "
-                         f"{type(e).__name__}: {e}") from e
-    for layer in layers:
-        layer["_simulation"] = sim
-    return layers
 
 
 # ----------------------------------------------------------------------------- weights
@@ -229,10 +161,10 @@ def _neuron_node(i: int, prm: dict, shape: tuple[int, ...], bias: np.ndarray) ->
                        v_threshold=vth, v_reset=full(0.0), w_in=full(1.0 / a_s), metadata=meta)
 
 
-def _bias(i: int, layer: dict, shape: tuple[int, ...]) -> np.ndarray:
+def _bias(i: int, layer: NetxLayer, shape: tuple[int, ...]) -> np.ndarray:
     """netx's per-neuron bias mantissa (``AbstractBlock._neuron``: scalar, per neuron, or
     per channel for a ``(C, H, W)`` population), NIR shape, int64."""
-    b = layer.get("bias")
+    b = layer.bias
     if b is None:
         return np.zeros(shape, dtype=np.int64)
     b = np.asarray(b, dtype=np.float64)
@@ -247,232 +179,189 @@ def _bias(i: int, layer: dict, shape: tuple[int, ...]) -> np.ndarray:
     raise GraphError(f"layer {i}: bias of {b.size} values does not fit a population {shape}")
 
 
-def _shape(i: int, layer: dict) -> tuple[int, ...]:
-    s = tuple(int(v) for v in np.asarray(layer.get("shape", ())).ravel())
+def _shape(i: int, layer: NetxLayer) -> tuple[int, ...]:
+    s = layer.shape
     if not s or any(v < 1 for v in s):
         raise GraphError(f"layer {i}: missing or bad shape {s}")
     return s
 
 
-def _pair(v) -> tuple[int, int]:
-    a = np.asarray(v).astype(int).ravel()
-    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+def _need(layer: NetxLayer, key: str):
+    v = getattr(layer, key)
+    if v is None:
+        raise GraphError(f"layer {layer.index} ({layer.type}): no {key!r}")
+    return v
 
 
 def _is_vector(shape) -> bool:
     return len(shape) == 1 or (len(shape) == 3 and shape[1] == 1 and shape[2] == 1)
 
 
+def _integers(i: int, what: str, w: np.ndarray) -> np.ndarray:
+    if np.any(w != np.rint(w)):
+        raise GraphError(f"layer {i}: netx {what} weights must be integers")
+    return w
+
+
 # ----------------------------------------------------------------------------- graph
+@dataclass
+class _Graph:
+    """The NIR graph being built, layer by layer: ``prev`` is the node the next layer
+    reads, ``shape`` its output shape."""
+
+    nodes: dict[str, nir.NIRNode] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    prev: str = "input"
+    shape: tuple[int, ...] | None = None
+    direct: bool = False
+
+    def add(self, name: str, node: nir.NIRNode) -> str:
+        """Append ``node`` after ``prev``; it becomes ``prev``."""
+        self.nodes[name] = node
+        self.edges.append((self.prev, name))
+        self.prev = name
+        return name
+
+    def flatten(self, i: int) -> None:
+        self.add(f"flatten{i}", nir.Flatten(
+            input_type={"input": np.array(self.shape, dtype=np.int64)}, start_dim=0,
+            end_dim=-1, metadata={f"{META}_layer": i}))
+        self.shape = (int(np.prod(self.shape)),)
+
+
+def _input(b: _Graph, layer: NetxLayer) -> None:
+    """netx ``input``: the graph input; with a neuron, a population fed through an
+    identity synapse evaluated on the host (module docstring)."""
+    i = layer.index
+    if i != 0:
+        raise GraphError(f"layer {i}: an input layer must come first")
+    shape = b.shape = _shape(i, layer)
+    b.nodes["input"] = nir.Input(input_type={"input": np.array(shape, dtype=np.int64)})
+    if layer.neuron is None:
+        return
+    prm = _neuron_params(i, layer.neuron)
+    b.direct = True
+    scale = 64 if layer.weight is None else layer.weight
+    offset = 0 if layer.bias is None else layer.bias
+    meta = {f"{META}_role": "input-port", f"{META}_layer": i,
+            f"{META}_input_transform_weight": float(np.asarray(scale).ravel()[0]),
+            f"{META}_input_transform_bias": float(np.asarray(offset).ravel()[0])}
+    if len(shape) == 3:
+        eye = np.eye(shape[0]).reshape(shape[0], shape[0], 1, 1)
+        syn = nir.Conv2d(input_shape=shape[1:], weight=eye,   # NIR types ignore groups
+                         stride=1, padding=0, dilation=1, groups=1,
+                         bias=np.zeros(shape[0]), metadata=meta)
+    else:
+        n = int(np.prod(shape))
+        syn = nir.Affine(weight=np.eye(n), bias=np.zeros(n), metadata=meta)
+    b.add("input_port", syn)
+    # the input transform's bias is not the neuron's (netx: Input gets bias=None)
+    b.add(f"layer{i}", _neuron_node(i, prm, shape, np.zeros(shape, np.int64)))
+
+
+def _flatten(b: _Graph, layer: NetxLayer) -> None:
+    if b.shape is None:
+        raise GraphError(f"layer {layer.index}: flatten before any shape is known")
+    if len(b.shape) > 1:
+        b.flatten(layer.index)
+
+
+def _conv(b: _Graph, layer: NetxLayer) -> None:
+    i = layer.index
+    if b.shape is None or len(b.shape) != 3:
+        raise GraphError(f"layer {i}: conv needs a (C, H, W) input, have {b.shape}")
+    out = _shape(i, layer)
+    w = np.asarray(_need(layer, "weight"), dtype=np.float64)
+    w = _integers(i, "conv", w.reshape(w.shape[:4]))
+    prm = _neuron_params(i, layer.neuron)
+    bias = _bias(i, layer, out)
+    lif_bias = prm["iDecay"] == 4096
+    conv = nir.Conv2d(input_shape=b.shape[1:], weight=w, stride=_need(layer, "stride"),
+                      padding=_need(layer, "padding"), dilation=_need(layer, "dilation"),
+                      groups=_need(layer, "groups"),
+                      bias=(bias[:, 0, 0].astype(np.float64) if lif_bias else
+                            np.zeros(out[0])),
+                      metadata={f"{META}_layer": i, f"{META}_weight_exp": 0})
+    if lif_bias and np.any(bias != bias[:, :1, :1]):
+        raise GraphError(f"layer {i}: per-pixel conv bias has no Conv2d form")
+    b.add(f"conv{i}", conv)
+    b.add(f"layer{i}", _neuron_node(i, prm, out, bias))
+    b.shape = out
+
+
+def _dense(b: _Graph, layer: NetxLayer) -> None:
+    """netx ``dense`` / ``dense_rec``: an Affine (after a Flatten of a ``(C, H, W)``
+    input) into a population; ``dense_rec`` adds the recurrent Affine, its weights
+    optimised together with the feed-forward ones (one exponent, as netx)."""
+    i = layer.index
+    if b.shape is None:
+        raise GraphError(f"layer {i}: dense before any input shape")
+    prm = _neuron_params(i, layer.neuron)
+    n_out = int(np.prod(_shape(i, layer)))
+    out = (n_out,)
+    w = _integers(i, "dense", np.asarray(_need(layer, "weight"), dtype=np.float64)
+                  .reshape(n_out, -1))
+    if len(b.shape) > 1:
+        if not _is_vector(b.shape) and int(np.prod(b.shape)) != w.shape[1]:
+            raise GraphError(f"layer {i}: dense reads {w.shape[1]} from {b.shape}")
+        b.flatten(i)
+    if w.shape[1] != int(np.prod(b.shape)):
+        raise GraphError(f"layer {i}: dense weight {w.shape} reads {int(np.prod(b.shape))}")
+    bias = _bias(i, layer, out)
+    if layer.type == "dense_rec":
+        w_rec = np.asarray(_need(layer, "weight_rec"), dtype=np.float64).reshape(n_out, n_out)
+        both, _, exp = optimize_weight_bits(np.hstack([w, w_rec]))
+        q, q_rec = both[:, :w.shape[1]], both[:, w.shape[1]:]
+    else:
+        q, _, exp = optimize_weight_bits(w)
+    b.add(f"dense{i}", nir.Affine(
+        weight=w, bias=bias.astype(np.float64) if prm["iDecay"] == 4096 else np.zeros(n_out),
+        metadata={f"{META}_layer": i, f"{META}_weight": q, f"{META}_weight_exp": exp}))
+    pop = b.add(f"layer{i}", _neuron_node(i, prm, out, bias))
+    if layer.type == "dense_rec":
+        b.nodes[f"rec{i}"] = nir.Affine(weight=w_rec, bias=np.zeros(n_out), metadata={
+            f"{META}_layer": i, f"{META}_weight": q_rec, f"{META}_weight_exp": exp})
+        b.edges += [(pop, f"rec{i}"), (f"rec{i}", pop)]
+    b.shape = out
+
+
+HANDLERS = {"input": _input, "flatten": _flatten, "conv": _conv, "dense": _dense,
+            "dense_rec": _dense}
+
+
 def netx_to_nir(path: str | os.PathLike) -> nir.NIRGraph:
     """The NIR graph of the netx file at ``path`` (see the module docstring)."""
-    layers = read_netx(path)
+    nf = read_netx_file(path)
     try:
-        return _to_nir(path, layers)
+        return _to_nir(nf)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
-        raise GraphError(f"{path}: malformed netx layer description: "
+        raise GraphError(f"{nf.path}: malformed netx layer description: "
                          f"{type(e).__name__}: {e}") from e
 
 
-def _to_nir(path, layers: list[dict]) -> nir.NIRGraph:
-    nodes: dict[str, nir.NIRNode] = {}
-    edges: list[tuple[str, str]] = []
-    prev, shape, direct = "input", None, False
-
-    def add(name, node, src):
-        nodes[name] = node
-        edges.append((src, name))
-        return name
-
-    for i, layer in enumerate(layers):
-        kind = str(layer.get("type", "")).strip()
-        if "delay" in layer:
-            raise refuse("axonal-delay", i, "per-neuron axonal delays (netx DelayDense) are not "
-                         "supported by spikeship's Loihi deployment; refused rather than run "
-                         "without them")
-        if kind == "input":
-            if i != 0:
-                raise GraphError(f"layer {i}: an input layer must come first")
-            shape = _shape(i, layer)
-            nodes["input"] = nir.Input(input_type={"input": np.array(shape, dtype=np.int64)})
-            if "neuron" not in layer:
-                continue
-            prm = _neuron_params(i, layer["neuron"])
-            direct = True
-            meta = {f"{META}_role": "input-port", f"{META}_layer": i,
-                    f"{META}_weight": None, f"{META}_input_transform_weight":
-                    float(np.asarray(layer.get("weight", 64)).ravel()[0]),
-                    f"{META}_input_transform_bias":
-                    float(np.asarray(layer.get("bias", 0)).ravel()[0])}
-            meta = {k: v for k, v in meta.items() if v is not None}
-            if len(shape) == 3:
-                eye = np.eye(shape[0]).reshape(shape[0], shape[0], 1, 1)
-                syn = nir.Conv2d(input_shape=shape[1:], weight=eye,   # NIR types ignore groups
-                                 stride=1, padding=0, dilation=1, groups=1,
-                                 bias=np.zeros(shape[0]), metadata=meta)
-            else:
-                n = int(np.prod(shape))
-                syn = nir.Affine(weight=np.eye(n), bias=np.zeros(n), metadata=meta)
-            prev = add("input_port", syn, "input")
-            # the input transform's bias is not the neuron's (netx: Input gets bias=None)
-            prev = add(f"layer{i}", _neuron_node(i, prm, shape, np.zeros(shape, np.int64)), prev)
-        elif kind == "flatten":
-            if shape is None:
-                raise GraphError(f"layer {i}: flatten before any shape is known")
-            if len(shape) > 1:
-                prev = add(f"flatten{i}", nir.Flatten(
-                    input_type={"input": np.array(shape, dtype=np.int64)}, start_dim=0,
-                    end_dim=-1, metadata={f"{META}_layer": i}), prev)
-                shape = (int(np.prod(shape)),)
-        elif kind == "conv":
-            if shape is None or len(shape) != 3:
-                raise GraphError(f"layer {i}: conv needs a (C, H, W) input, have {shape}")
-            out = _shape(i, layer)
-            w = np.asarray(layer["weight"], dtype=np.float64)
-            w = w.reshape(w.shape[:4])
-            if np.any(w != np.rint(w)):
-                raise GraphError(f"layer {i}: netx conv weights must be integers")
-            prm = _neuron_params(i, layer.get("neuron"))
-            bias = _bias(i, layer, out)
-            lif_bias = prm["iDecay"] == 4096
-            conv = nir.Conv2d(input_shape=shape[1:], weight=w, stride=_pair(layer["stride"]),
-                              padding=_pair(layer["padding"]),
-                              dilation=_pair(layer["dilation"]), groups=int(layer["groups"]),
-                              bias=(bias[:, 0, 0].astype(np.float64) if lif_bias else
-                                    np.zeros(out[0])),
-                              metadata={f"{META}_layer": i, f"{META}_weight_exp": 0})
-            if lif_bias and np.any(bias != bias[:, :1, :1]):
-                raise GraphError(f"layer {i}: per-pixel conv bias has no Conv2d form")
-            prev = add(f"conv{i}", conv, prev)
-            prev = add(f"layer{i}", _neuron_node(i, prm, out, bias), prev)
-            shape = out
-        elif kind in ("dense", "dense_rec"):
-            if shape is None:
-                raise GraphError(f"layer {i}: dense before any input shape")
-            prm = _neuron_params(i, layer.get("neuron"))
-            n_out = int(np.prod(_shape(i, layer)))
-            out = (n_out,)
-            w = np.asarray(layer["weight"], dtype=np.float64)
-            w = w.reshape(n_out, -1)
-            if np.any(w != np.rint(w)):
-                raise GraphError(f"layer {i}: netx dense weights must be integers")
-            if len(shape) > 1:
-                if not _is_vector(shape) and int(np.prod(shape)) != w.shape[1]:
-                    raise GraphError(f"layer {i}: dense reads {w.shape[1]} from {shape}")
-                prev = add(f"flatten{i}", nir.Flatten(
-                    input_type={"input": np.array(shape, dtype=np.int64)}, start_dim=0,
-                    end_dim=-1, metadata={f"{META}_layer": i}), prev)
-                shape = (int(np.prod(shape)),)
-            if w.shape[1] != int(np.prod(shape)):
-                raise GraphError(f"layer {i}: dense weight {w.shape} reads {int(np.prod(shape))}")
-            bias = _bias(i, layer, out)
-            lif_bias = prm["iDecay"] == 4096
-            if kind == "dense_rec":
-                w_rec = np.asarray(layer["weight_rec"], dtype=np.float64).reshape(n_out, n_out)
-                both, _, exp = optimize_weight_bits(np.hstack([w, w_rec]))
-                q, q_rec = both[:, :w.shape[1]], both[:, w.shape[1]:]
-            else:
-                q, _, exp = optimize_weight_bits(w)
-            aff = nir.Affine(weight=w, bias=bias.astype(np.float64) if lif_bias else
-                             np.zeros(n_out), metadata={f"{META}_layer": i,
-                                                        f"{META}_weight": q,
-                                                        f"{META}_weight_exp": exp})
-            prev_src = prev
-            prev = add(f"dense{i}", aff, prev_src)
-            pop = add(f"layer{i}", _neuron_node(i, prm, out, bias), prev)
-            if kind == "dense_rec":
-                nodes[f"rec{i}"] = nir.Affine(weight=w_rec, bias=np.zeros(n_out), metadata={
-                    f"{META}_layer": i, f"{META}_weight": q_rec, f"{META}_weight_exp": exp})
-                edges += [(pop, f"rec{i}"), (f"rec{i}", pop)]
-            prev, shape = pop, out
-        else:
-            raise refuse("layer-type", i, f"netx layer type {kind!r} is not supported "
-                         "(netx itself implements input, conv, flatten, dense, dense_rec)")
-    if "input" not in nodes or prev == "input":
-        raise GraphError(f"{path}: no input layer or no population")
-    nodes["output"] = nir.Output(output_type={"output": np.array(shape, dtype=np.int64)})
-    edges.append((prev, "output"))
-    ts = layers[0]["_simulation"].get("Ts", 1)
+def _to_nir(nf: NetxFile) -> nir.NIRGraph:
+    b = _Graph()
+    for layer in nf.layers:
+        if "delay" in layer.fields:
+            raise refuse("axonal-delay", layer.index, "per-neuron axonal delays (netx "
+                         "DelayDense) are not supported by spikeship's Loihi deployment; "
+                         "refused rather than run without them")
+        handler = HANDLERS.get(layer.type)
+        if handler is None:
+            raise refuse("layer-type", layer.index, f"netx layer type {layer.type!r} is not "
+                         "supported (netx itself implements input, conv, flatten, dense, "
+                         "dense_rec)")
+        handler(b, layer)
+    if "input" not in b.nodes or b.prev == "input":
+        raise GraphError(f"{nf.path}: no input layer or no population")
+    b.nodes["output"] = nir.Output(output_type={"output": np.array(b.shape, dtype=np.int64)})
+    b.edges.append((b.prev, "output"))
+    ts = nf.simulation.get("Ts", 1)
     meta = {"format": FORMAT, "dt": STEP_S, "reset": "zero",
-            "encoding": "direct" if direct else "events", "source": str(path),
+            "encoding": "direct" if b.direct else "events", "source": str(nf.path),
             "netx_Ts": float(np.asarray(ts).ravel()[0]),
-            "input_shape": np.array(nodes["input"].input_type["input"], dtype=np.int64)}
+            "input_shape": np.array(b.nodes["input"].input_type["input"], dtype=np.int64)}
     try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+        return nir.NIRGraph(nodes=b.nodes, edges=b.edges, metadata=meta, type_check=False)
     except (ValueError, AssertionError) as e:
-        raise GraphError(f"{path}: the NIR graph does not type-check: {e}") from e
-
-
-def is_netx_import(graph: nir.NIRGraph) -> bool:
-    """Whether ``graph`` came from :func:`netx_to_nir` (it carries netx integers)."""
-    return (graph.metadata or {}).get("format") == FORMAT
-
-
-# ----------------------------------------------------------------------------- fixed point
-def _meta(node, key):
-    return (node.metadata or {}).get(f"{META}_{key}")
-
-
-def fixed_deployment(graph: nir.NIRGraph, dep):
-    """The fixed-point :class:`~.deployment.Deployment` of a netx-imported graph: the
-    structure of float deployment ``dep`` (:func:`.lower.lower` of ``graph``) with
-    netx's integers from the node metadata instead of spikeship's quantiser.
-
-    Populations: ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``, ``bias_mant``,
-    ``bias_exp = 6``; state scale 64 (Lava integer units per float unit of the NIR
-    graph). Dense/Sparse: netx's ``optimize_weight_bits`` integers and exponent; Conv:
-    the stored integers. The input port: ``a_in`` = the input, unscaled.
-    """
-    from scipy.sparse import csr_matrix
-
-    from spikeship.targets.loihi.deployment import FORMAT as FIXED
-
-    if dep.precision != "float":
-        raise ValueError("fixed_deployment expects the float deployment of the graph")
-    pops, syns, hosts = [], [], []
-    for p in dep.populations:
-        node = graph.nodes[p.name]
-        pops.append(replace(
-            p, du=int(_meta(node, "iDecay")) - 1, dv=int(_meta(node, "vDecay")),
-            vth=int(_meta(node, "vThMant")),
-            bias_mant=np.asarray(_meta(node, "bias_mant"), dtype=np.int64).reshape(p.shape),
-            bias_exp=np.full(p.shape, int(_meta(node, "bias_exp")), dtype=np.int64),
-            v_scale=np.full(p.shape, 64.0), state_scale=64.0))
-    for s in dep.synapses:
-        node = graph.nodes[s.name]
-        if s.kind == "conv":
-            w = np.rint(np.asarray(node.weight, dtype=np.float64)).astype(np.int64)
-            syns.append(replace(s, weights=w, weight_exp=0))
-            continue
-        q = np.asarray(_meta(node, "weight"), dtype=np.int64)
-        if s.kind == "sparse":
-            rows, cols = s.weights.nonzero()
-            w = csr_matrix((q[rows, cols], (rows, cols)), shape=q.shape)
-        else:
-            w = q
-        syns.append(replace(s, weights=w, weight_exp=int(_meta(node, "weight_exp"))))
-    for h in dep.host_layers:
-        hosts.append(replace(h, injection_scale=1.0, injection_max=float(FIXED.injection_max)))
-    out = replace(dep, precision="fixed", populations=tuple(pops), synapses=tuple(syns),
-                  host_layers=tuple(hosts),
-                  report={"source": "netx integers (node metadata), not re-quantised"})
-    check_netx_fixed(out)
-    return out
-
-
-def check_netx_fixed(dep) -> None:
-    """``fixed-range`` for netx integers: what Lava's fixed models take unchanged (netx's
-    weights may be odd and carry an exponent; Lava truncates nothing netx made lossless)."""
-    from spikeship.targets.loihi import rules
-
-    for p in dep.populations:
-        if not (0 <= p.du <= 4095 and 0 <= p.dv <= 4095):
-            raise rules.violation("fixed-range", p.name, f"du={p.du}, dv={p.dv} outside [0, 4095]")
-        if not (1 <= p.vth <= 2 ** 17 - 1):
-            raise rules.violation("fixed-range", p.name, f"vth={p.vth} outside [1, 2^17 - 1]")
-        if np.abs(p.bias_mant).max(initial=0) > 2 ** 12 - 1:
-            raise rules.violation("fixed-range", p.name, "bias mantissa outside 13 bits")
-    for s in dep.synapses:
-        w = s.weights.data if s.kind == "sparse" else np.asarray(s.weights)
-        if s.kind != "conv" and w.size and (w.max() > 255 or w.min() < -256):
-            raise rules.violation("fixed-range", s.name, "weights outside Lava's 8-bit synapse")
+        raise GraphError(f"{nf.path}: the NIR graph does not type-check: {e}") from e

@@ -1,7 +1,9 @@
 """Walking a NIR graph for the Loihi lowering: shapes, paths into populations, folding.
 
-:class:`NirWalk` infers every node's (unbatched) shape and finds, for each neuron
-population, the paths ``source -> [pool | flatten]* -> synaptic layer -> population``.
+:class:`NirWalk` finds, for each neuron population, the paths
+``source -> [pool | flatten]* -> synaptic layer -> population`` (the wiring, the walk
+back, the shapes, the node categories and the conv / pool geometry are
+:mod:`spikeship.nir`'s).
 :func:`fold_path` folds the pools and flattens of a path into its synaptic layer
 (math in :mod:`spikeship.targets.loihi.lower`); everything stays in NIR layout.
 """
@@ -14,17 +16,12 @@ import nir
 import numpy as np
 
 from spikeship.errors import GraphError
-from spikeship.nir.shapes import pair
+from spikeship.nir.categories import INPUT, OUTPUT, SPIKING, SYNAPSES, kind
+from spikeship.nir.geometry import conv_params, pool_params
+from spikeship.nir.graph import order_and_back_edges, walk_back, wiring
+from spikeship.nir.layers import existing
+from spikeship.nir.shapes import neuron_shape, node_output_shape
 from spikeship.targets.loihi import rules
-
-NEURONS = ("LIF", "CubaLIF", "IF")
-SYNAPTIC = ("Affine", "Linear", "Conv2d")
-POOLS = ("SumPool2d", "AvgPool2d")
-
-
-def _kind(node) -> str:
-    return type(node).__name__
-
 
 @dataclass
 class FoldedLayer:
@@ -44,88 +41,68 @@ class FoldedLayer:
 
 
 class NirWalk:
-    """Shapes and paths of a NIR graph (one instance per :func:`lower` call)."""
+    """Shapes and paths of a NIR graph (one instance per :func:`lower` call); the wiring,
+    the walk back and the shapes are :mod:`spikeship.nir`'s."""
 
     def __init__(self, graph: nir.NIRGraph):
         self.g = graph
         for name, node in graph.nodes.items():
             rules.supported_node(name, node)
-        self.preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
-        self.succs: dict[str, list[str]] = {n: [] for n in graph.nodes}
-        for a, b in graph.edges:
-            if a not in graph.nodes or b not in graph.nodes:
-                raise GraphError(f"edge ({a}, {b}) names a node that does not exist")
-            self.preds[b].append(a)
-            self.succs[a].append(b)
-        inputs = [n for n, v in graph.nodes.items() if _kind(v) == "Input"]
-        outputs = [n for n, v in graph.nodes.items() if _kind(v) == "Output"]
+        self._edges = [(str(a), str(b)) for a, b in graph.edges]
+        self.wire = wiring(graph.nodes, self._edges)
+        self.preds, self.succs = self.wire.preds, self.wire.succs
+        inputs = [n for n, v in graph.nodes.items() if kind(v) == INPUT]
+        outputs = [n for n, v in graph.nodes.items() if kind(v) == OUTPUT]
         if len(inputs) != 1 or len(outputs) != 1:
             raise GraphError(f"need exactly one Input and one Output node, got {inputs}, {outputs}")
         self.input, self.output = inputs[0], outputs[0]
         self.input_shape = tuple(int(v) for v in
                                  np.asarray(graph.nodes[self.input].input_type["input"]).ravel())
-        self._shapes: dict[str, tuple[int, ...]] = {}
+        _, back = order_and_back_edges(graph.nodes, self._edges, [self.input])
+        self._ff = {n: [a for a in ps if (a, n) not in back] for n, ps in self.preds.items()}
+        self._shapes: dict[str, tuple[int, ...]] = {self.input: self.input_shape}
 
     def node(self, name):
         return self.g.nodes[name]
 
     def shape(self, name: str) -> tuple[int, ...]:
-        """Output shape (unbatched NIR) of node ``name``."""
-        if name in self._shapes:
-            return self._shapes[name]
-        node, kind = self.node(name), _kind(self.node(name))
-        if kind == "Input":
-            s = self.input_shape
-        elif kind in NEURONS:
-            s = tuple(np.shape(node.v_threshold if kind != "IF" else node.r))
-            if len(s) == 0:
-                feed = [p for p in self.preds[name] if p != name]
+        """Output shape (unbatched NIR) of node ``name``: :func:`spikeship.nir.shapes.
+        node_output_shape` along the feed-forward edges, evaluated only as far as asked
+        (so a design rule about a node is raised before a shape check beyond it)."""
+        if name not in self._shapes:
+            node = self.node(name)
+            own = neuron_shape(node) if kind(node) in SPIKING else None
+            if own is None:
+                feed = self._ff[name] if kind(node) in SPIKING else self.single_pred(name)
                 if not feed:
-                    raise GraphError(f"cannot infer the shape of neuron node '{name}'")
-                self._shapes[name] = ()          # guard against cycles
-                s = self.shape(feed[0])
-        else:
-            (src,) = self.single_pred(name)
-            s = self._op_shape(name, node, kind, self.shape(src))
-        self._shapes[name] = tuple(int(v) for v in s)
+                    raise GraphError(f"cannot infer the shape of node '{name}': no input")
+                own = self.shape(feed[0])
+            self._shapes[name] = node_output_shape(name, node, own)
         return self._shapes[name]
 
-    def _op_shape(self, name, node, kind, ins):
-        if kind in ("Affine", "Linear"):
-            return (node.weight.shape[0],)
-        if kind == "Flatten":
-            nd = len(ins)
-            a, b = int(node.start_dim) % max(nd, 1), int(node.end_dim) % max(nd, 1)
-            return (*ins[:a], int(np.prod(ins[a:b + 1])), *ins[b + 1:])
-        if len(ins) != 3:
-            raise GraphError(f"node '{name}' ({kind}) needs a (C, H, W) input, got {ins}")
-        if kind == "Conv2d":
-            k = node.weight.shape[2:]
-            st, pad, dil, _ = conv_params(name, node)
-            hw = [(ins[i + 1] + 2 * pad[i] - dil[i] * (k[i] - 1) - 1) // st[i] + 1 for i in (0, 1)]
-            return (node.weight.shape[0], *hw)
-        k, st, pad = pair(node.kernel_size), pair(node.stride), pair(node.padding)
-        return (ins[0], *[(ins[i + 1] + 2 * pad[i] - k[i]) // st[i] + 1 for i in (0, 1)])
+    def _fan_in(self, name: str, n: int) -> Exception:
+        return rules.violation("one-synapse-per-path", name,
+                               f"{kind(self.node(name))} has {n} inputs; only neuron "
+                               f"populations may sum several inputs")
 
     def single_pred(self, name: str) -> list[str]:
         p = self.preds[name]
         if len(p) != 1:
-            raise rules.violation("one-synapse-per-path", name,
-                                  f"{_kind(self.node(name))} has {len(p)} inputs; only neuron "
-                                  f"populations may sum several inputs")
+            raise self._fan_in(name, len(p))
         return p
 
     def paths_into(self, pop: str) -> list[tuple[str, list[str]]]:
         """``(source, [op, ..., synaptic])`` for every edge into neuron node ``pop``."""
         out = []
         for pred in self.preds[pop]:
-            ops, cur = [], pred
-            while _kind(self.node(cur)) not in (*NEURONS, "Input"):
-                ops.insert(0, cur)
-                (cur,) = self.single_pred(cur)
-            n_syn = sum(_kind(self.node(o)) in SYNAPTIC for o in ops)
+            if kind(self.node(pred)) in (*SPIKING, INPUT):
+                cur, ops = pred, []
+            else:
+                cur, chain = walk_back(self.g.nodes, self.wire, pred, fan_in=self._fan_in)
+                ops = [*chain, pred]
+            n_syn = sum(kind(self.node(o)) in SYNAPSES for o in ops)
             rules.one_synapse_per_path(pop, [cur, *ops, pop], n_syn)
-            if _kind(self.node(ops[-1])) not in SYNAPTIC:
+            if kind(self.node(ops[-1])) not in SYNAPSES:
                 raise rules.violation("one-synapse-per-path", pop,
                                       f"{ops[-1]} sits between the synaptic layer and the "
                                       f"population; only pools/flattens before it are folded")
@@ -133,46 +110,20 @@ class NirWalk:
         return out
 
 
-def conv_params(name: str, node) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
-    """stride, padding, dilation (H, W) and groups of a NIR Conv2d ('same'/'valid' resolved)."""
-    st, dil = pair(node.stride), pair(node.dilation)
-    if isinstance(node.padding, str):
-        if node.padding == "valid":
-            pad = (0, 0)
-        else:
-            k = node.weight.shape[2:]
-            if any((d * (kk - 1)) % 2 for d, kk in zip(dil, k)) or st != (1, 1):
-                raise rules.violation("supported-node", name, "padding='same' needs an odd "
-                                      "effective kernel and stride 1")
-            pad = tuple(d * (kk - 1) // 2 for d, kk in zip(dil, k))
-    else:
-        pad = pair(node.padding)
-    return st, pad, dil, int(np.asarray(node.groups).ravel()[0])
-
-
-def existing(node) -> np.ndarray:
-    """Which synapses of a synaptic node exist: its ``mask`` metadata, else nonzero weights."""
-    w = np.asarray(node.weight)
-    mask = (node.metadata or {}).get("mask") if hasattr(node, "metadata") else None
-    if mask is None:
-        return w != 0
-    mask = np.asarray(mask).astype(bool)
-    if mask.shape != w.shape:
-        raise GraphError(f"mask metadata of shape {mask.shape} does not fit weight {w.shape}")
-    return mask
-
-
 def fold_path(g: NirWalk, ops: list[str]) -> FoldedLayer:
     """The synaptic node of ``ops`` with the pools/flattens before it folded in."""
     syn = g.node(ops[-1])
-    kind = "conv" if _kind(syn) == "Conv2d" else "dense"
+    lkind = "conv" if kind(syn) == "Conv2d" else "dense"
     w = np.asarray(syn.weight, dtype=np.float64)
-    bias = None if _kind(syn) == "Linear" else np.asarray(syn.bias, dtype=np.float64)
-    lin = FoldedLayer(kind, w.copy(), existing(syn), bias, g.shape(g.preds[ops[-1]][0]))
-    if kind == "conv":
-        lin.stride, lin.padding, lin.dilation, lin.groups = conv_params(ops[-1], syn)
+    bias = None if kind(syn) == "Linear" else np.asarray(syn.bias, dtype=np.float64)
+    lin = FoldedLayer(lkind, w.copy(), existing(ops[-1], syn)[0], bias,
+                      g.shape(g.preds[ops[-1]][0]))
+    if lkind == "conv":
+        p = conv_params(ops[-1], syn)
+        lin.stride, lin.padding, lin.dilation, lin.groups = (p["stride"], p["padding"],
+                                                             p["dilation"], p["groups"])
     for name in reversed(ops[:-1]):
-        node, nk = g.node(name), _kind(g.node(name))
+        node, nk = g.node(name), kind(g.node(name))
         in_shape = g.shape(g.preds[name][0])
         if nk == "Flatten":
             rules.flatten_to_vector(name, g.shape(name), lin.kind)
@@ -187,7 +138,8 @@ def fold_path(g: NirWalk, ops: list[str]) -> FoldedLayer:
 
 
 def _fold_pool(name, node, nk, in_shape, lin: FoldedLayer) -> None:
-    k, st, pad = pair(node.kernel_size), pair(node.stride), pair(node.padding)
+    p = pool_params(name, node)
+    k, st, pad = p["kernel"], p["stride"], p["padding"]
     rules.pool_foldable(name, k, st, pad, in_shape[1:], lin.kind,
                         lin.padding if lin.kind == "conv" else (0, 0))
     scale = 1.0 / (k[0] * k[1]) if nk == "AvgPool2d" else 1.0

@@ -38,10 +38,13 @@ from collections.abc import Iterable
 import numpy as np
 
 from spikeship.errors import RuleError
+from spikeship.nir.categories import INPUT, OUTPUT, POOLS, SYNAPSES, kind as node_kind
 from spikeship.targets.loihi.deployment import FORMAT, Deployment
 
-SUPPORTED_NODES = ("Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "AvgPool2d",
-                   "Flatten", "LIF", "CubaLIF", "IF")
+# The NIR neurons Loihi's CUBA compartment runs: the spiking ones with a state
+# (categories.SPIKING less Threshold).
+NEURONS = ("LIF", "CubaLIF", "IF")
+SUPPORTED_NODES = (INPUT, OUTPUT, *SYNAPSES, *POOLS, "Flatten", *NEURONS)
 
 
 def violation(rule: str, node: str, message: str) -> RuleError:
@@ -53,7 +56,7 @@ def violation(rule: str, node: str, message: str) -> RuleError:
 
 
 def supported_node(name: str, node) -> None:
-    kind = type(node).__name__
+    kind = node_kind(node)
     if kind not in SUPPORTED_NODES:
         raise violation("supported-node", name,
                         f"NIR node type {kind} has no Lava mapping; supported: "
@@ -137,7 +140,7 @@ def self_recurrence_only(name: str, source: str) -> None:
 
 
 def output_is_population(name: str, source_kind: str) -> None:
-    if source_kind not in ("LIF", "CubaLIF", "IF"):
+    if source_kind not in NEURONS:
         raise violation("output-is-population", name,
                         f"the Output node reads a {source_kind}; it must read spiking neurons")
 
