@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import traceback
 from importlib.metadata import version
 from pathlib import Path
@@ -268,6 +269,11 @@ def write_fixture(folder: Path, name, export, run, x, meta) -> dict:
     return {"graph": name, "output_spikes": meta["output_spikes"]}
 
 
+def _relative(frame: str) -> str:
+    """A traceback line with the installation's own path cut to ``site-packages/...``."""
+    return re.sub(r'File "[^"]*?/site-packages/', 'File "site-packages/', frame)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("tests/fixtures/producers"))
@@ -285,7 +291,7 @@ def main(argv=None) -> None:
                 for p in (folder / f"{name}.nir", folder / f"{name}.golden.npz"):
                     p.unlink(missing_ok=True)
                 failures.append({"graph": name, "error": f"{type(e).__name__}: {e}",
-                                 "where": traceback.format_exception(e)[-2].strip()[:300],
+                                 "where": _relative(traceback.format_exception(e)[-2].strip())[:300],
                                  "versions": meta["versions"]})
                 print(producer, name, "FAILED:", failures[-1]["error"])
         (folder / "exporter_failures.json").write_text(json.dumps(failures, indent=1) + "\n")
