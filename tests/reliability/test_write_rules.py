@@ -46,13 +46,28 @@ def tiny_nir(path: Path) -> Path:
     return path
 
 
-def test_a_hard_link_planted_as_the_lock_file_is_not_written(run, tmp_path, capsys):
+@pytest.mark.parametrize("plant", ["hard-link", "symlink", "fifo"])
+def test_a_lock_file_that_is_not_a_single_link_regular_file_is_not_written(
+        run, tmp_path, capsys, plant):
     outside = tmp_path / "precious.txt"
     outside.write_text("do not touch\n")
-    os.link(outside, run / LOCK_NAME)
+    if plant == "hard-link":
+        os.link(outside, run / LOCK_NAME)
+    elif plant == "symlink":
+        (run / LOCK_NAME).symlink_to(outside)
+    else:
+        os.mkfifo(run / LOCK_NAME)
     expect_error(capsys, ["energy", run, "--assume-rate", "0.1", "--no-lava-check"],
-                 RunDirError, "single link", watch=(run,))
+                 RunDirError, "lock file", watch=(run,))
     assert outside.read_text() == "do not touch\n"
+
+
+def test_a_plots_folder_that_is_a_symlink_is_refused(run, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "plots").symlink_to(elsewhere)
+    expect_error(capsys, ["report", run], RunDirError, "symlink", watch=(run, elsewhere))
+    assert not list(elsewhere.iterdir())
 
 
 def test_layer_names_from_metrics_never_leave_the_plots_folder(run, tmp_path, capsys):
