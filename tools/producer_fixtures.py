@@ -139,6 +139,9 @@ def norse_graphs():
         "dense_iaf": (lambda: norse.SequentialState(
             torch.nn.Linear(DENSE_IN, 10), norse.IAFCell(), torch.nn.Linear(10, 4),
             norse.IAFCell()), (DENSE_IN,), 1.0),
+        "recurrent_lif": (lambda: norse.SequentialState(
+            torch.nn.Linear(DENSE_IN, 10), norse.LIFRecurrentCell(10, 10),
+            torch.nn.Linear(10, 4), box()), (DENSE_IN,), 6.0),
         "conv_flatten_lifbox": (lambda: norse.SequentialState(
             torch.nn.Conv2d(2, 3, 3, padding=1), box(), torch.nn.Flatten(),
             torch.nn.Linear(108, 4), box()), CONV_IN, 6.0),
