@@ -1,4 +1,4 @@
-"""The producer x graph x simulator table (issue 35): results/producers.json and the table
+"""The producer x graph x simulator table: results/producers.json and the table
 block of docs/producers.md, both from one run of every cell.
 
 Run in spikeship's environment (no producer needed)::
