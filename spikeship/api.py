@@ -171,6 +171,7 @@ class FileDescription:
 def train(out: PathLike, *, config_file: PathLike | None = None, resume: bool = False,
           baseline: PathLike | None = None, prune_options: Mapping[str, Any] | None = None,
           threads: int | None = None, nproc: int | None = None,
+          oversubscribe: bool = False,
           dist_timeout: float | None = None, stop_after: int | None = None,
           progress: Progress | None = None, progress_bar: bool = False,
           **fields: Any) -> TrainResult:
@@ -179,7 +180,8 @@ def train(out: PathLike, *, config_file: PathLike | None = None, resume: bool = 
     ``fields`` (any TrainConfig field, e.g. ``dataset="digits", epochs=2``; None leaves
     a field as it is), later ones winning. ``prune_options`` go to the pruner.
 
-    ``nproc`` > 1 trains data-parallel in that many local processes; ``threads``: torch
+    ``nproc`` > 1 trains data-parallel in that many local processes (at most the usable
+    CPU cores unless ``oversubscribe``); ``threads``: torch
     CPU threads; ``baseline``: a dense run to compare with (``epochs_to_baseline``).
     ``progress`` receives the training log line by line; ``progress_bar``: a live bar
     and the log on a terminal's stderr instead."""
@@ -192,7 +194,7 @@ def train(out: PathLike, *, config_file: PathLike | None = None, resume: bool = 
         _train.launch_run(out, fields, nproc=nproc, dist_timeout=dist_timeout, resume=resume,
                           baseline=baseline, threads=threads, no_progress=not progress_bar,
                           config_file=config, prune_options=dict(prune_options or {}),
-                          stop_after=stop_after)
+                          stop_after=stop_after, oversubscribe=oversubscribe)
         summary = out / "summary.json"
         return TrainResult(out, read_json(summary, "run summary", RunDirError)
                            if stop_after is None and summary.exists() else None, launched=True)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from spikeship.errors import RunDirError
-from spikeship.io import read_jsonl, write_text_atomic
+from spikeship.io import read_jsonl, safe_component, write_text_atomic
 from spikeship.report import plots
 from spikeship.report.compare import ops_and_energy
 from spikeship.stats import format_accuracy
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, writes_run_dir
 from spikeship.safeopen import read_json
 
 
@@ -177,13 +177,16 @@ def _vanish_rows(run: RunFiles) -> list[list[Any]]:
     return rows
 
 
-@writes_run_dir("run_dir", "report")
+@writes_run_dir("run_dir", "report", accepts=RUN_KINDS)
 def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
                  comparison_md: str | None = None) -> dict[str, Path]:
     """Write plots/*.png, report.md and report.html into ``run_dir``; return their paths."""
     run = RunFiles.read(run_dir)
     dense = RunFiles.read(dense_dir) if dense_dir else None
     pdir = run.path / "plots"
+    if pdir.is_symlink():
+        raise RunDirError(f"{pdir} is a symlink (to {pdir.resolve()}); report writes its plots "
+                          f"only inside {run.path}: remove it")
     pdir.mkdir(exist_ok=True)
     last = run.metrics[-1] if run.metrics else {}
     figures = {
@@ -209,8 +212,8 @@ def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
             f"_No data for this figure in {run.path.name} ({captions[key].lower()})._"
         sections.append((captions[key], body))
     histories = plots.layer_histories(run.metrics)
-    layer_figs = {h.label: plots.retained_over_epochs(h, pdir / f"units-{h.label}.png")
-                  for h in histories}
+    layer_figs = {h.label: plots.retained_over_epochs(   # layer names come from a file
+                      h, pdir / f"units-{safe_component(h.label)}.png") for h in histories}
     for label, path in layer_figs.items():
         if path:
             figures[f"units-{label}"] = path

@@ -33,6 +33,7 @@ from spikeship.nir.conventions import prepare as prepare_graph
 from spikeship.nir.read import load_graph, read_nir
 from spikeship.sim import registry
 from spikeship.targets.loihi.netx_import import netx_to_nir
+from spikeship.runlock import STANDALONE, run_lock
 
 SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with dt = 1e-4
 
@@ -173,9 +174,25 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
                           "run --target reference, norse, lava-float, lava-fixed or loihi-emu")
     sim = registry.get(target)
     opts = sim.parse_options(dict(options or {}))       # refused before anything is written
-    out, x, y = prepare(file, out or default_out(file), input_path=input_path,
-                        labels_path=labels_path, dt_s=dt_s, timesteps=timesteps,
-                        convention=convention)
+    out = Path(out or default_out(file))
+    with output_lock(out, f"simulate {Path(file).name}"):
+        return _simulate_file(file, target, sim, opts, input_path=input_path,
+                              labels_path=labels_path, dt_s=dt_s, timesteps=timesteps,
+                              out=out, convention=convention), out
+
+
+def output_lock(out: Path, what: str):
+    """The lock of a standalone output directory: created if missing, refused when it
+    holds anything but an earlier standalone output (a training run, unrelated files)."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file")
+    return run_lock(out, what, create=True, kind=STANDALONE)
+
+
+def _simulate_file(file, target, sim, opts, *, input_path, labels_path, dt_s, timesteps, out,
+                   convention):
+    out, x, y = prepare(file, out, input_path=input_path, labels_path=labels_path, dt_s=dt_s,
+                        timesteps=timesteps, convention=convention)
     result = _flat(sim.run(out, x, y, opts))
     if target != "reference":
         base = _flat(registry.get("reference").run(out, x, y, {}))
@@ -186,7 +203,7 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
         result.compare_to(result)
     result.extra["compared_with"] = "reference"
     result.save(out)
-    return result, out
+    return result
 
 
 def _flat(result):

@@ -49,7 +49,7 @@ from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
 from spikeship.train import multistep
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import PIPELINE, TRAINING, writes_run_dir
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         recover_checkpoint, restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
@@ -471,7 +471,8 @@ class Trainer:
         append_jsonl(self.run_dir / "metrics.jsonl", m)
         return m
 
-@writes_run_dir(lambda a: a["run_dir"] if a["dp"].writer else None, "train", create=True)
+@writes_run_dir(lambda a: a["run_dir"] if a["dp"].writer else None, "train", create=True,
+                kind=TRAINING, accepts=(TRAINING, PIPELINE))
 def train(config: TrainConfig, run_dir, *, resume: bool = False, baseline_dir=None,
           stop_after: int | None = None, progress: bool = True, quiet: bool = False,
           dp: DataParallel = SINGLE) -> dict[str, Any]:
