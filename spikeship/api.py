@@ -270,21 +270,25 @@ def export(run_dir: PathLike, formats: Sequence[str] | None = None, *, dt_s: flo
 def simulate(path: PathLike, target: str, *, samples: int | None = None,
              options: Mapping[str, Any] | None = None, input: PathLike | None = None,
              labels: PathLike | None = None, dt_s: float | None = None,
-             timesteps: int | None = None, out: PathLike | None = None) -> SimulateResult:
+             timesteps: int | None = None, out: PathLike | None = None,
+             convention: str | None = None) -> SimulateResult:
     """Run simulator ``target`` (:func:`spikeship.sim.registry.names`) with ``options``.
 
     ``path`` a run directory: its exported graph on the first ``samples`` test samples,
     compared with the trained model (``snntorch``). ``path`` a model file (``.nir``,
     lava-dl ``.net``): on ``input`` (``X.npy``, ``(N, T, *input)`` or ``(N, *input)``
     with ``timesteps``), ``labels`` (``Y.npy``), ``dt_s`` seconds per step, compared with
-    the reference simulator, saved in ``out`` (default ``FILE.spikeship``)."""
+    the reference simulator, saved in ``out`` (default ``FILE.spikeship``); a ``.nir``
+    file read with the producer ``convention`` (:mod:`spikeship.nir.conventions`,
+    default ``"nir"``)."""
     path = Path(path)
     opts = dict(options or {})
     if _standalone.check_mode(path, input, **{"--labels": labels, "--dt": dt_s,
-                                              "--timesteps": timesteps, "--out": out}):
+                                              "--timesteps": timesteps, "--out": out,
+                                              "--convention": convention}):
         result, run_dir = _standalone.simulate_file(
             path, target, input_path=input, labels_path=labels, dt_s=dt_s,
-            timesteps=timesteps, out=out, options=opts)
+            timesteps=timesteps, out=out, options=opts, convention=convention or "nir")
         return SimulateResult(result, Path(run_dir), "reference")
     return SimulateResult(_simulate.simulate_run(path, target, samples, opts), path, "snntorch")
 
@@ -294,7 +298,7 @@ def energy(path: PathLike, *, hardware: str = "loihi", spikes_from: str | None =
            allow_zeros: Sequence[str] = (), strict: bool = False, fail_on_vanish: bool = True,
            input: PathLike | None = None, labels: PathLike | None = None,
            dt_s: float | None = None, timesteps: int | None = None,
-           out: PathLike | None = None) -> EnergyResult:
+           out: PathLike | None = None, convention: str | None = None) -> EnergyResult:
     """Count the synaptic operations of the deployed graph, price them on every chip
     (``hardware``'s figures per layer), map cores and check that every pruned
     connection is gone from every deployed artifact; write ``energy.json``.
@@ -307,12 +311,14 @@ def energy(path: PathLike, *, hardware: str = "loihi", spikes_from: str | None =
     A model file (``input`` etc. as for :func:`simulate`) is simulated first."""
     path = Path(path)
     if _standalone.check_mode(path, input, **{"--labels": labels, "--dt": dt_s,
-                                              "--timesteps": timesteps, "--out": out}):
+                                              "--timesteps": timesteps, "--out": out,
+                                              "--convention": convention}):
         if assume_rate is not None:
             raise ConfigError("--assume-rate applies to a run directory; a FILE is simulated")
         doc, run_dir = _energy_file.energy_file(
             path, input_path=input, labels_path=labels, dt_s=dt_s, timesteps=timesteps,
-            out=out, hardware=hardware, spikes_from=spikes_from or "reference")
+            out=out, hardware=hardware, spikes_from=spikes_from or "reference",
+            convention=convention or "nir")
         return EnergyResult(doc, Path(run_dir) / "energy.json")
     doc, written = _energy.energy_run(path, hardware=hardware, spikes_from=spikes_from,
                                       assume_rate=assume_rate, check_lava=check_lava,

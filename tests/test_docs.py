@@ -49,11 +49,19 @@ def site(tmp_path_factory) -> Path:
 def test_strict_build_has_every_page(site):
     for page in ("index.html", "getting-started.html", "pruning.html", "chips-energy.html",
                  "reference/cli.html", "reference/api.html", "reference/modules.html",
-                 "results.html", "assets/katex/katex.min.js"):
+                 "results/index.html", "assets/katex/katex.min.js"):
         assert (site / page).is_file(), page
     cli = (site / "reference/cli.html").read_text(encoding="utf-8")
     for command in ("train", "export", "simulate", "energy", "compare", "pipeline"):
         assert f"spikeship {command}" in cli, command
+
+
+def test_the_site_loads_nothing_from_elsewhere(site):
+    """No script, stylesheet or font from another host (KaTeX and fonts are local)."""
+    external = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"')
+    for page in site.rglob("*.html"):
+        found = external.findall(page.read_text(encoding="utf-8"))
+        assert not found, (page.relative_to(site), found[:2])
 
 
 def test_sphinx_roles_became_links(site):
@@ -140,8 +148,9 @@ def _dom(browser: str, page: Path) -> str:
 
 
 def _results_page(site: Path) -> Path:
-    pages = sorted((site / "results").glob("*.html"))
-    return pages[0] if pages else site / "results.html"
+    """The per-seed pruning results page when rendered, else the results overview."""
+    page = site / "results" / "pruning.html"
+    return page if page.is_file() else site / "results" / "index.html"
 
 
 @pytest.mark.skipif(_chromium() is None, reason="chromium not installed (make browser installs it)")

@@ -1,4 +1,5 @@
-"""mkdocs hooks: KaTeX served from the site itself, and the rendered results pages listed.
+"""mkdocs hooks: KaTeX served from the site itself, tables generated from the code, and
+the rendered results pages in the navigation.
 
 - KaTeX: copied after the build from ``$KATEX_DIR``, else Debian's ``libjs-katex``
   (``/usr/share/javascript/katex``), into ``site/assets/katex``; no CDN. Missing, it is
@@ -11,9 +12,8 @@
 - Includes: ``<!-- include docs/FILE -->`` folds a file another part of the project
   writes (``pruning-decisions.md``, ``producers.md``, ``api-example.py``) into a page;
   those files are excluded from the site as pages of their own.
-- Results: every ``docs/results/*.md`` page (written by the results renderer) is added
-  to the navigation under "Results", and listed where ``results.md`` says
-  ``<!-- results-pages -->``.
+- Results: every ``docs/results/*.md`` page (written by the results renderer, its
+  ``index.md`` the overview) is added to the navigation under "Results".
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ log = logging.getLogger("mkdocs.hooks.spikeship")
 
 ROOT = Path(__file__).resolve().parents[2]
 KATEX_DIRS = ("/usr/share/javascript/katex", "/usr/share/nodejs/katex/dist")
-RESULTS_MARKER = "<!-- results-pages -->"
 CHIP_MARKER = "<!-- chip-constants -->"
 INCLUDE = re.compile(r"<!-- include (docs/[\w./-]+) -->")
 DPAP_MARKER = "<!-- dpap-options -->"
@@ -45,11 +44,18 @@ def _katex_dir() -> Path | None:
 
 
 def _results_pages(docs_dir: str) -> list[tuple[str, str]]:
-    """(title, path relative to docs/) of every rendered results page, sorted by path."""
+    """(title, path relative to docs/) of every rendered results page: in the order the
+    results overview (``results/index.md``) links them, then the others by name."""
+    folder = Path(docs_dir, "results")
+    index = folder / "index.md"
+    linked = re.findall(r"\]\(([\w.-]+\.md)\)", index.read_text(encoding="utf-8")) \
+        if index.is_file() else []
+    pages = sorted(folder.glob("*.md"), key=lambda p: (p.name not in linked,
+                                                        linked.index(p.name) if p.name in linked else 0,
+                                                        p.name))
     out = []
-    for page in sorted(Path(docs_dir, "results").glob("*.md")):
-        text = page.read_text(encoding="utf-8")
-        m = re.search(r"^#\s+(.+)$", text, flags=re.M)
+    for page in pages:
+        m = re.search(r"^#\s+(.+)$", page.read_text(encoding="utf-8"), flags=re.M)
         out.append((m.group(1).strip() if m else page.stem, f"results/{page.name}"))
     return out
 
@@ -170,8 +176,8 @@ def on_config(config, **kwargs):
     pages = _results_pages(config["docs_dir"])
     nav = config.get("nav") or []
     for i, entry in enumerate(nav):
-        if isinstance(entry, dict) and "Results" in entry and pages:
-            nav[i] = {"Results": [{"Overview": entry["Results"]}]
+        if isinstance(entry, dict) and entry.get("Results") == "results/index.md" and pages:
+            nav[i] = {"Results": [{"Overview": "results/index.md"}]
                       + [{title: path} for title, path in pages if path != "results/index.md"]}
     return config
 
@@ -182,14 +188,7 @@ def on_page_markdown(markdown, page, config, **kwargs):
         markdown = markdown.replace(CHIP_MARKER, chip_constants_table())
     if DPAP_MARKER in markdown:
         markdown = markdown.replace(DPAP_MARKER, dpap_options_table())
-    if RESULTS_MARKER not in markdown:
-        return markdown
-    pages = _results_pages(config["docs_dir"])
-    if not pages:
-        listing = "_No results page has been rendered yet._"
-    else:
-        listing = "\n".join(f"- [{title}]({path})" for title, path in pages)
-    return markdown.replace(RESULTS_MARKER, listing)
+    return markdown
 
 
 def on_page_content(html, page, **kwargs):
