@@ -25,14 +25,14 @@ subdirectories such as ``plots/``). The kernel drops a ``flock`` when its holder
 so a lock file that can be locked but still has content is the trace of a writer that
 did not finish: the next writer proceeds, reports that on stderr
 (:attr:`RunLock.previous`), and removes exactly the leftovers that writer journalled
-(:func:`clean_leftovers`), nothing it did not create. The trainer also recovers an
+(:func:`clean_leftovers`), nothing it did not create, and only in a directory of a
+spikeship kind (``compare --out`` into any folder removes nothing). The trainer also recovers an
 interrupted checkpoint swap, under the lock
 (:func:`spikeship.train.checkpoint.recover_checkpoint`).
 
-Directories have a kind (:data:`KINDS`), recorded in ``.spikeship-dir`` when a command
-creates one: a command writes only into an empty directory or one of a kind it accepts
-(``kind``/``accepts`` of :func:`run_lock`); a directory made before the marker existed
-is recognised by its files (:func:`dir_kind`).
+Directories have a kind (:mod:`spikeship.dirkind`), checked first under the lock: a
+command writes only into an empty directory (marked with its kind) or one of a kind it
+accepts (``kind``/``accepts`` of :func:`run_lock`); a refused one is left as it was.
 
 Within one process the lock is re-entrant (the pipeline holds it while its stages run).
 """
