@@ -56,6 +56,19 @@ def test_strict_build_has_every_page(site):
         assert f"spikeship {command}" in cli, command
 
 
+def test_every_module_is_in_the_reference():
+    """Each public top-level module and subpackage has its ``:::`` entry (the API on the
+    Python API page, the CLI on the CLI page), so none escapes the strict reference."""
+    text = "\n".join(p.read_text(encoding="utf-8")
+                     for p in (ROOT / "docs" / "reference").glob("*.md"))
+    listed = set(re.findall(r"^::: (spikeship(?:\.\w+)?)\b", text, re.M))
+    pkg = ROOT / "spikeship"
+    names = {p.stem for p in pkg.glob("*.py")} | {p.name for p in pkg.iterdir()
+                                                  if (p / "__init__.py").is_file()}
+    public = {f"spikeship.{n}" for n in names if not n.startswith("_") and n != "cli"}
+    assert public <= listed, sorted(public - listed)
+
+
 def test_the_site_loads_nothing_from_elsewhere(site):
     """No script, stylesheet or font from another host (KaTeX and fonts are local)."""
     external = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"')
