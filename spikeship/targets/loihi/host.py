@@ -19,6 +19,8 @@ into the source's ``(steps, *lava_shape)`` frames.
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from spikeship.errors import ConfigError
@@ -95,6 +97,25 @@ def injected(dep: Deployment, inputs: np.ndarray) -> tuple[dict[str, np.ndarray]
     return out, saturated
 
 
+def release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc's ``malloc_trim``). A block's
+    temporaries are megabytes, below the mmap threshold glibc raises after the first large
+    free, so they come from the heap; with small arrays that outlive each block (outputs)
+    in between, the freed pages would stay resident and grow with the number of blocks.
+    Nothing happens where there is no glibc."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
 class BlockStreams:
     """What the host sends for samples ``[a, b)`` of ``x``, computed by ``fn`` (inputs
     ``(n, T, ...)`` -> (per source ``(n, T, *shape)``, saturated count)) in the blocks of
@@ -112,6 +133,7 @@ class BlockStreams:
         for k0 in range(a - a % self.block, b, self.block):
             if k0 != self.k0:
                 self.cur = {}                     # one block held at a time
+                release_free_heap()
                 self.cur, sat = self.fn(self.x[k0:k0 + self.block])
                 self.k0, saturated = k0, saturated + sat
             lo, hi = max(a, k0) - k0, min(b, k0 + self.block) - k0
