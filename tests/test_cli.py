@@ -89,7 +89,7 @@ def in_process(capsys, *args):
     """``spikeship ARGS`` through ``cli.main`` in this process (the heavy imports of the
     simulator registry are already paid): exit code, stdout, stderr."""
     capsys.readouterr()
-    rc = cli.main(list(args))
+    rc = cli.main([str(a) for a in args])
     got = capsys.readouterr()
     return subprocess.CompletedProcess(args, rc, got.out, got.err)
 
