@@ -113,7 +113,7 @@ def _synapse(b: _Builder, layer: SynapseLayer, x: str, tag: str) -> str:
 def _pool(b: _Builder, layer: PoolLayer, x: str, tag: str) -> str:
     """Sum pool. A window of a power-of-two area is ``Mul(AveragePool(x), area)``: the
     mean of the window times its area is its sum exactly (both scalings are powers of
-    two), and ONNX Runtime's pooling kernel is several times faster than the grouped Conv
+    two), and ONNX Runtime's pooling kernel is faster (see the ONNX latency results) than the grouped Conv
     (group = C, one 1-channel convolution per channel) it replaces, whose time barely
     shrinks with the channels. Any other area keeps ``Conv(x, ones(C,1,k,k), group=C)``,
     whose sum is exact for spikes."""
