@@ -1,4 +1,4 @@
-"""Export a :class:`~spikeship.export.surgery.DeployableNet` to ONNX (``model.onnx``).
+"""Export a :class:`~spikeship.export.deployable.DeployableNet` to ONNX (``model.onnx``).
 
 The graph is written op by op with ``onnx.helper`` from the deployable layer list (the
 same pruned, folded tensors as the NIR file), not traced from torch: no autograd
@@ -45,8 +45,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from spikeship.errors import ExportError
-from spikeship.export.surgery import (DeployableNet, FlattenLayer, NeuronLayer, PoolLayer,
-                                      SynapseLayer)
+from spikeship.export.deployable import (DeployableNet, FlattenLayer, NeuronLayer, PoolLayer,
+                                         SynapseLayer)
 from spikeship.io import atomic_path
 
 OPSET = 17
