@@ -25,14 +25,14 @@ subdirectories such as ``plots/``). The kernel drops a ``flock`` when its holder
 so a lock file that can be locked but still has content is the trace of a writer that
 did not finish: the next writer proceeds, reports that on stderr
 (:attr:`RunLock.previous`), and removes exactly the leftovers that writer journalled
-(:func:`clean_leftovers`), nothing it did not create. The trainer also recovers an
+(:func:`clean_leftovers`), nothing it did not create, and only in a directory of a
+spikeship kind (``compare --out`` into any folder removes nothing). The trainer also recovers an
 interrupted checkpoint swap, under the lock
 (:func:`spikeship.train.checkpoint.recover_checkpoint`).
 
-Directories have a kind (:data:`KINDS`), recorded in ``.spikeship-dir`` when a command
-creates one: a command writes only into an empty directory or one of a kind it accepts
-(``kind``/``accepts`` of :func:`run_lock`); a directory made before the marker existed
-is recognised by its files (:func:`dir_kind`).
+Directories have a kind (:mod:`spikeship.dirkind`), checked first under the lock: a
+command writes only into an empty directory (marked with its kind) or one of a kind it
+accepts (``kind``/``accepts`` of :func:`run_lock`); a refused one is left as it was.
 
 Within one process the lock is re-entrant (the pipeline holds it while its stages run).
 """
@@ -379,23 +379,25 @@ def run_lock(run_dir: str | os.PathLike, what: str, *, create: bool = False,
 
 
 def _start(lock: RunLock, what: str, existed: bool, kind, accepts, report) -> None:
-    """Under the fresh lock: record the holder, clean what a dead holder journalled,
-    check (and mark) the directory's kind."""
+    """Under the fresh lock: check (and mark) the directory's kind, record the holder,
+    then clean what a dead holder journalled (only in a directory of a spikeship kind:
+    ``compare --out`` into any folder removes nothing)."""
     temps = []
     if existed:
         lock.previous = _read_record(lock.fd) or {}
         temps = _read_temps(lock.fd)
+    _claim_kind(lock, what, kind, accepts)       # refused: nothing written, nothing removed
     lock.record = {"pid": os.getpid(), "host": os.uname().nodename, "command": _command(),
                    "what": what, "started": time.time()}
     _write_journal(lock)
-    lock.cleaned = clean_leftovers(lock.run_dir, temps)
+    if kind is not None or accepts:
+        lock.cleaned = clean_leftovers(lock.run_dir, temps)
     if lock.previous is not None:
         note = (f"note: the previous writer of {lock.run_dir}, "
                 f"{describe_holder(lock.previous)}, did not finish")
         if lock.cleaned:
             note += f"; cleaned up: {', '.join(lock.cleaned)}"
         (report or _stderr)(note)
-    _claim_kind(lock, what, kind, accepts)
 
 
 def _release(lock: RunLock, path: Path, failed: bool = False) -> None:
@@ -404,8 +406,9 @@ def _release(lock: RunLock, path: Path, failed: bool = False) -> None:
         if names == {MARKER_NAME}:
             with contextlib.suppress(OSError):
                 os.unlink(lock.run_dir / MARKER_NAME)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)          # still holding the lock: nobody can have taken it
+    if lock.record or lock.previous is None:    # a dead writer's record we did not
+        with contextlib.suppress(FileNotFoundError):   # replace stays, with its journal
+            os.unlink(path)      # still holding the lock: nobody can have taken it
     with contextlib.suppress(OSError):
         os.close(lock.fd)
 

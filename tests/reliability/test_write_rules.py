@@ -93,6 +93,10 @@ def test_standalone_out_into_an_unrelated_folder_or_a_run_is_refused(run, tmp_pa
     folder.mkdir()
     (folder / "labels.npy").write_bytes(b"my labels")
     (folder / "model.nir").write_bytes(b"my model")
+    # a planted "dead writer" lock file whose journal names the folder's own hidden file
+    (folder / ".mine.tmp").write_bytes(b"mine")
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": 999999999}) + "\n" +
+                                    json.dumps({"tmp": ".mine.tmp"}) + "\n")
     for cmd in (["simulate", "--target", "reference"], ["energy"]):
         argv = [*cmd, model, "--input", tmp_path / "x.npy", "--out"]
         expect_error(capsys, [*argv, folder], RunDirError, "writes only into an empty",
@@ -131,15 +135,13 @@ def test_standalone_out_waits_for_the_run_lock(tmp_path, capsys):
 
 
 def test_import_never_replaces_an_existing_file_without_force(run, capsys):
-    from spikeship.targets.loihi.importer import import_netx
-
     expect_error(capsys, ["import", run / "model.net"], RunDirError, "exists", watch=(run,))
     expect_error(capsys, ["import", run / "model.net", "--out", run / "config.json"],
                  RunDirError, "exists", watch=(run,))
-    before = (run / "model.nir").read_bytes()
     (run / "model.nir").write_bytes(b"stale")
-    import_netx(run / "model.net", force=True)
-    assert (run / "model.nir").read_bytes() not in (b"stale", b"") and before
+    res = run_cli(capsys, ["import", run / "model.net", "--force"])
+    assert res.rc == 0, res.err
+    assert (run / "model.nir").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"   # replaced, whole
 
 
 def test_compare_out_leaves_other_hidden_files_alone(run, tmp_path, capsys):
@@ -150,8 +152,10 @@ def test_compare_out_leaves_other_hidden_files_alone(run, tmp_path, capsys):
     (d / ".draft.md.tmp").write_text("someone's draft")
     (d / ".netx-mine").mkdir()
     (d / ".netx-mine" / "model.net").write_bytes(b"mine")
-    # a dead spikeship writer's lock file in that folder, which journalled nothing there
-    (d / LOCK_NAME).write_text(json.dumps({"pid": 999999999, "command": "x"}) + "\n")
+    # a dead writer's lock file there, whose journal names those files: compare --out
+    # writes its FILE and FILE.json, and removes nothing
+    (d / LOCK_NAME).write_text("".join(json.dumps(x) + "\n" for x in (
+        {"pid": 999999999, "command": "x"}, {"tmp": ".draft.md.tmp"}, {"tmp": ".netx-mine"})))
     res = run_cli(capsys, ["compare", run, "--out", d / "cmp.md"])
     assert res.rc == 0, res.err
     assert (d / ".draft.md.tmp").read_text() == "someone's draft"
