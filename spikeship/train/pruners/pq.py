@@ -31,14 +31,13 @@ masks are frozen and connectivity has settled. Regrown weights start at zero
 candidate in the same update, nor is any connection of a structurally removed
 unit (``masks.units``: its row, or its outgoing columns in the consumer layer).
 So the first update of a dense layer only prunes (nothing inactive to regrow yet).
-
 No rewinding and no separate retraining: all of it happens inside training.
 
-``objective=synops`` (aim at what the chip pays for). A
-:class:`~spikeship.train.pruners.cost.SynopsMeter` measures, from the spikes of the
-training batches since the last update, the operations ``k_e`` every synapse ``e``
-performs on the chip (presynaptic spikes x the positions the weight entry is used at,
-counted as the energy estimator counts; for an inactive entry, what it would perform).
+``objective=synops`` (aim at what the chip pays for): a
+:class:`~spikeship.train.pruners.cost.SynopsMeter` measures, from the training batches'
+spikes since the last update, the operations ``k_e`` every synapse ``e`` performs on
+the chip (presynaptic spikes x the positions the weight entry is used at, counted as the
+energy estimator counts; for an inactive entry, what it would perform).
 Let ``kbar`` be the mean of ``k_e`` over the active synapses of all prunable layers, and
 for a group ``G`` (the layer for ``pq-layer``, one output neuron / channel's row for
 ``pq-neuron``) ``kbar_G`` the mean over its active synapses. ``clip`` bounds a ratio to
@@ -55,8 +54,8 @@ for a group ``G`` (the layer for ``pq-layer``, one output neuron / channel's row
 within-group ranking, so regrowth prefers connections that reduce the loss more per
 operation. ``objective=params`` (default) is ``rho = 1`` everywhere, as is a group not
 measured yet. PQ removes weights, not units, so unit costs are not used. Data-parallel
-runs sum the costs across workers at epoch ends (``reducible_stats``).
-Why ``cost_cap`` defaults to 2: ``docs/pruning-decisions.md``.
+runs sum the costs across workers at epoch ends (``reducible_stats``). Why ``cost_cap``
+defaults to 2: ``docs/pruning-decisions.md``.
 """
 
 from __future__ import annotations
