@@ -38,6 +38,7 @@ from spikeship.errors import GraphError, UnsupportedNodeError
 from spikeship.nir.categories import SPIKING, STATEFUL
 from spikeship.nir.graph import order_and_back_edges, reach, wiring
 from spikeship.nir.shapes import infer_shapes
+from spikeship.safeopen import open_hdf5
 
 SUPPORTED = ("Input", "Output", "Affine", "Linear", "Scale", "Conv2d", "AvgPool2d",
              "SumPool2d", "Flatten", "LIF", "CubaLIF", "IF", "LI")
@@ -52,7 +53,6 @@ H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError,
 @dataclass(frozen=True)
 class Limits:
     """Size limits checked before any array is read or any state allocated."""
-
     max_array_elements: int = 1 << 26       # one parameter array (64 Mi elements)
     max_total_elements: int = 1 << 28       # all arrays of the file together
     max_node_elements: int = 1 << 26        # one node's output (neurons / activations)
@@ -62,7 +62,6 @@ class Limits:
 @dataclass
 class LoadedGraph:
     """A validated NIR graph, ready for a simulator."""
-
     graph: nir.NIRGraph
     input: str
     output: str
@@ -145,8 +144,6 @@ def _check_declared(name: str, key: str, value, limits: Limits) -> None:
 def read_nir(path: str | os.PathLike, *, limits: Limits = Limits(), prepare=None) -> LoadedGraph:
     """Read, type-check and validate the NIR file at ``path`` (see the module docstring);
     ``prepare(graph) -> graph`` runs before validation (producer conventions)."""
-    from spikeship.safeopen import open_hdf5
-
     path = Path(path)
     with open_hdf5(path, "NIR file") as f:   # regular file, size, links, filters, storage
         try:

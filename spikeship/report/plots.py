@@ -27,6 +27,8 @@ matplotlib.use("Agg")
 # (a lone "$" in a pruner name would make savefig raise).
 matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from spikeship.io import atomic_path  # noqa: E402
 
@@ -259,8 +261,6 @@ def retained_over_epochs(h: LayerHistory, path: Path) -> Path | None:
                              gridspec_kw={"width_ratios": [1.3, 1, 1]})
     ax = axes[0]
     n_units = h.kept.shape[0]
-    from matplotlib.colors import ListedColormap
-    from matplotlib.ticker import MaxNLocator
 
     ax.imshow(h.kept, aspect="auto", interpolation="nearest",
               cmap=ListedColormap(["white", "#1f4e8c"]), vmin=0, vmax=1,

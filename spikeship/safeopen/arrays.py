@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any
+
+import numpy as np
+from numpy.lib import format as npformat
 
 from spikeship.errors import GraphError, SpikeshipError
 from spikeship.safeopen.files import LIMITS, FileLimits, _human, check_file
@@ -12,8 +16,6 @@ from spikeship.safeopen.files import LIMITS, FileLimits, _human, check_file
 
 def _npy_header(f) -> tuple[tuple[int, ...], Any, int]:
     """(shape, dtype, header length) of the .npy stream ``f`` (nothing else is read)."""
-    from numpy.lib import format as npformat
-
     major, _minor = npformat.read_magic(f)
     if major == 1:
         shape, _fortran, dtype = npformat.read_array_header_1_0(f)
@@ -52,8 +54,6 @@ def check_npy(path: str | os.PathLike, what: str, error: type[SpikeshipError] = 
 def load_npy(path: str | os.PathLike, what: str, error: type[SpikeshipError] = GraphError,
              max_bytes: int = LIMITS.data_bytes):
     """The array of a ``.npy`` file after :func:`check_npy` (no pickles)."""
-    import numpy as np
-
     check_npy(path, what, error, max_bytes)
     try:
         return np.load(path, allow_pickle=False)
@@ -66,8 +66,6 @@ def check_npz(path: str | os.PathLike, what: str, error: type[SpikeshipError] = 
               max_bytes: int = LIMITS.data_bytes, limits: FileLimits = LIMITS) -> None:
     """A ``.npz`` archive: regular, size-limited; every member's declared shape is checked
     against its uncompressed size, which is checked against its compressed size."""
-    import zipfile
-
     check_file(path, what, max_bytes, error)
     total = 0
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 @dataclass(frozen=True)
 class FileLimits:
     """Size limits, in bytes, checked before a file is read (see the module docstring)."""
-
     json_bytes: int = 64 * MiB
     text_bytes: int = 256 * MiB
     hdf5_bytes: int = 4 * GiB
@@ -114,8 +114,6 @@ def read_config(path: str | os.PathLike, table: str, error: type[SpikeshipError]
     """A TOML (or, for ``*.json``, JSON) config file: a table of fields, the ``[table]``
     section if present. Malformed, too deeply nested (RecursionError) or not a table:
     a named ``error``."""
-    import tomllib
-
     path = Path(path)
     text = read_text(path, "config file", error, max_bytes)
     try:

@@ -8,6 +8,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import h5py
+import numpy as np
+
 from spikeship.errors import GraphError, SpikeshipError
 from spikeship.safeopen.files import LIMITS, FileLimits, _human, check_file
 
@@ -19,8 +22,6 @@ def check_hdf5(f, path: str | os.PathLike, error: type[SpikeshipError] = GraphEr
                limits: FileLimits = LIMITS) -> None:
     """Walk every link of the open h5py file ``f``; raise ``error`` for anything that
     reads outside the file, needs a plugin, or declares more bytes than it stores."""
-    import h5py
-
     seen: set = set()
     total = [0]
 
@@ -57,7 +58,6 @@ def check_hdf5(f, path: str | os.PathLike, error: type[SpikeshipError] = GraphEr
 
 
 def _object_key(obj):
-    import h5py
 
     info = h5py.h5o.get_info(obj.id)
     return (obj.id.fileno, getattr(info, "addr", None), getattr(info, "token", None))
@@ -80,7 +80,6 @@ def _check_dataset(ds, where: str, path, error, limits: FileLimits) -> int:
             raise error(f"{path}: dataset {where} uses HDF5 filter {code} ({name or 'unknown'}), "
                         f"which needs a plugin; only {sorted(_H5_FILTERS.values())} are read")
         filtered = filtered or code in (1, 32000)
-    import numpy as np
 
     n = int(np.prod(ds.shape, dtype=np.float64)) if ds.shape else 1
     declared = n * ds.dtype.itemsize
@@ -101,8 +100,6 @@ def _check_dataset(ds, where: str, path, error, limits: FileLimits) -> int:
 def open_hdf5(path: str | os.PathLike, what: str, error: type[SpikeshipError] = GraphError,
               limits: FileLimits = LIMITS) -> Iterator[Any]:
     """An h5py file opened read-only after :func:`check_file` and :func:`check_hdf5`."""
-    import h5py
-
     check_file(path, what, limits.hdf5_bytes, error)
     try:
         f = h5py.File(path, "r")

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import TensorProto, numpy_helper
+
 from spikeship.errors import GraphError, SpikeshipError
 from spikeship.safeopen.files import LIMITS, FileLimits, _human, check_alloc, read_bytes
 
@@ -17,9 +22,6 @@ def load_onnx(path: str | os.PathLike, *, ops: frozenset[str] | None = ONNX_OPS,
               error: type[SpikeshipError] = GraphError, limits: FileLimits = LIMITS):
     """The ``onnx.ModelProto`` of ``path``: size-checked, no external data anywhere, and
     (unless ``ops`` is None) only operators in ``ops`` of the default domain."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
     data = read_bytes(path, "ONNX file", limits.onnx_bytes, error)
     model = onnx.ModelProto()
     try:
@@ -33,8 +35,6 @@ def load_onnx(path: str | os.PathLike, *, ops: frozenset[str] | None = ONNX_OPS,
 def check_onnx(model, path, *, ops: frozenset[str] | None = ONNX_OPS,
                error: type[SpikeshipError] = GraphError) -> None:
     """Refuse external data (anywhere in the model) and operators outside ``ops``."""
-    from onnx import TensorProto
-
     def external(t, where: str) -> None:
         if t.data_location == TensorProto.EXTERNAL or len(t.external_data):
             loc = {e.key: e.value for e in t.external_data}.get("location", "?")
@@ -77,8 +77,6 @@ def check_coordinates(values, indices, shape, where: str, path, error=GraphError
     (nnz,), dense ``shape``): sizes within ``max_bytes`` before the dense tensor is
     allocated, every index inside the shape, no coordinate twice (a scatter would keep
     one of the duplicates, silently). Returns the shape."""
-    import numpy as np
-
     shape, idx = np.asarray(shape), np.asarray(indices)
     if shape.ndim != 1 or shape.dtype.kind not in "iu" or np.any(shape < 0):
         raise error(f"{path}: {where} shape {shape.tolist()} is not a list of sizes")
@@ -125,9 +123,6 @@ def _check_onnx_sparse(g, path, error) -> None:
 
 def _onnx_array(t, path, error):
     """``numpy_helper.to_array`` of a tensor, its declared size checked first."""
-    import numpy as np
-    from onnx import numpy_helper
-
     n = float(np.prod(np.asarray(t.dims, dtype=np.float64))) if t.dims else 1.0
     if n * 8 > LIMITS.array_bytes:
         raise error(f"{path}: tensor {t.name!r} declares {list(t.dims)} = {n:.0f} elements, "

@@ -27,7 +27,10 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationError)
 
 from spikeship import ranges
+from spikeship._optional import lazy_import
 from spikeship.errors import OptionError
+
+torch = lazy_import("torch")     # only for a cuda device option; --help stays light
 
 
 def _no_bool(v: Any) -> Any:
@@ -48,8 +51,6 @@ DtSeconds = Annotated[float, BeforeValidator(_no_bool),
 def _available_device(v: str) -> str:
     """``cuda[:N]`` only when torch sees that CUDA device (else a named OptionError)."""
     if v.startswith("cuda"):
-        import torch
-
         index = int(v.partition(":")[2] or 0)
         if not torch.cuda.is_available():
             raise ValueError(f"{v} was asked for but torch sees no CUDA device here; use cpu")

@@ -55,6 +55,9 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import Field
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from spikeship import ranges
 
 from spikeship.errors import ConfigError
 from spikeship.targets.loihi import host as lava_host
@@ -63,7 +66,9 @@ from spikeship.sim.loihi_emu_ops import (LifParams, SynapseOp, conv_op, dense_op
                                          lif_run_feedforward, lif_step)
 from spikeship.sim.base import (Capabilities, DtSeconds, Options, PositiveInt, Simulator,
                                 ThreadCount, TorchDevice)
+from spikeship.sim.lava.run import streams_for
 from spikeship.sim.result import SimResult
+from spikeship.targets.loihi.deploy import deployment_for, load_graph
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
 
 TARGET = "loihi-emu"
@@ -75,7 +80,6 @@ CACHE_STATE_BYTES = 256 * 2 ** 10
 @dataclass
 class EmuRun:
     """What one emulator run produced (numpy, NIR layouts, aligned steps)."""
-
     output_spikes: np.ndarray                     # (N, T, classes) uint8
     counts: dict[str, np.ndarray]                 # population -> (shape) int64
     voltages: dict[str, np.ndarray] = field(default_factory=dict)   # (N, T, *shape) int64
@@ -103,7 +107,6 @@ class LoihiEmulator:
     it bounds the integer sums (exactness checks, see ``loihi_emu_ops``). Default:
     ``2^input_message_bits - 1``.
     """
-
     def __init__(self, dep: Deployment, *, device: str | torch.device = "cpu",
                  input_max: int | None = None, allow_float32: bool = True):
         if dep.precision != "fixed":
@@ -231,8 +234,6 @@ class LoihiEmulator:
         """What the host sends, ``(N, T, *shape)`` per source: the input payload (spikes
         mode) or, per target population, the injected integer current (current mode).
         Computed by the Lava runner's own function."""
-        from spikeship.sim.lava.run import streams_for
-
         streams, sat = streams_for(self.dep, x)
         if SOURCE_INPUT in streams and self.dep.input_message_bits > 0:
             top = int(np.abs(streams[SOURCE_INPUT]).max(initial=0))
@@ -296,7 +297,6 @@ class LoihiEmulator:
 @contextlib.contextmanager
 def _torch_threads(n: int | None):
     if n is not None:
-        from spikeship import ranges
 
         n = ranges.threads(n, "option threads")
     old = torch.get_num_threads()
@@ -309,7 +309,6 @@ def _torch_threads(n: int | None):
 
 
 def _progress(enabled: bool, total: int, label: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), transient=True,
                     disable=not enabled)
@@ -357,8 +356,6 @@ def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | Non
 def run_target(run_dir, inputs, labels, options) -> SimResult:
     """Registry target ``loihi-emu``: ``run_dir/model.nir`` quantised exactly as
     ``lava-fixed`` does it, emulated; ``options``: :class:`EmuOptions`."""
-    from spikeship.targets.loihi.deploy import deployment_for, load_graph
-
     o = SIMULATOR.parse_options(options)
     graph = load_graph(Path(run_dir) / "model.nir")
     dep = deployment_for(graph, "fixed", inputs, o.model_dump())

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import nir
 import numpy as np
+import torch
 
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError, UnsupportedNodeError
@@ -133,10 +134,8 @@ def load_norse(g: LoadedGraph, dt_s: float):
 
 def _start_from_zero(module) -> int:
     """Make every ``LIFBoxCell`` of ``module`` start from ``v = 0`` (item 5 above)."""
-    import torch
-    from norse.torch.functional.lif_box import LIFBoxFeedForwardState
-    from norse.torch.module.lif_box import LIFBoxCell
-
+    LIFBoxFeedForwardState = require("norse.torch.functional.lif_box").LIFBoxFeedForwardState
+    LIFBoxCell = require("norse.torch.module.lif_box").LIFBoxCell
     n = 0
     for m in module.modules():
         if isinstance(m, LIFBoxCell):
@@ -148,7 +147,6 @@ def _start_from_zero(module) -> int:
 
 
 def _batch_flatten(module) -> int:
-    import torch
 
     n = 0
     for m in module.modules():
@@ -167,8 +165,6 @@ def simulate_norse(graph, inputs: np.ndarray, *, dt_s: float | None = None,
 
     Returns (output per step (N, T, *out), spike counts per spiking node, notes).
     """
-    import torch
-
     g = _as_graph(graph)
     dt = dt_s if dt_s is not None else g.dt_s
     if dt is None:

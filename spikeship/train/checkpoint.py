@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from spikeship.errors import CheckpointError, ConfigError, MaskError, RunDirError
@@ -50,7 +52,6 @@ TENSORS, META = "tensors.safetensors", "meta.json"
 @dataclass
 class Checkpoint:
     """A loaded checkpoint. ``model`` is in eval mode with the masks applied."""
-
     model: nn.Sequential
     masks: MaskSet
     layers: list[LayerInfo]
@@ -158,7 +159,6 @@ def restore_rng(ckpt: Checkpoint) -> None:
 
 
 def _write_dir(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    from safetensors import SafetensorError
 
     run_dir.mkdir(parents=True, exist_ok=True)
     new = run_dir / NEW
@@ -175,7 +175,6 @@ def _write_dir(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, 
 
 
 def _swap_in(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    from safetensors.torch import save_file
 
     new, old, cur = run_dir / NEW, run_dir / OLD, run_dir / CKPT
     if new.exists():
@@ -294,9 +293,6 @@ def _read_complete(run_dir: Path, attempts: int = 20):
     """(directory, meta, tensors) of the complete checkpoint, read without a lock: a writer
     may swap directories meanwhile, so a checkpoint that vanishes mid-read is looked up
     again (the reader never changes anything)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     for attempt in range(attempts):
         d = checkpoint_dir(run_dir)
         meta = _read_meta(d)

@@ -44,6 +44,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn)
 
 from spikeship.data import DatasetBundle, load_dataset
 from spikeship.errors import CheckpointError, ConfigError, RunDirError
@@ -97,8 +100,6 @@ class Trainer:
         self.baseline_dir = Path(baseline_dir) if baseline_dir is not None else None
         self.progress, self.quiet = progress, quiet
         if console is None:
-            from rich.console import Console
-
             console = Console(stderr=True, highlight=False)
         self.console = console
         self.device = dp.device(resolve_device(config.device))
@@ -398,9 +399,6 @@ class Trainer:
         # a live bar only on a terminal; elsewhere (logs, pipes, CI) the one line per
         # epoch below is all that is printed
         if self.progress and not self.quiet and self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-                TimeElapsedColumn
-
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=self.console, transient=True) as bar:
                 task = bar.add_task(f"epoch {epoch}", total=self.steps_per_epoch)

@@ -19,9 +19,12 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeRemainingColumn)
 
 from spikeship.errors import ConfigError
 from spikeship.targets.loihi import host as lava_host
+from spikeship.sim.lava import require
 from spikeship.sim.lava.build import build
 from spikeship.targets.loihi.deploy import deployment_for, load_graph
 from spikeship.sim.lava.session import LavaSession
@@ -62,9 +65,6 @@ def streams_for(dep: Deployment, x: np.ndarray) -> tuple[dict[str, np.ndarray], 
 
 
 def _progress(enabled: bool, total: int, label: str):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
-
     prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     transient=True, disable=not enabled)
     return prog, prog.add_task(label, total=total)
@@ -114,8 +114,7 @@ def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | Non
 def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | None,
                 progress: bool, traces: dict | None = None) -> SimResult:
     """Stream ``x`` through a built :class:`~spikeship.sim.lava.build.LavaNetwork`."""
-    from lava.magma.core.run_configs import Loihi2SimCfg
-
+    Loihi2SimCfg = require("lava.magma.core.run_configs").Loihi2SimCfg
     dep = net.deployment
     wall0 = time.perf_counter()
     n, t = int(x.shape[0]), int(x.shape[1])

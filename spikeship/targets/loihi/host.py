@@ -20,8 +20,12 @@ into the source's ``(steps, *lava_shape)`` frames.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import replace
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.sparse import csr_matrix, issparse
 
 from spikeship.errors import ConfigError
 from spikeship.targets.loihi.deployment import Deployment, HostLayerSpec
@@ -36,8 +40,6 @@ def host_current(h: HostLayerSpec, x: np.ndarray) -> np.ndarray:
         x2 = x.reshape(x.shape[0], -1)
         y = (h.weights @ x2.T).T if hasattr(h.weights, "tocsr") else x2 @ h.weights.T
         return np.asarray(y).reshape(x.shape[0], *h.bias.shape) + h.bias
-    import torch
-    import torch.nn.functional as F
 
     y = F.conv2d(torch.from_numpy(x), torch.from_numpy(h.weights), stride=h.stride,
                  padding=h.padding, dilation=h.dilation, groups=h.groups)
@@ -48,9 +50,6 @@ def sparse_hosts(dep: Deployment) -> Deployment:
     """``dep`` with every dense host layer held as a CSR matrix of its nonzero weights:
     a netx file stores the host layer dense, and loaded with ``sparse_fc_layer=True``
     it is treated as lava-dl treats the file's dense blocks (zeros dropped)."""
-    from dataclasses import replace
-
-    from scipy.sparse import csr_matrix, issparse
 
     hosts = tuple(replace(h, weights=csr_matrix(np.asarray(h.weights)))
                   if h.kind == "dense" and not issparse(h.weights) else h
@@ -121,7 +120,6 @@ class BlockStreams:
     ``(n, T, ...)`` -> (per source ``(n, T, *shape)``, saturated count)) in the blocks of
     :func:`host_block` from sample 0 on; one block is held, for the next call (runs go
     forward), so memory does not grow with the samples."""
-
     def __init__(self, dep: Deployment, x: np.ndarray, fn):
         self.x, self.fn = x, fn
         self.block = host_block(dep, int(x.shape[1]))
