@@ -56,6 +56,12 @@ def _population(h: torch.Tensor) -> torch.Tensor:
     return h.sum((2, 3)) if h.dim() == 4 else (h.flatten(2).sum(-1) if h.dim() > 2 else h)
 
 
+def _per_step(p: torch.Tensor, steps: int, batch: int) -> torch.Tensor:
+    """``(steps * batch, N)`` -> ``(steps, batch, N)``; N from the shape, not inferred, so
+    an empty batch (a data-parallel rank's share of a short last batch) splits too."""
+    return p.view(steps, batch, *p.shape[1:])
+
+
 def _surrogate_width(m: snn.Leaky) -> float:
     width = getattr(m.spike_grad, "width", None)
     if width is None:
@@ -118,7 +124,7 @@ def run(model: nn.Sequential, x: torch.Tensor, timesteps: int | None = None, *,
         if i in pre_of:
             p = _population(h.detach())
             pre_act[pre_of[i].name] = (p.expand(steps, *p.shape) if static
-                                       else p.view(steps, batch, -1))
+                                       else _per_step(p, steps, batch))
         if isinstance(m, snn.Leaky):
             cur = h if static else h.view(steps, batch, *h.shape[1:])
             spk, mem = lif_sequence(cur, steps, m.beta.clamp(0, 1), m.threshold,
@@ -128,7 +134,7 @@ def run(model: nn.Sequential, x: torch.Tensor, timesteps: int | None = None, *,
             if i in post_of:
                 li = post_of[i]
                 record(li.name, pre_act.pop(li.name),
-                       _population(h.detach()).view(steps, batch, -1))
+                       _per_step(_population(h.detach()), steps, batch))
         elif isinstance(m, nn.BatchNorm2d) and m.training:
             if static:
                 for _ in range(steps):        # T statistics updates, as T snntorch steps
@@ -150,7 +156,7 @@ def run(model: nn.Sequential, x: torch.Tensor, timesteps: int | None = None, *,
         if i in bare:  # a layer without a neuron: ReLU of its output, as the DPAP hooks
             p = _population(torch.relu(h.detach()))
             record(bare[i].name, pre_act.pop(bare[i].name),
-                   p.expand(steps, *p.shape) if static else p.view(steps, batch, -1))
+                   p.expand(steps, *p.shape) if static else _per_step(p, steps, batch))
     if membrane:
         if mem is None:
             raise ValueError("membrane=True needs a neuron at the output")

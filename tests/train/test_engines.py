@@ -151,6 +151,25 @@ def test_dpap_statistics_equal_between_engines(criterion):
     assert float(hooks.t["n_epoch"]) == 10
 
 
+def test_an_empty_batch_records_empty_activity_for_dpap():
+    """A data-parallel rank can get no sample of a short last batch: the fast engine
+    still runs (and DPAP's recorder gets (T, 0, N) activity) instead of failing to split
+    a 0-element tensor into (T, 0, -1)."""
+    spec, model = firing_net()
+    fast, layers = _dpap(model, spec)
+    seen = {}
+    record = fast.engine_activity()
+
+    def spy(name, pre, post):
+        seen[name] = (tuple(pre.shape), tuple(post.shape))
+        record(name, pre, post)
+
+    out = multistep.run(model, torch.rand(0, *SHAPE), T, layers=layers, record=spy)
+    assert out.shape[:2] == (T, 0) and seen
+    for pre, post in seen.values():
+        assert pre[:2] == (T, 0) and post[:2] == (T, 0) and len(post) == 3
+
+
 def toy_bundle(n=96, seed=0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
