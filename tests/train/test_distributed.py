@@ -8,6 +8,10 @@
   the interval of single-process runs over seeds 0-2, and masks, weights and DPAP's
   survival values are those of the single-process run with the same seed.
 - A rank that disagrees on its masks stops the run with ReplicaMismatchError.
+- The 2-process runs start their workers three ways: ``--nproc 2`` (the 2 vs 1 runs,
+  init-from / QAT, the fault runs), torchrun (random pruning), and RANK/WORLD_SIZE set
+  by hand for two processes that train the DPAP and PQ runs back to back through the
+  Python API (``spikeship.train``; the CLI worker leaves with ``os._exit`` after one run).
 - A rank killed mid-epoch (SIGKILL) or hung (SIGSTOP) makes the other stop with a
   DistributedError (the hung one after --dist-timeout), the last checkpoint stays
   complete, and --resume finishes the run with 1 or 2 processes.
@@ -117,26 +121,65 @@ PRUNED = {
 PRUNED_LIMITS = dict(limit_train=415, limit_test=91)
 
 
+# the DPAP and PQ runs: two rank processes train both, each in a process group of its own
+SHARED_WORKER = """
+import json, os, sys
+import spikeship
+for port, out, fields in json.loads(sys.argv[1]):
+    os.environ["MASTER_PORT"] = str(port)
+    spikeship.train(out, threads=1, **fields)
+    print("=== done", out, flush=True)
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)          # as the CLI's worker does: no interpreter shutdown after gloo
+"""
+
+
+@pytest.fixture(scope="module")
+def shared_pruned_runs(tmp_path_factory) -> dict[str, Path]:
+    """case -> the directory of its 2-rank run, for the cases but random."""
+    root = tmp_path_factory.mktemp("pruned")
+    plan = []
+    for case in ("dpap", "pq"):
+        prune, opts = PRUNED[case]
+        fields = dict(BASE, epochs=3, lr=0.01, prune=prune, prune_options=pruner_options(opts),
+                      **PRUNED_LIMITS)
+        plan.append([free_port(), str(root / case), fields])
+    procs = [subprocess.Popen([sys.executable, "-c", SHARED_WORKER, json.dumps(plan)],
+                              cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(r),
+                                   "WORLD_SIZE": "2", "LOCAL_RANK": str(r),
+                                   "MASTER_ADDR": "127.0.0.1"}) for r in range(2)]
+    outs = [p.communicate(timeout=LAUNCH_TIMEOUT_S) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and out.count("=== done") == len(plan), err
+    return {case: root / case for case in ("dpap", "pq")}
+
+
+def pruner_options(opts: list[str]) -> dict:
+    return {k: json.loads(v) for k, v in (o.split("=") for o in opts)}
+
+
 @pytest.mark.parametrize("case", sorted(PRUNED))
-def test_pruned_runs_keep_masks_identical_on_both_ranks(tmp_path, case):
+def test_pruned_runs_keep_masks_identical_on_both_ranks(tmp_path, case, request):
     prune, opts = PRUNED[case]
-    opt_dict = dict(o.split("=") for o in opts)
-    opt_dict = {k: json.loads(v) for k, v in opt_dict.items()}
+    opt_dict = pruner_options(opts)
     singles = [single(tmp_path, f"s{seed}", epochs=3, lr=0.01, seed=seed, prune=prune,
                       prune_options=opt_dict, **PRUNED_LIMITS) for seed in (0, 1, 2)]
-    run = tmp_path / "two"
-    args = ["train", "--out", run, *FLAGS, "--epochs", 3, "--lr", 0.01, "--prune", prune,
-            "--limit-train", PRUNED_LIMITS["limit_train"],
-            "--limit-test", PRUNED_LIMITS["limit_test"],
-            *[x for o in opts for x in ("--prune-opt", o)]]
     if case == "random":   # the documented torchrun form
+        run = tmp_path / "two"
+        args = ["train", "--out", run, *FLAGS, "--epochs", 3, "--lr", 0.01, "--prune", prune,
+                "--limit-train", PRUNED_LIMITS["limit_train"],
+                "--limit-test", PRUNED_LIMITS["limit_test"],
+                *[x for o in opts for x in ("--prune-opt", o)]]
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                "--master-port", str(free_port()), "-m", "spikeship", *map(str, args)]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                            timeout=LAUNCH_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert r.returncode == 0, r.stderr
     else:
-        r = spikeship(*args, "--nproc", 2)
-    assert r.returncode == 0, r.stderr
+        run = request.getfixturevalue("shared_pruned_runs")[case]
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     for m in metrics:
