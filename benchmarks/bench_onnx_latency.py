@@ -384,7 +384,7 @@ def synapse_chain(net, steps: int):
     formulation of the LIF could give; see the module docstring). Metadata as a step
     graph without state: one inference = ``steps`` calls."""
     from spikeship.export import onnx_export as ox
-    from spikeship.export.surgery import FlattenLayer, PoolLayer, SynapseLayer
+    from spikeship.export.deployable import FlattenLayer, PoolLayer, SynapseLayer
 
     b = ox._Builder()
     x = "x"
@@ -427,7 +427,7 @@ def synapse_nodes(net, steps: int) -> dict[str, object]:
     for that one layer scales with the pruned shape, whatever the rest of the graph
     does: the per-layer ceiling of any export of this network on this runtime."""
     from spikeship.export import onnx_export as ox
-    from spikeship.export.surgery import SynapseLayer
+    from spikeship.export.deployable import SynapseLayer
 
     out = {}
     for layer in net.layers:

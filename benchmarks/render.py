@@ -169,7 +169,11 @@ def _figure(draw) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with matplotlib.rc_context({"svg.hashsalt": "spikeship", "svg.fonttype": "none"}):
+    # from matplotlib's defaults, whatever an earlier import changed in this process
+    # (spikeship.report.plots turns off text.parse_math, which moves the SVG's text)
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update({"svg.hashsalt": "spikeship", "svg.fonttype": "none"})
         fig = plt.figure(figsize=(10, 4))
         draw(fig)
         fig.tight_layout()

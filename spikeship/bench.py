@@ -29,10 +29,15 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from spikeship._optional import require
+from spikeship.sim.simulate import test_split
+from spikeship.train.checkpoint import load_checkpoint
+from spikeship.train.models import forward_sequence
 
 
 class _TimeFirst(torch.nn.Module):
@@ -43,15 +48,11 @@ class _TimeFirst(torch.nn.Module):
         self.seq = seq
 
     def forward(self, data: torch.Tensor) -> torch.Tensor:
-        from spikeship.train.models import forward_sequence
-
         return forward_sequence(self.seq, data.transpose(0, 1))
 
 
 def trained_model(run_dir: str | os.PathLike) -> torch.nn.Module:
     """The run's snnTorch model, eval mode, masks permanent (zeros, no parametrizations)."""
-    from spikeship.train.checkpoint import load_checkpoint
-
     ck = load_checkpoint(run_dir)
     if ck.masks is not None:
         ck.masks.apply()
@@ -60,20 +61,11 @@ def trained_model(run_dir: str | os.PathLike) -> torch.nn.Module:
 
 def neurobench_model(run_dir: str | os.PathLike):
     """neurobench's ``SNNTorchModel`` of the run's trained network."""
-    require("neurobench")
-    from neurobench.models import SNNTorchModel
-
-    return SNNTorchModel(_TimeFirst(trained_model(run_dir)), custom_forward=True)
+    return require("neurobench.models").SNNTorchModel(_TimeFirst(trained_model(run_dir)), custom_forward=True)
 
 
 def test_loader(run_dir: str | os.PathLike, samples: int | None = None, batch_size: int = 64):
     """A ``DataLoader`` of the run's test split: ``(N, T, ...)`` float32 inputs, labels."""
-    import numpy as np
-
-    from spikeship.sim.simulate import test_split
-
-    from pathlib import Path
-
     x, y = test_split(Path(run_dir), samples)
     data = torch.utils.data.TensorDataset(torch.from_numpy(np.asarray(x, np.float32)),
                                           torch.from_numpy(np.asarray(y, np.int64)))
@@ -84,8 +76,7 @@ def test_loader(run_dir: str | os.PathLike, samples: int | None = None, batch_si
 def _thread_lock_for_tqdm():
     """neurobench's progress bar (tqdm) would create a multiprocessing lock, which fixes
     the process's start method and breaks a later Lava import; a thread lock avoids it."""
-    import tqdm
-
+    tqdm = require("tqdm")
     had = "_lock" in vars(tqdm.tqdm)
     if not had:
         tqdm.tqdm.set_lock(threading.RLock())
@@ -99,10 +90,7 @@ def _thread_lock_for_tqdm():
 def run(run_dir: str | os.PathLike, *, static_metrics=(), workload_metrics=(),
         samples: int | None = None, batch_size: int = 64) -> dict:
     """``neurobench.benchmarks.Benchmark(...).run()`` on the run's model and test split."""
-    require("neurobench")
-    from neurobench.benchmarks import Benchmark
-
-    b = Benchmark(neurobench_model(run_dir), test_loader(run_dir, samples, batch_size), [], [],
+    b = require("neurobench.benchmarks").Benchmark(neurobench_model(run_dir), test_loader(run_dir, samples, batch_size), [], [],
                   [list(static_metrics), list(workload_metrics)])
     with _thread_lock_for_tqdm():
         return b.run(quiet=True)

@@ -140,7 +140,7 @@ def test_synapse_chain_is_the_graph_without_its_neurons(bench, runs, tmp_path):
         [r["weight_shape"] for r in bench.count_macs(full)]
     ops = {n.op_type for n in chain.graph.node}
     assert "AveragePool" in ops and not ops & {"Greater", "Cast", "Sub"}
-    from spikeship.export.surgery import FlattenLayer, PoolLayer, SynapseLayer
+    from spikeship.export.deployable import FlattenLayer, PoolLayer, SynapseLayer
     from spikeship.targets.export import load_deployable
 
     net = load_deployable(pruned)[2]
@@ -168,7 +168,7 @@ def test_each_synapse_node_alone_computes_its_layer(bench, runs, tmp_path):
     import onnxruntime as ort
     import torch
 
-    from spikeship.export.surgery import SynapseLayer
+    from spikeship.export.deployable import SynapseLayer
     from spikeship.targets.export import load_deployable
 
     _, pruned = runs

@@ -154,3 +154,14 @@ def test_experiment_log_lists_each_superseded_block_with_its_commit(readme_then)
     for (block, _, _), line in zip(import_readme.SUPERSEDED, lines):
         assert f"`{block}`" in line and block not in converted
     assert import_readme.IMPORT_COMMIT in text
+
+
+def test_figures_do_not_depend_on_matplotlib_state_set_by_other_modules():
+    """The report's plots module changes matplotlib's rcParams at import; a results figure
+    drawn after it must still equal the committed one (the suite imports both)."""
+    import matplotlib
+
+    from spikeship.report import plots  # noqa: F401  (sets text.parse_math = False)
+
+    assert matplotlib.rcParams["text.parse_math"] is False
+    test_rendering_unchanged_json_again_gives_the_same_bytes()

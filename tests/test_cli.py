@@ -85,22 +85,31 @@ def test_misspelled_choice_is_a_usage_error(tmp_path, capsys, monkeypatch, argv,
     assert not (tmp_path / "r").exists()
 
 
-def test_simulate_help_lists_every_registered_simulator():
+def in_process(capsys, *args):
+    """``spikeship ARGS`` through ``cli.main`` in this process (the heavy imports of the
+    simulator registry are already paid): exit code, stdout, stderr."""
+    capsys.readouterr()
+    rc = cli.main([str(a) for a in args])
+    got = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, got.out, got.err)
+
+
+def test_simulate_help_lists_every_registered_simulator(capsys):
     from spikeship.sim import registry
 
-    r = run_cli("simulate", "--help")
+    r = in_process(capsys, "simulate", "--help")
     assert r.returncode == 0
     for name in registry.names():
         assert name in r.stdout
 
 
-def test_targets_lists_simulators_options_and_chips():
+def test_targets_lists_simulators_options_and_chips(capsys):
     import json
 
     from spikeship.sim import registry
     from spikeship.targets import registry as chips
 
-    r = run_cli("targets", "--json")
+    r = in_process(capsys, "targets", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [s["name"] for s in doc["simulators"]] == registry.names()
@@ -109,5 +118,5 @@ def test_targets_lists_simulators_options_and_chips():
     opts = {o["name"]: o for o in netx["options"]}
     assert opts["sparse_fc_layer"]["type"] == "bool" and opts["sparse_fc_layer"]["default"] is False
     assert netx["artifact"] == "model.net" and netx["capabilities"]["recurrent"] is False
-    text = run_cli("targets")
+    text = in_process(capsys, "targets")
     assert text.returncode == 0 and "sparse_fc_layer: bool = False" in text.stdout

@@ -17,24 +17,16 @@ A lava-dl netx file is imported (``spikeship import``) and simulated the same wa
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import nir
 import numpy as np
 import pytest
 import torch
 
-from spikeship import cli
+from tests.test_cli import in_process
 
 N, T = 16, 6
 THR = 0.7 + 0.01 / 256
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def run_process(*args, timeout=600) -> subprocess.CompletedProcess:
@@ -45,12 +37,7 @@ def run_process(*args, timeout=600) -> subprocess.CompletedProcess:
 @pytest.fixture
 def run_cli(capsys):
     """``spikeship ARGS`` in-process: exit code and what it printed."""
-    def run(*args) -> Ran:
-        capsys.readouterr()
-        rc = cli.main([str(a) for a in args])
-        got = capsys.readouterr()
-        return Ran(rc, got.out, got.err)
-    return run
+    return lambda *args: in_process(capsys, *args)
 
 
 def _snntorch_net():

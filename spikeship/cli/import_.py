@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from spikeship._optional import lazy_import
+from spikeship.nir.categories import is_spiking
 
 importer = lazy_import("spikeship.targets.loihi.importer")     # loads torch
 
@@ -26,7 +27,7 @@ importer = lazy_import("spikeship.targets.loihi.importer")     # loads torch
 def import_(file: Path, out: Path | None, force: bool) -> None:
     """Import a lava-dl netx FILE (.net) as a NIR graph."""
     graph, out = importer.import_netx(file, out, force=force)
-    pops = [n for n, v in graph.nodes.items() if type(v).__name__ in ("LIF", "CubaLIF", "IF")]
+    pops = [n for n, v in graph.nodes.items() if is_spiking(v)]
     click.echo(f"{file}: {len(pops)} populations ({', '.join(pops)}), "
                f"dt {graph.metadata['dt']} s per step, input {graph.metadata['encoding']}")
     click.echo(f"wrote {out}")

@@ -115,7 +115,7 @@ def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, 
         # A finished data-parallel worker leaves at once: in interpreter shutdown, after
         # the process group was destroyed, gloo / torch.distributed threads sometimes
         # abort the process ("terminate called without an active exception", SIGABRT;
-        # seen in ~1 of 40 two-rank runs), which would report a finished run as failed.
+        # seen now and then in two-rank runs), which would report a finished run as failed.
         # Every file is written (atomically) and the run lock released by now.
         sys.stdout.flush()
         sys.stderr.flush()

@@ -7,8 +7,8 @@ We do the same in simulation:
 
 1. each 8x8 digit is placed on a 10x10 sensor; the saccade vertices are scaled by
    8/28 to (0, 0) -> (1, 2) -> (2, 0) -> (0, 0) pixels (an upsampled, larger variant
-   is one ``DVSParams`` away: ``upsample=2, sensor=20`` with vertices doubled gave
-   99.6 % but trains several times slower);
+   is one ``DVSParams`` away: ``upsample=2, sensor=20`` with vertices doubled; it trains
+   more slowly, so the small sensor is the default);
 2. intensity ``I = img`` (in [0, 1]) is rendered with bilinear sub-pixel shifts every
    ``dt`` = 1 ms for 300 ms;
 3. each pixel compares its log intensity ``L = ln(I + eps)`` with the level of its

@@ -12,9 +12,9 @@ so a sample's events do not depend on which other samples were simulated with it
 frames as the full set. Events are binned with ``tonic.transforms.ToFrame`` into
 ``T`` frames of 2 polarities (uint8 counts, float32 when read).
 
-Cost: about 30 ms of one CPU core per sample (70,000 samples: about 35 min, once).
-Frames are cached per 1,000 consecutive samples (``<cache>/mnist-events-v1-*.npz``,
-atomic writes) in ``data_dir``, else the data cache (``$SPIKESHIP_DATA_DIR``, ...).
+Simulating the sensor is the slow step, so it runs once: frames are cached per 1,000
+consecutive samples (``<cache>/mnist-events-v1-*.npz``, atomic writes) in ``data_dir``,
+else the data cache (``$SPIKESHIP_DATA_DIR``, ...).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Export a :class:`~spikeship.export.surgery.DeployableNet` to NIR (``model.nir``).
+"""Export a :class:`~spikeship.export.deployable.DeployableNet` to NIR (``model.nir``).
 
 Our own mapping table, not snntorch's ``export_to_nir``, which (snntorch 1.0) hard-codes
 ``dt = 1e-4`` and ``r = tau/dt``, writes 0-d neuron parameters for scalar ``beta`` (they
@@ -38,8 +38,9 @@ import nir
 import numpy as np
 
 from spikeship.errors import ExportError
-from spikeship.export.surgery import (DeployableNet, FlattenLayer, NeuronLayer, PoolLayer,
-                                      SynapseLayer, build_deployable)
+from spikeship.export.deployable import (DeployableNet, FlattenLayer, NeuronLayer, PoolLayer,
+                                         SynapseLayer)
+from spikeship.export.surgery import build_deployable
 from spikeship.io import atomic_path
 
 FORMAT = "spikeship-nir/1"

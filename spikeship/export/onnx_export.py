@@ -1,4 +1,4 @@
-"""Export a :class:`~spikeship.export.surgery.DeployableNet` to ONNX (``model.onnx``).
+"""Export a :class:`~spikeship.export.deployable.DeployableNet` to ONNX (``model.onnx``).
 
 The graph is written op by op with ``onnx.helper`` from the deployable layer list (the
 same pruned, folded tensors as the NIR file), not traced from torch: no autograd
@@ -45,8 +45,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from spikeship.errors import ExportError
-from spikeship.export.surgery import (DeployableNet, FlattenLayer, NeuronLayer, PoolLayer,
-                                      SynapseLayer)
+from spikeship.export.deployable import (DeployableNet, FlattenLayer, NeuronLayer, PoolLayer,
+                                         SynapseLayer)
 from spikeship.io import atomic_path
 
 OPSET = 17
@@ -113,7 +113,7 @@ def _synapse(b: _Builder, layer: SynapseLayer, x: str, tag: str) -> str:
 def _pool(b: _Builder, layer: PoolLayer, x: str, tag: str) -> str:
     """Sum pool. A window of a power-of-two area is ``Mul(AveragePool(x), area)``: the
     mean of the window times its area is its sum exactly (both scalings are powers of
-    two), and ONNX Runtime's pooling kernel is several times faster than the grouped Conv
+    two), and ONNX Runtime's pooling kernel is faster (see the ONNX latency results) than the grouped Conv
     (group = C, one 1-channel convolution per channel) it replaces, whose time barely
     shrinks with the channels. Any other area keeps ``Conv(x, ones(C,1,k,k), group=C)``,
     whose sum is exact for spikes."""

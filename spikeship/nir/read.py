@@ -14,7 +14,8 @@ list), builds the ``nir`` nodes, and then :func:`load_graph` checks the graph:
   stateless nodes is an algebraic loop with no discrete-time meaning;
 - shapes: inferred from the input along the graph, per node type, and compared with
   every declared ``input_type`` / ``output_type`` and parameter shape;
-- no NaN / Inf in any parameter; time constants > 0; ``dt`` (graph metadata) > 0.
+- no NaN / Inf in any parameter; time constants > 0; ``dt`` (graph metadata) in
+  :func:`spikeship.ranges.dt_s`'s range.
 
 Recurrent edges are the back edges of a depth-first walk from the input (in the
 file's edge order); they carry the *previous* step's output (see
@@ -32,6 +33,7 @@ import h5py
 import nir
 import numpy as np
 
+from spikeship import ranges
 from spikeship.errors import GraphError, UnsupportedNodeError
 from spikeship.nir.categories import SPIKING, STATEFUL
 from spikeship.nir.graph import order_and_back_edges, reach, wiring
@@ -179,6 +181,7 @@ def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph
     if not nodes:
         raise GraphError("the graph has no nodes")
     for name, node in nodes.items():
+        ranges.name(name, "node name")
         t = type(node).__name__
         if t not in SUPPORTED:
             raise _unsupported(name, t)
@@ -221,8 +224,7 @@ def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph
             dt = float(np.asarray(dt).reshape(()))
         except (TypeError, ValueError) as e:
             raise GraphError(f"graph metadata dt = {dt!r} is not a number") from e
-        if not (np.isfinite(dt) and dt > 0):
-            raise GraphError(f"graph metadata dt = {dt} must be a positive number of seconds")
+        dt = ranges.dt_s(dt, "graph metadata dt", GraphError)
     return LoadedGraph(graph=graph, input=inp, output=out, order=order, sources=sources,
                        recurrent=recurrent, in_shape=in_shape, out_shape=out_shape, dt_s=dt,
                        metadata=dict(graph.metadata or {}))

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spikeship.data import DATASETS
 from spikeship.errors import ConfigError
-from spikeship.safeopen import LIMITS, read_text
+from spikeship.safeopen import read_config
 from spikeship.sim.registry import PIPELINE_DEFAULT as TARGETS_DEFAULT
 from spikeship.sim.registry import SIMULATORS as TARGETS
 from spikeship.targets.registry import CHIPS
@@ -139,21 +137,8 @@ QUICK = {"epochs": 8, "sim_samples": 60, "lava_samples": 20}
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML or JSON pipeline config file."""
-    try:
-        text = read_text(path, "config file", ConfigError, LIMITS.json_bytes)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
-    try:
-        if path.suffix == ".json":
-            d = json.loads(text)
-        else:
-            d = tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"config file {path} is malformed: {e}") from e
-    if not isinstance(d, dict):
-        raise ConfigError(f"config file {path} must hold a table of fields")
-    return d.get("pipeline", d)
+    """Read a TOML or JSON pipeline config file (its ``[pipeline]`` table if present)."""
+    return read_config(path, "pipeline", ConfigError)
 
 
 def pipeline_config(config_file: Path | None, quick: bool, prune_opts: tuple[str, ...],

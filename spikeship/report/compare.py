@@ -43,6 +43,7 @@ from spikeship.report.markdown import md_code, md_escape
 from spikeship.report.significance import McNemar, ci_cells, significance
 from spikeship.report.significance import to_markdown as significance_markdown
 from spikeship.runlock import writes_run_dir
+from spikeship.report.documents import check_metrics, check_summary
 from spikeship.safeopen import read_json
 from spikeship.targets.registry import CHIPS
 
@@ -121,10 +122,11 @@ def load_run(path: str | Path) -> RunInfo:
         raise RunDirError(f"run directory {p} does not exist")
     if not (p / "summary.json").exists():
         raise RunDirError(f"run directory {p} has no summary.json (train it to the end first)")
-    summary = _read_json(p / "summary.json")
+    summary = check_summary(_read_json(p / "summary.json"), p / "summary.json")
     config = _read_json(p / "config.json") if (p / "config.json").exists() else {}
     energy = _read_json(p / "energy.json") if (p / "energy.json").exists() else None
-    return RunInfo(p, summary, config, read_jsonl(p / "metrics.jsonl"), energy)
+    metrics = check_metrics(read_jsonl(p / "metrics.jsonl"), p / "metrics.jsonl")
+    return RunInfo(p, summary, config, metrics, energy)
 
 
 # ---- the columns -----------------------------------------------------------------

@@ -23,6 +23,9 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
+# Names come from run files (a pruner, a layer): drawn as text, never parsed as TeX math
+# (a lone "$" in a pruner name would make savefig raise).
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spikeship.io import atomic_path  # noqa: E402

@@ -20,6 +20,7 @@ from spikeship.io import read_jsonl, safe_component, write_text_atomic
 from spikeship.report import plots
 from spikeship.report.compare import ops_and_energy
 from spikeship.stats import format_accuracy
+from spikeship.report.documents import check_metrics, check_summary
 from spikeship.runlock import RUN_KINDS, writes_run_dir
 from spikeship.safeopen import read_json
 
@@ -56,8 +57,8 @@ class RunFiles:
             rf.energy = rf.energies.get("energy", next(iter(rf.energies.values()), {}))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise RunDirError(f"corrupt JSON artifact in {p}: {e}") from e
-        if not all(isinstance(m, dict) for m in rf.metrics):
-            raise RunDirError(f"{p / 'metrics.jsonl'}: every line must be a JSON object")
+        check_summary(rf.summary, p / "summary.json")
+        check_metrics(rf.metrics, p / "metrics.jsonl")
         return rf
 
 

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError)
 
+from spikeship import ranges
 from spikeship.errors import OptionError
 
 
@@ -38,6 +40,27 @@ PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, strict=False
 # threads: 1 .. spikeship.ranges.MAX_THREADS (a huge count crashes torch / ORT's pools)
 ThreadCount = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=256, strict=False)]
 PositiveFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0, allow_inf_nan=False)]
+# a time step in seconds, in spikeship.ranges' range (1 ns .. 1 s)
+DtSeconds = Annotated[float, BeforeValidator(_no_bool),
+                      Field(ge=ranges.DT_MIN_S, le=ranges.DT_MAX_S, allow_inf_nan=False)]
+
+
+def _available_device(v: str) -> str:
+    """``cuda[:N]`` only when torch sees that CUDA device (else a named OptionError)."""
+    if v.startswith("cuda"):
+        import torch
+
+        index = int(v.partition(":")[2] or 0)
+        if not torch.cuda.is_available():
+            raise ValueError(f"{v} was asked for but torch sees no CUDA device here; use cpu")
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"{v}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    return v
+
+
+# a torch device: cpu, cuda, cuda:N (one that exists on this machine)
+TorchDevice = Annotated[str, Field(pattern=r"^(cpu|cuda(:\d+)?)$"),
+                        AfterValidator(_available_device)]
 
 
 class Options(BaseModel):

@@ -61,14 +61,14 @@ from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.loihi_emu_ops import (LifParams, SynapseOp, conv_op, dense_op,
                                          feedforward_fast, lava_synapse_weights,
                                          lif_run_feedforward, lif_step)
-from spikeship.sim.base import (Capabilities, Options, PositiveFloat, PositiveInt, Simulator,
-                                ThreadCount)
+from spikeship.sim.base import (Capabilities, DtSeconds, Options, PositiveInt, Simulator,
+                                ThreadCount, TorchDevice)
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
 
 TARGET = "loihi-emu"
 STATE_BUDGET_BYTES = 256 * 2 ** 20
-STREAM_BUDGET_BYTES = 1 * 2 ** 30     # host currents of all samples at once, else per batch
+PAYLOAD_BLOCK = 4096                  # samples per pass when the graded input's top is found
 CACHE_STATE_BYTES = 256 * 2 ** 10
 
 
@@ -187,32 +187,23 @@ class LoihiEmulator:
         counts = {p.name: torch.zeros(p.size, dtype=torch.int64, device=self.device)
                   for p in self.pops}
         out_names = dep.output_populations()     # one, or the output's tau groups
-        outputs, volts, spks, saturated = [], {k: [] for k in record_voltages}, \
-            {k: [] for k in record_spikes}, 0
-        # What the host sends: for all samples at once, as the Lava runner computes it (a
-        # BLAS product's rounding can depend on the rows beside it), unless that would
-        # not fit in STREAM_BUDGET_BYTES (the current of 10,000 MNIST samples into a
-        # 15-channel conv is 7.5 GB of float64): then batch by batch.
-        streams_s, saturated, whole = 0.0, 0, None
-        if n * t * self._stream_elements() * 8 <= STREAM_BUDGET_BYTES:
-            ts = time.perf_counter()
-            whole, saturated = self._streams(x)
-            streams_s = time.perf_counter() - ts
+        outputs, volts, spks = [], {k: [] for k in record_voltages}, \
+            {k: [] for k in record_spikes}
+        # What the host sends, block by block as the Lava runner computes it (see
+        # spikeship.targets.loihi.host.injected): the same integers for any batch size,
+        # and only one block of host current held at a time.
+        streams, streams_s, saturated = lava_host.BlockStreams(dep, x, self._streams), 0.0, 0
         t1 = time.perf_counter()
         prog, task = _progress(progress, n, f"{TARGET} ({n} samples)")
         with prog:
             for b0 in range(0, n, bs):
                 ts = time.perf_counter()
-                if whole is not None:
-                    streams = {k: v[b0:b0 + bs] for k, v in whole.items()}
-                else:
-                    streams, sat = self._streams(x[b0:b0 + bs])
-                    saturated += sat
+                part, sat = streams.get(b0, min(n, b0 + bs))
+                saturated += sat
                 feeds = {k: torch.as_tensor(v.astype(np.int64)).to(self.device)
-                         for k, v in streams.items()}
-                del streams
-                if whole is None:
-                    streams_s += time.perf_counter() - ts
+                         for k, v in part.items()}
+                del part
+                streams_s += time.perf_counter() - ts
                 b = min(bs, n - b0)
                 res = self._run_batch(feeds, b, t, rec_v=record_voltages, rec_s=record_spikes)
                 for name, c in res["counts"].items():
@@ -234,14 +225,7 @@ class LoihiEmulator:
             voltages={k: full(v, k, np.int64) for k, v in volts.items()},
             spikes={k: full(v, k, np.uint8) for k, v in spks.items()},
             input_saturated=saturated, streams_s=streams_s,
-            sim_s=time.perf_counter() - t1 - (0.0 if whole is not None else streams_s))
-
-    def _stream_elements(self) -> int:
-        """Values the host sends per sample and step (all sources)."""
-        if self.dep.input_mode == "current":
-            size = {p.name: p.size for p in self.pops}
-            return sum(size.get(t, 0) for t in {h.target for h in self.dep.host_layers})
-        return int(np.prod(self.dep.input_shape))
+            sim_s=time.perf_counter() - t1 - streams_s)
 
     def _streams(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
         """What the host sends, ``(N, T, *shape)`` per source: the input payload (spikes
@@ -345,7 +329,8 @@ def run_deployment(dep: Deployment, inputs: np.ndarray, labels: np.ndarray | Non
     wall0 = time.perf_counter()
     x = np.asarray(inputs)
     bits = int(dep.input_message_bits)
-    top = int(np.abs(lava_host.payload(dep, x)).max(initial=0)) \
+    top = max(int(np.abs(lava_host.payload(dep, x[i:i + PAYLOAD_BLOCK])).max(initial=0))
+              for i in range(0, x.shape[0], PAYLOAD_BLOCK)) \
         if dep.input_mode == "spikes" and bits > 0 else None
     emu = LoihiEmulator(dep, device=device, input_max=top)
     build_s = time.perf_counter() - wall0
@@ -382,12 +367,11 @@ def run_target(run_dir, inputs, labels, options) -> SimResult:
 
 
 class EmuOptions(Options):
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$",
-                        description="torch device: cpu, cuda, cuda:N")
+    device: TorchDevice = Field("cpu", description="torch device: cpu, cuda, cuda:N")
     batch_size: PositiveInt | None = Field(
         None, description="samples per batch (default: from a memory budget)")
     threads: ThreadCount = Field(1, description="torch CPU threads")
-    dt_s: PositiveFloat | None = Field(None, description="time step for graphs without dt")
+    dt_s: DtSeconds | None = Field(None, description="time step for graphs without dt")
     input_mode: Literal["current", "spikes"] | None = Field(
         None, description="default: from the graph's encoding")
 

@@ -54,7 +54,7 @@ from spikeship.nir.read import LoadedGraph, read_nir
 from spikeship.sim.reference import _as_graph
 from pydantic import Field
 
-from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
+from spikeship.sim.base import Capabilities, DtSeconds, Options, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 
 NORSE_TYPES = ("Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "Flatten",
@@ -226,7 +226,7 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
 
 
 class NorseOptions(Options):
-    dt_s: PositiveFloat | None = Field(None, description="time step (default: the graph's)")
+    dt_s: DtSeconds | None = Field(None, description="time step (default: the graph's)")
     batched: bool = Field(False, description="one batched Norse graph instead of per sample")
     batch_size: PositiveInt = Field(256, description="samples per batch (batched=true)")
 

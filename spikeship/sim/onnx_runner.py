@@ -17,6 +17,7 @@ from pydantic import Field
 
 from spikeship._optional import require
 from spikeship.errors import GraphError, SimulationError
+from spikeship.safeopen import load_onnx
 from spikeship.sim.base import Capabilities, Options, PositiveInt, Simulator, ThreadCount
 from spikeship.sim.result import SimResult
 
@@ -36,8 +37,6 @@ def open_session(path: str | os.PathLike, threads: int = 1):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    from spikeship.safeopen import load_onnx
-
     # checked first (size, no external data, only spikeship's operators), then handed to
     # ORT as bytes: ORT never opens a path, so it cannot resolve external data either
     model = load_onnx(path)

@@ -57,7 +57,7 @@ from spikeship.errors import GraphError, SimulationError
 from spikeship.nir.categories import STATEFUL, TIMED
 from spikeship.nir.read import LoadedGraph, load_graph, read_nir
 from spikeship.nir.geometry import conv_params, pool_params
-from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
+from spikeship.sim.base import Capabilities, DtSeconds, Options, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -291,7 +291,7 @@ def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarra
 
 class ReferenceOptions(Options):
     dtype: Literal["float64", "float32"] = Field("float64", description="arithmetic")
-    dt_s: PositiveFloat | None = Field(None, description="time step (default: the graph's)")
+    dt_s: DtSeconds | None = Field(None, description="time step (default: the graph's)")
     batch_size: PositiveInt = Field(256, description="samples per batch")
     memory_budget_mb: PositiveInt = Field(1024, description="state memory per batch")
     recurrent_init: Literal["bias", "zero"] = Field(

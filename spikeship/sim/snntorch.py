@@ -19,16 +19,17 @@ import torch
 from pydantic import Field
 
 from spikeship.errors import SimulationError
+from spikeship.export.surgery import build_deployable
 from spikeship.sim.base import Capabilities, Options, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
+from spikeship.train.checkpoint import load_checkpoint
+from spikeship.train.models import forward_sequence
 
 
 def record_model(model: torch.nn.Sequential, inputs: np.ndarray, *, batch_size: int = 256
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run ``model`` on ``inputs`` (N, T, *input shape); return output spikes (N, T, classes)
     and each ``Leaky`` layer's spike count (over samples and steps) keyed ``lif<index>``."""
-    from spikeship.train.models import forward_sequence
-
     counts: dict[str, torch.Tensor] = {}
     hooks = []
     for i, m in enumerate(model):
@@ -57,9 +58,6 @@ def record_model(model: torch.nn.Sequential, inputs: np.ndarray, *, batch_size: 
 def run_target(run_dir: str | os.PathLike, inputs: np.ndarray, labels: np.ndarray | None,
                options: dict | None = None) -> SimResult:
     """Run the checkpoint of ``run_dir`` (snntorch, float32) on ``inputs`` (N, T, C, H, W)."""
-    from spikeship.export.surgery import build_deployable
-    from spikeship.train.checkpoint import load_checkpoint
-
     o = SIMULATOR.parse_options(options)
     ck = load_checkpoint(run_dir)
     if ck.spec.ann:

@@ -25,12 +25,14 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from spikeship import ranges
 from spikeship.errors import ConfigError, RunDirError
 from spikeship.export.nir_export import write_nir
 from spikeship.io import atomic_path, write_json_atomic
 from spikeship.nir.categories import TIMED
 from spikeship.nir.conventions import prepare as prepare_graph
 from spikeship.nir.read import load_graph, read_nir
+from spikeship.safeopen import check_alloc, load_npy
 from spikeship.sim import registry
 from spikeship.targets.loihi.netx_import import netx_to_nir
 from spikeship.runlock import STANDALONE, run_lock
@@ -65,13 +67,12 @@ def load_file(path: str | os.PathLike, convention: str = "nir",
 
 
 def with_dt(graph: nir.NIRGraph, dt_s: float | None, source: str) -> nir.NIRGraph:
-    """``graph`` with ``dt`` metadata: ``dt_s`` if given, else its own; a graph without
-    one whose neurons need it is a one-line :class:`ConfigError`."""
+    """``graph`` with ``dt`` metadata: ``dt_s`` if given (in :func:`spikeship.ranges.dt_s`'s
+    range), else its own; a graph without one whose neurons need it is a one-line
+    :class:`ConfigError`."""
     meta = dict(graph.metadata or {})
     if dt_s is not None:
-        if not (dt_s > 0 and np.isfinite(dt_s)):
-            raise ConfigError(f"--dt must be a positive number of seconds, got {dt_s}")
-        meta["dt"] = float(dt_s)
+        meta["dt"] = ranges.dt_s(dt_s, "--dt")
     elif meta.get("dt") is None:
         kinds = sorted({type(n).__name__ for n in graph.nodes.values()} & set(TIMED))
         if kinds:
@@ -84,14 +85,15 @@ def with_dt(graph: nir.NIRGraph, dt_s: float | None, source: str) -> nir.NIRGrap
 
 def load_inputs(path: str | os.PathLike, input_shape: tuple[int, ...],
                 timesteps: int | None) -> np.ndarray:
-    """``(N, T, *input_shape)`` from ``X.npy`` (see the module docstring)."""
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read --input {path}: {e}") from e
+    """``(N, T, *input_shape)`` from ``X.npy`` (see the module docstring): a regular
+    ``.npy`` file whose header matches its size, values within
+    :data:`spikeship.ranges.MAX_INPUT_ABS`, the expanded array within one array's limit."""
+    x = load_npy(path, "--input", ConfigError)
     if x.dtype.kind not in "biuf":
         raise ConfigError(f"--input {path}: numbers expected, got dtype {x.dtype}")
     shape, k = tuple(input_shape), len(input_shape)
+    if timesteps is not None:
+        ranges.timesteps(timesteps, "--timesteps")
     if x.ndim == k + 2 and tuple(x.shape[2:]) == shape:
         if timesteps is not None and timesteps != x.shape[1]:
             raise ConfigError(f"--timesteps {timesteps} but --input has T = {x.shape[1]}")
@@ -100,6 +102,8 @@ def load_inputs(path: str | os.PathLike, input_shape: tuple[int, ...],
         if timesteps is None:
             raise ConfigError(f"--input {path} is static (N, {', '.join(map(str, shape))}): "
                               "pass --timesteps T to repeat it over T steps")
+        check_alloc((x.shape[0], timesteps, *shape), 8, f"--input {path} over --timesteps "
+                    f"{timesteps}", ConfigError)
         out = np.repeat(x[:, None], int(timesteps), axis=1)
     else:
         raise ConfigError(f"--input {path} has shape {x.shape}; the graph's input is "
@@ -107,21 +111,18 @@ def load_inputs(path: str | os.PathLike, input_shape: tuple[int, ...],
                           f"(N, {', '.join(map(str, shape))}) with --timesteps")
     if out.shape[0] < 1 or out.shape[1] < 1:
         raise ConfigError(f"--input {path} holds no sample or no step: {x.shape}")
-    if not np.all(np.isfinite(out)):
-        raise ConfigError(f"--input {path} contains NaN or Inf")
+    ranges.input_values(x, f"--input {path}")
     return np.ascontiguousarray(out.astype(np.float64 if x.dtype.kind == "f" else np.int64))
 
 
-def load_labels(path: str | os.PathLike | None, n: int) -> np.ndarray | None:
+def load_labels(path: str | os.PathLike | None, n: int, classes: int) -> np.ndarray | None:
+    """``(n,)`` class indices in ``0 .. classes - 1`` from ``Y.npy``."""
     if path is None:
         return None
-    try:
-        y = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read --labels {path}: {e}") from e
-    if y.shape != (n,) or y.dtype.kind not in "iu":
+    y = load_npy(path, "--labels", ConfigError)
+    if y.shape != (n,):
         raise ConfigError(f"--labels {path} must be ({n},) integers, got {y.shape} {y.dtype}")
-    return y.astype(np.int64)
+    return ranges.labels(y, classes, f"--labels {path}")
 
 
 def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labels_path=None,
@@ -134,7 +135,8 @@ def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labe
     graph = with_dt(load_file(file, convention, record), dt_s, str(file))
     loaded = load_graph(graph)          # validates (shapes, NaN, edges) before writing
     x = load_inputs(input_path, tuple(loaded.out_shape[loaded.input]), timesteps)
-    y = load_labels(labels_path, x.shape[0])
+    y = load_labels(labels_path, x.shape[0],
+                    int(np.prod(loaded.out_shape[loaded.output], dtype=np.int64)))
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} is a file")
     out.mkdir(parents=True, exist_ok=True)

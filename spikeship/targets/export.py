@@ -20,7 +20,8 @@ from spikeship.errors import (CheckpointError, ConfigError, ExportError, RunDirE
                               SpikeshipError)
 from spikeship.export.nir_export import to_nir, write_nir
 from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
-from spikeship.export.surgery import build_deployable, shape_table
+from spikeship.export.deployable import shape_table
+from spikeship.export.surgery import build_deployable
 from spikeship.io import atomic_path, write_json_atomic
 from spikeship.nir.read import read_nir
 from spikeship.runlock import RUN_KINDS, own_temp, writes_run_dir

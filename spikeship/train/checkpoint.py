@@ -388,8 +388,8 @@ def load_checkpoint(run_dir: str | os.PathLike, *, device: str | torch.device = 
     """
     d, meta, tensors = _read_complete(Path(run_dir))
     try:
-        spec = ModelSpec.from_json(meta["spec"])
-    except (KeyError, TypeError, ConfigError) as e:
+        spec = ModelSpec.from_json(meta["spec"])      # NeuronParams: ValueError out of range
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise CheckpointError(f"{d / META}: bad model spec: {e}") from e
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
     with torch.device("meta"):   # shapes only, nothing allocated: an absurd spec is refused

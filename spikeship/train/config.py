@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spikeship.data import DATASETS
 from spikeship.errors import ConfigError
-from spikeship.safeopen import LIMITS, read_text
+from spikeship.safeopen import read_config
 from spikeship.train.losses import default_loss, get_loss
 from spikeship.train.models import ANN_ONLY, PRESETS
 from spikeship.train.pruners import PRUNERS, get_pruner_class
@@ -129,6 +128,8 @@ class TrainConfig:
             json.dumps(self.prune_options)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"field 'prune_options' must be JSON-able: {e}") from e
+        except RecursionError:
+            raise ConfigError("field 'prune_options' nests too deeply") from None
         if not isinstance(self.loss, str):
             raise ConfigError(f"field 'loss' must be a name, got {self.loss!r}")
         object.__setattr__(self, "loss", self.loss or default_loss(self.ann))
@@ -170,21 +171,7 @@ class TrainConfig:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML (``tomllib``) or JSON config file; a ``[train]`` table is used if present."""
-    path = Path(path)
-    try:
-        text = read_text(path, "config file", ConfigError, LIMITS.json_bytes)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
-    try:
-        d = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"config file {path} is malformed: {e}") from e
-    if not isinstance(d, dict):
-        raise ConfigError(f"config file {path} must hold a table of fields")
-    d = d.get("train", d)
-    if not isinstance(d, dict):
-        raise ConfigError(f"config file {path}: [train] must be a table of fields")
-    return d
+    return read_config(path, "train", ConfigError)
 
 
 def parse_prune_option(text: str) -> tuple[str, Any]:
@@ -197,6 +184,8 @@ def parse_prune_option(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+    except RecursionError:
+        raise ConfigError(f"--prune-opt {key}: the value nests too deeply") from None
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float,

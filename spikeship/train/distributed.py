@@ -3,7 +3,7 @@
 How a run is split (``R`` processes, global batch ``B`` = ``--batch-size``):
 
 - Every rank computes the project's own per-epoch permutation
-  (:func:`spikeship.train.trainer.epoch_permutation`) and cuts it into the same
+  (:func:`spikeship.train.batches.epoch_permutation`) and cuts it into the same
   global batches of ``B`` samples as a single-process run. Rank ``r`` takes a
   contiguous slice of each global batch: ``B // R`` samples, one more for the
   first ``B % R`` ranks. The last, uneven batch of ``L < B`` samples is split the

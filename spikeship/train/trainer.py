@@ -45,11 +45,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
+from spikeship.data import DatasetBundle, load_dataset
 from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
 from spikeship.train import multistep
 from spikeship.runlock import PIPELINE, TRAINING, writes_run_dir
+from spikeship.train.batches import batches, epoch_permutation, shard_batches
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         recover_checkpoint, restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
@@ -80,13 +81,6 @@ def model_spec(config: TrainConfig, data: DatasetBundle) -> ModelSpec:
     return ModelSpec(preset=config.model, input_shape=tuple(data.input_shape),
                      num_classes=data.num_classes, ann=config.ann, pool=config.pool,
                      hidden=config.hidden)
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The sample order of ``epoch``: depends only on (seed, epoch), so resume reproduces it."""
-    state = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
-    g = torch.Generator().manual_seed(int(state))
-    return torch.randperm(n, generator=g)
 
 
 class Trainer:
@@ -230,17 +224,6 @@ class Trainer:
         write_json_atomic(self.run_dir / "config.json", self.config.to_json())
 
     # ---- one epoch ---------------------------------------------------------------------------
-    def _batches(self, ds, order: torch.Tensor, batch_size: int):
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            if isinstance(ds, ArrayDataset):
-                x, y = ds.x[idx], ds.y[idx]
-            else:
-                items = [ds[int(j)] for j in idx]
-                x = torch.stack([torch.as_tensor(it[0], dtype=torch.float32) for it in items])
-                y = torch.tensor([int(it[1]) for it in items], dtype=torch.int64)
-            yield idx, x.to(self.device), y.to(self.device)
-
     def forward(self, x: torch.Tensor, membrane: bool = False) -> torch.Tensor:
         """Outputs ``(T, B, K)`` for a batch ``x`` (B, C, H, W) or (B, T, C, H, W).
 
@@ -289,9 +272,12 @@ class Trainer:
         order = epoch_permutation(len(self.data.train), cfg.seed, epoch)
         total_loss, correct, seen = 0.0, 0, 0
         membrane = cfg.loss == "ce_mem"
-        batches = (self._shard_batches(order) if self.dp.active    # data-parallel: this
-                   else self._batches(self.data.train, order, cfg.batch_size))  # rank's share
-        for idx, x, y in batches:
+        if self.dp.active:      # data-parallel: this rank's share of each global batch
+            items = shard_batches(self.data.train, self.dp.train_shards(order, cfg.batch_size),
+                                  self.device)
+        else:
+            items = batches(self.data.train, order, cfg.batch_size, self.device)
+        for idx, x, y in items:
             self.dp.maybe_fault(self.step)
             lr = self._lr(self.step)
             loss, out = self.train_step(x, y, lr, membrane)
@@ -337,18 +323,6 @@ class Trainer:
             return self.config.eval_batch_size
         return 64 if getattr(self, "multistep", False) else 256
 
-    def _shard_batches(self, order: torch.Tensor):
-        """Data-parallel: this rank's share of each global batch of ``order``; an empty
-        batch where the last, uneven batch has no sample for this rank."""
-        ds = self.data.train
-        for idx in self.dp.train_shards(order, self.config.batch_size):
-            if len(idx):
-                yield next(self._batches(ds, idx, len(idx)))
-                continue
-            x0 = ds.x[:0] if isinstance(ds, ArrayDataset) else \
-                torch.as_tensor(ds[0][0], dtype=torch.float32)[None][:0]
-            yield idx, x0.to(self.device), torch.zeros(0, dtype=torch.int64, device=self.device)
-
     def _qat(self):
         """``config.qat``: the on-chip layers' weights on the quantiser's grid for the
         block (:mod:`spikeship.train.qat`); otherwise nothing."""
@@ -366,7 +340,8 @@ class Trainer:
         self.model.eval()
         ds = self.data.test
         preds, labels = [], []
-        for _, x, y in self._batches(ds, self.dp.eval_indices(len(ds)), self.eval_batch_size):
+        for _, x, y in batches(ds, self.dp.eval_indices(len(ds)), self.eval_batch_size,
+                               self.device):
             preds.append(predict(self.forward(x)).cpu())
             labels.append(y.cpu())
         empty = torch.zeros(0, dtype=torch.int64)

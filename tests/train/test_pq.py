@@ -17,9 +17,8 @@ from spikeship.errors import ConfigError
 from spikeship.train.masks import MaskSet
 from spikeship.train.models import ModelSpec, build_model
 from spikeship.train.pruners import get_pruner_class
-from spikeship.train.pruners.pq import (
-    PQLayerPruner,
-    PQNeuronPruner,
+from spikeship.train.pruners.pq import PQLayerPruner, PQNeuronPruner
+from spikeship.train.pruners.pq_criteria import (
     pq_index,
     regrow_fraction,
     sap_keep,

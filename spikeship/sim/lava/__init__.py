@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from spikeship import _optional
+from spikeship.sim.lava import compat
+
 
 def require(name: str = "lava") -> ModuleType:
     """Import the Lava module ``name`` with :mod:`.compat`'s hook installed, or raise
     :class:`~spikeship.errors.MissingDependencyError` saying what to install."""
-    from spikeship import _optional
-    from spikeship.sim.lava import compat
-
     compat.install()
     return _optional.require(name)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from spikeship.errors import ConfigError, GraphError, RuleError
+from spikeship.sim.lava import require
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
 
 # Lava processes one NIR population may be split into (groups of equal time constants,
@@ -46,21 +47,17 @@ from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deplo
 MAX_PROCESSES_PER_POPULATION = 16
 
 
-def _lava():
-    from spikeship.sim.lava import require
+# the process classes a deployment is built from -> their modules (spikeship.sim.lava.io
+# defines Lava processes, so it too imports only after the hook is installed)
+_PROCESSES = {"Conv": "lava.proc.conv.process", "Dense": "lava.proc.dense.process",
+              "Reset": "lava.proc.io.reset", "RingBuffer": "lava.proc.io.source",
+              "LIFReset": "lava.proc.lif.process", "Sparse": "lava.proc.sparse.process",
+              "StreamSink": "spikeship.sim.lava.io", "StreamSource": "spikeship.sim.lava.io"}
 
-    require("lava")
-    from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
-    from lava.proc.io.reset import Reset
-    from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIFReset
-    from lava.proc.sparse.process import Sparse
 
-    from spikeship.sim.lava.io import StreamSink, StreamSource
-
-    return dict(Conv=Conv, Dense=Dense, Reset=Reset, RingBuffer=RingBuffer, LIFReset=LIFReset,
-                Sparse=Sparse, StreamSink=StreamSink, StreamSource=StreamSource)
+def _lava() -> dict[str, type]:
+    """The Lava process classes by name, imported through :func:`~spikeship.sim.lava.require`."""
+    return {cls: getattr(require(module), cls) for cls, module in _PROCESSES.items()}
 
 
 def _to_lava(a: np.ndarray) -> np.ndarray:
@@ -174,8 +171,7 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
             resets.append(r)
     monitors = {}
     if record_voltages:
-        from lava.proc.monitor.process import Monitor
-
+        Monitor = require("lava.proc.monitor.process").Monitor
         for name in record_voltages:
             monitors[name] = Monitor()
             monitors[name].probe(pops[name].v, total_steps)

@@ -49,8 +49,14 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import functools as ft
+import inspect
 import sys
 from types import ModuleType
+
+import numpy as np
+
+from spikeship import _optional
 
 _VAR_MODEL = "lava.magma.compiler.var_model"
 _MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
@@ -151,19 +157,11 @@ class _LavaPatchFinder(importlib.abc.MetaPathFinder):
 
 
 def _numpy_has_newshape() -> bool:
-    import inspect
-
-    import numpy as np
-
     return "newshape" in inspect.signature(np.reshape).parameters
 
 
 def _patch_reshape_ports(ports: ModuleType) -> None:
     """Replace ``np.reshape(newshape=...)`` in ``ReshapePort``'s transforms by ``shape=``."""
-    import functools as ft
-
-    import numpy as np
-
     ports.ReshapePort.get_transform_func_fwd = lambda self: ft.partial(np.reshape, shape=self.shape)
     ports.ReshapePort.get_transform_func_bwd = lambda self: ft.partial(
         np.reshape, shape=self.old_shape
@@ -175,6 +173,4 @@ def install() -> None:
     if not any(isinstance(f, _LavaPatchFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _LavaPatchFinder())
     if not _numpy_has_newshape():
-        from lava.magma.core.process.ports import ports
-
-        _patch_reshape_ports(ports)
+        _patch_reshape_ports(_optional.require("lava.magma.core.process.ports.ports"))

@@ -16,6 +16,7 @@ identical, spike for spike, to ``lava-fixed`` on ``model.nir``.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,10 @@ from pydantic import Field
 
 from spikeship.errors import GraphError
 from spikeship.targets.loihi import host as lava_host
+from spikeship.sim.lava import require
+from spikeship.sim.lava.build import LavaNetwork, _lava, _stream
+from spikeship.sim.lava.run import check_inputs, chunk_samples, run_network
+from spikeship.sim.lava.run import io_dir as new_io_dir
 from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_INPUT, Deployment
@@ -32,13 +37,7 @@ from spikeship.targets.loihi.netx_read import read_deployment  # noqa: F401 (re-
 def build_netx(path: str | Path, dep: Deployment, *, timesteps: int, chunk_steps: int,
                io_dir: Path, sparse_fc_layer: bool = False, input_message_bits: int = 0):
     """netx's ``Network`` from ``path`` with streamed input and a sink on every layer."""
-    from spikeship.sim.lava import require
-
-    require("lava.lib.dl.netx")
-    from lava.lib.dl.netx.hdf5 import Network
-
-    from spikeship.sim.lava.build import LavaNetwork, _lava, _stream
-
+    Network = require("lava.lib.dl.netx.hdf5").Network
     L = _lava()
     net = Network(net_config=str(path), reset_interval=timesteps,
                   reset_offset=0 if dep.input_mode == "current" else 1,
@@ -70,8 +69,6 @@ def run_netx(path: str | Path, inputs: np.ndarray, labels: np.ndarray | None = N
              progress: bool = False, chunk: int | None = None,
              target: str = "lava-netx") -> SimResult:
     """Run ``inputs`` ``(N, T, *input_shape)`` through the netx network in ``path``."""
-    from spikeship.sim.lava.run import check_inputs, chunk_samples, io_dir, run_network
-
     dep = read_deployment(path)
     if sparse_fc_layer:         # the host layer too holds only its nonzero synapses
         dep = lava_host.sparse_hosts(dep)
@@ -79,7 +76,7 @@ def run_netx(path: str | Path, inputs: np.ndarray, labels: np.ndarray | None = N
     n, t = int(x.shape[0]), int(x.shape[1])
     bits = lava_host.input_bits(x, "fixed") if dep.input_mode == "spikes" else 0
     c = chunk_samples(dep, n, t, chunk)
-    folder = io_dir()
+    folder = new_io_dir()
     try:
         lnet, _ = build_netx(path, dep, timesteps=t, chunk_steps=c * t, io_dir=folder,
                              sparse_fc_layer=sparse_fc_layer, input_message_bits=bits)
@@ -101,8 +98,6 @@ def run_netx(path: str | Path, inputs: np.ndarray, labels: np.ndarray | None = N
 
 
 def _flat_input(dep: Deployment) -> Deployment:
-    from dataclasses import replace
-
     return replace(dep, input_shape=(int(np.prod(dep.input_shape)),))
 
 

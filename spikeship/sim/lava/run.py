@@ -25,7 +25,8 @@ from spikeship.targets.loihi import host as lava_host
 from spikeship.sim.lava.build import build
 from spikeship.targets.loihi.deploy import deployment_for, load_graph
 from spikeship.sim.lava.session import LavaSession
-from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
+from spikeship.sim.base import (Capabilities, DtSeconds, Options, PositiveFloat, PositiveInt,
+                                Simulator)
 from spikeship.sim.result import SimResult
 from spikeship.targets.loihi.deployment import SOURCE_INPUT, Deployment
 
@@ -118,18 +119,21 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
     dep = net.deployment
     wall0 = time.perf_counter()
     n, t = int(x.shape[0]), int(x.shape[1])
-    streams, saturated = streams_for(dep, x)
     if net.timesteps != t:
         raise ConfigError(f"network was built for T={net.timesteps}, inputs have T={t}")
     c = net.chunk_steps // t
     total = n * t + dep.depth
     n_chunks = math.ceil(total / net.chunk_steps)
-    frames = {k: net.source_frames(k) for k in streams}
+    # the host's streams chunk by chunk, in the emulator's blocks (one block held)
+    streams = lava_host.BlockStreams(dep, x, lambda xb: streams_for(dep, xb))
+    first, saturated = streams.get(0, min(n, c))
+    empty = {k: np.empty((0, *v.shape[1:]), v.dtype) for k, v in first.items()}
+    frames = {k: net.source_frames(k) for k in first}
     dtype = np.int32 if dep.precision == "fixed" else np.float64
 
-    def fill(j: int) -> None:
-        for k, arr in streams.items():
-            frames[k][:] = lava_host.to_lava_stream(arr[j * c:(j + 1) * c], net.chunk_steps, dtype)
+    def fill(part: dict[str, np.ndarray]) -> None:
+        for k, arr in part.items():
+            frames[k][:] = lava_host.to_lava_stream(arr, net.chunk_steps, dtype)
 
     counts = {p.name: np.zeros(p.lava_shape, dtype=np.int64) for p in dep.populations}
     out_names = dep.output_populations()     # one, or the output's tau groups
@@ -139,15 +143,19 @@ def run_network(net, x: np.ndarray, labels, *, target: str, timeout_s: float | N
     sink_frames = {p.name: net.sink_frames(p.name) for p in dep.populations}
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if dep.precision == "fixed" else "floating_pt")
     prog, task = _progress(progress, n, f"{target} ({n} samples)")
-    fill(0)
+    fill(first)
+    del first
     with LavaSession(net.root, cfg, timeout_s=timeout_s) as session, prog:
         session.compile()
         compile_s = time.perf_counter() - wall0
         run0 = time.perf_counter()
         for j in range(n_chunks):
             steps = min(net.chunk_steps, total - j * net.chunk_steps)
-            if j > 0:
-                fill(j)
+            if j > 0:                           # past the last sample: zeros
+                part, sat = streams.get(j * c, min(n, (j + 1) * c)) if j * c < n \
+                    else (empty, 0)
+                saturated += sat
+                fill(part)
             session.run(steps)
             g0 = j * net.chunk_steps
             for p in dep.populations:
@@ -187,7 +195,7 @@ class LavaOptions(Options):
     timeout_s: PositiveFloat | None = Field(None, description="give up after (default: never)")
     chunk_samples: PositiveInt | None = Field(
         None, description="samples per run chunk (default: from a memory budget)")
-    dt_s: PositiveFloat | None = Field(None, description="time step for graphs without dt")
+    dt_s: DtSeconds | None = Field(None, description="time step for graphs without dt")
     input_mode: Literal["current", "spikes"] | None = Field(
         None, description="default: from the graph's encoding")
 

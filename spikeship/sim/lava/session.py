@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 
 from spikeship.errors import SimulationError, SimulationTimeoutError
-from spikeship.sim.lava import orphans
+from spikeship.sim.lava import orphans, require
 
 
 class _Alarm(BaseException):
@@ -206,8 +206,7 @@ class LavaSession:
 
     def run(self, steps: int) -> None:
         """Run ``steps`` time steps (blocking) within the session's deadline."""
-        from lava.magma.core.run_conditions import RunSteps
-
+        RunSteps = require("lava.magma.core.run_conditions").RunSteps
         def go():
             self._started = True
             self.root.run(condition=RunSteps(num_steps=int(steps)), run_cfg=self.run_cfg)

@@ -19,6 +19,8 @@ into the source's ``(steps, *lava_shape)`` frames.
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from spikeship.errors import ConfigError
@@ -56,40 +58,127 @@ def sparse_hosts(dep: Deployment) -> Deployment:
     return replace(dep, host_layers=hosts)
 
 
+HOST_BLOCK_BYTES = 64 * 2 ** 20   # float64 current of one block of samples, at most
+HOST_BLOCK_SAMPLES = 64
+
+
+def host_block(dep: Deployment, timesteps: int) -> int:
+    """Samples per host-current evaluation: :data:`HOST_BLOCK_SAMPLES`, fewer where one
+    block's float64 current would pass :data:`HOST_BLOCK_BYTES`. A function of the
+    deployment and ``T`` only, never of how many samples a run has."""
+    per_sample = 8 * timesteps * sum(int(np.prod(h.bias.shape)) for h in dep.host_layers)
+    return int(max(1, min(HOST_BLOCK_SAMPLES, HOST_BLOCK_BYTES // max(per_sample, 1))))
+
+
 def injected(dep: Deployment, inputs: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
     """Per target population, the ``a_in`` stream ``(N, T, *shape)`` of current mode.
 
     Float: Lava float units (float64). Fixed: int32 after rounding/saturation. Also
     returns how many values saturated.
+
+    Computed block by block, :func:`host_block` samples from sample 0 on, each block
+    padded to its full size with zero samples: a float64 GEMM's or convolution's
+    rounding may depend on the rows computed beside it and on their number, so a
+    sample's current depends only on its input and its place in its block. Any run
+    over ``inputs[k * block:]`` (the emulator's batches, the Lava runner's chunks)
+    therefore sends the same integers, and only one block's float64 current is held.
     """
     n, t = inputs.shape[:2]
-    flat = inputs.reshape(n * t, *inputs.shape[2:])
+    block = host_block(dep, t)
+    out: dict[str, np.ndarray] = {}
+    saturated = 0
+    for b0 in range(0, n, block):
+        part, sat = _injected_block(dep, inputs[b0:b0 + block], block)
+        saturated += sat
+        for name, a in part.items():
+            if name not in out:
+                out[name] = np.empty((n, *a.shape[1:]), dtype=a.dtype)
+            out[name][b0:b0 + a.shape[0]] = a
+    return out, saturated
+
+
+def release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc's ``malloc_trim``). A block's
+    temporaries are megabytes, below the mmap threshold glibc raises after the first large
+    free, so they come from the heap; with small arrays that outlive each block (outputs)
+    in between, the freed pages would stay resident and grow with the number of blocks.
+    Nothing happens where there is no glibc."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
+class BlockStreams:
+    """What the host sends for samples ``[a, b)`` of ``x``, computed by ``fn`` (inputs
+    ``(n, T, ...)`` -> (per source ``(n, T, *shape)``, saturated count)) in the blocks of
+    :func:`host_block` from sample 0 on; one block is held, for the next call (runs go
+    forward), so memory does not grow with the samples."""
+
+    def __init__(self, dep: Deployment, x: np.ndarray, fn):
+        self.x, self.fn = x, fn
+        self.block = host_block(dep, int(x.shape[1]))
+        self.k0, self.cur = -1, {}
+
+    def get(self, a: int, b: int) -> tuple[dict[str, np.ndarray], int]:
+        parts: dict[str, list[np.ndarray]] = {}
+        saturated = 0
+        for k0 in range(a - a % self.block, b, self.block):
+            if k0 != self.k0:
+                self.cur = {}                     # one block held at a time
+                release_free_heap()
+                self.cur, sat = self.fn(self.x[k0:k0 + self.block])
+                self.k0, saturated = k0, saturated + sat
+            lo, hi = max(a, k0) - k0, min(b, k0 + self.block) - k0
+            for k, v in self.cur.items():
+                parts.setdefault(k, []).append(v[lo:hi])
+        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}, \
+            saturated
+
+
+def _injected_block(dep: Deployment, x: np.ndarray, block: int
+                    ) -> tuple[dict[str, np.ndarray], int]:
+    """:func:`injected` of at most ``block`` samples, evaluated as a full block."""
+    m, t = x.shape[:2]
+    if m < block:
+        x = np.concatenate([x, np.zeros((block - m, *x.shape[1:]), dtype=x.dtype)])
+    flat = x.reshape(block * t, *x.shape[2:])
     out: dict[str, np.ndarray] = {}
     for h in dep.host_layers:
         cur = host_current(h, flat)
         out[h.target] = out[h.target] + cur if h.target in out else cur
     saturated = 0
     for name in out:
+        cur = out[name].reshape(block, t, *out[name].shape[1:])[:m]
         if dep.precision == "fixed":
             host = next(h for h in dep.host_layers if h.target == name)
-            out[name], sat = quantize_current(out[name], host)
+            cur, sat = quantize_current(cur, host)
             saturated += sat
-        out[name] = out[name].reshape(n, t, *out[name].shape[1:])
+        out[name] = cur
     return out, saturated
 
 
-def input_bits(inputs: np.ndarray, precision: str) -> int:
-    """``input_message_bits`` for spikes mode: 0 when binary, else enough for the payload."""
+def input_bits(inputs: np.ndarray, precision: str, block: int = 4096) -> int:
+    """``input_message_bits`` for spikes mode: 0 when binary, else enough for the payload
+    (checked ``block`` samples at a time: no full-size temporaries)."""
     x = np.asarray(inputs)
-    if np.all((x == 0) | (x == 1)):
+    parts = [x[i:i + block] for i in range(0, x.shape[0], block)] or [x]
+    if all(np.all((p == 0) | (p == 1)) for p in parts):
         return 0
     if precision == "fixed":
-        if not np.all(np.rint(x) == x):
+        if not all(np.all(np.rint(p) == p) for p in parts):
             raise ConfigError("fixed-point event input must be integer counts (graded spikes); "
                               "use input_mode='current' for real-valued (direct) input")
-        if np.any(x < 0):
+        if any(np.any(p < 0) for p in parts):
             raise ConfigError("graded spike payloads must be >= 0")
-    top = float(np.abs(x).max())
+    top = max(float(np.abs(p).max(initial=0)) for p in parts)
     return int(max(8, np.ceil(np.log2(top + 1)))) if precision == "fixed" else 8
 
 

@@ -56,6 +56,7 @@ from dataclasses import dataclass, replace
 
 import nir
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from spikeship.errors import ConfigError, GraphError
 from spikeship.targets.loihi import rules
@@ -278,8 +279,6 @@ def _bias_full(lin: FoldedLayer, shape) -> np.ndarray:
 
 def _existing(lin: FoldedLayer):
     """A dense layer's synapses that exist (``mask``) as a CSR matrix: no pruned one."""
-    from scipy.sparse import csr_matrix
-
     rows, cols = np.nonzero(lin.mask)
     return csr_matrix((lin.weights[rows, cols], (rows, cols)), shape=lin.weights.shape)
 

@@ -37,6 +37,7 @@ import numpy as np
 from spikeship.errors import ExportError, RuleError
 from spikeship.io import atomic_hdf5
 from spikeship.targets.loihi.deployment import SOURCE_INPUT, Deployment, PopulationSpec
+from spikeship.targets.loihi.quantize import quantize
 
 FORMAT_TAG = "spikeship-netx/1"
 
@@ -182,8 +183,6 @@ def write_netx(nir_graph: nir.NIRGraph, path: str | Path, *, dt_s: float | None 
     (``"current"`` for ``encoding="direct"`` graphs). Raises :class:`ExportError` for
     graphs netx cannot express (including design-rule violations, named).
     """
-    from spikeship.targets.loihi.quantize import quantize
-
     try:
         dep = quantize(nir_graph, dt_s=dt_s, input_mode=input_mode,
                        input_message_bits=input_message_bits)

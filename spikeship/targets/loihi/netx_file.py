@@ -9,7 +9,8 @@ and in all) *before reading any*, and returns typed records: one :class:`NetxLay
 exactly ``0 .. n-1``), the ``simulation`` group, the root attributes spikeship writes
 (``input_mode``, ``input_message_bits``, ``input_shape``, ``dt_s``) and spikeship's
 ``spikeship_host`` group. Conv geometry is checked on reading (stride and dilation
->= 1, padding >= 0, groups >= 1). What a layer means is the consumers' business:
+>= 1, padding >= 0, groups >= 1), as are a population's size (at most
+:data:`spikeship.ranges.MAX_POPULATION` neurons) and finite weights. What a layer means is the consumers' business:
 import (:mod:`.netx_import`), describe (:mod:`.netx_describe`), the fixed-point
 deployment (:mod:`.netx_read`), the vanish check and the ``lava-netx`` simulator.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from spikeship import ranges
 from spikeship.errors import GraphError
 from spikeship.nir.read import H5_ERRORS, Limits
 from spikeship.safeopen import open_hdf5
@@ -116,6 +118,12 @@ def _layer(path: Path, i: int, d: dict) -> NetxLayer:
     shape = np.asarray(d.get("shape", ()))
     if shape.size and (shape.dtype.kind not in "iuf" or np.any(shape < 0)):
         raise GraphError(f"{path}: layer {i} shape {shape.tolist()} is not a list of sizes")
+    if shape.size and np.prod(shape, dtype=np.float64) > ranges.MAX_POPULATION:
+        ranges.population_shape(shape, f"{path}: layer {i}")     # a named error
+    for key in ("weight", "weight_rec"):
+        w = _array(d.get(key))
+        if w is not None and w.dtype.kind == "f" and not np.all(np.isfinite(w)):
+            raise GraphError(f"{path}: layer {i} {key} holds NaN or Inf")
     groups = d.get("groups")
     if groups is not None:
         groups = _pair(path, i, "groups", groups, 1)[0]

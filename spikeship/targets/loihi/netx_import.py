@@ -59,7 +59,9 @@ from dataclasses import dataclass, field
 import nir
 import numpy as np
 
+from spikeship import ranges
 from spikeship.errors import GraphError, UnsupportedNodeError
+from spikeship.nir.read import load_graph
 from spikeship.targets.loihi.netx_file import NetxFile, NetxLayer, read_netx_file
 
 FORMAT = "spikeship-nir-from-netx/1"
@@ -273,6 +275,9 @@ def _conv(b: _Graph, layer: NetxLayer) -> None:
     out = _shape(i, layer)
     w = np.asarray(_need(layer, "weight"), dtype=np.float64)
     w = _integers(i, "conv", w.reshape(w.shape[:4]))
+    ranges.conv_geometry(_need(layer, "stride"), _need(layer, "padding"),
+                         _need(layer, "dilation"), _need(layer, "groups"), b.shape[0], w.shape,
+                         f"layer {i}")
     prm = _neuron_params(i, layer.neuron)
     bias = _bias(i, layer, out)
     lif_bias = prm["iDecay"] == 4096
@@ -333,10 +338,15 @@ def netx_to_nir(path: str | os.PathLike) -> nir.NIRGraph:
     """The NIR graph of the netx file at ``path`` (see the module docstring)."""
     nf = read_netx_file(path)
     try:
-        return _to_nir(nf)
+        graph = _to_nir(nf)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
         raise GraphError(f"{nf.path}: malformed netx layer description: "
                          f"{type(e).__name__}: {e}") from e
+    try:
+        load_graph(graph)       # what inspect and every target would refuse, refused here
+    except GraphError as e:
+        raise type(e)(f"{nf.path}: the imported graph is not valid NIR: {e}") from e
+    return graph
 
 
 def _to_nir(nf: NetxFile) -> nir.NIRGraph:

@@ -19,6 +19,7 @@ import nir
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from spikeship import ranges
 from spikeship.errors import GraphError, RuleError, RunDirError
 from spikeship.targets.loihi.deployment import FORMAT as FIXED
 from spikeship.targets.loihi.deployment import (SOURCE_INPUT, Deployment, HostLayerSpec,
@@ -77,8 +78,29 @@ def _population(layer: NetxLayer, depth: int) -> PopulationSpec:
         int(n["vThMant"]), bias, np.full(shape, 6, dtype=np.int64), np.ones(shape), 1.0)
 
 
+def _check_weight(layer: NetxLayer, prev_shape) -> None:
+    """The weights map the previous population onto this one: a dense ``(N_out, N_in)``,
+    a conv ``(C_out, C_in / groups, kH, kW)`` with a meaningful geometry."""
+    w, where = layer.weight, f"layer {layer.index}"
+    if w is None:
+        raise GraphError(f"{where} ({layer.type}) has no weight")
+    if layer.type == "dense":
+        want = (int(np.prod(layer.shape)), int(np.prod(prev_shape)))
+        if tuple(w.shape) != want:
+            raise GraphError(f"{where}: dense weight {list(w.shape)} does not map "
+                             f"{want[1]} inputs to {want[0]} neurons; expected {list(want)}")
+        return
+    if w.ndim != 4 or len(prev_shape) != 3 or w.shape[0] != layer.shape[0]:
+        raise GraphError(f"{where}: conv weight {list(w.shape)} does not map "
+                         f"{list(prev_shape)} to {list(layer.shape)}")
+    ranges.conv_geometry(layer.stride, layer.padding, layer.dilation, layer.groups,
+                         prev_shape[0], w.shape, where)
+
+
 def _synapse(layer: NetxLayer, prev: str, prev_shape, bits: int) -> SynapseSpec | None:
     common = dict(source_shape=prev_shape, num_message_bits=bits if prev == SOURCE_INPUT else 0)
+    if layer.type in ("conv", "dense"):
+        _check_weight(layer, prev_shape)
     if layer.type == "conv":
         return SynapseSpec(f"layer{layer.index}", "conv", prev, layer.name, layer.weight,
                            stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
@@ -104,7 +126,7 @@ def _deployment(nf: NetxFile) -> Deployment:
         raise GraphError("no 'input_mode' attribute (not written by spikeship)")
     mode = str(nf.attrs["input_mode"])
     bits = int(nf.attrs["input_message_bits"])
-    input_shape = tuple(int(v) for v in nf.attrs["input_shape"])
+    input_shape = ranges.population_shape(nf.attrs["input_shape"], "input_shape")
     pops, syns = [], []
     prev, prev_shape = SOURCE_INPUT, input_shape
     depth = 0 if mode == "current" else 1

@@ -44,6 +44,7 @@ from typing import Any
 
 import nir
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from spikeship.targets.loihi import rules
 from spikeship.targets.loihi.deployment import (FORMAT, Deployment, HostLayerSpec,
@@ -83,8 +84,6 @@ def quantize_current(current: np.ndarray, host: HostLayerSpec) -> tuple[np.ndarr
 
 
 def _q_synapse(s: SynapseSpec, scale: float) -> tuple[SynapseSpec, dict[str, Any]]:
-    from scipy.sparse import csr_matrix
-
     vals = _weight_values(s)
     q, sat = quantize_weights(vals, scale)
     wmax = float(np.abs(vals).max(initial=0.0))

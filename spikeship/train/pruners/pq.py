@@ -31,14 +31,13 @@ masks are frozen and connectivity has settled. Regrown weights start at zero
 candidate in the same update, nor is any connection of a structurally removed
 unit (``masks.units``: its row, or its outgoing columns in the consumer layer).
 So the first update of a dense layer only prunes (nothing inactive to regrow yet).
-
 No rewinding and no separate retraining: all of it happens inside training.
 
-``objective=synops`` (aim at what the chip pays for). A
-:class:`~spikeship.train.pruners.cost.SynopsMeter` measures, from the spikes of the
-training batches since the last update, the operations ``k_e`` every synapse ``e``
-performs on the chip (presynaptic spikes x the positions the weight entry is used at,
-counted as the energy estimator counts; for an inactive entry, what it would perform).
+``objective=synops`` (aim at what the chip pays for): a
+:class:`~spikeship.train.pruners.cost.SynopsMeter` measures, from the training batches'
+spikes since the last update, the operations ``k_e`` every synapse ``e`` performs on
+the chip (presynaptic spikes x the positions the weight entry is used at, counted as the
+energy estimator counts; for an inactive entry, what it would perform).
 Let ``kbar`` be the mean of ``k_e`` over the active synapses of all prunable layers, and
 for a group ``G`` (the layer for ``pq-layer``, one output neuron / channel's row for
 ``pq-neuron``) ``kbar_G`` the mean over its active synapses. ``clip`` bounds a ratio to
@@ -55,19 +54,26 @@ for a group ``G`` (the layer for ``pq-layer``, one output neuron / channel's row
 within-group ranking, so regrowth prefers connections that reduce the loss more per
 operation. ``objective=params`` (default) is ``rho = 1`` everywhere, as is a group not
 measured yet. PQ removes weights, not units, so unit costs are not used. Data-parallel
-runs sum the costs across workers at epoch ends (``reducible_stats``).
-Why ``cost_cap`` defaults to 2: ``docs/pruning-decisions.md``.
+runs sum the costs across workers at epoch ends (``reducible_stats``). Why ``cost_cap``
+defaults to 2: ``docs/pruning-decisions.md``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from spikeship.errors import CheckpointError, ConfigError
+from spikeship.errors import CheckpointError
 from spikeship.train.pruners.cost import SynopsMeter, first_input_shape
+from spikeship.train.pruners.pq_criteria import (
+    check_pq,
+    pq_index,
+    regrow_fraction,
+    sap_keep,
+    sap_prune_count,
+    structurally_allowed,
+)
 from spikeship.train.pruners.magnitude import (
     SCHEDULE_OPTIONS,
     ScheduledPruner,
@@ -75,99 +81,6 @@ from spikeship.train.pruners.magnitude import (
     in_range,
     select_extreme,
 )
-
-_EPS = 1e-9  # slack for ceil() of values that are integers up to rounding
-
-
-# ---- pure functions --------------------------------------------------------------
-def _check_pq(p: float, q: float) -> None:
-    if not (0 < p < q):
-        raise ConfigError(f"the PQ index needs 0 < p < q, got p={p}, q={q}")
-
-
-def pq_index(w: torch.Tensor, p: float = 0.5, q: float = 1.0, *,
-             mask: torch.Tensor | None = None, dim: int | None = None) -> torch.Tensor:
-    """PQ index ``I(w) = 1 - d**(1/q - 1/p) * ||w||_p / ||w||_q`` (Diao et al. 2023, Def. 1).
-
-    Computed over the entries of ``w`` where ``mask`` is True (all entries when
-    ``mask`` is None), ``d`` being their number; reduced over ``dim`` (over
-    everything when None), so ``dim=1`` on an (out, in) matrix gives one index per
-    output neuron. By the power-mean inequality ``0 <= I < 1``; ``I = 0`` when all
-    active weights have equal magnitude. Conventions where the formula is 0/0:
-    ``d = 0`` and all-zero active weights give ``I = 0`` (nothing to compress).
-    Computed in float64.
-    """
-    _check_pq(p, q)
-    a = torch.as_tensor(w).detach().to(torch.float64).abs()
-    m = torch.ones_like(a, dtype=torch.bool) if mask is None else mask.to(torch.bool)
-    a = torch.where(m, a, torch.zeros_like(a))
-    if dim is None:
-        a, m = a.reshape(-1), m.reshape(-1)
-        dim = 0
-    d = m.sum(dim).to(torch.float64)
-    norm_p = a.pow(p).sum(dim).pow(1.0 / p)
-    norm_q = a.pow(q).sum(dim).pow(1.0 / q)
-    ok = (d > 0) & (norm_q > 0)
-    ratio = torch.where(ok, norm_p / torch.where(ok, norm_q, torch.ones_like(norm_q)),
-                        torch.zeros_like(norm_q))
-    scale = torch.where(ok, d, torch.ones_like(d)).pow(1.0 / q - 1.0 / p)
-    index = torch.where(ok, 1.0 - scale * ratio, torch.zeros_like(d))
-    return index.clamp(min=0.0, max=1.0)
-
-
-def sap_keep(d, index, p: float = 0.5, q: float = 1.0, eta_r: float = 0.0):
-    """Weights worth keeping: ``r = ceil(d * (1+eta_r)**(-q/(q-p)) * (1-I)**(q*p/(q-p)))``.
-
-    Diao et al. 2023, Algorithm 1 (SAP). ``d`` and ``index`` are numbers or tensors
-    of equal shape; returns an int (for numbers) or an int64 tensor, clamped to
-    ``[0, d]``. With the defaults ``p = 0.5, q = 1, eta_r = 0`` this is
-    ``ceil(d * (1 - I))``. A tiny slack (1e-9) keeps an exact integer from rounding up.
-    """
-    _check_pq(p, q)
-    if eta_r < 0:
-        raise ConfigError(f"eta_r must be >= 0, got {eta_r}")
-    scalar = not torch.is_tensor(d) and not torch.is_tensor(index)
-    dd = torch.as_tensor(d, dtype=torch.float64)
-    ii = torch.as_tensor(index, dtype=torch.float64)
-    x = dd * (1.0 + eta_r) ** (-q / (q - p)) * (1.0 - ii).clamp(min=0.0) ** (q * p / (q - p))
-    r = torch.ceil(x - _EPS).clamp(min=0)
-    r = torch.minimum(r, dd).to(torch.int64)
-    return int(r) if scalar else r
-
-
-def sap_prune_count(d, r, gamma: float = 1.0, beta: float = 0.9):
-    """Connections to rewire: ``c = floor(d * clamp(gamma * (1 - r/d), 0, beta))`` (SAP).
-
-    ``d = 0`` gives ``c = 0``. Numbers in, int out; tensors in, int64 tensor out.
-    """
-    scalar = not torch.is_tensor(d) and not torch.is_tensor(r)
-    dd = torch.as_tensor(d, dtype=torch.float64)
-    rr = torch.as_tensor(r, dtype=torch.float64)
-    frac = torch.where(dd > 0, gamma * (1.0 - rr / dd.clamp(min=1.0)), torch.zeros_like(dd))
-    c = torch.floor(dd * frac.clamp(min=0.0, max=beta) + _EPS).to(torch.int64)
-    return int(c) if scalar else c
-
-
-def regrow_fraction(tau: float, start: float, end: float, initial: float) -> float:
-    """Cosine decay of the regrow fraction (RigL Eq 1): ``f_0/2 * (1 + cos(pi*x))``,
-    ``x = (tau - start)/(end - start)`` clipped to [0, 1]; 0 when ``end == start``."""
-    if end <= start:
-        return 0.0
-    x = min(max((tau - start) / (end - start), 0.0), 1.0)
-    return initial * 0.5 * (1.0 + math.cos(math.pi * x))
-
-
-def structurally_allowed(masks, name: str) -> torch.Tensor:
-    """Bool mask of ``name``'s weight shape: False where a removed unit forbids a synapse
-    (its own row, or the input columns fed by a removed unit of the producer layer)."""
-    li = masks.layers[name]
-    w = masks.weight[name]
-    rows = masks.units[name].view(-1, *([1] * (w.dim() - 1)))
-    allowed = rows.expand_as(w)
-    if li.producer is not None:
-        cols = masks.units[li.producer].repeat_interleave(li.in_block)
-        allowed = allowed & cols.view(1, -1, *([1] * (w.dim() - 2)))
-    return allowed.clone()
 
 
 # ---- the pruners -----------------------------------------------------------------
@@ -201,7 +114,7 @@ class PQPruner(ScheduledPruner):
 
     def __init__(self, options: dict[str, Any] | None = None):
         super().__init__(options)
-        _check_pq(self.opts["p"], self.opts["q"])
+        check_pq(self.opts["p"], self.opts["q"])
         self.generator = torch.Generator().manual_seed(self.opts["seed"])
         self._grad: dict[str, torch.Tensor] = {}
         self._epoch_log: dict[str, dict[str, float]] = {}

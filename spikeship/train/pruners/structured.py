@@ -90,12 +90,14 @@ class L1FilterPruner(ScheduledPruner):
 
     def attach(self, model, masks, layers, ann=False):
         super().attach(model, masks, layers, ann)
+        for key in ("layers", "weights"):
+            for name in self.opts[key]:
+                if name not in self.masks.layers:
+                    raise ConfigError(f"pruner 'l1-filter': {key}= names layer {name}, which is "
+                                      f"not a prunable layer (those are "
+                                      f"{', '.join(self.masks.layers)})")
         for name in self.opts["weights"]:
-            li = self.masks.layers.get(name)
-            if li is None:
-                raise ConfigError(f"pruner 'l1-filter': weights= names layer {name}, which is "
-                                  f"not a prunable layer (those are "
-                                  f"{', '.join(self.masks.layers)})")
+            li = self.masks.layers[name]
             if li.kind != "fc":
                 raise ConfigError(f"pruner 'l1-filter': weights= names layer {name}, a "
                                   f"{li.kind} layer; single weights are removed only in fully "
