@@ -5,9 +5,12 @@ import numpy as np
 
 from spikeship.data import load_dataset
 from spikeship.data.mnist_events import frames_for
+from tests.train.conftest import read_mnist_once
 
 
-def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path, hub_arrays):
+def test_mnist_events_limited_bundle_cache_and_sample_independence(tmp_path, hub_arrays,
+                                                                     monkeypatch):
+    read_mnist_once(monkeypatch, hub_arrays)     # both loads get copies of these
     b = load_dataset("mnist-events", data_dir=str(tmp_path), timesteps=4, limit_train=10,
                      limit_test=10, seed=0)
     assert (b.name, b.input_shape, b.encoding, b.timesteps) == \

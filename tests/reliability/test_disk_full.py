@@ -1,6 +1,7 @@
 """A full disk and stale artifacts: real processes on a real small filesystem.
 
-Each test mounts its own 8 MiB tmpfs (skipped, with the reason, where the test may
+The writers run in-process (``spikeship.cli.main``, as a user's command line would; the
+subject is the write, not the process). Each test mounts its own 8 MiB tmpfs (skipped, with the reason, where the test may
 not mount one), copies a run into it and fills what is left but a few KiB. Every
 writer then fails with one named error (RunDirError, exit 1: no crash inside h5py, no
 exit 70), the previous artifacts are intact and load, and no hidden temporary file
@@ -15,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,6 @@ from spikeship.errors import RunDirError
 from spikeship.train.checkpoint import load_checkpoint
 from tests.reliability.conftest import run_cli, snapshot
 from tests.reliability.test_bad_runs import rewrite_checkpoint
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def small_fs(tmp_path):
@@ -50,10 +47,10 @@ def fill(fs: Path, leave: int) -> None:
         f.write(b"\0" * max(free - leave, 0))
 
 
-def spikeship(*args, timeout=180) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "spikeship.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+def spikeship(capsys, *args) -> subprocess.CompletedProcess:
+    """``spikeship args`` in this process: its exit code, stdout and stderr."""
+    res = run_cli(capsys, list(args))
+    return subprocess.CompletedProcess(list(args), res.rc, res.out, res.err)
 
 
 def hidden_leftovers(d: Path) -> list[str]:
@@ -72,37 +69,37 @@ def assert_named_failure(r: subprocess.CompletedProcess, match: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("leave", [4 << 10, 200 << 10, 600 << 10])
-def test_export_on_a_full_disk(small_fs, exported_run, leave):
+def test_export_on_a_full_disk(small_fs, exported_run, leave, capsys):
     """With 4 KiB, 200 KiB or 600 KiB left, the export fails at a different file."""
     run = small_fs / "run"
     shutil.copytree(exported_run, run)
     fill(small_fs, leave)
     before = snapshot(run)
-    r = spikeship("export", run)
+    r = spikeship(capsys, "export", run)
     assert_named_failure(r, "No space left on device")
     assert snapshot(run) == before
     assert hidden_leftovers(run) == []
     (small_fs / "filler").unlink()
-    assert spikeship("export", run).returncode == 0         # and with room again, it works
+    assert spikeship(capsys, "export", run).returncode == 0   # and with room again, it works
 
 
 @pytest.mark.slow
-def test_training_on_a_full_disk_keeps_the_last_checkpoint(small_fs):
+def test_training_on_a_full_disk_keeps_the_last_checkpoint(small_fs, capsys):
     run = small_fs / "run"
-    r = spikeship("train", "--model", "tiny-mlp", "--epochs", "3", "--stop-after", "1",
-                  "--no-progress", "--threads", "1", "--out", run)
+    r = spikeship(capsys, "train", "--model", "tiny-mlp", "--epochs", "3", "--stop-after", "1",
+                  "--no-progress", "--threads", "1", "--limit-train", "99", "--out", run)
     assert r.returncode == 0, r.stderr
     metrics = (run / "metrics.jsonl").read_bytes()
     fill(small_fs, 8 << 10)
-    r = spikeship("train", "--model", "tiny-mlp", "--epochs", "3", "--no-progress",
-                  "--threads", "1", "--out", run, "--resume")
+    r = spikeship(capsys, "train", "--model", "tiny-mlp", "--epochs", "3", "--no-progress",
+                  "--threads", "1", "--limit-train", "99", "--out", run, "--resume")
     assert_named_failure(r, "No space left on device")
     assert load_checkpoint(run).epoch == 1
     assert (run / "metrics.jsonl").read_bytes() == metrics           # no partial line
     assert hidden_leftovers(run) == []
     (small_fs / "filler").unlink()
-    r = spikeship("train", "--model", "tiny-mlp", "--epochs", "3", "--no-progress",
-                  "--threads", "1", "--out", run, "--resume")
+    r = spikeship(capsys, "train", "--model", "tiny-mlp", "--epochs", "3", "--no-progress",
+                  "--threads", "1", "--limit-train", "99", "--out", run, "--resume")
     assert r.returncode == 0, r.stderr
     assert [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()] \
         == [1, 2, 3]
@@ -115,14 +112,14 @@ def test_training_on_a_full_disk_keeps_the_last_checkpoint(small_fs):
     ["report", "{run}"],
 ], ids=["simulate", "energy", "report"])
 @pytest.mark.parametrize("leave", [0, 8 << 10], ids=["no-room-for-the-lock", "8KiB"])
-def test_other_writers_on_a_full_disk(small_fs, exported_run, cmd, leave):
+def test_other_writers_on_a_full_disk(small_fs, exported_run, cmd, leave, capsys):
     run = small_fs / "run"
     shutil.copytree(exported_run, run)
     (run / "summary.json").write_text(json.dumps({"test_accuracy": 0.5}))
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_accuracy": 0.5}) + "\n")
     fill(small_fs, leave)
     before = snapshot(run)
-    r = spikeship(*[str(a).format(run=run) for a in cmd])
+    r = spikeship(capsys, *[str(a).format(run=run) for a in cmd])
     assert_named_failure(r, "No space left on device")
     assert snapshot(run) == before and hidden_leftovers(run) == []
 

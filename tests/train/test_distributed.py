@@ -8,6 +8,11 @@
   the interval of single-process runs over seeds 0-2, and masks, weights and DPAP's
   survival values are those of the single-process run with the same seed.
 - A rank that disagrees on its masks stops the run with ReplicaMismatchError.
+- The 2-process runs start their workers three ways: ``--nproc 2`` (last batch of 3,
+  init-from / QAT, the fault runs), torchrun (random pruning), and RANK/WORLD_SIZE set
+  by hand for two processes that train the last-batch-1, DPAP and PQ runs back to back
+  through the Python API (``spikeship.train``; the CLI worker leaves with ``os._exit``
+  after one run).
 - A rank killed mid-epoch (SIGKILL) or hung (SIGSTOP) makes the other stop with a
   DistributedError (the hung one after --dist-timeout), the last checkpoint stays
   complete, and --resume finishes the run with 1 or 2 processes.
@@ -76,15 +81,20 @@ def test_shard_splits_every_batch_contiguously():
             assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
-@pytest.mark.parametrize("batch", [32, 673])
-def test_two_processes_match_one_process_after_an_epoch(tmp_path, batch):
-    """1347 training samples: batch 32 ends with 3 (2 + 1 per rank); batch 673 with 1
-    sample, so rank 1 runs that step with an empty batch."""
-    ref = single(tmp_path, "one", epochs=1, batch_size=batch)
-    run = tmp_path / "two"
-    r = spikeship("train", "--out", run, *FLAGS, "--epochs", 1, "--batch-size", batch,
-                  "--nproc", 2)
-    assert r.returncode == 0, r.stderr
+@pytest.mark.parametrize("limit", [227, 225], ids=["last-batch-3", "last-batch-1"])
+def test_two_processes_match_one_process_after_an_epoch(tmp_path, limit, request):
+    """Batches of 32 from 227 training samples end with 3 (2 + 1 per rank); from 225 with
+    1 sample, so rank 1 runs that step with an empty batch. 91 test samples: the sharded
+    evaluation is uneven too. The first is a --nproc 2 launch (whose output is checked),
+    the second one of the shared runs."""
+    ref = single(tmp_path, "one", epochs=1, limit_train=limit, limit_test=91)
+    if limit == 225:
+        run, r = request.getfixturevalue("shared_runs")["last-batch-1"], None
+    else:
+        run = tmp_path / "two"
+        r = spikeship("train", "--out", run, *FLAGS, "--epochs", 1, "--limit-train", limit,
+                      "--limit-test", 91, "--nproc", 2)
+        assert r.returncode == 0, r.stderr
     diff = max_diff(weights(ref.run_dir), weights(run))
     assert diff <= WEIGHT_ATOL, diff
     m1, m2 = ref.metrics[0], read_jsonl(run / "metrics.jsonl")[0]
@@ -101,7 +111,8 @@ def test_two_processes_match_one_process_after_an_epoch(tmp_path, batch):
     for k in ("predictions", "labels"):
         assert (p1[k] == p2[k]).all() and len(p2[k]) == len(ref.data.test)
     assert json.loads((run / "config.json").read_text()) == ref.config.to_json()
-    assert "test accuracy" in r.stdout and r.stdout.count("test accuracy") == 1
+    if r is not None:                # the launcher's output: rank 0 alone reported
+        assert r.stdout.count("test accuracy") == 1
 
 
 PRUNED = {
@@ -111,24 +122,72 @@ PRUNED = {
 }
 
 
+# 415 training samples: 13 steps of 32 per epoch (the last one 31: 16 + 15), so the masks
+# of PQ and random are updated at least once inside every epoch
+PRUNED_LIMITS = dict(limit_train=415, limit_test=91)
+
+
+# the DPAP, PQ and last-batch-1 runs: two rank processes train them back to back, each
+# in a process group of its own
+SHARED_WORKER = """
+import json, os, sys
+import spikeship
+for port, out, fields in json.loads(sys.argv[1]):
+    os.environ["MASTER_PORT"] = str(port)
+    spikeship.train(out, threads=1, **fields)
+    print("=== done", out, flush=True)
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)          # as the CLI's worker does: no interpreter shutdown after gloo
+"""
+
+
+@pytest.fixture(scope="module")
+def shared_runs(tmp_path_factory) -> dict[str, Path]:
+    """name -> the directory of its 2-rank run: "dpap", "pq", "last-batch-1"."""
+    root = tmp_path_factory.mktemp("shared")
+    plan = [[free_port(), str(root / "last-batch-1"),
+             dict(BASE, epochs=1, limit_train=225, limit_test=91)]]
+    for case in ("dpap", "pq"):
+        prune, opts = PRUNED[case]
+        fields = dict(BASE, epochs=3, lr=0.01, prune=prune, prune_options=pruner_options(opts),
+                      **PRUNED_LIMITS)
+        plan.append([free_port(), str(root / case), fields])
+    procs = [subprocess.Popen([sys.executable, "-c", SHARED_WORKER, json.dumps(plan)],
+                              cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(r),
+                                   "WORLD_SIZE": "2", "LOCAL_RANK": str(r),
+                                   "MASTER_ADDR": "127.0.0.1"}) for r in range(2)]
+    outs = [p.communicate(timeout=LAUNCH_TIMEOUT_S) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and out.count("=== done") == len(plan), err
+    return {name: root / name for name in ("dpap", "pq", "last-batch-1")}
+
+
+def pruner_options(opts: list[str]) -> dict:
+    return {k: json.loads(v) for k, v in (o.split("=") for o in opts)}
+
+
 @pytest.mark.parametrize("case", sorted(PRUNED))
-def test_pruned_runs_keep_masks_identical_on_both_ranks(tmp_path, case):
+def test_pruned_runs_keep_masks_identical_on_both_ranks(tmp_path, case, request):
     prune, opts = PRUNED[case]
-    opt_dict = dict(o.split("=") for o in opts)
-    opt_dict = {k: json.loads(v) for k, v in opt_dict.items()}
+    opt_dict = pruner_options(opts)
     singles = [single(tmp_path, f"s{seed}", epochs=3, lr=0.01, seed=seed, prune=prune,
-                      prune_options=opt_dict) for seed in (0, 1, 2)]
-    run = tmp_path / "two"
-    args = ["train", "--out", run, *FLAGS, "--epochs", 3, "--lr", 0.01, "--prune", prune,
-            *[x for o in opts for x in ("--prune-opt", o)]]
+                      prune_options=opt_dict, **PRUNED_LIMITS) for seed in (0, 1, 2)]
     if case == "random":   # the documented torchrun form
+        run = tmp_path / "two"
+        args = ["train", "--out", run, *FLAGS, "--epochs", 3, "--lr", 0.01, "--prune", prune,
+                "--limit-train", PRUNED_LIMITS["limit_train"],
+                "--limit-test", PRUNED_LIMITS["limit_test"],
+                *[x for o in opts for x in ("--prune-opt", o)]]
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                "--master-port", str(free_port()), "-m", "spikeship", *map(str, args)]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                            timeout=LAUNCH_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert r.returncode == 0, r.stderr
     else:
-        r = spikeship(*args, "--nproc", 2)
-    assert r.returncode == 0, r.stderr
+        run = request.getfixturevalue("shared_runs")[case]
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     for m in metrics:
@@ -189,18 +248,18 @@ def _checkpoint_epoch(run: Path) -> int:
     return int(json.loads((run / "checkpoint" / "meta.json").read_text())["epoch"])
 
 
-# fault runs on 416 training samples: 13 steps of 32 per epoch, the fault in epoch 2
-FAULT_FLAGS = [*FLAGS, "--limit-train", 416, "--limit-test", 90]
+# fault runs on 160 training samples: 5 steps of 32 per epoch, the fault (step 7) in epoch 2
+FAULT_FLAGS = [*FLAGS, "--limit-train", 160, "--limit-test", 45]
 
 
 def test_killed_rank_stops_the_other_and_resume_with_one_process_completes(tmp_path):
-    """Rank 1 SIGKILLs itself at step 20 (epoch 2 of 3, 13 steps each): rank 0 stops
+    """Rank 1 SIGKILLs itself at step 7 (epoch 2 of 3, 5 steps each): rank 0 stops
     with DistributedError, epoch 1's checkpoint is intact, resume with 1 process ends
     where an uninterrupted single-process run ends."""
     run = tmp_path / "run"
     t0 = time.monotonic()
     r = spikeship("train", "--out", run, *FAULT_FLAGS, "--epochs", 3, "--nproc", 2,
-                  "--dist-timeout", 30, env={FAULT_ENV: "1:20:KILL"})
+                  "--dist-timeout", 30, env={FAULT_ENV: "1:7:KILL"})
     elapsed = time.monotonic() - t0
     assert r.returncode not in (0, 70), r.stderr
     assert "Traceback" not in r.stderr
@@ -213,22 +272,22 @@ def test_killed_rank_stops_the_other_and_resume_with_one_process_completes(tmp_p
     r = spikeship("train", "--out", run, "--resume", "--no-progress", "--threads", 1)
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "summary.json").read_text())["epochs"] == 3
-    ref = single(tmp_path, "ref", epochs=3, limit_train=416, limit_test=90)
+    ref = single(tmp_path, "ref", epochs=3, limit_train=160, limit_test=45)
     assert max_diff(weights(ref.run_dir), weights(run)) <= 10 * WEIGHT_ATOL
 
 
 def test_hung_rank_times_out_and_resume_with_two_processes_completes(tmp_path):
-    """Rank 1 stops itself (SIGSTOP) at step 20 (epoch 2): rank 0 gives up after
-    --dist-timeout 5 s instead of gloo's 30 minutes; the launcher then kills the hung
+    """Rank 1 stops itself (SIGSTOP) at step 7 (epoch 2): rank 0 gives up after
+    --dist-timeout 3 s instead of gloo's 30 minutes; the launcher then kills the hung
     worker."""
     run = tmp_path / "run"
     t0 = time.monotonic()
     r = spikeship("train", "--out", run, *FAULT_FLAGS, "--epochs", 3, "--nproc", 2,
-                  "--dist-timeout", 5, env={FAULT_ENV: "1:20:STOP"})
+                  "--dist-timeout", 3, env={FAULT_ENV: "1:7:STOP"})
     assert time.monotonic() - t0 < 300          # gloo's default would wait 30 minutes
     assert r.returncode not in (0, 70), r.stderr
     assert "rank 0/2: all_reduce of gradients failed" in r.stderr
-    assert "timeout (5 s, --dist-timeout): Timed out" in r.stderr
+    assert "timeout (3 s, --dist-timeout): Timed out" in r.stderr
     assert load_checkpoint(run).epoch == 1
     r = spikeship("train", "--out", run, "--resume", "--nproc", 2)
     assert r.returncode == 0, r.stderr
@@ -258,13 +317,13 @@ def test_init_from_and_qat_in_two_processes_match_one_process(tmp_path):
     """--init-from and --qat with --nproc 2: every rank starts from the source run's
     weights (and masks) and trains at the grid weights; the result is the one-process
     run's, on the grid."""
-    src = single(tmp_path, "src", epochs=1, prune="magnitude",
+    src = single(tmp_path, "src", epochs=1, prune="magnitude", limit_train=99, limit_test=45,
                  prune_options={"target": 0.5, "start": 1, "end": 1})
-    kw = dict(epochs=1, init_from=str(src.run_dir), qat=True)
+    kw = dict(epochs=1, init_from=str(src.run_dir), qat=True, limit_train=227, limit_test=91)
     ref = single(tmp_path, "one", **kw)
     run = tmp_path / "two"
     r = spikeship("train", "--out", run, *FLAGS, "--epochs", 1, "--init-from", src.run_dir,
-                  "--qat", "--nproc", 2)
+                  "--qat", "--limit-train", 227, "--limit-test", 91, "--nproc", 2)
     assert r.returncode == 0, r.stderr
     diff = max_diff(weights(ref.run_dir), weights(run))
     assert diff <= WEIGHT_ATOL, diff

