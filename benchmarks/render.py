@@ -170,7 +170,6 @@ def _figure(draw) -> str:
     import matplotlib.pyplot as plt
 
     # from matplotlib's defaults, whatever an earlier import changed in this process
-    # (spikeship.report.plots turns off text.parse_math, which moves the SVG's text)
     with matplotlib.rc_context():
         matplotlib.rcdefaults()
         matplotlib.rcParams.update({"svg.hashsalt": "spikeship", "svg.fonttype": "none"})

@@ -23,14 +23,18 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-# Names come from run files (a pruner, a layer): drawn as text, never parsed as TeX math
-# (a lone "$" in a pruner name would make savefig raise).
-matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from spikeship.io import atomic_path  # noqa: E402
+
+
+def _plain(name: object) -> str:
+    """A name from a run file (a pruner, a layer) as literal text: its ``$`` escaped, so
+    mathtext never parses it (a lone ``$`` would make savefig raise), while the axes'
+    own math (log-scale tick labels) still renders."""
+    return str(name).replace("$", r"\$")
 
 
 def _save(fig, path: Path) -> Path:
@@ -47,7 +51,7 @@ def accuracy_curve(pruned: list[dict], dense: list[dict] | None, path: Path,
     if not pruned:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for rows, label, style in ((dense, "dense", "--"), (pruned, pruned_label, "-")):
+    for rows, label, style in ((dense, "dense", "--"), (pruned, _plain(pruned_label), "-")):
         rows = [r for r in rows or [] if r.get("test_accuracy") is not None]  # --eval-every
         if rows:
             ax.plot([r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows],
@@ -105,7 +109,7 @@ def survival_curves(pruned: list[dict], path: Path, max_lines: int = 40) -> Path
         xs = list(range(-len(values) + 1, 1))
         ax.plot(xs, values, c=colors[name], alpha=.6, lw=1)
     for n in names:
-        ax.plot([], [], c=colors[n], label=f"layer {n}")
+        ax.plot([], [], c=colors[n], label=_plain(f"layer {n}"))
     ax.axhline(0, c="k", lw=.8)
     ax.set_xlabel("epochs before pruning")
     ax.set_ylabel("survival function F")
@@ -122,7 +126,7 @@ def _paired_bars(ax, labels: list[str], left: list[float], right: list[float],
     x = range(len(labels))
     ax.bar([i - .2 for i in x], left, width=.4, label=legend[0])
     ax.bar([i + .2 for i in x], right, width=.4, label=legend[1])
-    ax.set_xticks(list(x), labels, rotation=rotation, fontsize=8)
+    ax.set_xticks(list(x), [_plain(label) for label in labels], rotation=rotation, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if log:
@@ -271,7 +275,7 @@ def retained_over_epochs(h: LayerHistory, path: Path) -> Path | None:
     unit = "channel" if h.kind == "conv" else "neuron"
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{unit} index")
-    ax.set_title(f"(A) {h.label}: {int(h.kept[:, -1].sum())}/{n_units} {unit}s kept "
+    ax.set_title(f"(A) {_plain(h.label)}: {int(h.kept[:, -1].sum())}/{n_units} {unit}s kept "
                  "(white = pruned)", fontsize=9)
     ax = axes[1]
     pts = [(e, v) for e, v in zip(h.epochs, h.importance) if v is not None]

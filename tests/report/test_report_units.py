@@ -105,3 +105,19 @@ def test_energy_plot_prices_dense_as_the_dense_runs_own_figures():
                                            {"loihi": 41.0, "cmos45": None})
     assert plots.dense_series(pruned, None) == ("its spikes, unpruned wiring", [9.0, 7.0],
                                           {"loihi": 30.0, "cmos45": 8.0})
+
+
+def test_names_are_literal_text_while_the_axes_math_renders(tmp_path):
+    """A '$' in a name from a run file is drawn as it is (no TeX parse, which would make
+    savefig raise), without turning mathtext off for the whole process: log-scale tick
+    labels (10^5) are mathtext and would show as raw '$\\mathdefault{...}$' then."""
+    import matplotlib
+
+    assert matplotlib.rcParams["text.parse_math"] is True
+    assert plots._plain("dp$\\frac$ap") == "dp\\$\\frac\\$ap"
+    rows = [{"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": 0.7}]
+    assert plots.accuracy_curve(rows, rows, tmp_path / "a.png", "dp$\\frac$ap").is_file()
+    energy = {"layers": [{"layer": "c$0", "op": "AC", "synops_effective": 3e4,
+                          "synops_dense": 2e5}],
+              "energy_pj_per_sample": {"loihi": {"total_pj": 2e6, "dense_total_pj": 9e6}}}
+    assert plots.energy_per_layer(energy, tmp_path / "e.png").is_file()
