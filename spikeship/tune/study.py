@@ -16,7 +16,6 @@ support multi-objective studies; the hopeless-trial rule is :mod:`.trial`'s.
 from __future__ import annotations
 
 import fcntl
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from spikeship._optional import require
 from spikeship.data import splits_read
 from spikeship.errors import ConfigError, SpikeshipError
+from spikeship.io import write_json_atomic
 from spikeship.safeopen import read_json
 from spikeship.targets.registry import CHIPS, mapped_chips
 from spikeship.train.checkpoint import load_checkpoint
@@ -104,15 +104,17 @@ def run_study(s: TuneSettings, progress: Progress) -> StudyOutcome:
     failed = workers.fail_dead_trials(storage, study)
     if failed:
         progress(f"marked failed: trial(s) {failed} (their worker died)")
-    dense = prepare_dense(s, out, progress)
-    layers = dense_layers(out / "dense")
-    if not study.trials:
-        _enqueue_presets(study, layers, s)
+    with open(out / ".dense.lock", "w") as lock:     # the first worker trains the dense
+        fcntl.flock(lock, fcntl.LOCK_EX)             # run and enqueues the presets
+        dense = prepare_dense(s, out, progress)
+        layers = dense_layers(out / "dense")
+        if not study.get_trials(deepcopy=False):
+            _enqueue_presets(study, layers, s)
     slot = workers.claim_slot(out)
     try:
         sampler = optuna.samplers.TPESampler(seed=s.seed + slot, multivariate=True)
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
-        objective = _Objective(s, out, layers, dense)
+        objective = _Objective(s, out, layers, dense, slot)
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         if len(study.get_trials(deepcopy=False, states=states)) < s.trials:
             study.optimize(objective, n_trials=s.trials, catch=(SpikeshipError,),
@@ -144,26 +146,24 @@ def _open_study(optuna, storage, s: TuneSettings):
 
 def prepare_dense(s: TuneSettings, out: Path, progress: Progress) -> dict[str, Any]:
     """The dense run on the training split minus the carve, deployed and evaluated
-    (``STUDY/dense.json``); trained once, by the first worker (a file lock)."""
-    with open(out / ".dense.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = out / "dense.json"
-        if path.exists():
-            return read_json(path, "dense evaluation", ConfigError)
-        progress(f"dense run: the recipe of {s.run} on the training split minus a "
-                 f"{s.carve:g} validation carve")
-        recipe = out / "recipe.json"
-        trial.write_recipe(Path(s.run), recipe)
-        trial.train_dense(out / "dense", recipe, s.carve, s.threads)
-        ev = trial.deploy(out / "dense", s.hardware)
-        ev.cost(s.objective)             # a chip that prices no energy: refused here
-        summary = read_json(out / "dense" / "summary.json", "dense summary", ConfigError)
-        doc = {**ev.to_json(), "float_accuracy": summary["test_accuracy"],
-               "run_dir": str(out / "dense"), "splits_read": _distinct(splits_read())}
-        path.write_text(json.dumps(doc, indent=2))
-        progress(f"dense: validation accuracy {100 * ev.accuracy:.2f}% (Loihi emulator), "
-                 f"{ev.ops:,.0f} ops per sample")
-        return doc
+    (``STUDY/dense.json``), unless done."""
+    path = out / "dense.json"
+    if path.exists():
+        return read_json(path, "dense evaluation", ConfigError)
+    progress(f"dense run: the recipe of {s.run} on the training split minus a "
+             f"{s.carve:g} validation carve")
+    recipe = out / "recipe.json"
+    trial.write_recipe(Path(s.run), recipe)
+    trial.train_dense(out / "dense", recipe, s.carve, s.threads)
+    ev = trial.deploy(out / "dense", s.hardware)
+    ev.cost(s.objective)             # a chip that prices no energy: refused here
+    summary = read_json(out / "dense" / "summary.json", "dense summary", ConfigError)
+    doc = {**ev.to_json(), "float_accuracy": summary["test_accuracy"],
+           "run_dir": str(out / "dense"), "splits_read": _distinct(splits_read())}
+    write_json_atomic(path, doc)
+    progress(f"dense: validation accuracy {100 * ev.accuracy:.2f}% (Loihi emulator), "
+             f"{ev.ops:,.0f} ops per sample")
+    return doc
 
 
 def dense_layers(run_dir: Path) -> list[space.Layer]:
@@ -182,15 +182,15 @@ def _enqueue_presets(study, layers, s: TuneSettings) -> None:
 
 
 class _Objective:
-    def __init__(self, s: TuneSettings, out: Path, layers, dense: dict[str, Any]):
-        self.s, self.out, self.layers, self.dense = s, out, layers, dense
+    def __init__(self, s: TuneSettings, out: Path, layers, dense: dict[str, Any], slot: int):
+        self.s, self.out, self.layers, self.dense, self.slot = s, out, layers, dense, slot
         self.floor = None if not s.floor else s.floor * dense["float_accuracy"]
 
     def __call__(self, t) -> tuple[float, float]:
         optuna = require("optuna")
         before = len(splits_read())
         run_dir = self.out / "trials" / f"{t.number:04d}"
-        t.set_user_attr("worker", workers.identity())
+        t.set_user_attr("worker", {**workers.identity(), "slot": self.slot})
         t.set_user_attr("path", str(run_dir.resolve()))
         b = space.suggest(t, self.layers, self.s.epochs)
         t.set_user_attr("budgets", b.to_json())

@@ -1,0 +1,95 @@
+"""Several workers on one SQLite study; a worker killed mid-trial; the test split."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import optuna
+import pytest
+
+from spikeship import api
+from tests.tune.conftest import load, worker
+
+DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def _finish(proc, timeout=120):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-2000:]
+    return out
+
+
+def test_two_workers_share_one_study_and_never_read_the_test_split(dense_run, tmp_path):
+    out = tmp_path / "study"
+    procs = [worker(dense_run, out, 8), worker(dense_run, out, 8)]
+    for p in procs:
+        _finish(p)
+    study = load(out)
+    done = study.get_trials(states=DONE)
+    assert 8 <= len(done) <= 9                  # one extra when both start the last at once
+    paths = [t.user_attrs["path"] for t in study.trials]
+    assert len(set(paths)) == len(paths)        # distinct trials, each its own run directory
+    assert all((p and os.path.isdir(p)) for p in paths)
+    pids = {t.user_attrs["worker"]["pid"] for t in done}
+    assert pids == {p.pid for p in procs}       # both workers ran trials
+    # two worker slots, so two sampler seeds; the presets enqueued once
+    assert {t.user_attrs["worker"]["slot"] for t in done} == {0, 1}
+    assert sorted(t.user_attrs.get("preset", "") for t in study.trials
+                  if t.user_attrs.get("preset")) == ["chip", "deep"]
+    front = json.loads((out / "pareto.json").read_text())
+    assert sorted(p["trial"] for p in front["points"]) == sorted(t.number
+                                                                for t in study.best_trials)
+    assert {p["preset"] for p in front["presets"]} == {"chip", "deep"}
+    # the search read the training split and its validation carve, never the test split
+    dense = json.loads((out / "dense.json").read_text())
+    assert dense["splits_read"] == ["digits:train", "digits:validation"]
+    for t in done:
+        assert t.user_attrs["splits_read"] == ["digits:train", "digits:validation"], t.number
+    # the record is real: --pick (retrain on the whole training split, test once) reads it
+    r = api.tune(dense_run, out, trials=8, epochs=(2, 2), floor=None, threads=1, resume=True,
+                 pick="max accuracy with ops <= 1.0*dense")
+    assert "digits:test" in r.pick["splits_read"]
+    assert r.pick["dense"]["samples"] == 450 and r.pick["pruned"]["samples"] == 450
+    lo, hi = r.pick["difference_ci95_pt"]
+    assert lo <= r.pick["difference_pt"] <= hi
+
+
+def test_killed_worker_loses_only_its_trial_and_resume_completes(dense_run, tmp_path):
+    out = tmp_path / "study"
+    proc = worker(dense_run, out, 4)
+    running = None
+    deadline = time.monotonic() + 90
+    while running is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if (out / "study.db").exists():
+            try:
+                trials = load(out).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            except Exception:   # noqa: BLE001 - the study is still being created
+                continue
+            running = next((t for t in trials if "path" in t.user_attrs and t.number >= 1),
+                           None)
+    assert running is not None, "no trial was caught running"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    resumed = worker(dense_run, out, 4)
+    log = _finish(resumed)
+    study = load(out)
+    killed = study.trials[running.number]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert f"pid {proc.pid}" in killed.user_attrs["failed_because"]
+    assert f"[{running.number}]" in log
+    assert len(study.get_trials(states=DONE)) == 4
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert (out / "pareto.json").exists()
+
+
+@pytest.mark.parametrize("pid_shift", [0, 1])
+def test_a_live_worker_is_not_taken_for_dead(pid_shift):
+    from spikeship.tune.workers import identity, is_gone
+
+    me = identity()
+    who = {**me, "started": me["started"] + pid_shift}   # a reused pid: other start time
+    assert is_gone(who) is bool(pid_shift)
