@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean-venv browser data results-pages
+.PHONY: install test demo bench clean-venv browser data results-pages docs
 
 install: $(STAMP) data
 
@@ -26,24 +26,31 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[lava,bench,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[lava,bench,dev,docs]'
 	$(PIP) install -q -c constraints.txt --no-deps norse==1.1.0 neurobench==2.3.0
 	$(PIP) install -q -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
 	$(PY) -c "import spikeship.sim.lava.compat as c; c.install(); import lava.magma.compiler.var_model, lava.lib.dl.netx, norse, onnxruntime"
 	touch $(STAMP)
 
-# Debian's chromium renders report.html in the report test; skipped (with a reason)
-# where apt is not available.
+# Debian's chromium renders report.html in the report test and the docs site in the
+# docs test; Debian's libjs-katex is the KaTeX the site serves itself (no CDN). Skipped
+# (with a reason) where apt is not available.
 browser:
-	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
-	  echo "chromium not installed: the browser test will be skipped")
+	@(command -v chromium >/dev/null 2>&1 && test -f /usr/share/javascript/katex/katex.min.js) || \
+	  (command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq chromium libjs-katex >/dev/null) || \
+	  echo "chromium / libjs-katex not installed: the browser tests will be skipped")
 
 test: install browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/spikeship pipeline --out runs/demo
+
+# The documentation site (mkdocs-material) into site/, built strict: a broken link or a
+# docstring reference that resolves nowhere fails it.
+docs: install browser
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # Every benchmark on its own small defaults (runs cached in bench-out/, results in
 # bench-out/results/); BENCH_ARGS=--results writes the project's results/ instead.

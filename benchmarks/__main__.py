@@ -1,13 +1,14 @@
 """``python -m benchmarks`` (``make bench``): every benchmark on its own defaults, one after
 the other, sharing the scratch folder's runs; exit 1 when any failed. ``--out`` and
-``--results`` are passed on to each."""
+``--results`` are passed on to each. Without ``--results`` the scratch results are
+rendered too, into ``OUT/docs/`` (the project's pages: ``make results-pages``)."""
 
 import os
 import subprocess
 import sys
 import time
 
-from benchmarks import common
+from benchmarks import common, render
 
 #: cheapest first; the runs the later ones need are made by the first that needs them
 BENCHMARKS = ("bench_dpap_epoch", "bench_train_throughput", "bench_distributed",
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: exit {rc}, {time.perf_counter() - t0:.0f} s", flush=True)
         if rc:
             failed.append(name)
+    if not args.results and (args.out / "results").is_dir():
+        render.render(args.out / "results", args.out / "docs", None)
+        print(f"rendered {common.relative(str(args.out / 'docs'))}/", flush=True)
     if failed:
         print(f"benchmarks failed: {', '.join(failed)}", file=sys.stderr)
         return 1

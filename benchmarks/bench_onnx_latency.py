@@ -2,12 +2,10 @@
 
 The runs: the dense and the DPAP (CLI defaults) run of ``--dataset`` / ``--seed``
 (default digits, seed 0), made by :mod:`benchmarks.runs` (the same folders the pruning
-benchmark uses). Both runs' checkpoints are exported to a step graph now, by this checkout's exporter,
-into a scratch directory (the ``model.onnx`` that ``spikeship export RUN`` wrote is what
-the same code writes; one left by an older exporter would time two exporters, not the
-pruning: the README block before this rule timed a dense graph of an older LIF form and
-gave 1.37x where both graphs of today's exporter give 1.24x). Three things, in this
-order:
+benchmark uses). Both runs' checkpoints are exported to a step graph now, by this
+checkout's exporter, into a scratch directory (what ``spikeship export RUN`` writes; a
+``model.onnx`` left by an older exporter would time two exporters, not the pruning).
+Three things, in this order:
 
 1. **Structure.** Pruned channels / neurons must be physically absent from the file: for
    every prunable layer of the checkpoint, the weight ONNX Runtime multiplies (an
@@ -56,8 +54,7 @@ order:
    shrinks at most as its neurons (dense / pruned, from the membrane inputs). The
    larger of the chain's speed-up and that neuron ratio is thus an *estimate* of the
    most a rewrite of the LIF arithmetic could give, not a strict bound: the chain timed
-   alone does not share the whole graph's caches, and one MNIST pair measured 2.53x
-   whole against 2.37x for its chain. Last, **each synapse node alone**
+   alone does not share the whole graph's caches. Last, **each synapse node alone**
    (:func:`synapse_nodes`: one graph per layer holding only its Conv / Gemm, fed its
    input shape): ONNX Runtime's kernel for that layer, dense shape against pruned
    shape, with nothing of the rest of the graph; a layer whose node alone speeds up
@@ -73,10 +70,7 @@ whether it held (``criterion_held``). Exit code 1 when the structure check fails
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -89,12 +83,6 @@ from spikeship.errors import SpikeshipError
 
 FACTOR = 0.8
 MAC_OPS = ("Conv", "Gemm", "MatMul")
-
-
-def readme_markers(block: str = "") -> tuple[str, str]:
-    """Begin / end markers of the README block ``onnx-latency[-block]``."""
-    name = f"onnx-latency-{block}" if block else "onnx-latency"
-    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
 # ---- MACs of the executed shapes ---------------------------------------------------------

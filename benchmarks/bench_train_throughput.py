@@ -30,7 +30,6 @@ Run: ``python -m benchmarks.bench_train_throughput [--batch-sizes 32,128]``.
 
 from __future__ import annotations
 
-import copy
 import statistics
 import sys
 import tempfile

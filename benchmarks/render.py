@@ -262,8 +262,8 @@ def headline(docs: list[dict]) -> list[str]:
 
 
 # ---- pages ------------------------------------------------------------------------------------
-def pages(docs: list[dict]) -> dict[str, str]:
-    """File name -> text of every page and figure the results render to."""
+def pages(docs: list[dict], figures: bool = True) -> dict[str, str]:
+    """File name -> text of every page (and, with ``figures``, figure) the results render to."""
     out: dict[str, str] = {}
     for topic, title in PAGES.items():
         on = [d for d in docs if d["topic"] == topic]
@@ -273,7 +273,7 @@ def pages(docs: list[dict]) -> dict[str, str]:
         for d in on:
             lines += section(d)
         out[f"{topic}.md"] = "\n".join(lines).rstrip("\n") + "\n"
-    for d in docs:
+    for d in docs if figures else ():
         if d["benchmark"] in FIGURES:
             out[f"{d['name']}.svg"] = FIGURES[d["benchmark"]](d)
     index = [STAMP, "", "# Results", "",

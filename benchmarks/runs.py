@@ -4,6 +4,8 @@ A run is named by its training settings: ``<dataset>-<prune>-T<steps>-s<seed>-<h
 the hash over every setting given, under ``<scratch>/runs/``. Two benchmarks that need
 the same run (say the dense digits seed-0 run at T = 8) get the same folder, so it is
 trained once; a folder without ``summary.json`` is an interrupted run and is made anew.
+The folder is a cache keyed by the settings, not by the code: after changing the code,
+delete it (``rm -r bench-out``) so that the runs are made again.
 Each run goes through the documented sequence: train, export (NIR, ONNX, netx), simulate
 on the Loihi emulator (the whole test split, fixed point), energy on Loihi from those
 spikes.

@@ -189,6 +189,7 @@ class FileDescription:
 def train(out: PathLike, *, config_file: PathLike | None = None, resume: bool = False,
           baseline: PathLike | None = None, prune_options: Mapping[str, Any] | None = None,
           threads: int | None = None, nproc: int | None = None,
+          oversubscribe: bool = False,
           dist_timeout: float | None = None, stop_after: int | None = None,
           progress: Progress | None = None, progress_bar: bool = False,
           **fields: Any) -> TrainResult:
@@ -197,7 +198,8 @@ def train(out: PathLike, *, config_file: PathLike | None = None, resume: bool = 
     ``fields`` (any TrainConfig field, e.g. ``dataset="digits", epochs=2``; None leaves
     a field as it is), later ones winning. ``prune_options`` go to the pruner.
 
-    ``nproc`` > 1 trains data-parallel in that many local processes; ``threads``: torch
+    ``nproc`` > 1 trains data-parallel in that many local processes (at most the usable
+    CPU cores unless ``oversubscribe``); ``threads``: torch
     CPU threads; ``baseline``: a dense run to compare with (``epochs_to_baseline``).
     ``progress`` receives the training log line by line; ``progress_bar``: a live bar
     and the log on a terminal's stderr instead."""
@@ -210,7 +212,7 @@ def train(out: PathLike, *, config_file: PathLike | None = None, resume: bool = 
         _train.launch_run(out, fields, nproc=nproc, dist_timeout=dist_timeout, resume=resume,
                           baseline=baseline, threads=threads, no_progress=not progress_bar,
                           config_file=config, prune_options=dict(prune_options or {}),
-                          stop_after=stop_after)
+                          stop_after=stop_after, oversubscribe=oversubscribe)
         summary = out / "summary.json"
         return TrainResult(out, read_json(summary, "run summary", RunDirError)
                            if stop_after is None and summary.exists() else None, launched=True)
@@ -286,21 +288,25 @@ def export(run_dir: PathLike, formats: Sequence[str] | None = None, *, dt_s: flo
 def simulate(path: PathLike, target: str, *, samples: int | None = None,
              options: Mapping[str, Any] | None = None, input: PathLike | None = None,
              labels: PathLike | None = None, dt_s: float | None = None,
-             timesteps: int | None = None, out: PathLike | None = None) -> SimulateResult:
+             timesteps: int | None = None, out: PathLike | None = None,
+             convention: str | None = None) -> SimulateResult:
     """Run simulator ``target`` (:func:`spikeship.sim.registry.names`) with ``options``.
 
     ``path`` a run directory: its exported graph on the first ``samples`` test samples,
     compared with the trained model (``snntorch``). ``path`` a model file (``.nir``,
     lava-dl ``.net``): on ``input`` (``X.npy``, ``(N, T, *input)`` or ``(N, *input)``
     with ``timesteps``), ``labels`` (``Y.npy``), ``dt_s`` seconds per step, compared with
-    the reference simulator, saved in ``out`` (default ``FILE.spikeship``)."""
+    the reference simulator, saved in ``out`` (default ``FILE.spikeship``); a ``.nir``
+    file read with the producer ``convention`` (:mod:`spikeship.nir.conventions`,
+    default ``"nir"``)."""
     path = Path(path)
     opts = dict(options or {})
     if _standalone.check_mode(path, input, **{"--labels": labels, "--dt": dt_s,
-                                              "--timesteps": timesteps, "--out": out}):
+                                              "--timesteps": timesteps, "--out": out,
+                                              "--convention": convention}):
         result, run_dir = _standalone.simulate_file(
             path, target, input_path=input, labels_path=labels, dt_s=dt_s,
-            timesteps=timesteps, out=out, options=opts)
+            timesteps=timesteps, out=out, options=opts, convention=convention or "nir")
         return SimulateResult(result, Path(run_dir), "reference")
     return SimulateResult(_simulate.simulate_run(path, target, samples, opts), path, "snntorch")
 
@@ -310,7 +316,7 @@ def energy(path: PathLike, *, hardware: str = "loihi", spikes_from: str | None =
            allow_zeros: Sequence[str] = (), strict: bool = False, fail_on_vanish: bool = True,
            input: PathLike | None = None, labels: PathLike | None = None,
            dt_s: float | None = None, timesteps: int | None = None,
-           out: PathLike | None = None) -> EnergyResult:
+           out: PathLike | None = None, convention: str | None = None) -> EnergyResult:
     """Count the synaptic operations of the deployed graph, price them on every chip
     (``hardware``'s figures per layer), map cores and check that every pruned
     connection is gone from every deployed artifact; write ``energy.json``.
@@ -323,12 +329,14 @@ def energy(path: PathLike, *, hardware: str = "loihi", spikes_from: str | None =
     A model file (``input`` etc. as for :func:`simulate`) is simulated first."""
     path = Path(path)
     if _standalone.check_mode(path, input, **{"--labels": labels, "--dt": dt_s,
-                                              "--timesteps": timesteps, "--out": out}):
+                                              "--timesteps": timesteps, "--out": out,
+                                              "--convention": convention}):
         if assume_rate is not None:
             raise ConfigError("--assume-rate applies to a run directory; a FILE is simulated")
         doc, run_dir = _energy_file.energy_file(
             path, input_path=input, labels_path=labels, dt_s=dt_s, timesteps=timesteps,
-            out=out, hardware=hardware, spikes_from=spikes_from or "reference")
+            out=out, hardware=hardware, spikes_from=spikes_from or "reference",
+            convention=convention or "nir")
         return EnergyResult(doc, Path(run_dir) / "energy.json")
     doc, written = _energy.energy_run(path, hardware=hardware, spikes_from=spikes_from,
                                       assume_rate=assume_rate, check_lava=check_lava,
@@ -376,7 +384,7 @@ def pipeline(config: _pipeline_config.PipelineConfig | Mapping[str, Any] | None 
     elif fields:
         config = _pipeline_config.PipelineConfig.from_mapping(
             {**config.to_json(), **fields}, source="pipeline()")
-    log = _pipeline.run_pipeline(config, progress or (lambda line: None))
+    log = _pipeline.run_pipeline(config, progress)
     return PipelineResult(Path(config.out), tuple(log))
 
 

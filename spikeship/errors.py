@@ -66,6 +66,11 @@ class UnsupportedNodeError(GraphError):
     """A graph node type that spikeship cannot map."""
 
 
+class ConventionError(GraphError):
+    """A producer's meaning (``--convention``) that no spikeship simulator can express;
+    the message names the node, the producer and the reason."""
+
+
 class ExportError(SpikeshipError):
     """A model cannot be exported to the requested format."""
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeship.errors import RunDirError
+from spikeship.runlock import own_temp
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -26,6 +27,21 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def safe_component(name: str, max_len: int = 64) -> str:
+    """``name`` (a layer or run name read from a file) as one harmless path component:
+    letters, digits, ``.``, ``_``, ``-`` kept, anything else (``/``, ``..``, NUL, a
+    leading dot) replaced by ``_``; a name that had to change gets a short hash of the
+    original, so two different names never map to the same file."""
+    import hashlib
+    import re
+
+    text = str(name)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:max_len] or "_"
+    if safe != text:
+        safe += "-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return safe
 
 
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
@@ -45,14 +61,19 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; rename it over ``final`` on success.
 
     For writers that want a file name (h5py, onnx.save, safetensors). On any
     exception the temporary file is removed and ``final`` is left untouched.
+    ``replace=False``: an existing ``final`` (or one that appears meanwhile: the file is
+    hard-linked into place, which fails if the name exists) is a :class:`RunDirError`.
     """
     final = Path(final)
     ensure_writable_dir(final.parent)
+    if not replace and os.path.lexists(final):
+        raise RunDirError(f"{final} exists; refusing to replace it (pass --force to "
+                          f"overwrite it)")
     if final.is_dir():
         raise RunDirError(f"cannot write {final}: a directory of that name is in the way")
     try:
@@ -62,6 +83,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        own_temp(tmp_path)       # journalled: removed by the next writer if this one dies
         try:
             yield tmp_path
         except OSError as e:     # disk full, I/O error in the writer: a named error
@@ -70,13 +92,22 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         try:
             with open(tmp_path, "rb") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp_path, final)
+            if replace:
+                os.replace(tmp_path, final)
+            else:
+                os.link(tmp_path, final)
+                tmp_path.unlink()
+        except FileExistsError:
+            raise RunDirError(f"{final} exists; refusing to replace it (pass --force to "
+                              f"overwrite it)") from None
         except OSError as e:
             raise RunDirError(f"cannot write {final}: {e.strerror or e}") from e
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+    finally:
+        own_temp(tmp_path, done=True)
 
 
 @contextlib.contextmanager

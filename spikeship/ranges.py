@@ -52,7 +52,7 @@ def timesteps(value: Any, name: str = "timesteps", error=ConfigError) -> int:
 
 
 def dt_s(value: Any, name: str = "--dt") -> float:
-    """A time step in seconds: finite, :data:`DT_MIN_S` .. :data:`DT_MAX_S`."""
+    """A time step in seconds: finite, ``DT_MIN_S`` .. ``DT_MAX_S``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or not DT_MIN_S <= value <= DT_MAX_S:
         raise ConfigError(f"{name} must be a time step in seconds in [{DT_MIN_S:g}, "

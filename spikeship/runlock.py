@@ -14,13 +14,25 @@ Life cycle of the lock file:
 - the holder writes its pid and command into it;
 - on a clean exit the holder unlinks it (still holding the lock), then closes it.
 
-The kernel drops a ``flock`` when its holder dies, so a lock file that can be locked
-but still has content is the trace of a writer that did not finish: the next writer
-proceeds, reports that on stderr (:attr:`RunLock.previous`), and cleans up what such
-a writer leaves behind (:func:`clean_leftovers`: hidden ``.*.tmp`` files of
-:func:`spikeship.io.atomic_path` and ``.netx-*`` scratch directories) before writing.
-The trainer also recovers an interrupted checkpoint swap, under the lock
+The lock file is opened without following a symlink and must be a regular file with a
+single link: a hard link planted under its name (to a file outside the directory) is
+refused before a byte is written to it.
+
+The holder also journals in the lock file, one JSON line each, the temporary files and
+scratch directories it creates (:func:`own_temp`: the hidden ``.*.tmp`` files of
+:func:`spikeship.io.atomic_path`, ``.netx-*`` scratch directories, also in
+subdirectories such as ``plots/``). The kernel drops a ``flock`` when its holder dies,
+so a lock file that can be locked but still has content is the trace of a writer that
+did not finish: the next writer proceeds, reports that on stderr
+(:attr:`RunLock.previous`), and removes exactly the leftovers that writer journalled
+(:func:`clean_leftovers`), nothing it did not create. The trainer also recovers an
+interrupted checkpoint swap, under the lock
 (:func:`spikeship.train.checkpoint.recover_checkpoint`).
+
+Directories have a kind (:data:`KINDS`), recorded in ``.spikeship-dir`` when a command
+creates one: a command writes only into an empty directory or one of a kind it accepts
+(``kind``/``accepts`` of :func:`run_lock`); a directory made before the marker existed
+is recognised by its files (:func:`dir_kind`).
 
 Within one process the lock is re-entrant (the pipeline holds it while its stages run).
 """
@@ -35,6 +47,7 @@ import inspect
 import json
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -46,13 +59,27 @@ from typing import Any
 from spikeship.errors import RunDirError, RunLockedError
 
 LOCK_NAME = ".spikeship.lock"
+MARKER_NAME = ".spikeship-dir"
 MAX_LOCK_BYTES = 64 * 1024   # a lock file is a few hundred bytes; read at most this much
+
+TRAINING, STANDALONE, PIPELINE, COMPARE, TUNE = (
+    "training run", "standalone output", "pipeline output", "compare output", "tune study")
+KINDS = (TRAINING, STANDALONE, PIPELINE, COMPARE, TUNE)
+RUN_KINDS = (TRAINING, PIPELINE, STANDALONE)      # what export/simulate/energy/report accept
+# files by which a directory written before the marker existed is recognised, first match
+_SIGNATURES = ((PIPELINE, ("pipeline.json", ".pipeline")),
+               (STANDALONE, ("standalone.json",)),
+               (TUNE, ("study.json",)),
+               (TRAINING, ("config.json", "checkpoint", "checkpoint.old", "checkpoint.new",
+                           "metrics.jsonl", "summary.json", "model.nir", "model.onnx",
+                           "model.net")))
 
 
 @dataclass
 class RunLock:
     """A held lock. ``previous``: the holder record of a writer that did not finish
-    (its lock file was left behind), or None; ``cleaned``: leftovers removed."""
+    (its lock file was left behind), or None; ``cleaned``: leftovers removed;
+    ``temps``: temporary paths this holder journalled (relative to ``run_dir``)."""
 
     run_dir: Path
     fd: int
@@ -60,10 +87,15 @@ class RunLock:
     previous: dict[str, Any] | None = None
     cleaned: list[str] = field(default_factory=list)
     depth: int = 1
+    record: dict[str, Any] = field(default_factory=dict)
+    temps: list[str] = field(default_factory=list)
+    marked: bool = False
 
 
 _held: dict[str, RunLock] = {}
-_guard = threading.Lock()
+_guard = threading.RLock()
+
+
 def _command() -> str:
     return " ".join(["spikeship", *sys.argv[1:]]) if sys.argv else "spikeship"
 
@@ -79,18 +111,31 @@ def describe_holder(rec: dict[str, Any] | None) -> str:
            f"{rec.get('what', '?')}, since {since_s})"
 
 
-def _read_record(fd: int) -> dict[str, Any] | None:
+def _read_lines(fd: int) -> list[Any]:
     try:
         data = os.pread(fd, MAX_LOCK_BYTES, 0)
     except OSError:
-        return None
-    if not data.strip():
-        return None
-    try:
-        rec = json.loads(data.decode("utf-8", "replace"))
-    except ValueError:
-        return {"command": data[:200].decode("utf-8", "replace")}
-    return rec if isinstance(rec, dict) else None
+        return []
+    out = []
+    for line in data.decode("utf-8", "replace").split("\n"):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except (ValueError, RecursionError):
+                out.append({"command": line[:200]})
+    return out
+
+
+def _read_record(fd: int) -> dict[str, Any] | None:
+    """The holder record: the first line of the lock file."""
+    lines = _read_lines(fd)
+    return lines[0] if lines and isinstance(lines[0], dict) else None
+
+
+def _read_temps(fd: int) -> list[str]:
+    """The temporary paths a holder journalled: ``{"tmp": REL}`` lines after the record."""
+    return [ln["tmp"] for ln in _read_lines(fd)[1:]
+            if isinstance(ln, dict) and isinstance(ln.get("tmp"), str)]
 
 
 def _holder_record(fd: int, wait: float = 2.0) -> dict[str, Any] | None:
@@ -125,6 +170,17 @@ def _names_live_process(rec: dict[str, Any]) -> bool:
     return True
 
 
+def _check_single_file(fd: int, path: Path) -> None:
+    """A lock file must be a regular file with one link: writing a hard link planted
+    under its name would overwrite the file it links to."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise RunDirError(f"the lock file {path} is not a regular file with a single link "
+                          f"({st.st_nlink} links: a hard link to another file?); refusing to "
+                          f"write it: remove it if no spikeship command is running there")
+
+
 def _open_locked(path: Path) -> tuple[int, bool]:
     """Open and lock ``path``; returns (fd, existed before). Raises RunLockedError."""
     for _ in range(100):
@@ -135,7 +191,7 @@ def _open_locked(path: Path) -> tuple[int, bool]:
             existed = False
         except FileExistsError:
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             except FileNotFoundError:
                 continue          # the holder just removed it: try again
             except OSError as e:
@@ -143,6 +199,7 @@ def _open_locked(path: Path) -> tuple[int, bool]:
                                   f"a regular file; remove it if it is not)") from e
         except OSError as e:
             raise RunDirError(f"cannot create the lock file {path}: {e.strerror}") from e
+        _check_single_file(fd, path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -159,32 +216,145 @@ def _open_locked(path: Path) -> tuple[int, bool]:
         except FileNotFoundError:
             same = False
         if same:
+            _check_single_file(fd, path)     # linked while we waited for the lock
             return fd, existed
         os.close(fd)              # locked a file its holder had already unlinked: retry
     raise RunDirError(f"cannot lock {path}: it keeps being replaced")
 
 
-def clean_leftovers(run_dir: Path) -> list[str]:
-    """Remove what an interrupted writer leaves: hidden ``.NAME.*.tmp`` files of
-    :func:`spikeship.io.atomic_path` and ``.netx-*`` scratch directories (only ever
-    called under the lock, so no live writer owns them)."""
+def _is_temp_name(name: str) -> bool:
+    return name.startswith(".") and (name.endswith(".tmp") or name.startswith(".netx-"))
+
+
+def clean_leftovers(run_dir: Path, temps: list[str]) -> list[str]:
+    """Remove the temporary files and scratch directories a writer that did not finish
+    journalled (``temps``, relative to ``run_dir``); nothing else. Only ever called
+    under the lock, so no live writer owns them. A journal entry that leaves the
+    directory, passes through a symlink or does not name a temporary is ignored."""
     removed = []
-    try:
-        entries = list(os.scandir(run_dir))
-    except OSError:
-        return removed
-    for e in entries:
-        name = e.name
+    root = os.path.realpath(run_dir)
+    for rel in dict.fromkeys(temps):
+        parts = Path(rel).parts
+        if not parts or Path(rel).is_absolute() or ".." in parts or not _is_temp_name(parts[-1]):
+            continue
+        path = Path(root, *parts)
+        if os.path.realpath(path.parent) != str(path.parent):
+            continue              # a symlinked directory on the way: not ours to follow
         try:
-            if name.startswith(".") and name.endswith(".tmp") and e.is_file(follow_symlinks=False):
-                os.unlink(e.path)
-                removed.append(name)
-            elif name.startswith(".netx-") and e.is_dir(follow_symlinks=False):
-                shutil.rmtree(e.path)
-                removed.append(name + "/")
+            st = os.lstat(path)
+            if parts[-1].endswith(".tmp") and stat.S_ISREG(st.st_mode):
+                os.unlink(path)
+            elif parts[-1].startswith(".netx-") and stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                continue
         except OSError:
             continue
+        removed.append(rel + ("/" if parts[-1].startswith(".netx-") else ""))
     return removed
+
+
+def _write_journal(lock: RunLock) -> None:
+    """Record line + one line per journalled temporary; written before the old content is
+    cut, so the record is never missing."""
+    data = "".join(json.dumps(x) + "\n" for x in
+                   [lock.record, *({"tmp": t} for t in lock.temps)]).encode("utf-8")
+    os.pwrite(lock.fd, data, 0)
+    os.ftruncate(lock.fd, len(data))
+
+
+def _holder_of(path: Path) -> tuple[RunLock, str] | None:
+    """The lock this process holds on the deepest directory containing ``path``."""
+    parent = os.path.realpath(path.parent)
+    best = None
+    for key, lock in _held.items():
+        if (parent == key or parent.startswith(key.rstrip("/") + "/")) and \
+                (best is None or len(key) > len(best[0])):
+            best = (key, lock)
+    if best is None:
+        return None
+    return best[1], os.path.relpath(os.path.join(parent, path.name), best[0])
+
+
+def own_temp(path: str | os.PathLike, done: bool = False) -> None:
+    """Journal ``path`` (a hidden ``.*.tmp`` file or ``.netx-*`` directory just created)
+    in the lock this process holds on a directory containing it, so that the next writer
+    removes it if this one dies; ``done``: it was renamed or removed, forget it. Outside
+    any held lock this does nothing."""
+    with _guard:
+        found = _holder_of(Path(path))
+        if found is None:
+            return
+        lock, rel = found
+        if done:
+            if rel not in lock.temps:
+                return
+            lock.temps.remove(rel)
+        else:
+            lock.temps.append(rel)
+        try:
+            _write_journal(lock)
+        except OSError as e:
+            if done:             # a stale entry names a file that is gone: harmless
+                return
+            raise RunDirError(f"cannot write the lock file of {lock.run_dir}: "
+                              f"{e.strerror or e}") from e
+
+
+def dir_kind(run_dir: str | os.PathLike) -> str | None:
+    """The kind of ``run_dir``: its marker's, else recognised by its files; None for an
+    empty directory (the lock file and the marker aside) or an unrelated one (then
+    ``"unrelated"``)."""
+    run_dir = Path(run_dir)
+    marker = run_dir / MARKER_NAME
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = None
+    except OSError as e:
+        raise RunDirError(f"cannot read the directory marker {marker}: {e.strerror} (it "
+                          f"must be a regular file)") from e
+    if fd is not None:
+        try:
+            st = os.fstat(fd)
+            rec = json.loads(os.read(fd, 4096)) if stat.S_ISREG(st.st_mode) else None
+        except (OSError, ValueError, RecursionError):
+            rec = None
+        finally:
+            os.close(fd)
+        kind = rec.get("kind") if isinstance(rec, dict) else None
+        if kind not in KINDS:
+            raise RunDirError(f"the directory marker {marker} is damaged (no known kind); "
+                              f"remove it if {run_dir} is a spikeship directory")
+        return kind
+    names = {e for e in os.listdir(run_dir)} - {LOCK_NAME, MARKER_NAME}
+    if not names:
+        return None
+    for kind, files in _SIGNATURES:
+        if names & set(files):
+            return kind
+    return "unrelated"
+
+
+def _claim_kind(lock: RunLock, what: str, kind: str | None, accepts: tuple[str, ...]) -> None:
+    """Refuse a directory of another kind (or unrelated files); mark an empty one."""
+    if kind is None and not accepts:
+        return
+    accepts = accepts or (kind,)
+    found = dir_kind(lock.run_dir)
+    if found is None:
+        if kind is not None:
+            rec = {"kind": kind, "created_by": _command(), "created": time.time()}
+            fd = os.open(lock.run_dir / MARKER_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                         os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(rec) + "\n")
+            lock.marked = True
+        return
+    if found not in accepts:
+        held = "files spikeship did not write" if found == "unrelated" else f"a {found}"
+        raise RunDirError(f"{lock.run_dir} holds {held}; `{what}` writes only into an empty "
+                          f"directory or a {' or '.join(accepts)}: choose another directory")
 
 
 def _make_dirs(run_dir: Path) -> list[Path]:
@@ -208,13 +378,17 @@ def _make_dirs(run_dir: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def run_lock(run_dir: str | os.PathLike, what: str, *, create: bool = False,
+             kind: str | None = None, accepts: tuple[str, ...] = (),
              report: Callable[[str], None] | None = None) -> Iterator[RunLock | None]:
     """Hold the write lock of ``run_dir`` (re-entrant in one process).
 
     ``create``: make the directory when missing (it is removed again, with the parents
     made for it, if the block fails and left it empty). Without ``create`` a missing
     directory is not locked (yields None): the caller reports it as it always did.
-    ``report``: where the note about a writer that did not finish goes (stderr).
+    ``kind``: the kind the command writes (marked in an empty directory); ``accepts``:
+    the kinds it may write into (default: ``kind``); a directory of another kind is a
+    :class:`RunDirError`. ``report``: where the note about a writer that did not finish
+    goes (stderr).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir() and not create:
@@ -243,27 +417,15 @@ def run_lock(run_dir: str | os.PathLike, what: str, *, create: bool = False,
         raise
     lock = RunLock(run_dir=run_dir, fd=fd, created_dirs=created)
     try:
-        if existed:
-            lock.previous = _read_record(fd) or {}
-        rec = {"pid": os.getpid(), "host": os.uname().nodename, "command": _command(),
-               "what": what, "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(rec) + "\n").encode("utf-8"), 0)
-        lock.cleaned = clean_leftovers(run_dir)
-        if lock.previous is not None:
-            note = (f"note: the previous writer of {run_dir}, "
-                    f"{describe_holder(lock.previous)}, did not finish")
-            if lock.cleaned:
-                note += f"; cleaned up: {', '.join(lock.cleaned)}"
-            (report or _stderr)(note)
+        _start(lock, what, existed, kind, accepts, report)
         with _guard:
             _held[key] = lock
     except OSError as e:         # disk full while recording the holder or cleaning up
-        _release(lock, path)
+        _release(lock, path, failed=True)
         _remove_empty(created)
         raise RunDirError(f"cannot write the lock file {path}: {e.strerror or e}") from e
     except BaseException:
-        _release(lock, path)
+        _release(lock, path, failed=True)
         _remove_empty(created)
         raise
     ok = False
@@ -273,12 +435,37 @@ def run_lock(run_dir: str | os.PathLike, what: str, *, create: bool = False,
     finally:
         with _guard:
             _held.pop(key, None)
-        _release(lock, path)
+        _release(lock, path, failed=not ok)
         if not ok:
             _remove_empty(created)
 
 
-def _release(lock: RunLock, path: Path) -> None:
+def _start(lock: RunLock, what: str, existed: bool, kind, accepts, report) -> None:
+    """Under the fresh lock: record the holder, clean what a dead holder journalled,
+    check (and mark) the directory's kind."""
+    temps = []
+    if existed:
+        lock.previous = _read_record(lock.fd) or {}
+        temps = _read_temps(lock.fd)
+    lock.record = {"pid": os.getpid(), "host": os.uname().nodename, "command": _command(),
+                   "what": what, "started": time.time()}
+    _write_journal(lock)
+    lock.cleaned = clean_leftovers(lock.run_dir, temps)
+    if lock.previous is not None:
+        note = (f"note: the previous writer of {lock.run_dir}, "
+                f"{describe_holder(lock.previous)}, did not finish")
+        if lock.cleaned:
+            note += f"; cleaned up: {', '.join(lock.cleaned)}"
+        (report or _stderr)(note)
+    _claim_kind(lock, what, kind, accepts)
+
+
+def _release(lock: RunLock, path: Path, failed: bool = False) -> None:
+    if failed and lock.marked:   # a directory marked by a command that then failed
+        names = set(os.listdir(lock.run_dir)) - {LOCK_NAME}
+        if names == {MARKER_NAME}:
+            with contextlib.suppress(OSError):
+                os.unlink(lock.run_dir / MARKER_NAME)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)          # still holding the lock: nobody can have taken it
     with contextlib.suppress(OSError):
@@ -297,7 +484,8 @@ def _stderr(msg: str) -> None:
     print(f"spikeship: {msg}", file=sys.stderr, flush=True)
 
 
-def writes_run_dir(locate: str | Callable[..., Any], what: str, *, create: bool = False):
+def writes_run_dir(locate: str | Callable[..., Any], what: str, *, create: bool = False,
+                   kind: str | None = None, accepts: tuple[str, ...] = ()):
     """Decorator: run the function under :func:`run_lock` of the directory given by the
     argument named ``locate`` (or returned by ``locate(bound arguments)``)."""
     def deco(fn):
@@ -311,11 +499,12 @@ def writes_run_dir(locate: str | Callable[..., Any], what: str, *, create: bool 
                 else locate(bound.arguments)
             if target is None:
                 return fn(*args, **kwargs)
-            with run_lock(Path(target), what, create=create):
+            with run_lock(Path(target), what, create=create, kind=kind, accepts=accepts):
                 return fn(*args, **kwargs)
         return wrapper
     return deco
 
 
-__all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "clean_leftovers", "describe_holder",
-           "run_lock", "writes_run_dir"]
+__all__ = ["KINDS", "LOCK_NAME", "MARKER_NAME", "RUN_KINDS", "RunLock", "RunLockedError",
+           "clean_leftovers", "describe_holder", "dir_kind", "own_temp", "run_lock",
+           "writes_run_dir"]

@@ -5,7 +5,6 @@ runs one made are the runs the other reads (made once in the scratch folder)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

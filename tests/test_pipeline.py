@@ -8,6 +8,8 @@ from spikeship import cli
 from spikeship.errors import ConfigError, DatasetError
 from spikeship.pipeline.config import PipelineConfig, load_config_file
 from spikeship.pipeline.stages import Stage, StageRecorder, plan
+from spikeship.train.config import DEFAULT_EPOCHS, TrainConfig
+from spikeship.train.pruners.dpap_config import DPAPConfig
 
 
 def test_config_file_and_unknown_field_named(tmp_path):
@@ -63,6 +65,12 @@ def test_plan_from_dense_and_qat(tmp_path):
     assert tmp_path / "r" / "baseline" / "checkpoint" in stages["train-pruned"].inputs
     plain = {s.name: s for s in plan(PipelineConfig(out=str(tmp_path / "p")))}
     assert "init_from" not in plain["train-pruned"].kwargs["values"]
+    # the demo's default is the documented setting: each run its own default length
+    # (dense 20 epochs, DPAP's default schedule 50 with its cut)
+    lengths = [TrainConfig.from_mapping(plain[s].kwargs["values"], source="plan").epochs
+               for s in ("train-baseline", "train-pruned")]
+    assert lengths == [DEFAULT_EPOCHS, DPAPConfig.from_options({}).default_epochs]
+    assert lengths[1] > lengths[0]
     assert "qat" not in plain["train-baseline"].kwargs["values"]
     for bad, msg in ((dict(from_dense="yes"), "'from_dense' must be true or false"),
                      (dict(pruned_epochs=0), "'pruned_epochs' must be >= 1"),

@@ -55,6 +55,14 @@ def test_pipeline_end_to_end_then_skips(tmp_path):
     assert ratio > 1.0
     md = (out / "report.md").read_text()
     assert re.search(r"\| vanish check \| passed \|", md)
+    # report.md and comparison.md: one definition of "x fewer operations than the dense
+    # run" (the dense run's own deployed operations) and of the dense run's energy
+    m = re.search(r"\| ops per sample, pruned / dense run \(x fewer than the dense run\) \| "
+                  r"[\d,]+ / [\d,]+ \(x([\d.]+)\) \|", md)
+    assert m and float(m.group(1)) == pytest.approx(ratio, abs=0.005)
+    dense_uj = next(r for r in comparison["rows"] if r["run"] == "baseline")[
+        "energy_uj_per_sample"]
+    assert f"(dense run {dense_uj:.4g} uJ)" in md
     # a re-run finds every stage up to date; touching an output makes it rerun
     log = run_pipeline(cfg, echo=lambda *_: None)
     assert {how for _, how, _ in log} == {"skipped"}

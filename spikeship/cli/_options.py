@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from spikeship.errors import OptionError
+from spikeship.nir.conventions import CONVENTIONS
 
 
 def file_options(f):
@@ -25,6 +26,9 @@ def file_options(f):
                           "(snnTorch's export: 1e-4)."),
         click.option("--timesteps", type=int, default=None,
                      help="FILE only: steps to repeat a static (N, *input) input."),
+        click.option("--convention", type=click.Choice(CONVENTIONS), default=None,
+                     help="FILE only: the producer whose meaning the .nir file carries "
+                          "(default nir; docs/producers.md)."),
         click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
                      default=None, help="FILE only: output directory (default FILE.spikeship)."),
     ]

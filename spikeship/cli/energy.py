@@ -48,7 +48,7 @@ def _fmt(x) -> str:
 @file_options
 def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: float | None,
            no_lava_check: bool, allow_zeros: tuple[str, ...], strict: bool, input_path,
-           labels_path, dt_s, timesteps, out) -> None:
+           labels_path, dt_s, timesteps, convention, out) -> None:
     """Count synaptic operations of the deployed graph, price them per chip, map cores,
     and check that every pruned connection is gone from every deployed artifact. A model
     FILE (.nir, lava-dl .net) is simulated on --input first (--spikes-from, default
@@ -57,7 +57,7 @@ def energy(run_dir: Path, hardware: str, spikes_from: str | None, assume_rate: f
                         assume_rate=assume_rate, check_lava=not no_lava_check,
                         allow_zeros=allow_zeros, strict=strict, fail_on_vanish=False,
                         input=input_path, labels=labels_path, dt_s=dt_s, timesteps=timesteps,
-                        out=out)
+                        convention=convention, out=out)
     doc, path = result.document, result.path
     t = doc["totals_per_sample"]
     click.echo(f"spikes: {doc['spikes']['label']} ({doc['spikes']['source']}, "

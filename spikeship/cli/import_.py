@@ -15,19 +15,17 @@ import click
 
 from spikeship._optional import lazy_import
 
-nir_export = lazy_import("spikeship.export.nir_export")     # loads torch
-netx_import = lazy_import("spikeship.targets.loihi.netx_import")
+importer = lazy_import("spikeship.targets.loihi.importer")     # loads torch
 
 
 @click.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="NIR file to write (default: FILE with suffix .nir).")
-def import_(file: Path, out: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace --out if it exists (default: refuse).")
+def import_(file: Path, out: Path | None, force: bool) -> None:
     """Import a lava-dl netx FILE (.net) as a NIR graph."""
-    graph = netx_import.netx_to_nir(file)
-    out = out or file.with_suffix(".nir")
-    nir_export.write_nir(graph, out)
+    graph, out = importer.import_netx(file, out, force=force)
     pops = [n for n, v in graph.nodes.items() if type(v).__name__ in ("LIF", "CubaLIF", "IF")]
     click.echo(f"{file}: {len(pops)} populations ({', '.join(pops)}), "
                f"dt {graph.metadata['dt']} s per step, input {graph.metadata['encoding']}")

@@ -21,12 +21,12 @@ from spikeship.sim.registry import names as simulator_names
                    "lists each simulator's options, types and defaults).")
 @file_options
 def simulate(run_dir: Path, target: str, samples: int | None, options: tuple[str, ...],
-             input_path, labels_path, dt_s, timesteps, out) -> None:
+             input_path, labels_path, dt_s, timesteps, convention, out) -> None:
     """Run RUN_DIR's exported graph on a target and compare with the trained model, or run
     a model FILE (.nir, lava-dl .net) on --input and compare with the reference."""
     sim = api.simulate(run_dir, target, samples=samples, options=parse_options(options),
                        input=input_path, labels=labels_path, dt_s=dt_s, timesteps=timesteps,
-                       out=out)
+                       convention=convention, out=out)
     r, a = sim.result, sim.result.agreement or {}
     acc = "n/a" if r.accuracy is None else f"{r.accuracy:.4f}"
     click.echo(f"{r.target}: {r.samples} samples, accuracy {acc}, wall {r.wall_time_s:.2f} s")

@@ -92,15 +92,19 @@ from spikeship.train.pruners import PRUNERS
 @click.option("--nproc", type=int, default=None,
               help="Data-parallel training in N local processes (gloo on CPU, NCCL on CUDA); "
                    "the global batch stays --batch-size. Under torchrun, leave it out.")
+@click.option("--oversubscribe", is_flag=True,
+              help="Allow --nproc above the CPU cores this process may use (refused "
+                   "otherwise: each worker holds a model and the data).")
 @click.option("--dist-timeout", type=float, default=None,
               help="Seconds a data-parallel worker waits for a peer before stopping with an "
                    "error (default 120).")
 def train(out, config_file, prune_opts, resume, baseline, threads, no_progress, stop_after,
-          nproc, dist_timeout, **values):
+          nproc, oversubscribe, dist_timeout, **values):
     """Train an SNN (or with --ann its ANN twin) on local data, optionally pruning."""
     result = api.train(out, config_file=config_file,
                        prune_options=dict(parse_prune_option(t) for t in prune_opts),
                        resume=resume, baseline=baseline, threads=threads, nproc=nproc,
+                       oversubscribe=oversubscribe,
                        dist_timeout=dist_timeout, stop_after=stop_after, progress=_log,
                        progress_bar=not no_progress, **values)
     if result.launched:

@@ -20,7 +20,8 @@ Pools folded into a synapse make one NIR synapse into ``k x k`` Lava synapses
 (repeated kernel taps for a conv, one column per pooled neuron for a dense layer);
 those are mapped back to the NIR entry (the NIR entry is non-zero if any of its Lava
 copies is, stored if any is stored). The netx file (``model.net``) is checked twice:
-as stored (h5py; dense arrays, every entry a synapse, which is what netx's default
+as stored (:func:`spikeship.targets.loihi.netx_file.read_netx_file`; dense arrays, every
+entry a synapse, which is what netx's default
 ``Dense`` blocks hold) and as lava-dl builds it with ``sparse_fc_layer=True``.
 """
 

@@ -22,10 +22,12 @@ conventions are the same number.
 
 from __future__ import annotations
 
+import copy
+
 import nir
 import numpy as np
 
-from spikeship.nir.layers import synaptic_layers
+from spikeship.nir.layers import meta, synaptic_layers
 from spikeship.energy.synops import SynopsReport, layer_fanout
 
 EXPLANATION = (
@@ -36,18 +38,37 @@ EXPLANATION = (
     "Identical for layers without a pool.")
 
 
+def without_zero_weights(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """A copy of ``graph`` whose synaptic nodes' mask metadata is mask AND weight != 0."""
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d)):
+            w = np.asarray(node.weight)
+            md = meta(node)
+            mask = np.asarray(md["mask"]).astype(bool) if md.get("mask") is not None \
+                else np.ones(w.shape, dtype=bool)
+            node = copy.copy(node)
+            node.metadata = {**(node.metadata or {}), "mask": mask & (w != 0)}
+        nodes[name] = node
+    return nir.NIRGraph(nodes=nodes, edges=graph.edges, metadata=graph.metadata,
+                        type_check=False)
+
+
 def neurobench_synops(graph: nir.NIRGraph, rep: SynopsReport, pool_nonzero: dict,
                       samples: int, source: str,
-                      original_shapes: dict | None = None) -> dict:
-    """``energy.json``'s ``synops_neurobench`` block (per sample)."""
+                      original_shapes: dict | None = None,
+                      spikeship: SynopsReport | None = None) -> dict:
+    """``energy.json``'s ``synops_neurobench`` block (per sample); ``graph`` and ``rep``
+    without zero weights, ``spikeship`` the deployed count (default ``rep``)."""
     layers = {l.name: l for l in synaptic_layers(graph, original_shapes)}
     per_layer, missing = {}, []
+    deployed = {lr.layer: lr.synops_effective for lr in (spikeship or rep).layers}
     for lr in rep.layers:
         layer = layers[lr.layer]
         pools = [st for st in layer.stages if st.kind == "pool"]
         if not pools:
             per_layer[lr.layer] = {"ops": lr.synops_effective, "op": lr.op,
-                                   "same_as_spikeship": True}
+                                   "same_as_spikeship": lr.synops_effective == deployed[lr.layer]}
             continue
         last = pools[-1]
         if layer.stages.index(last) < len(layer.stages) - 1 and any(
@@ -61,15 +82,15 @@ def neurobench_synops(graph: nir.NIRGraph, rep: SynopsReport, pool_nonzero: dict
         f = layer_fanout(layer)
         ops = float((np.asarray(nz, np.float64).reshape(f.shape) * f).sum()) / samples
         per_layer[lr.layer] = {"ops": ops, "op": "MAC", "same_as_spikeship": False,
-                               "pool": last.name, "spikeship_ops": lr.synops_effective}
+                               "pool": last.name, "spikeship_ops": deployed[lr.layer]}
     if missing:
         return {"available": False, "layers": per_layer,
                 "reason": f"no pooled non-zero counts for {missing} in {source} (run "
                           "`spikeship simulate RUN --target reference`, which records them)",
                 "explanation": EXPLANATION}
     total = sum(v["ops"] for v in per_layer.values())
-    ours = rep.total("synops_effective")
-    return {"available": True, "source": source, "layers": per_layer,
+    ours = (spikeship or rep).total("synops_effective")
+    return {"available": True, "source": source, "samples": samples, "layers": per_layer,
             "total_ops_per_sample": total, "spikeship_total_ops_per_sample": ours,
             "spikeship_over_neurobench": ours / total if total else None,
             "explanation": EXPLANATION}
@@ -86,6 +107,8 @@ def for_run(run_dir, graph: nir.NIRGraph, original_shapes: dict | None = None) -
         res = SimResult.load(run_dir, "reference")
     except RunDirError as e:
         return {"available": False, "reason": f"{e}", "explanation": EXPLANATION}
-    rep = count_synops(graph, SpikeCounts.from_result(res), original_shapes)
-    return neurobench_synops(graph, rep, res.pool_nonzero, res.samples,
-                             "simulate-reference", original_shapes)
+    counts = SpikeCounts.from_result(res)
+    nz = without_zero_weights(graph)
+    return neurobench_synops(nz, count_synops(nz, counts, original_shapes), res.pool_nonzero,
+                             res.samples, "simulate-reference", original_shapes,
+                             spikeship=count_synops(graph, counts, original_shapes))

@@ -12,7 +12,8 @@ vanish check. Layout of the document (DESIGN.md "Artifact contract")::
     totals_per_sample {synops_effective, synops_dense, macs_effective, ...,
                        dense_over_effective, energy_pj, energy_pj_dense},
     energy_pj_per_sample {chip: {...}}, ann_comparison, cores {loihi, loihi2},
-    sources {chip: {figure: citation}}, notes, vanish_check {passed, formats}
+    sources {chip: {figure: citation}}, notes, synops_neurobench {source, samples, ...},
+    sample_sets {figures, headline, synops_neurobench, mixed, note}, vanish_check
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str |
     van = run_vanish(run_dir, graph, pruned, include_lava=check_lava,
                      allow_explicit_zeros=allow_explicit_zeros, strict=strict)
     e = chips[chosen.name]
+    nbc = neurobench_convention.for_run(run_dir, graph, original_shapes)
     eff = rep.total("synops_effective")
     dense = rep.total("synops_dense")
     doc = {
@@ -221,7 +223,8 @@ def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str |
             "neuron_updates.active": "updates in a step where the neuron fires (= spikes)",
             "spikes_routed": "spikes emitted by all populations (+ binary input events)"},
         "notes": list(rep.notes),
-        "synops_neurobench": neurobench_convention.for_run(run_dir, graph, original_shapes),
+        "synops_neurobench": nbc,
+        "sample_sets": sample_sets(counts, nbc),
         "vanish_check": ({"passed": None, "note": "no checkpoint: nothing to compare with"}
                          if van is None else {**van.to_json(), "summary": van.summary(),
                                               "strict": strict,
@@ -231,6 +234,31 @@ def estimate(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str |
                                                   and not f.format.startswith("fired:")}}),
     }
     return doc, van
+
+
+HEADLINE = ("layers", "totals_per_sample", "energy_pj_per_sample", "ann_comparison")
+
+
+def sample_sets(counts: SpikeCounts, neurobench: dict) -> dict:
+    """Which spikes (simulation and sample count) stand behind each figure of the file;
+    ``mixed`` with a plain note when the neurobench block was counted on other spikes
+    (only the reference records pooled values) than the headline figures."""
+    head = {"source": counts.source, "kind": counts.kind, "samples": counts.samples,
+            "timesteps": counts.timesteps}
+    out = {"figures": {k: "headline" for k in HEADLINE}, "headline": head}
+    if not neurobench.get("available"):
+        return {**out, "mixed": False}
+    nb = {"source": neurobench["source"], "kind": "simulation",
+          "samples": neurobench["samples"]}
+    out["figures"]["synops_neurobench"] = "synops_neurobench"
+    out["synops_neurobench"] = nb
+    mixed = (nb["source"], nb["samples"]) != (head["source"], head["samples"])
+    out["mixed"] = mixed
+    if mixed:
+        out["note"] = (f"the headline figures count {head['source']} on {head['samples']} "
+                       f"samples; synops_neurobench counts {nb['source']} on {nb['samples']} "
+                       "samples: compare them per sample, not as one measurement")
+    return out
 
 
 def write_energy(run_dir: str | Path, doc: dict) -> Path:

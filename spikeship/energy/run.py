@@ -17,10 +17,10 @@ from pathlib import Path
 
 from spikeship.energy.report import estimate, write_energy
 from spikeship.errors import ConfigError, VanishCheckError
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, writes_run_dir
 
 
-@writes_run_dir("run_dir", "energy")
+@writes_run_dir("run_dir", "energy", accepts=RUN_KINDS)
 def energy_run(run_dir: str | Path, *, hardware: str = "loihi", spikes_from: str | None = None,
                assume_rate: float | None = None, check_lava: bool = True,
                allow_zeros: tuple[str, ...] = (), fail_on_vanish: bool = True,

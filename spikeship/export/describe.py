@@ -22,7 +22,8 @@ from spikeship.nir.read import Limits, read_nir
 from spikeship.safeopen import load_onnx
 
 
-def _weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
+def weights_row(name, kind, w: np.ndarray, extra: dict | None = None) -> dict:
+    """One described layer: ``w``'s shape, entries (synapses), non-zero entries, sparsity."""
     nz = int(np.count_nonzero(w))
     return {"name": name, "type": kind, "shape": list(w.shape), "synapses": int(w.size),
             "nonzero": nz, "sparsity": 1.0 - nz / w.size if w.size else 0.0, **(extra or {})}
@@ -35,7 +36,7 @@ def describe_nir(path: Path) -> dict:
         node, t = g.nodes[n], g.type_of(n)
         row = {"name": n, "type": t, "in": list(g.in_shape[n]), "out": list(g.out_shape[n])}
         if hasattr(node, "weight"):
-            row.update({k: v for k, v in _weights_row(n, t, np.asarray(node.weight)).items()
+            row.update({k: v for k, v in weights_row(n, t, np.asarray(node.weight)).items()
                         if k not in ("name", "type")})
             mask = (node.metadata or {}).get("mask")
             if mask is not None:
@@ -48,7 +49,7 @@ def describe_nir(path: Path) -> dict:
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else
                 v.item() if isinstance(v, np.generic) else v) for k, v in g.metadata.items()}
     return {"file": str(path), "format": "nir", "metadata": meta, "dt_s": g.dt_s,
-            "layers": rows, **_totals(rows)}
+            "layers": rows, **totals(rows)}
 
 
 def describe_onnx(path: Path, limits=None) -> dict:
@@ -74,12 +75,12 @@ def describe_onnx(path: Path, limits=None) -> dict:
             raise GraphError(f"{path}: initializer {init.name!r} is malformed: {e}") from e
         arrays[name] = w
         if w.ndim >= 2 and not name.endswith((".ones", ".indices")):  # pools: no synapses
-            rows.append(_weights_row(name, "initializer", w))
+            rows.append(weights_row(name, "initializer", w))
     for name in [n for n in arrays if n.endswith(".weight.values")]:
         # coordinate form of a pruned layer: only surviving synapses are stored
         base = name[: -len(".values")]
         dense = _dense_from_coordinates(path, base, arrays, limits)
-        row = _weights_row(base, "coordinate form (pruned synapses not stored)", dense)
+        row = weights_row(base, "coordinate form (pruned synapses not stored)", dense)
         row["stored"] = int(arrays[name].size)
         rows.append(row)
     ops = Counter(_text(n.op_type) for n in model.graph.node)
@@ -91,7 +92,7 @@ def describe_onnx(path: Path, limits=None) -> dict:
             "opset": [(o.domain or "ai.onnx", o.version) for o in model.opset_import],
             "metadata": {_text(p.key): _text(p.value) for p in model.metadata_props
                          if _text(p.key) != "layers"},
-            "ops": dict(ops), **io, "layers": rows, **_totals(rows)}
+            "ops": dict(ops), **io, "layers": rows, **totals(rows)}
 
 
 def _dense_from_coordinates(path: Path, base: str, arrays: dict, limits) -> np.ndarray:
@@ -121,7 +122,8 @@ def _text(v) -> str:
     return v.decode("utf8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def _totals(rows: list[dict]) -> dict:
+def totals(rows: list[dict]) -> dict:
+    """Synapses, non-zero weights, neurons and sparsity summed over described ``rows``."""
     syn = sum(r.get("synapses", 0) for r in rows)
     nz = sum(r.get("nonzero", 0) for r in rows)
     return {"synapses_total": syn, "nonzero_total": nz,

@@ -108,14 +108,15 @@ def export_nir(model, masks, spec, config=None, *, dt_s: float = 1e-3,
     return to_nir(build_deployable(model, masks, spec, config, dt_s=dt_s, source_run=source_run))
 
 
-def write_nir(graph: nir.NIRGraph, path: str | os.PathLike) -> Path:
-    """Write ``graph`` to ``path`` atomically (a crash never leaves a truncated file)."""
+def write_nir(graph: nir.NIRGraph, path: str | os.PathLike, *, replace: bool = True) -> Path:
+    """Write ``graph`` to ``path`` atomically (a crash never leaves a truncated file);
+    ``replace=False``: an existing ``path`` is a RunDirError, left as it is."""
     path = Path(path)
     buf = io.BytesIO()            # assembled in memory: libhdf5 never meets a full disk
     try:
         nir.write(buf, graph)
     except (TypeError, ValueError) as e:
         raise ExportError(f"cannot write NIR file {path}: {e}") from e
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace=replace) as tmp:
         tmp.write_bytes(buf.getvalue())
     return path

@@ -13,6 +13,8 @@ Which node is a neuron depends on what the consumer asks, so there are three set
   of stateless nodes is an algebraic loop). ``LI`` is a leaky integrator: a neuron
   without spikes (a readout), never a spike source.
 - :data:`NEURONS` (the union): every neuron node, e.g. for neuron counts.
+- :data:`TIMED` (``LIF``, ``CubaLIF``, ``LI``): the parameters are time constants in
+  seconds, so running the node needs the graph's ``dt`` (``IF`` has none).
 
 :data:`SYNAPSES` hold a weight (``Affine``, ``Linear``, ``Conv2d``); :data:`POOLS` are
 ``SumPool2d`` / ``AvgPool2d``; :data:`PASS_THROUGH` (``Flatten`` and the pools) are the
@@ -25,6 +27,7 @@ from __future__ import annotations
 SPIKING = ("LIF", "CubaLIF", "IF", "Threshold")
 STATEFUL = ("LIF", "CubaLIF", "IF", "LI")
 NEURONS = ("LIF", "CubaLIF", "IF", "LI", "Threshold")
+TIMED = ("LIF", "CubaLIF", "LI")
 SYNAPSES = ("Affine", "Linear", "Conv2d")
 POOLS = ("SumPool2d", "AvgPool2d")
 PASS_THROUGH = ("Flatten", *POOLS)

@@ -140,8 +140,9 @@ def _check_declared(name: str, key: str, value, limits: Limits) -> None:
                          f"{limits.max_node_elements} elements; refusing to allocate it")
 
 
-def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGraph:
-    """Read, type-check and validate the NIR file at ``path`` (see the module docstring)."""
+def read_nir(path: str | os.PathLike, *, limits: Limits = Limits(), prepare=None) -> LoadedGraph:
+    """Read, type-check and validate the NIR file at ``path`` (see the module docstring);
+    ``prepare(graph) -> graph`` runs before validation (producer conventions)."""
     from spikeship.safeopen import open_hdf5
 
     path = Path(path)
@@ -169,7 +170,7 @@ def read_nir(path: str | os.PathLike, *, limits: Limits = Limits()) -> LoadedGra
     meta = {k: (_text(v) if isinstance(v, bytes) else v)
             for k, v in (data.get("metadata") or {}).items()}
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
-    return load_graph(graph, limits=limits)
+    return load_graph(graph if prepare is None else prepare(graph), limits=limits)
 
 
 def load_graph(graph: nir.NIRGraph, *, limits: Limits = Limits()) -> LoadedGraph:

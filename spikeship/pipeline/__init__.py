@@ -4,7 +4,9 @@ Stages, each the Python function behind one of the subcommands, run on the run
 directory ``OUT`` (an error keeps its class, message and exit code):
 
 1. ``train-baseline``  dense run (``--prune none``) in ``OUT/baseline``
-2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed/epochs) in ``OUT``;
+2. ``train-pruned``    pruned run (``--prune dpap`` by default, same seed) in ``OUT``; with
+   ``epochs`` unset each run trains its own default length (the dense run 20 epochs,
+   DPAP's default schedule 50 with its cut at epoch 21: the setting the docs recommend);
    with ``from_dense = true`` it starts from the trained dense run (``--init-from``) and
    trains ``pruned_epochs`` (default ``epochs``) more: prune a trained network, fine-tune.
    ``qat = true`` trains both with ``--qat`` (weights on the Loihi quantiser's grid in

@@ -31,7 +31,7 @@ class PipelineConfig:
     model: str = "dpap-mnist"
     prune: str = "dpap"
     prune_options: dict[str, str] = field(default_factory=dict)
-    epochs: int = 30
+    epochs: int | None = None            # None: each run's own default (dense 20, DPAP 50)
     timesteps: int = 8
     seed: int = 0
     batch_size: int | None = None
@@ -71,9 +71,9 @@ class PipelineConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"field '{name}' must be true or false, "
                                   f"got {getattr(self, name)!r}")
-        for name, low in (("epochs", 1), ("timesteps", 1), ("seed", 0)):
+        for name, low in (("timesteps", 1), ("seed", 0)):
             _check_int(name, getattr(self, name), low)
-        for name in ("sim_samples", "lava_samples", "batch_size", "threads", "pruned_epochs"):
+        for name in ("epochs", "sim_samples", "lava_samples", "batch_size", "threads", "pruned_epochs"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         if self.lr is not None and (isinstance(self.lr, bool)

@@ -11,14 +11,14 @@ from spikeship.errors import SpikeshipError
 from spikeship.io import ensure_writable_dir, write_json_atomic
 from spikeship.pipeline.config import PipelineConfig
 from spikeship.pipeline.stages import StageRecorder, plan
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import PIPELINE, writes_run_dir
 
 
 def _silent(line: str) -> None:
     """The default ``echo``: say nothing."""
 
 
-@writes_run_dir(lambda a: a["cfg"].out, "pipeline", create=True)
+@writes_run_dir(lambda a: a["cfg"].out, "pipeline", create=True, kind=PIPELINE)
 def run_pipeline(cfg: PipelineConfig, echo: Callable[[str], None] | None = None
                  ) -> list[tuple[str, str, float]]:
     """Run (or skip) every stage; return (stage, "ran"|"skipped", seconds) per stage.

@@ -91,8 +91,10 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
     """The stages of a pipeline run, in order."""
     out = Path(cfg.out)
     base = out / "baseline"
-    fields: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model, "epochs": cfg.epochs,
+    fields: dict[str, Any] = {"dataset": cfg.dataset, "model": cfg.model,
                               "timesteps": cfg.timesteps, "seed": cfg.seed}
+    if cfg.epochs is not None:          # else each run trains its own default length
+        fields["epochs"] = cfg.epochs
     if cfg.data_dir:
         fields["data_dir"] = cfg.data_dir
     if cfg.batch_size:
@@ -101,7 +103,9 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
         fields["lr"] = cfg.lr
     if cfg.qat is not None:
         fields["qat"] = cfg.qat
-    pruned = {**fields, "prune": cfg.prune, "epochs": cfg.pruned_epochs or cfg.epochs}
+    pruned = {**fields, "prune": cfg.prune}
+    if cfg.pruned_epochs is not None:
+        pruned["epochs"] = cfg.pruned_epochs
     pruned_inputs = [base / "summary.json"]
     if cfg.from_dense:
         pruned["init_from"] = str(base)

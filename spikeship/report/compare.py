@@ -39,6 +39,7 @@ from typing import Any
 
 from spikeship.errors import RunDirError
 from spikeship.io import read_jsonl, write_json_atomic, write_text_atomic
+from spikeship.report.markdown import md_code, md_escape
 from spikeship.report.significance import McNemar, ci_cells, significance
 from spikeship.report.significance import to_markdown as significance_markdown
 from spikeship.runlock import writes_run_dir
@@ -353,8 +354,8 @@ def to_markdown(rows: list[Row]) -> str:
         cells = []
         for key, _, fmt in COLUMNS:
             v = getattr(r, key)
-            if v is not None:
-                cells.append(fmt(v))
+            if v is not None:     # text read from files (names, methods) made inert
+                cells.append(md_escape(v) if fmt is str else fmt(v))
                 continue
             reason = r.notes.get(key)
             if reason is None:
@@ -367,7 +368,7 @@ def to_markdown(rows: list[Row]) -> str:
     dense = sorted({r.dense_run for r in rows if r.dense_run})
     out = "\n".join(lines) + "\n"
     if dense:
-        out += "\nDense reference: " + ", ".join(f"`{d}`" for d in dense) + ".\n"
+        out += "\nDense reference: " + ", ".join(md_code(d) for d in dense) + ".\n"
     hw = sorted({r.energy_hardware for r in rows if r.energy_hardware})
     if hw:
         out += f"\nEnergy per sample priced on: {', '.join(hw)} (energy.json).\n"
@@ -375,7 +376,8 @@ def to_markdown(rows: list[Row]) -> str:
         out += ("\nSynOps: spike-driven accumulates per test sample; the MACs of a first layer "
                 "fed non-binary (direct-encoded) input are counted apart (JSON: macs_*).\n")
     if footnotes:
-        out += "\n" + "\n".join(f"[{i}] {t}" for i, t in enumerate(footnotes, 1)) + "\n"
+        out += "\n" + "\n".join(f"[{i}] {md_escape(t)}"
+                                for i, t in enumerate(footnotes, 1)) + "\n"
     return out
 
 

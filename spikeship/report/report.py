@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from spikeship.errors import RunDirError
-from spikeship.io import read_jsonl, write_text_atomic
+from spikeship.io import read_jsonl, safe_component, write_text_atomic
 from spikeship.report import plots
+from spikeship.report.compare import ops_and_energy
 from spikeship.stats import format_accuracy
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, writes_run_dir
 from spikeship.safeopen import read_json
 
 
@@ -103,15 +104,7 @@ def _headline(run: RunFiles, dense: RunFiles | None) -> list[list[Any]]:
     rows.append(["epochs to dense accuracy", _fmt(s.get("epochs_to_baseline"))])
     e = run.energy
     if e:
-        tot = e.get("totals_per_sample") or {}
-        if tot.get("dense_over_effective"):
-            rows.append(["ops per sample, deployed / dense (ratio)",
-                         f"{tot['ops_effective']:,.0f} / {tot['ops_dense']:,.0f} "
-                         f"(x{tot['dense_over_effective']:.2f})"])
-        for chip, c in (e.get("energy_pj_per_sample") or {}).items():
-            if c.get("total_pj") is not None:
-                rows.append([f"energy / sample on {chip}", f"{c['total_pj'] / 1e6:.4g} uJ "
-                             f"(dense {c['dense_total_pj'] / 1e6:.4g} uJ)"])
+        rows += _ops_energy_rows(e, dense.energy if dense is not None else None)
         for chip, c in (e.get("cores") or {}).items():
             if isinstance(c, dict) and "before_pruning" in c:
                 rows.append([f"cores on {chip}, before / after pruning",
@@ -119,6 +112,41 @@ def _headline(run: RunFiles, dense: RunFiles | None) -> list[list[Any]]:
         vc = e.get("vanish_check")
         if vc is not None:
             rows.append(["vanish check", "passed" if vc.get("passed") else "FAILED"])
+    return rows
+
+
+def _ops_energy_rows(e: dict[str, Any], dense_e: dict[str, Any] | None) -> list[list[Any]]:
+    """Operations and energy per sample, against the dense run's own deployed figures.
+
+    "x fewer operations than the dense run" is one definition everywhere (this report
+    and ``compare``): the dense run's deployed operations per sample (its own spikes on
+    its own wiring, synops + MACs) over the pruned run's (:func:`ops_and_energy`). Without
+    a dense run the pruned run's spikes priced on the unpruned wiring stand in, and the
+    row says so."""
+    ops, _, _, _ = ops_and_energy(e)
+    rows: list[list[Any]] = []
+    dense_ops = ops_and_energy(dense_e)[0] if dense_e else None
+    chips = list((e.get("energy_pj_per_sample") or {}).items())
+    if ops and dense_ops:
+        rows.append(["ops per sample, pruned / dense run (x fewer than the dense run)",
+                     f"{ops:,.0f} / {dense_ops:,.0f} (x{dense_ops / ops:.2f})"])
+    elif ops:
+        tot = e.get("totals_per_sample") or {}
+        if tot.get("ops_dense"):
+            rows.append(["ops per sample, deployed / its spikes on the unpruned wiring "
+                         "(no dense run given)",
+                         f"{ops:,.0f} / {tot['ops_dense']:,.0f} (x{tot['ops_dense'] / ops:.2f})"])
+    for chip, c in chips:
+        if c.get("total_pj") is None:
+            continue
+        own = f"{c['total_pj'] / 1e6:.4g} uJ"
+        if dense_e:
+            d = ops_and_energy(dense_e, chip)[1]
+            rows.append([f"energy / sample on {chip}",
+                         own + (f" (dense run {d:.4g} uJ)" if d is not None else "")])
+        else:
+            rows.append([f"energy / sample on {chip}", own + f" (its spikes on the unpruned "
+                         f"wiring {c['dense_total_pj'] / 1e6:.4g} uJ)"])
     return rows
 
 
@@ -149,13 +177,16 @@ def _vanish_rows(run: RunFiles) -> list[list[Any]]:
     return rows
 
 
-@writes_run_dir("run_dir", "report")
+@writes_run_dir("run_dir", "report", accepts=RUN_KINDS)
 def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
                  comparison_md: str | None = None) -> dict[str, Path]:
     """Write plots/*.png, report.md and report.html into ``run_dir``; return their paths."""
     run = RunFiles.read(run_dir)
     dense = RunFiles.read(dense_dir) if dense_dir else None
     pdir = run.path / "plots"
+    if pdir.is_symlink():
+        raise RunDirError(f"{pdir} is a symlink (to {pdir.resolve()}); report writes its plots "
+                          f"only inside {run.path}: remove it")
     pdir.mkdir(exist_ok=True)
     last = run.metrics[-1] if run.metrics else {}
     figures = {
@@ -181,8 +212,8 @@ def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
             f"_No data for this figure in {run.path.name} ({captions[key].lower()})._"
         sections.append((captions[key], body))
     histories = plots.layer_histories(run.metrics)
-    layer_figs = {h.label: plots.retained_over_epochs(h, pdir / f"units-{h.label}.png")
-                  for h in histories}
+    layer_figs = {h.label: plots.retained_over_epochs(   # layer names come from a file
+                      h, pdir / f"units-{safe_component(h.label)}.png") for h in histories}
     for label, path in layer_figs.items():
         if path:
             figures[f"units-{label}"] = path

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from spikeship.errors import RunDirError
+from spikeship.report.markdown import md_escape
 from spikeship.stats import mcnemar_exact, mean_sd, wilson_interval
 from spikeship.train.predictions import FILENAME, load_predictions
 
@@ -105,17 +106,21 @@ def to_markdown(tests: list[McNemar | tuple[str, str, str]], groups: list[dict])
     if tests:
         lines.append("\nExact McNemar test on the same test samples (two-sided, "
                      f"significant if p < {ALPHA}):\n")
-        for t in tests:
+        for t in tests:          # run names are text from the file system: escaped
             if isinstance(t, McNemar):
                 verdict = "significant" if t.significant else "not significant"
-                lines.append(f"- {t.a} vs {t.b}: n = {t.n}, {t.a_correct} vs {t.b_correct} "
-                             f"correct; only {t.a} right: {t.a_only}, only {t.b} right: "
+                a, b = md_escape(t.a), md_escape(t.b)
+                lines.append(f"- {a} vs {b}: n = {t.n}, {t.a_correct} vs {t.b_correct} "
+                             f"correct; only {a} right: {t.a_only}, only {b} right: "
                              f"{t.b_only}; p = {t.p_value:.4g} ({verdict})")
             else:
-                lines.append(f"- {t[0]} vs {t[1]}: no test ({t[2]})")
+                lines.append(f"- {md_escape(t[0])} vs {md_escape(t[1])}: no test "
+                             f"({md_escape(t[2])})")
     for g in groups:
         sd = "n/a" if g["sd_accuracy"] is None else f"{100 * g['sd_accuracy']:.2f}"
-        lines.append(f"\nSeeds {g['seeds']} ({', '.join(g['runs'])}): accuracy "
+        seeds = "[" + ", ".join(md_escape(x) for x in g["seeds"]) + "]"
+        lines.append(f"\nSeeds {seeds} "
+                     f"({', '.join(md_escape(r) for r in g['runs'])}): accuracy "
                      f"{100 * g['mean_accuracy']:.2f} +- {sd} % (mean +- sd), range "
                      f"{100 * g['min_accuracy']:.2f}-{100 * g['max_accuracy']:.2f} %")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from spikeship.errors import GraphError, SimulationError
+from spikeship.nir.categories import STATEFUL, TIMED
 from spikeship.nir.read import LoadedGraph, load_graph, read_nir
 from spikeship.nir.geometry import conv_params, pool_params
 from spikeship.sim.base import Capabilities, Options, PositiveFloat, PositiveInt, Simulator
@@ -78,7 +79,7 @@ class ReferenceSim:
         self.recurrent_init = recurrent_init
         self.g, self.dtype = graph, _DTYPES[dtype]
         self.dt_s = dt_s if dt_s is not None else graph.dt_s
-        needs_dt = [n for n in graph.order if graph.type_of(n) in ("LIF", "LI", "CubaLIF")]
+        needs_dt = [n for n in graph.order if graph.type_of(n) in TIMED]
         if needs_dt and self.dt_s is None:
             raise GraphError(f"the graph has no dt in its metadata and nodes {needs_dt} need one; "
                              "pass dt_s")
@@ -129,8 +130,7 @@ class ReferenceSim:
         self.prev = {}
         for srcs in self.g.recurrent.values():
             for n in srcs:
-                if self.recurrent_init == "zero" or self.g.type_of(n) in ("LIF", "IF", "LI",
-                                                                          "CubaLIF"):
+                if self.recurrent_init == "zero" or self.g.type_of(n) in STATEFUL:
                     self.prev[n] = torch.zeros((batch, *self.g.out_shape[n]), dtype=self.dtype)
                 else:
                     zeros = torch.zeros((batch, *self.g.in_shape[n]), dtype=self.dtype)

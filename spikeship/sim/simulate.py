@@ -15,7 +15,7 @@ import numpy as np
 
 from spikeship.data import load_run_dataset, test_inputs
 from spikeship.errors import ConfigError, RunDirError
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, writes_run_dir
 from spikeship.safeopen import read_json
 from spikeship.sim import registry
 from spikeship.sim.result import SimResult
@@ -67,7 +67,7 @@ def _fresh_baseline(run_dir: Path, labels: np.ndarray, shape: tuple) -> SimResul
     return base
 
 
-@writes_run_dir("run_dir", "simulate")
+@writes_run_dir("run_dir", "simulate", accepts=RUN_KINDS)
 def simulate_run(run_dir: str | Path, target: str, samples: int | None = None,
                  options: dict | None = None) -> SimResult:
     """Run ``target`` on the run's test split, compare with ``snntorch``, save; return it."""

@@ -28,22 +28,37 @@ import numpy as np
 from spikeship.errors import ConfigError, RunDirError
 from spikeship.export.nir_export import write_nir
 from spikeship.io import atomic_path, write_json_atomic
+from spikeship.nir.categories import TIMED
+from spikeship.nir.conventions import prepare as prepare_graph
 from spikeship.nir.read import load_graph, read_nir
 from spikeship.sim import registry
 from spikeship.targets.loihi.netx_import import netx_to_nir
+from spikeship.runlock import STANDALONE, run_lock
 
-NEEDS_DT = ("LIF", "CubaLIF", "LI")
 SNNTORCH_DT_S = 1e-4      # snnTorch's export_to_nir: tau = dt / (1 - beta) with dt = 1e-4
 
 
-def load_file(path: str | os.PathLike) -> nir.NIRGraph:
-    """The NIR graph of a ``.nir`` file or of a netx ``.net`` / ``.h5`` file."""
+def _read_graph(path: Path, convention: str, record: dict) -> nir.NIRGraph:
+    def _prepare(graph):
+        graph, rec = prepare_graph(graph, convention)
+        record.update(rec)
+        return graph
+
+    return read_nir(path, prepare=_prepare).graph
+
+
+def load_file(path: str | os.PathLike, convention: str = "nir",
+              record: dict | None = None) -> nir.NIRGraph:
+    """The NIR graph of a ``.nir`` file (normalised, read with the producer ``convention``:
+    :mod:`spikeship.nir.conventions`; what was done goes into ``record``) or of a netx
+    ``.net`` / ``.h5`` file."""
     path = Path(path)
+    record = {} if record is None else record
     if not path.is_file():
         raise RunDirError(f"no file at {path}")
     suffix = path.suffix.lower()
     if suffix == ".nir":
-        return read_nir(path).graph
+        return _read_graph(path, convention, record)
     if suffix in (".net", ".h5", ".hdf5"):
         return netx_to_nir(path)
     raise ConfigError(f"{path}: expected a .nir or a netx .net file, got {suffix!r}")
@@ -58,11 +73,12 @@ def with_dt(graph: nir.NIRGraph, dt_s: float | None, source: str) -> nir.NIRGrap
             raise ConfigError(f"--dt must be a positive number of seconds, got {dt_s}")
         meta["dt"] = float(dt_s)
     elif meta.get("dt") is None:
-        kinds = sorted({type(n).__name__ for n in graph.nodes.values()} & set(NEEDS_DT))
+        kinds = sorted({type(n).__name__ for n in graph.nodes.values()} & set(TIMED))
         if kinds:
             raise ConfigError(f"{source} has no 'dt' metadata and its {', '.join(kinds)} nodes "
-                              f"need one: pass --dt SECONDS (snnTorch's export_to_nir writes "
-                              "none; its convention is dt = 1e-4 s: --dt 1e-4)")
+                              f"need one: pass --dt SECONDS, or the producer's --convention, "
+                              "which knows its dt (snnTorch's export_to_nir writes none; its "
+                              "convention is dt = 1e-4 s: --convention snntorch or --dt 1e-4)")
     return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
 
 
@@ -109,12 +125,13 @@ def load_labels(path: str | os.PathLike | None, n: int) -> np.ndarray | None:
 
 
 def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labels_path=None,
-            dt_s: float | None = None, timesteps: int | None = None
+            dt_s: float | None = None, timesteps: int | None = None, convention: str = "nir"
             ) -> tuple[Path, np.ndarray, np.ndarray | None]:
     """Write ``out/model.nir`` (+ ``input.npy``, ``labels.npy``, ``standalone.json``);
     return the directory, inputs and labels."""
     file, out = Path(file), Path(out)
-    graph = with_dt(load_file(file), dt_s, str(file))
+    record: dict = {}
+    graph = with_dt(load_file(file, convention, record), dt_s, str(file))
     loaded = load_graph(graph)          # validates (shapes, NaN, edges) before writing
     x = load_inputs(input_path, tuple(loaded.out_shape[loaded.input]), timesteps)
     y = load_labels(labels_path, x.shape[0])
@@ -130,7 +147,7 @@ def prepare(file: str | os.PathLike, out: str | os.PathLike, *, input_path, labe
     write_json_atomic(out / "standalone.json", {
         "source_file": str(file), "dt_s": graph.metadata.get("dt"),
         "input": str(input_path), "input_shape": list(x.shape),
-        "labels": None if labels_path is None else str(labels_path)})
+        "labels": None if labels_path is None else str(labels_path), "convention": record})
     return out, x, y
 
 
@@ -146,15 +163,36 @@ def default_out(file: str | os.PathLike) -> Path:
 
 
 def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
-                  timesteps=None, out=None, options: dict | None = None):
+                  timesteps=None, out=None, options: dict | None = None, convention="nir"):
     """Run ``target`` on a standalone file; compared with the reference simulator (the
     yardstick when there is no trained model). Returns the result (saved in ``out``)."""
     if target == "snntorch":
         raise ConfigError("target 'snntorch' needs a training run; a standalone file has none")
+    if target == "onnx":
+        raise ConfigError("target 'onnx' needs a trained run (its model.onnx comes from "
+                          "`spikeship export` of a checkpoint); a standalone file has none: "
+                          "run --target reference, norse, lava-float, lava-fixed or loihi-emu")
     sim = registry.get(target)
     opts = sim.parse_options(dict(options or {}))       # refused before anything is written
-    out, x, y = prepare(file, out or default_out(file), input_path=input_path,
-                        labels_path=labels_path, dt_s=dt_s, timesteps=timesteps)
+    out = Path(out or default_out(file))
+    with output_lock(out, f"simulate {Path(file).name}"):
+        return _simulate_file(file, target, sim, opts, input_path=input_path,
+                              labels_path=labels_path, dt_s=dt_s, timesteps=timesteps,
+                              out=out, convention=convention), out
+
+
+def output_lock(out: Path, what: str):
+    """The lock of a standalone output directory: created if missing, refused when it
+    holds anything but an earlier standalone output (a training run, unrelated files)."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file")
+    return run_lock(out, what, create=True, kind=STANDALONE)
+
+
+def _simulate_file(file, target, sim, opts, *, input_path, labels_path, dt_s, timesteps, out,
+                   convention):
+    out, x, y = prepare(file, out, input_path=input_path, labels_path=labels_path, dt_s=dt_s,
+                        timesteps=timesteps, convention=convention)
     result = _flat(sim.run(out, x, y, opts))
     if target != "reference":
         base = _flat(registry.get("reference").run(out, x, y, {}))
@@ -165,7 +203,7 @@ def simulate_file(file, target: str, *, input_path, labels_path=None, dt_s=None,
         result.compare_to(result)
     result.extra["compared_with"] = "reference"
     result.save(out)
-    return result, out
+    return result
 
 
 def _flat(result):

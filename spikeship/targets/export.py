@@ -23,7 +23,7 @@ from spikeship.export.onnx_export import IR_VERSION, OPSET, to_onnx, write_onnx
 from spikeship.export.surgery import build_deployable, shape_table
 from spikeship.io import atomic_path, write_json_atomic
 from spikeship.nir.read import read_nir
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import RUN_KINDS, own_temp, writes_run_dir
 from spikeship.safeopen import load_onnx
 from spikeship.targets import registry as chips
 from spikeship.targets.loihi.netx_read import read_deployment
@@ -40,7 +40,7 @@ def encoding_of(config: dict) -> str:
     return "frames" if config.get("dataset") in FRAME_DATASETS else "direct"
 
 
-@writes_run_dir("run_dir", "export")
+@writes_run_dir("run_dir", "export", accepts=RUN_KINDS)
 def load_deployable(run_dir: Path, dt_s: float = 1e-3):
     """``run_dir``'s checkpoint, its configuration (``timesteps`` defaulted to 8 and
     checked, ``encoding`` resolved) and the deployable network every format is written
@@ -107,6 +107,7 @@ def _netx_first(graph, run_dir: Path, netx_optional: bool, notes: list[str]) -> 
     when netx is optional: then None)."""
     writer = chips.writer("netx")
     netx_tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".netx-")) / "model.net"
+    own_temp(netx_tmp.parent)     # journalled: the next writer removes it if this one dies
     try:
         writer(graph, netx_tmp)
     except ExportError as e:

@@ -215,6 +215,7 @@ def _fsync_dir(path: Path) -> None:
 # ---- reading -------------------------------------------------------------------------------
 def _read_meta(d: Path) -> dict[str, Any] | None:
     """The meta of a complete checkpoint directory, or None if ``d`` is not one."""
+    _refuse_link(d / META)
     try:
         meta = read_json(d / META, "checkpoint metadata", CheckpointError)
     except (OSError, ValueError, CheckpointError):
@@ -222,6 +223,14 @@ def _read_meta(d: Path) -> dict[str, Any] | None:
     if not isinstance(meta, dict) or not (d / TENSORS).exists():
         return None
     return meta
+
+
+def _refuse_link(path: Path) -> None:
+    """A checkpoint (directory, tensors, metadata) is read where it is, never through a
+    symlink: one could lead ``--init-from`` or ``--resume`` into another run."""
+    if path.is_symlink():
+        raise CheckpointError(f"{path} is a symlink (to {os.path.realpath(path)}); a "
+                              f"checkpoint is read only from its own run directory")
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
@@ -234,6 +243,8 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
     """
     run_dir = Path(run_dir)
     new, old, cur = run_dir / NEW, run_dir / OLD, run_dir / CKPT
+    for d in (new, cur, old):
+        _refuse_link(d)
     candidates = [d for d in (new, cur, old) if d.is_dir() and _read_meta(d) is not None]
     if not candidates:
         found = [d.name for d in (new, cur, old) if d.exists()]
@@ -294,6 +305,7 @@ def _read_complete(run_dir: Path, attempts: int = 20):
             check_meta(d, meta)
             if not (d / TENSORS).exists():
                 raise FileNotFoundError(d / TENSORS)
+            _refuse_link(d / TENSORS)            # before anything opens it
             check_file(d / TENSORS, "checkpoint tensor file", LIMITS.checkpoint_bytes,
                        CheckpointError)
             want = meta.get("tensors_sha256")

@@ -38,9 +38,10 @@ How a run is split (``R`` processes, global batch ``B`` = ``--batch-size``):
   the checkpoint first, then the other ranks read it: for several nodes the run
   directory must be on a shared filesystem. The number of processes may change
   between runs: the global batch does not depend on it.
-- Failures: every collective goes through this module and runs with the
-  process-group timeout (``--dist-timeout``, default :data:`DEFAULT_TIMEOUT_S`;
-  gloo's own default is 30 minutes). A dead peer (its sockets close) or a hung one
+- Failures: every collective, the rendezvous and the teardown go through this module
+  and are bounded by the process-group timeout (``--dist-timeout``, default
+  :data:`DEFAULT_TIMEOUT_S`; gloo's own default is 30 minutes), also where the backend
+  does not apply it (:meth:`DataParallel._call`: the first connection to the store). A dead peer (its sockets close) or a hung one
   (past the timeout) makes the others raise :class:`DistributedError` naming the
   rank and the operation.
 
@@ -59,6 +60,7 @@ import hashlib
 import os
 import re
 import signal
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -67,6 +69,7 @@ import torch
 from spikeship.errors import ConfigError, DistributedError, ReplicaMismatchError
 
 DEFAULT_TIMEOUT_S = 120.0
+GRACE_S = 2.0     # past the timeout, for the backend to raise its own error first
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Test hook, "rank:step:signal" (e.g. "1:30:KILL"): that rank sends itself the signal
 # before global training step ``step`` (0-based). Only read when the variable is set.
@@ -120,15 +123,39 @@ class DataParallel:
         return device
 
     def _call(self, op: str, fn, *args, **kw):
-        """Run a collective; turn a backend failure into a named error."""
-        try:
-            return fn(*args, **kw)
-        except (RuntimeError, ValueError) as e:  # DistBackendError is a RuntimeError
-            first = _backend_message(e)
+        """Run a rendezvous or collective, bounded by the timeout; turn a backend failure
+        into a named error. The call runs in a daemon thread that this thread waits
+        for at most ``timeout_s + GRACE_S``: the backend's own timeout does not cover
+        every phase (a TCPStore client whose peer accepted the connection but never
+        answers waits forever), so a call still running then is abandoned with a
+        :class:`DistributedError` and the process can end."""
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                if self.comm_device.type == "cuda":      # the current device is per thread
+                    torch.cuda.set_device(self.comm_device)
+                box["value"] = fn(*args, **kw)
+            except BaseException as e:   # handed to the waiting thread below
+                box["error"] = e
+
+        worker = threading.Thread(target=run, name=f"spikeship {op}", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s + GRACE_S)
+        if worker.is_alive():
+            raise DistributedError(
+                f"rank {self.rank}/{self.world}: {op} did not finish within the process-group "
+                f"timeout ({self.timeout_s:g} s, --dist-timeout): a peer accepted the "
+                f"connection but never answered, or hung")
+        e = box.get("error")
+        if isinstance(e, (RuntimeError, ValueError)):  # DistBackendError is a RuntimeError
             raise DistributedError(
                 f"rank {self.rank}/{self.world}: {op} failed: a peer process died or did not "
                 f"answer within the process-group timeout ({self.timeout_s:g} s, "
-                f"--dist-timeout): {first}") from e
+                f"--dist-timeout): {_backend_message(e)}") from e
+        if e is not None:
+            raise e
+        return box.get("value")
 
     def barrier(self, op: str = "barrier") -> None:
         if self.active:
@@ -278,7 +305,7 @@ class DataParallel:
         global _current
         if self.active and torch.distributed.is_initialized():
             with contextlib.suppress(Exception):
-                torch.distributed.destroy_process_group()
+                self._call("teardown", torch.distributed.destroy_process_group)
         if _current is self:
             _current = SINGLE
 

@@ -38,17 +38,31 @@ def _describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TIMEOUT_S,
-           *, threads: int | None = None) -> None:
+           *, threads: int | None = None, oversubscribe: bool = False) -> None:
     """Run ``python -m spikeship <worker_args>`` in ``nproc`` local processes, ranks 0..N-1,
     with a rendezvous on 127.0.0.1; return when all succeeded.
 
     When a worker fails, the others are given ``timeout_s + 10`` s to stop with their
     own error (they notice a dead peer at their next collective), then terminated.
+    ``nproc`` above the usable cores is a :class:`ConfigError` unless ``oversubscribe``.
     Raises :class:`DistributedError` naming the first worker that failed.
     """
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    cores = usable_cores()
+    if nproc > cores and not oversubscribe:
+        raise ConfigError(f"--nproc {nproc} is more than the {cores} CPU cores this process may "
+                          f"use: each worker holds a full model and data set; start at most "
+                          f"{cores}, or pass --oversubscribe to start {nproc} anyway")
     port = free_port()
     per_proc = threads or max(1, (os.cpu_count() or 1) // nproc)
     procs: list[subprocess.Popen] = []

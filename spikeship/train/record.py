@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikeship.errors import CheckpointError, ObsoleteCheckpointError, RunDirError
+from spikeship.errors import CheckpointError, ConfigError, ObsoleteCheckpointError, RunDirError
 from spikeship.safeopen import read_json
 from spikeship.stats import wilson_interval
+from spikeship.train.config import TrainConfig
 from spikeship.train.masks import MaskSet, units_hex
 
 
@@ -75,6 +76,31 @@ def run_summary(cfg, metrics: list[dict[str, Any]], *, samples_train: int, sampl
         "wall_time_s": elapsed_s, "device": device,
         "samples_train": samples_train, "samples_test": samples_test,
     }
+
+
+# Fields that may differ between a checkpoint's config and the one resuming it.
+RESUMABLE_CHANGES = ("epochs", "device", "engine", "eval_batch_size", "eval_every")
+
+
+def check_resumable(ckpt, config: TrainConfig, spec, run_dir: Path) -> None:
+    """``config`` may continue the run of checkpoint ``ckpt``: a checkpoint this version
+    can resume, trained with the same settings (but :data:`RESUMABLE_CHANGES`), for the
+    model ``spec``, not already past ``config.epochs``."""
+    check_current(ckpt)
+    saved = TrainConfig.from_mapping(ckpt.config, source=f"{ckpt.path}/meta.json").to_json()
+    mine = config.to_json()
+    diffs = [k for k, v in saved.items() if k not in RESUMABLE_CHANGES and mine[k] != v]
+    if diffs:
+        k = diffs[0]
+        raise ConfigError(f"field '{k}': the run in {run_dir} was trained with "
+                          f"{k}={saved[k]!r}, not {mine[k]!r}; "
+                          f"resume with the same settings or choose another --out")
+    if ckpt.spec != spec:
+        raise CheckpointError(f"checkpoint in {run_dir} is for {ckpt.spec}, "
+                              f"the config builds {spec}")
+    if ckpt.epoch > config.epochs:
+        raise ConfigError(f"field 'epochs': the run already trained {ckpt.epoch} epochs, "
+                          f"more than epochs={config.epochs}")
 
 
 def check_current(ckpt) -> None:

@@ -106,8 +106,9 @@ def _dist_timeout(value: float | None) -> float:
 
 def launch_run(out: Path, values: dict, *, nproc: int, dist_timeout: float | None,
                resume: bool, baseline, threads, no_progress: bool, config_file,
-               prune_options: dict | None, stop_after) -> None:
-    """``--nproc N``: the resolved configuration goes to N workers as a JSON file."""
+               prune_options: dict | None, stop_after, oversubscribe: bool = False) -> None:
+    """``--nproc N``: the resolved configuration goes to N workers as a JSON file (N at
+    most the usable cores unless ``oversubscribe``)."""
     out = Path(out)
     timeout = _dist_timeout(dist_timeout)
     if threads is not None and threads < 1:
@@ -130,6 +131,6 @@ def launch_run(out: Path, values: dict, *, nproc: int, dist_timeout: float | Non
         args += ["--threads", str(threads)] if threads is not None else []
         args += ["--no-progress"] if no_progress else []
         args += ["--stop-after", str(stop_after)] if stop_after is not None else []
-        launch(args, nproc, timeout, threads=threads)
+        launch(args, nproc, timeout, threads=threads, oversubscribe=oversubscribe)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

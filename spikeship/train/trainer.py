@@ -49,7 +49,7 @@ from spikeship.data import ArrayDataset, DatasetBundle, load_dataset
 from spikeship.errors import CheckpointError, ConfigError, RunDirError
 from spikeship.io import append_jsonl, ensure_writable_dir, write_json_atomic, write_text_atomic
 from spikeship.train import multistep
-from spikeship.runlock import writes_run_dir
+from spikeship.runlock import PIPELINE, TRAINING, writes_run_dir
 from spikeship.train.checkpoint import (CKPT, NEW, OLD, load_checkpoint, load_model_state,
                                         recover_checkpoint, restore_rng, save_checkpoint)
 from spikeship.train.config import TrainConfig, lr_at
@@ -61,11 +61,9 @@ from spikeship.train.predictions import save_predictions
 from spikeship.train.pruners import get_pruner_class
 from spikeship.train.pruners.base import all_reduce_stats
 from spikeship.train.qat import chip_layers, put_on_grid, weights_on_grid
-from spikeship.train.record import check_current, check_schedule, epoch_metrics, run_summary
+from spikeship.train.record import check_resumable, check_schedule, epoch_metrics, run_summary
 from spikeship.train.structure import describe
 
-# Fields that may differ between a checkpoint's config and the one resuming it.
-RESUMABLE_CHANGES = ("epochs", "device", "engine", "eval_batch_size", "eval_every")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -202,21 +200,7 @@ class Trainer:
         ckpt = load_checkpoint(self.run_dir, device=self.device)
         if self.dp.writer:
             self.dp.barrier("waiting for rank 0 to read the checkpoint")
-        check_current(ckpt)
-        saved = TrainConfig.from_mapping(ckpt.config, source=f"{ckpt.path}/meta.json")
-        diffs = [k for k, v in saved.to_json().items()
-                 if k not in RESUMABLE_CHANGES and self.config.to_json()[k] != v]
-        if diffs:
-            k = diffs[0]
-            raise ConfigError(f"field '{k}': the run in {self.run_dir} was trained with "
-                              f"{k}={saved.to_json()[k]!r}, not {self.config.to_json()[k]!r}; "
-                              f"resume with the same settings or choose another --out")
-        if ckpt.spec != self.spec:
-            raise CheckpointError(f"checkpoint in {self.run_dir} is for {ckpt.spec}, "
-                                  f"the config builds {self.spec}")
-        if ckpt.epoch > self.config.epochs:
-            raise ConfigError(f"field 'epochs': the run already trained {ckpt.epoch} epochs, "
-                              f"more than epochs={self.config.epochs}")
+        check_resumable(ckpt, self.config, self.spec, self.run_dir)
         load_model_state(self.model, {k: v.to(self.device) for k, v in ckpt.group("model").items()},
                          where=str(ckpt.path))
         self.masks.load_state(ckpt.group("mask"))
@@ -488,7 +472,8 @@ class Trainer:
         append_jsonl(self.run_dir / "metrics.jsonl", m)
         return m
 
-@writes_run_dir(lambda a: a["run_dir"] if a["dp"].writer else None, "train", create=True)
+@writes_run_dir(lambda a: a["run_dir"] if a["dp"].writer else None, "train", create=True,
+                kind=TRAINING, accepts=(TRAINING, PIPELINE))
 def train(config: TrainConfig, run_dir, *, resume: bool = False, baseline_dir=None,
           stop_after: int | None = None, progress: bool = True, quiet: bool = False,
           dp: DataParallel = SINGLE) -> dict[str, Any]:

@@ -58,7 +58,8 @@ def spikeship(*args, timeout=180) -> subprocess.CompletedProcess:
 
 def hidden_leftovers(d: Path) -> list[str]:
     return sorted(p.name for p in d.iterdir()
-                  if (p.name.startswith(".") and p.name != ".spikeship.lock")
+                  if (p.name.startswith(".")
+                      and p.name not in (".spikeship.lock", ".spikeship-dir"))
                   or p.name in ("checkpoint.new", "checkpoint.old"))
 
 

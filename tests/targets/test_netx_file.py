@@ -1,14 +1,15 @@
 """The one netx reader (spikeship.targets.loihi.netx_file) on real netx files written to
 tmp_path: spikeship's own model.net of a tiny odd-sized conv net, and hand-made HDF5
-files that break one rule each."""
+files that break one rule each; netx_to_nir's layer handlers on hand-made files."""
 
 import h5py
 import nir
 import numpy as np
 import pytest
 
-from spikeship.errors import GraphError
-from spikeship.nir.read import Limits
+from spikeship.errors import GraphError, UnsupportedNodeError
+from spikeship.nir.read import Limits, load_graph
+from spikeship.targets.loihi import netx_import
 from spikeship.targets.loihi.netx import write_netx
 from spikeship.targets.loihi.netx_describe import describe
 from spikeship.targets.loihi.netx_file import is_netx, read_netx_file, text
@@ -102,3 +103,42 @@ def test_an_hdf5_file_without_layers_is_not_netx_and_is_listed_generically(tmp_p
     assert {"name": "block/name", "type": "value", "value": "b"} in d["layers"]
     with pytest.raises(GraphError, match="no netx file"):
         read_netx_file(tmp_path / "missing.net")
+
+
+def _neuron(**over):
+    n = {"type": np.bytes_("CUBA"), "iDecay": 4096, "vDecay": 2048, "vThMant": 100,
+         "refDelay": 1, "gradedSpike": False}
+    return {f"neuron/{k}": v for k, v in {**n, **over}.items()}
+
+
+def test_a_dense_rec_layer_imports_as_a_population_with_its_recurrent_affine(tmp_path):
+    rng = np.random.default_rng(7)
+    w = rng.integers(-20, 20, (5, 7)).astype(np.float64)
+    w_rec = rng.integers(-9, 9, (5, 5)).astype(np.float64)
+    path = _h5(tmp_path, {"0": {"type": np.bytes_("input"), "shape": np.array([7])},
+                          "1": {"type": np.bytes_("dense_rec"), "shape": np.array([5]),
+                                "weight": w, "weight_rec": w_rec, **_neuron()}})
+    g = netx_import.netx_to_nir(path)
+    assert sorted(g.edges) == [("dense1", "layer1"), ("input", "dense1"), ("layer1", "output"),
+                               ("layer1", "rec1"), ("rec1", "layer1")]
+    np.testing.assert_array_equal(g.nodes["dense1"].weight, w)
+    np.testing.assert_array_equal(g.nodes["rec1"].weight, w_rec)
+    # one exponent for both matrices, as netx optimises them together
+    both, _, exp = netx_import.optimize_weight_bits(np.hstack([w, w_rec]))
+    assert g.nodes["rec1"].metadata["netx_weight_exp"] == exp == \
+        g.nodes["dense1"].metadata["netx_weight_exp"]
+    np.testing.assert_array_equal(g.nodes["rec1"].metadata["netx_weight"], both[:, 7:])
+    # vDecay 2048 of 4096 with iDecay 4096: a LIF with tau = 1 ms / 0.5
+    assert type(g.nodes["layer1"]).__name__ == "LIF"
+    np.testing.assert_allclose(g.nodes["layer1"].tau, np.full(5, 2e-3))
+    loaded = load_graph(g)
+    assert loaded.recurrent["layer1"] == ["rec1"] and loaded.out_shape["output"] == (5,)
+
+
+def test_a_layer_type_without_handler_is_refused_by_name(tmp_path):
+    path = _h5(tmp_path, {"0": {"type": np.bytes_("input"), "shape": np.array([1, 4, 4])},
+                          "1": {"type": np.bytes_("pool"), "shape": np.array([1, 2, 2]),
+                                "weight": np.ones((1, 1, 2, 2)), **_neuron()}})
+    with pytest.raises(UnsupportedNodeError, match="\\[netx-layer-type\\] layer 1: netx layer "
+                                                   "type 'pool' is not supported"):
+        netx_import.netx_to_nir(path)

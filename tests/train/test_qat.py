@@ -44,8 +44,9 @@ def test_qat_run_saves_grid_weights_and_trains_at_them(tmp_path, capsys):
     """A direct-encoded run: conv3, fc7, fc9 end on the grid, conv0 (host) does not; the
     test accuracy training reports is that of the saved weights."""
     out = tmp_path / "q"
-    assert cli.main(["train", "--out", str(out), "--epochs", "2", "--limit-train", "300",
-                     "--limit-test", "90", "--no-progress", "--threads", "1", "--qat",
+    assert cli.main(["train", "--out", str(out), "--epochs", "2", "--limit-train", "150",
+                     "--limit-test", "60", "--timesteps", "3", "--no-progress", "--threads",
+                     "1", "--qat",
                      "--prune", "l1-filter", "--prune-opt", "start=1", "--prune-opt",
                      "end=1", "--prune-opt", "layers=3:0.5"]) == 0
     ck = load_checkpoint(out)
@@ -173,7 +174,8 @@ def test_the_default_is_the_last_epochs_on_the_grid(tmp_path):
                           config_file=None).qat is False
     # what the saved config records is the resolved value, so a resume keeps it
     out = tmp_path / "d"
-    assert cli.main(["train", "--out", str(out), "--epochs", "1", "--limit-train", "100",
-                     "--limit-test", "30", "--no-progress", "--threads", "1"]) == 0
+    assert cli.main(["train", "--out", str(out), "--epochs", "1", "--limit-train", "40",
+                     "--limit-test", "20", "--timesteps", "2", "--no-progress",
+                     "--threads", "1"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert (saved["qat"], saved["qat_epochs"]) == (True, DEFAULT_QAT_EPOCHS)

@@ -81,6 +81,7 @@ def test_progress_off_a_terminal_is_one_plain_line_per_epoch(tmp_path):
 
     argv = [a for a in BASE if a != "--no-progress"]
     r = subprocess.run([sys.executable, "-m", "spikeship.cli", *argv, "--epochs", "3",
+                        "--limit-train", "100", "--limit-test", "30",
                         "--out", str(tmp_path / "r"), "--threads", "1"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

@@ -36,8 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from spikeship.errors import ConfigError, GraphError
+from spikeship.errors import ConfigError, GraphError, RuleError
 from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deployment
+
+# Lava processes one NIR population may be split into (groups of equal time constants,
+# targets/loihi/tau_groups.py). Each group is a LIFReset process with its own sink and
+# synapses, compiled and run by its own Lava worker; the per-process cost is measured by
+# tools/lava_process_cost.py (results/lava_process_cost.json).
+MAX_PROCESSES_PER_POPULATION = 16
 
 
 def _lava():
@@ -127,6 +133,7 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
     if timesteps < 1 or chunk_steps < 1:
         raise ConfigError("timesteps and chunk_steps must be >= 1")
     io_dir = Path(io_dir)
+    _check_process_count(dep)
     fixed, dtype = dep.precision == "fixed", _dtype(dep)
     pops, sinks, sources, syns, resets, const = {}, {}, {}, {}, [], None
     for p in dep.populations:
@@ -157,7 +164,7 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
         if s.flatten_source and s.kind != "conv":
             port = port.transpose(list(range(len(s.source_shape) - 1, -1, -1))).flatten()
         port.connect(proc.s_in)
-        proc.a_out.connect(pops[s.target].a_in)
+        _into(proc, s, dep.population(s.target).lava_shape).connect(pops[s.target].a_in)
         if s.source == SOURCE_CONST:   # the constant is there from step 1, as a bias would be
             proc.a_buff.init = np.asarray(s.weights).sum(axis=1).astype(dtype)
         if s.recurrent:
@@ -174,6 +181,28 @@ def build(dep: Deployment, *, timesteps: int, chunk_steps: int, io_dir: str | Pa
             monitors[name].probe(pops[name].v, total_steps)
     return LavaNetwork(dep, timesteps, chunk_steps, io_dir, sources, syns, pops, sinks, const,
                        resets, monitors)
+
+
+def _check_process_count(dep: Deployment) -> None:
+    for name, (_, groups) in (dep.groups or {}).items():
+        if len(groups) > MAX_PROCESSES_PER_POPULATION:
+            raise RuleError(
+                f"population {name!r}: {len(groups)} distinct time constants would start "
+                f"{len(groups)} Lava processes (limit {MAX_PROCESSES_PER_POPULATION}; each "
+                f"adds the cost measured in results/lava_process_cost.json): use fewer "
+                f"distinct tau values, lava-fixed (equal quantised decays share a process) "
+                f"or the loihi-emu target")
+
+
+def _into(proc, s, lava_shape):
+    """The synapse's output port shaped as its target population. A Dense/Sparse writes a
+    flat vector in NIR's C order of ``(C, H, W)``; a conv population is ``(W, H, C)`` in
+    Lava: reshape to the NIR shape, then reverse the axes (a CubaLIF's constant bias
+    current into a conv population used to fail here: "Shapes (256,) and (8, 8, 4)")."""
+    if s.kind == "conv" or len(lava_shape) < 2:
+        return proc.a_out
+    nd = len(lava_shape)
+    return proc.a_out.reshape(tuple(reversed(lava_shape))).transpose(list(range(nd - 1, -1, -1)))
 
 
 def _synapse(L, s, fixed: bool):

@@ -15,7 +15,9 @@ bare ``proc.run(...)``:
   own child processes (and only those) and releases the shared memory;
 - a hung run blocks forever: each run waits at most until the session's deadline
   (``SIGALRM`` in the main thread interrupts Lava's blocking receive), then
-  :class:`SimulationTimeoutError`.
+  :class:`SimulationTimeoutError`;
+- killed with SIGKILL, spikeship cannot stop its children: they get a parent-death
+  signal and are recorded with proof of identity (:mod:`spikeship.sim.lava.orphans`).
 
 Usage::
 
@@ -35,6 +37,7 @@ import time
 from collections.abc import Iterator
 
 from spikeship.errors import SimulationError, SimulationTimeoutError
+from spikeship.sim.lava import orphans
 
 
 class _Alarm(BaseException):
@@ -165,6 +168,8 @@ class LavaSession:
         self._failed = False
         self._started = False
         self._children_before: set[int] | None = None
+        self._arm = contextlib.ExitStack()
+        self._record = None
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -188,9 +193,16 @@ class LavaSession:
         return rt is not None and bool(child_errors(rt))
 
     def compile(self) -> None:
-        """Compile the process graph and start Lava's child processes."""
+        """Compile the process graph and start Lava's child processes: each dies with
+        this process, and they are recorded so that a later session can end them if it
+        was killed anyway (:mod:`spikeship.sim.lava.orphans`)."""
+        orphans.end_stale()
         self._children_before = _child_pids()
+        self._arm.enter_context(orphans.armed())
         self._guard("compiling", lambda: self.root.create_runtime(run_cfg=self.run_cfg))
+        workers = [p for p in _child_pids() - self._children_before
+                   if not _is_resource_tracker(p)]
+        self._record = orphans.record(workers)
 
     def run(self, steps: int) -> None:
         """Run ``steps`` time steps (blocking) within the session's deadline."""
@@ -229,6 +241,9 @@ class LavaSession:
         finally:
             if self._children_before is not None:
                 _kill_new_children(self._children_before)
+            self._arm.close()
+            orphans.forget(self._record)
+            self._record = None
 
     def _stop_runtime(self) -> None:
         rt = getattr(self.root, "_runtime", None)

@@ -15,8 +15,9 @@ from spikeship.nir.read import read_nir
 from spikeship.targets.loihi import netx_read
 from spikeship.targets.loihi.deployment import Deployment
 from spikeship.targets.loihi.host import input_bits
-from spikeship.targets.loihi.lower import graph_encoding, lower
+from spikeship.targets.loihi.lower import graph_dt, graph_encoding, lower
 from spikeship.targets.loihi.quantize import quantize_deployment
+from spikeship.targets.loihi.tau_groups import share_quantised_decays
 
 
 def load_graph(path: str | Path):
@@ -33,6 +34,8 @@ def deployment_for(graph, precision: str, inputs: np.ndarray, options: dict) -> 
     mode = options.get("input_mode") or ("current" if graph_encoding(graph) == "direct"
                                          else "spikes")
     bits = input_bits(inputs, precision) if mode == "spikes" else 0
+    if precision == "fixed" and not netx_read.is_netx_import(graph):
+        graph = share_quantised_decays(graph, graph_dt(graph, options.get("dt_s")))
     dep = lower(graph, dt_s=options.get("dt_s"), input_mode=mode, input_message_bits=bits)
     if precision == "fixed" and netx_read.is_netx_import(graph):
         return netx_read.fixed_deployment(graph, dep)   # netx's own integers

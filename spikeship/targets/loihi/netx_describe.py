@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from spikeship.errors import GraphError, SpikeshipError
+from spikeship.export.describe import totals, weights_row
 from spikeship.nir.read import H5_ERRORS, Limits
 from spikeship.safeopen import open_hdf5
 from spikeship.targets.loihi.netx_file import (NetxLayer, check_sizes, is_netx, read_netx_file,
@@ -86,7 +87,7 @@ def describe_netx(path: str | os.PathLike) -> dict:
     except SpikeshipError as e:
         importable = str(e)
     return {"file": str(path), "format": "netx (lava-dl HDF5)", "layers": rows,
-            "importable": importable, **_totals(rows)}
+            "importable": importable, **totals(rows)}
 
 
 def describe_hdf5(path: str | os.PathLike, limits: Limits = Limits()) -> dict:
@@ -98,11 +99,7 @@ def describe_hdf5(path: str | os.PathLike, limits: Limits = Limits()) -> dict:
         if not isinstance(obj, h5py.Dataset):
             return
         if obj.dtype.kind in "iuf" and name.rsplit("/", 1)[-1] == "weight":
-            w = np.asarray(obj[()])
-            nz = int(np.count_nonzero(w))
-            rows.append({"name": name, "type": "weight", "shape": list(w.shape),
-                         "synapses": int(w.size), "nonzero": nz,
-                         "sparsity": 1.0 - nz / w.size if w.size else 0.0})
+            rows.append(weights_row(name, "weight", np.asarray(obj[()])))
         elif obj.dtype.kind in "iuf" and obj.size > 1:
             v = np.asarray(obj[()])
             rows.append({"name": name, "type": "array", "shape": list(v.shape),
@@ -120,15 +117,7 @@ def describe_hdf5(path: str | os.PathLike, limits: Limits = Limits()) -> dict:
         except H5_ERRORS as e:
             raise GraphError(f"{path}: cannot read the HDF5 file (damaged?): "
                              f"{type(e).__name__}: {e}") from e
-    return {"file": str(path), "format": "netx (HDF5)", "layers": rows, **_totals(rows)}
-
-
-def _totals(rows: list[dict]) -> dict:
-    syn = sum(r.get("synapses", 0) for r in rows)
-    nz = sum(r.get("nonzero", 0) for r in rows)
-    return {"synapses_total": syn, "nonzero_total": nz,
-            "neurons_total": sum(r.get("neurons", 0) for r in rows),
-            "sparsity": 1.0 - nz / syn if syn else 0.0}
+    return {"file": str(path), "format": "netx (HDF5)", "layers": rows, **totals(rows)}
 
 
 def describe(path: str | os.PathLike) -> dict:

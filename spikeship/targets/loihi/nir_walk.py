@@ -58,7 +58,9 @@ class NirWalk:
         self.input, self.output = inputs[0], outputs[0]
         self.input_shape = tuple(int(v) for v in
                                  np.asarray(graph.nodes[self.input].input_type["input"]).ravel())
-        self._shapes: dict[str, tuple[int, ...]] | None = None
+        _, back = order_and_back_edges(graph.nodes, self._edges, [self.input])
+        self._ff = {n: [a for a in ps if (a, n) not in back] for n, ps in self.preds.items()}
+        self._shapes: dict[str, tuple[int, ...]] = {self.input: self.input_shape}
 
     def node(self, name):
         return self.g.nodes[name]
@@ -67,10 +69,6 @@ class NirWalk:
         """Output shape (unbatched NIR) of node ``name``: :func:`spikeship.nir.shapes.
         node_output_shape` along the feed-forward edges, evaluated only as far as asked
         (so a design rule about a node is raised before a shape check beyond it)."""
-        if self._shapes is None:
-            _, back = order_and_back_edges(self.g.nodes, self._edges, [self.input])
-            self._ff = {n: [a for a in ps if (a, n) not in back] for n, ps in self.preds.items()}
-            self._shapes = {self.input: self.input_shape}
         if name not in self._shapes:
             node = self.node(name)
             own = neuron_shape(node) if kind(node) in SPIKING else None

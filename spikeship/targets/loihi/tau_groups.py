@@ -14,12 +14,20 @@ synapses). Counts and output spikes are put back in NIR order by
 Only where every synapse into and out of the population is an Affine/Linear: a conv
 population (per-pixel time constants) or a recurrent one keeps the rule
 ``uniform-time-constant`` (:func:`.lower._check_splittable`).
+
+Fixed point (:func:`share_quantised_decays`, applied before lowering for ``lava-fixed``
+and ``loihi-emu``): Lava holds the decays as integers ``rint(4096 dt/tau)``
+(:func:`.quantize.quantize_deployment`'s rounding as :func:`.deploy.deployment_for`
+calls it), so neurons whose time constants give the same integers run the same
+arithmetic: their time constants are set to the first such neuron's and they share
+one process.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import nir
 import numpy as np
 
 PER_NEURON = ("r", "v_threshold", "v_reset", "v_leak", "tau", "tau_syn", "tau_mem", "w_in")
@@ -56,3 +64,28 @@ def subset_node(node, shape, idx: np.ndarray):
         if v is not None:
             changes[k] = np.broadcast_to(np.asarray(v), shape).reshape(-1)[idx].copy()
     return dataclasses.replace(node, **changes)
+
+
+def share_quantised_decays(graph: nir.NIRGraph, dt_s: float | None) -> nir.NIRGraph:
+    """``graph`` with every neuron's time constants snapped to the first of those that
+    quantise to the same Lava decay integers (module docstring); unchanged nodes kept."""
+    if not dt_s:
+        return graph
+    nodes = dict(graph.nodes)
+    for name, node in graph.nodes.items():
+        keys = _keys(node)
+        if not keys:
+            continue
+        arrays = [np.asarray(getattr(node, k), dtype=np.float64) for k in keys]
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        table = np.stack([np.broadcast_to(a, shape).reshape(-1) for a in arrays], axis=1)
+        x = 4096.0 * float(dt_s) / table
+        _, first, inverse = np.unique(np.rint(x), axis=0, return_index=True,
+                                      return_inverse=True)
+        snapped = table[first[np.asarray(inverse).reshape(-1)]]
+        if np.array_equal(snapped, table):
+            continue
+        nodes[name] = dataclasses.replace(node, **{
+            k: snapped[:, i].reshape(shape) for i, k in enumerate(keys)})
+    return nir.NIRGraph(nodes=nodes, edges=graph.edges, metadata=graph.metadata,
+                        type_check=False)

@@ -1,7 +1,7 @@
 """Pruners plug into the trainer through :class:`spikeship.train.pruners.base.Pruner`.
 
 ``PRUNERS`` maps the ``--prune`` name to ``"module:Class"``; classes are imported
-on use (see :func:`get_pruner`).
+on use (see :func:`get_pruner_class`).
 """
 
 from __future__ import annotations
