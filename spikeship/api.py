@@ -391,7 +391,7 @@ def pipeline(config: _pipeline_config.PipelineConfig | Mapping[str, Any] | None 
 def tune(run: PathLike, out: PathLike, *, trials: int = 40, objective: str = "ops",
          hardware: str = "loihi", max_cores: int | None = None, storage: str | None = None,
          seed: int = 0, carve: float = 0.2, epochs: tuple[int, int] = (5, 30),
-         floor: float | None = 0.5, threads: int | None = None, resume: bool = False,
+         floor: float | None = None, threads: int | None = None, resume: bool = False,
          pick: str | None = None, pick_seed: int | None = None,
          progress: Progress | None = None) -> TuneResult:
     """Search DPAP's per-layer budgets for ``run``'s recipe (:mod:`spikeship.tune`).
@@ -402,7 +402,7 @@ def tune(run: PathLike, out: PathLike, *, trials: int = 40, objective: str = "op
     the Loihi emulator against ``objective`` (``ops``, ``energy`` or ``cores`` on
     ``hardware``), fitting one chip (or ``max_cores``). ``epochs``: range of a pruned
     run's length; ``floor``: stop a trial below ``floor`` x the dense accuracy after
-    its first fine-tuning epoch. ``resume`` continues (or joins) the study. ``pick``: an
+    its first fine-tuning epoch (None: never, the default). ``resume`` continues (or joins) the study. ``pick``: an
     expression (:mod:`spikeship.tune.pick`) whose point is retrained on the whole
     training split (seed ``pick_seed``, default the recipe's) and tested once; with
     ``pick`` and ``resume`` and a finished study, no trial runs."""

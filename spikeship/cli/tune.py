@@ -38,9 +38,9 @@ def _range(ctx, param, value: str) -> tuple[int, int]:
               help="Share of the training split carved out to validate on.")
 @click.option("--epochs", callback=_range, default="5-30", show_default=True,
               help="Range of a pruned run's length: the cut epoch plus fine-tuning.")
-@click.option("--floor", type=float, default=0.5, show_default=True,
+@click.option("--floor", type=float, default=0.0, show_default=True,
               help="Stop a trial whose accuracy after its first fine-tuning epoch is "
-                   "below FLOOR x the dense run's (0: never).")
+                   "below FLOOR x the dense run's (0: never; see spikeship.tune.trial).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue the study (or join it as a worker).")
 @click.option("--pick", default=None, metavar="EXPR",

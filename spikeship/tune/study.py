@@ -51,7 +51,7 @@ class TuneSettings:
     seed: int = 0
     carve: float = 0.2               # share of the training split held out for validation
     epochs: tuple[int, int] = (5, 30)  # length of a pruned run (cut epoch + fine-tuning)
-    floor: float | None = 0.5        # hopeless below floor x the dense validation accuracy
+    floor: float | None = None       # hopeless below floor x the dense validation accuracy
     threads: int | None = None
     resume: bool = False
 

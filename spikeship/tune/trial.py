@@ -6,11 +6,13 @@ Both are then exported, run on the ``loihi-emu`` simulator (the deployed fixed-p
 graph) over the evaluated split (the validation carve during the search, the test
 split in :mod:`.pick`) and priced by :mod:`spikeship.energy` from those spikes.
 
-Hopeless trials (the one rule): a point whose float accuracy on the evaluated split
-after its first fine-tuning epoch (the epoch after the cut) is below ``floor`` is
-stopped there (:class:`Hopeless`; the study reports it as Optuna's PRUNED). The
-default floor, half the dense run's validation accuracy, stops only cuts that broke
-the network (on digits such a point never climbs back within a short fine-tuning).
+Hopeless trials (the one rule, off by default): with ``--floor F``, a point whose float
+accuracy on the evaluated split after its first fine-tuning epoch (the epoch after the
+cut) is below F x the dense run's is stopped there (:class:`Hopeless`; the study
+reports it as Optuna's PRUNED). Off by default because on digits a deep cut is often
+near chance after that epoch and still recovers over a longer fine-tuning (DPAP's
+presets among them), so a floor would stop good points; it pays where trials are costly
+and a broken cut shows early.
 """
 
 from __future__ import annotations

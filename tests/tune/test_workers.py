@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -93,3 +94,19 @@ def test_a_live_worker_is_not_taken_for_dead(pid_shift):
     me = identity()
     who = {**me, "started": me["started"] + pid_shift}   # a reused pid: other start time
     assert is_gone(who) is bool(pid_shift)
+
+
+def test_hopeless_rule_stops_a_trial_below_the_floor_after_its_first_finetuning_epoch(
+        dense_run, tmp_path):
+    from spikeship.tune.trial import epoch_accuracy
+
+    out = tmp_path / "study"
+    api.tune(dense_run, out, trials=2, epochs=(3, 3), floor=0.99, threads=1)
+    floor = 0.99 * json.loads((out / "dense.json").read_text())["float_accuracy"]
+    for t in load(out).trials:
+        acc = epoch_accuracy(Path(t.user_attrs["path"]), 2)
+        if t.state == optuna.trial.TrialState.PRUNED:
+            assert acc < floor and "below the floor" in t.user_attrs["hopeless"]
+            assert not (Path(t.user_attrs["path"]) / "summary.json").exists()   # stopped
+        else:
+            assert t.state == optuna.trial.TrialState.COMPLETE and acc >= floor
