@@ -5,7 +5,9 @@ non-dominated among the feasible complete trials), its budgets, validation accur
 (Loihi emulator, %), the minimised cost, operations, cores, the ``--prune-opt`` string
 and run directory; the presets' trials beside them (whether on the front or not).
 ``STUDY/pareto.md``: the same as a table; ``STUDY/pareto.png``: accuracy against the
-cost, every complete trial, the front, the dense run and the presets.
+cost, every complete trial, the front, the dense run and the presets;
+``STUDY/points/trial-N.toml``: each point as a ``spikeship pipeline --config`` file
+(the recipe's dense run, then the point's cut from it: ``from_dense``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from spikeship._optional import lazy_import, require
 from spikeship.io import write_json_atomic
+from spikeship.tune.space import Budgets
 
 plt = lazy_import("matplotlib.pyplot")
 
@@ -54,7 +57,31 @@ def write_front(study, out: Path, dense: dict[str, Any], objective: str, hardwar
     write_json_atomic(out / "pareto.json", doc)
     (out / "pareto.md").write_text(markdown(doc))
     plot(doc, out / "pareto.png")
+    recipe = json.loads((out / "recipe.json").read_text())
+    (out / "points").mkdir(exist_ok=True)
+    for p in doc["points"]:
+        (out / "points" / f"trial-{p['trial']}.toml").write_text(pipeline_toml(p, recipe))
     return doc
+
+
+# the recipe fields a pipeline configuration has
+_PIPELINE_FIELDS = ("dataset", "data_dir", "model", "timesteps", "seed", "batch_size", "lr",
+                    "epochs")
+
+
+def pipeline_toml(p: dict[str, Any], recipe: dict[str, Any]) -> str:
+    """Point ``p`` as a pipeline configuration (TOML): the recipe's dense run, then DPAP
+    with the point's options from it for the point's epochs."""
+    b = Budgets.from_json(p["budgets"])
+    lines = [f"# trial {p['trial']} of a spikeship tune study", 'prune = "dpap"',
+             "from_dense = true", f"pruned_epochs = {b.epochs}"]
+    lines += [f"{k} = {json.dumps(recipe[k])}" for k in _PIPELINE_FIELDS
+              if recipe.get(k) is not None]
+    if not recipe.get("qat", True) or recipe.get("qat_epochs") == 0:
+        lines.append(f"qat = {json.dumps(bool(recipe.get('qat')))}")   # else train's default
+    lines += ["", "[prune_options]"]
+    lines += [f"{k} = {json.dumps(str(v))}" for k, v in b.prune_options().items()]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tomllib
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import optuna
 import pytest
 
 from spikeship import api
+from spikeship.pipeline.config import PipelineConfig
 from tests.tune.conftest import load, worker
 
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -44,6 +46,11 @@ def test_two_workers_share_one_study_and_never_read_the_test_split(dense_run, tm
     assert sorted(p["trial"] for p in front["points"]) == sorted(t.number
                                                                 for t in study.best_trials)
     assert {p["preset"] for p in front["presets"]} == {"chip", "deep"}
+    for p in front["points"]:                   # each point as a pipeline configuration
+        cfg = PipelineConfig.from_mapping(tomllib.loads(
+            (out / "points" / f"trial-{p['trial']}.toml").read_text()))
+        assert cfg.from_dense and cfg.prune == "dpap" and cfg.model == "tiny-mlp"
+        assert f"synapse_budgets={cfg.prune_options['synapse_budgets']}" in p["prune_opt"]
     # the search read the training split and its validation carve, never the test split
     dense = json.loads((out / "dense.json").read_text())
     assert dense["splits_read"] == ["digits:train", "digits:validation"]
