@@ -27,7 +27,9 @@ STAMP = "<!-- rendered by `python -m benchmarks.render` from results/*.json; do 
 PAGES = {"pruning": "Pruning for the chip: dense vs pruned, per seed",
          "timesteps": "Time steps: accuracy, operations and energy against T",
          "onnx-latency": "ONNX Runtime latency of dense and pruned graphs",
-         "speed": "Speed: training, DPAP's overhead, the emulator, data-parallel scaling"}
+         "speed": "Speed: training, DPAP's overhead, the emulator, data-parallel scaling",
+         "reliability": "Reliability: hostile cases tried, by class",
+         "conformance": "Conformance: NIR files from other frameworks on every simulator"}
 #: headline rows: label -> the results whose seeds it pools (the current defaults)
 HEADLINE = {"digits": ("prune-digits-chip", "prune-digits-chip-seeds10-19",
                        "prune-digits-chip-seeds20-29", "prune-digits-chip-seeds30-39"),

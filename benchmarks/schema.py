@@ -24,7 +24,7 @@ from pathlib import Path
 from spikeship.errors import SpikeshipError
 
 VERSION = 1
-TOPICS = ("pruning", "timesteps", "onnx-latency", "speed")
+TOPICS = ("pruning", "timesteps", "onnx-latency", "speed", "reliability", "conformance")
 NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 COMMIT = re.compile(r"[0-9a-f]{7,40}")
 DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")

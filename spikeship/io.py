@@ -7,21 +7,26 @@ fsynced, then renamed over the final name (``os.replace`` is atomic on POSIX).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
+
 from spikeship.errors import RunDirError
 from spikeship.runlock import own_temp
+from spikeship.safeopen import read_text
 
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -34,9 +39,6 @@ def safe_component(name: str, max_len: int = 64) -> str:
     letters, digits, ``.``, ``_``, ``-`` kept, anything else (``/``, ``..``, NUL, a
     leading dot) replaced by ``_``; a name that had to change gets a short hash of the
     original, so two different names never map to the same file."""
-    import hashlib
-    import re
-
     text = str(name)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:max_len] or "_"
     if safe != text:
@@ -117,10 +119,6 @@ def atomic_hdf5(final: str | os.PathLike) -> Iterator[Any]:
     HDF5 is assembled in RAM and written with one plain ``write``: libhdf5 hitting a
     full disk mid-file can crash the process, a plain write fails with ENOSPC.
     """
-    import io
-
-    import h5py
-
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         yield f
@@ -166,8 +164,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     leaves (:func:`append_jsonl` writes line and newline together) and is ignored; any
     other line that does not parse is a :class:`RunDirError` naming the file and line.
     """
-    from spikeship.safeopen import read_text
-
     out = []
     p = Path(path)
     if not p.exists():
@@ -188,15 +184,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 
 def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

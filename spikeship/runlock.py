@@ -25,14 +25,14 @@ subdirectories such as ``plots/``). The kernel drops a ``flock`` when its holder
 so a lock file that can be locked but still has content is the trace of a writer that
 did not finish: the next writer proceeds, reports that on stderr
 (:attr:`RunLock.previous`), and removes exactly the leftovers that writer journalled
-(:func:`clean_leftovers`), nothing it did not create. The trainer also recovers an
+(:func:`clean_leftovers`), nothing it did not create, and only in a directory of a
+spikeship kind (``compare --out`` into any folder removes nothing). The trainer also recovers an
 interrupted checkpoint swap, under the lock
 (:func:`spikeship.train.checkpoint.recover_checkpoint`).
 
-Directories have a kind (:data:`KINDS`), recorded in ``.spikeship-dir`` when a command
-creates one: a command writes only into an empty directory or one of a kind it accepts
-(``kind``/``accepts`` of :func:`run_lock`); a directory made before the marker existed
-is recognised by its files (:func:`dir_kind`).
+Directories have a kind (:mod:`spikeship.dirkind`), checked first under the lock: a
+command writes only into an empty directory (marked with its kind) or one of a kind it
+accepts (``kind``/``accepts`` of :func:`run_lock`); a refused one is left as it was.
 
 Within one process the lock is re-entrant (the pipeline holds it while its stages run).
 """
@@ -56,24 +56,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spikeship import dirkind
+from spikeship.dirkind import (COMPARE, KINDS, MARKER_NAME, PIPELINE, RUN_KINDS,
+                               STANDALONE, TRAINING, TUNE, dir_kind)
 from spikeship.errors import RunDirError, RunLockedError
 
 LOCK_NAME = ".spikeship.lock"
-MARKER_NAME = ".spikeship-dir"
 MAX_LOCK_BYTES = 64 * 1024   # a lock file is a few hundred bytes; read at most this much
-
-TRAINING, STANDALONE, PIPELINE, COMPARE, TUNE = (
-    "training run", "standalone output", "pipeline output", "compare output", "tune study")
-KINDS = (TRAINING, STANDALONE, PIPELINE, COMPARE, TUNE)
-RUN_KINDS = (TRAINING, PIPELINE, STANDALONE)      # what export/simulate/energy/report accept
-# files by which a directory written before the marker existed is recognised, first match
-_SIGNATURES = ((PIPELINE, ("pipeline.json", ".pipeline")),
-               (STANDALONE, ("standalone.json",)),
-               (TUNE, ("study.json",)),
-               (TRAINING, ("config.json", "checkpoint", "checkpoint.old", "checkpoint.new",
-                           "metrics.jsonl", "summary.json", "model.nir", "model.onnx",
-                           "model.net")))
-
 
 @dataclass
 class RunLock:
@@ -301,60 +290,9 @@ def own_temp(path: str | os.PathLike, done: bool = False) -> None:
                               f"{e.strerror or e}") from e
 
 
-def dir_kind(run_dir: str | os.PathLike) -> str | None:
-    """The kind of ``run_dir``: its marker's, else recognised by its files; None for an
-    empty directory (the lock file and the marker aside) or an unrelated one (then
-    ``"unrelated"``)."""
-    run_dir = Path(run_dir)
-    marker = run_dir / MARKER_NAME
-    try:
-        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        fd = None
-    except OSError as e:
-        raise RunDirError(f"cannot read the directory marker {marker}: {e.strerror} (it "
-                          f"must be a regular file)") from e
-    if fd is not None:
-        try:
-            st = os.fstat(fd)
-            rec = json.loads(os.read(fd, 4096)) if stat.S_ISREG(st.st_mode) else None
-        except (OSError, ValueError, RecursionError):
-            rec = None
-        finally:
-            os.close(fd)
-        kind = rec.get("kind") if isinstance(rec, dict) else None
-        if kind not in KINDS:
-            raise RunDirError(f"the directory marker {marker} is damaged (no known kind); "
-                              f"remove it if {run_dir} is a spikeship directory")
-        return kind
-    names = {e for e in os.listdir(run_dir)} - {LOCK_NAME, MARKER_NAME}
-    if not names:
-        return None
-    for kind, files in _SIGNATURES:
-        if names & set(files):
-            return kind
-    return "unrelated"
-
-
 def _claim_kind(lock: RunLock, what: str, kind: str | None, accepts: tuple[str, ...]) -> None:
-    """Refuse a directory of another kind (or unrelated files); mark an empty one."""
-    if kind is None and not accepts:
-        return
-    accepts = accepts or (kind,)
-    found = dir_kind(lock.run_dir)
-    if found is None:
-        if kind is not None:
-            rec = {"kind": kind, "created_by": _command(), "created": time.time()}
-            fd = os.open(lock.run_dir / MARKER_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
-                         os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(rec) + "\n")
-            lock.marked = True
-        return
-    if found not in accepts:
-        held = "files spikeship did not write" if found == "unrelated" else f"a {found}"
-        raise RunDirError(f"{lock.run_dir} holds {held}; `{what}` writes only into an empty "
-                          f"directory or a {' or '.join(accepts)}: choose another directory")
+    """Refuse a directory of another kind; mark an empty one (:mod:`spikeship.dirkind`)."""
+    lock.marked = dirkind.claim(lock.run_dir, what, kind, accepts, _command(), {LOCK_NAME})
 
 
 def _make_dirs(run_dir: Path) -> list[Path]:
@@ -441,23 +379,25 @@ def run_lock(run_dir: str | os.PathLike, what: str, *, create: bool = False,
 
 
 def _start(lock: RunLock, what: str, existed: bool, kind, accepts, report) -> None:
-    """Under the fresh lock: record the holder, clean what a dead holder journalled,
-    check (and mark) the directory's kind."""
+    """Under the fresh lock: check (and mark) the directory's kind, record the holder,
+    then clean what a dead holder journalled (only in a directory of a spikeship kind:
+    ``compare --out`` into any folder removes nothing)."""
     temps = []
     if existed:
         lock.previous = _read_record(lock.fd) or {}
         temps = _read_temps(lock.fd)
+    _claim_kind(lock, what, kind, accepts)       # refused: nothing written, nothing removed
     lock.record = {"pid": os.getpid(), "host": os.uname().nodename, "command": _command(),
                    "what": what, "started": time.time()}
     _write_journal(lock)
-    lock.cleaned = clean_leftovers(lock.run_dir, temps)
+    if kind is not None or accepts:
+        lock.cleaned = clean_leftovers(lock.run_dir, temps)
     if lock.previous is not None:
         note = (f"note: the previous writer of {lock.run_dir}, "
                 f"{describe_holder(lock.previous)}, did not finish")
         if lock.cleaned:
             note += f"; cleaned up: {', '.join(lock.cleaned)}"
         (report or _stderr)(note)
-    _claim_kind(lock, what, kind, accepts)
 
 
 def _release(lock: RunLock, path: Path, failed: bool = False) -> None:
@@ -466,8 +406,9 @@ def _release(lock: RunLock, path: Path, failed: bool = False) -> None:
         if names == {MARKER_NAME}:
             with contextlib.suppress(OSError):
                 os.unlink(lock.run_dir / MARKER_NAME)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)          # still holding the lock: nobody can have taken it
+    if lock.record or lock.previous is None:    # a dead writer's record we did not
+        with contextlib.suppress(FileNotFoundError):   # replace stays, with its journal
+            os.unlink(path)      # still holding the lock: nobody can have taken it
     with contextlib.suppress(OSError):
         os.close(lock.fd)
 
@@ -505,6 +446,6 @@ def writes_run_dir(locate: str | Callable[..., Any], what: str, *, create: bool 
     return deco
 
 
-__all__ = ["KINDS", "LOCK_NAME", "MARKER_NAME", "RUN_KINDS", "RunLock", "RunLockedError",
-           "clean_leftovers", "describe_holder", "dir_kind", "own_temp", "run_lock",
-           "writes_run_dir"]
+__all__ = ["COMPARE", "KINDS", "LOCK_NAME", "MARKER_NAME", "PIPELINE", "RUN_KINDS", "RunLock",
+           "RunLockedError", "STANDALONE", "TRAINING", "TUNE", "clean_leftovers",
+           "describe_holder", "dir_kind", "own_temp", "run_lock", "writes_run_dir"]

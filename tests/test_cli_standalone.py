@@ -1,4 +1,6 @@
-"""Bring your own network, from the command line (real subprocesses, real files).
+"""Bring your own network, from the command line (real files; the commands run through
+``spikeship.cli.main`` in-process, and once as a real ``python -m spikeship.cli``
+subprocess, the missing-dt error, so the process exit code and stderr are checked too).
 
 An snnTorch network (``Leaky``, ``reset_mechanism="zero"``: NIR's reset to 0; snnTorch's
 default subtract reset has no NIR form) is exported with snnTorch's own
@@ -15,19 +17,40 @@ A lava-dl netx file is imported (``spikeship import``) and simulated the same wa
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import nir
 import numpy as np
 import pytest
 import torch
 
+from spikeship import cli
+
 N, T = 16, 6
 THR = 0.7 + 0.01 / 256
 
 
-def run_cli(*args, timeout=600):
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_process(*args, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "spikeship.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``spikeship ARGS`` in-process: exit code and what it printed."""
+    def run(*args) -> Ran:
+        capsys.readouterr()
+        rc = cli.main([str(a) for a in args])
+        got = capsys.readouterr()
+        return Ran(rc, got.out, got.err)
+    return run
 
 
 def _snntorch_net():
@@ -76,7 +99,7 @@ def snntorch_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize("target", ["reference", "lava-float", "loihi-emu"])
-def test_snntorch_export_runs_from_the_cli_as_snntorch_does(snntorch_file, target):
+def test_snntorch_export_runs_from_the_cli_as_snntorch_does(snntorch_file, target, run_cli):
     d, want = snntorch_file
     out = d / f"out-{target}"
     r = run_cli("simulate", d / "snn.nir", "--target", target, "--input", d / "x.npy",
@@ -88,7 +111,7 @@ def test_snntorch_export_runs_from_the_cli_as_snntorch_does(snntorch_file, targe
     assert json.loads((out / f"simulate-{target}.json").read_text())["samples"] == N
 
 
-def test_energy_on_a_file(snntorch_file):
+def test_energy_on_a_file(snntorch_file, run_cli):
     d, _ = snntorch_file
     r = run_cli("energy", d / "snn.nir", "--input", d / "x.npy", "--dt", "1e-4",
                 "--out", d / "energy-out")
@@ -102,14 +125,14 @@ def test_energy_on_a_file(snntorch_file):
 
 def test_graph_without_dt_asks_for_it_naming_snntorchs_convention(snntorch_file):
     d, _ = snntorch_file
-    r = run_cli("simulate", d / "snn.nir", "--target", "reference", "--input", d / "x.npy",
-                "--out", d / "no-dt")
+    r = run_process("simulate", d / "snn.nir", "--target", "reference", "--input",
+                    d / "x.npy", "--out", d / "no-dt")
     assert r.returncode not in (0, 70)
     assert "--dt" in r.stderr and "dt = 1e-4 s" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_static_input_needs_timesteps_and_a_fitting_shape(snntorch_file, tmp_path):
+def test_static_input_needs_timesteps_and_a_fitting_shape(snntorch_file, tmp_path, run_cli):
     d, want = snntorch_file
     np.save(tmp_path / "static.npy", np.ones((3, 7), np.float32))
     r = run_cli("simulate", d / "snn.nir", "--target", "reference", "--input",
@@ -127,7 +150,7 @@ def test_static_input_needs_timesteps_and_a_fitting_shape(snntorch_file, tmp_pat
         assert z["output_spikes"].shape == (3, 4, 4)
 
 
-def test_netx_file_imports_and_reproduces_lava_dls_golden_output(tmp_path):
+def test_netx_file_imports_and_reproduces_lava_dls_golden_output(tmp_path, run_cli):
     from tests.targets.test_netx_import import _gts_root
 
     root = _gts_root()
@@ -185,7 +208,7 @@ def test_norse_export_runs_as_norse_does(tmp_path):
         np.testing.assert_array_equal(r.output_spikes, want, err_msg=target)
 
 
-def test_a_directory_with_only_model_nir_points_to_the_file(snntorch_file, tmp_path):
+def test_a_directory_with_only_model_nir_points_to_the_file(snntorch_file, tmp_path, run_cli):
     d, _ = snntorch_file
     (tmp_path / "only").mkdir()
     (tmp_path / "only" / "model.nir").write_bytes((d / "snn.nir").read_bytes())

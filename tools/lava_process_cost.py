@@ -1,13 +1,10 @@
 """Measure what one more Lava process costs: a 12 -> 48 -> 4 LIF graph whose hidden
 population has k distinct time constants (k Lava processes), run on ``lava-float`` for
-k in KS; writes results/lava_process_cost.json (seconds per run and the slope per
-process). Run: PYTHONPATH=. python tools/lava_process_cost.py"""
+k in KS; writes results/lava-process-cost.json (seconds per run and the slope per
+process). Run: python tools/lava_process_cost.py"""
 
 from __future__ import annotations
 
-import datetime
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -19,6 +16,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import common, schema  # noqa: E402
 from spikeship.sim.standalone import simulate_file  # noqa: E402
 
 KS, N, T, HIDDEN = (1, 4, 8, 16), 2, 10, 48
@@ -59,13 +57,16 @@ def main() -> None:
             rows.append({"processes": k, "seconds": time.perf_counter() - t0})
     ks = np.array([r["processes"] for r in rows], float)
     ss = np.array([r["seconds"] for r in rows], float)
-    slope = float(np.polyfit(ks, ss, 1)[0])
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results/lava_process_cost.json").write_text(json.dumps({
-        "command": "PYTHONPATH=. python tools/lava_process_cost.py",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.platform(), "samples": N, "timesteps": T, "hidden": HIDDEN,
-        "rows": rows, "seconds_per_extra_process": slope}, indent=1) + "\n")
+    schema.write(ROOT / "results/lava-process-cost.json", {
+        "schema": schema.VERSION, "name": "lava-process-cost", "benchmark": "lava_process_cost",
+        "topic": "speed", "title": "What one more Lava process costs",
+        "description": "A 12 -> 48 -> 4 LIF graph whose hidden population has k distinct "
+                       "time constants, so k Lava processes, on lava-float (wall seconds of "
+                       "one standalone run after a warm-up run).",
+        "command": "python tools/lava_process_cost.py", "commit": common.git_commit(),
+        "date": common.now(), "machine": common.machine(), "versions": common.versions(),
+        "rows": rows, "summary": {"seconds_per_extra_process": float(np.polyfit(ks, ss, 1)[0])},
+        "config": {"samples": N, "timesteps": T, "hidden": HIDDEN}})
 
 
 if __name__ == "__main__":

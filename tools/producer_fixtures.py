@@ -1,4 +1,4 @@
-"""Write conformance fixtures with the producers' own NIR exporters (issue 35, item 4).
+"""Write conformance fixtures with the producers' own NIR exporters.
 
 Run in a separate environment holding the producers (pins: tools/producer-requirements.txt)::
 
@@ -139,6 +139,9 @@ def norse_graphs():
         "dense_iaf": (lambda: norse.SequentialState(
             torch.nn.Linear(DENSE_IN, 10), norse.IAFCell(), torch.nn.Linear(10, 4),
             norse.IAFCell()), (DENSE_IN,), 1.0),
+        "recurrent_lif": (lambda: norse.SequentialState(
+            torch.nn.Linear(DENSE_IN, 10), norse.LIFRecurrentCell(10, 10),
+            torch.nn.Linear(10, 4), box()), (DENSE_IN,), 6.0),
         "conv_flatten_lifbox": (lambda: norse.SequentialState(
             torch.nn.Conv2d(2, 3, 3, padding=1), box(), torch.nn.Flatten(),
             torch.nn.Linear(108, 4), box()), CONV_IN, 6.0),
@@ -268,6 +271,16 @@ def write_fixture(folder: Path, name, export, run, x, meta) -> dict:
     return {"graph": name, "output_spikes": meta["output_spikes"]}
 
 
+def _where(e: BaseException) -> str:
+    """The innermost frame of the failure, its file relative to site-packages or here."""
+    frame = traceback.extract_tb(e.__traceback__)[-1]
+    path = Path(frame.filename)
+    parts = path.parts
+    rel = Path(*parts[parts.index("site-packages") + 1:]) if "site-packages" in parts \
+        else path.relative_to(Path(__file__).resolve().parents[1])
+    return f"{rel}:{frame.lineno} in {frame.name}"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("tests/fixtures/producers"))
@@ -285,7 +298,7 @@ def main(argv=None) -> None:
                 for p in (folder / f"{name}.nir", folder / f"{name}.golden.npz"):
                     p.unlink(missing_ok=True)
                 failures.append({"graph": name, "error": f"{type(e).__name__}: {e}",
-                                 "where": traceback.format_exception(e)[-2].strip()[:300],
+                                 "where": _where(e),
                                  "versions": meta["versions"]})
                 print(producer, name, "FAILED:", failures[-1]["error"])
         (folder / "exporter_failures.json").write_text(json.dumps(failures, indent=1) + "\n")

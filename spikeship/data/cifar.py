@@ -20,8 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    from numpy._core import multiarray, numeric
+except ImportError:  # numpy < 2
+    from numpy.core import multiarray, numeric
+
 from spikeship.errors import DatasetError
 from spikeship.safeopen import LIMITS, read_bytes
+from spikeship.data.bundle import ArrayDataset, DatasetBundle
 from spikeship.data.files import data_root, find_dir, missing
 
 TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
@@ -31,11 +37,6 @@ LAYOUT = ("the CIFAR-10 python batches " + ", ".join(TRAIN + TEST)
 
 
 def _allowed() -> dict[tuple[str, str], object]:
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray, numeric
-
     ok = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
@@ -99,8 +100,6 @@ def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
-    from spikeship.data import ArrayDataset, DatasetBundle
-
     root = data_root(data_dir)
     d = find_dir(root, ["cifar-10-batches-py", ""], TRAIN + TEST)
     if d is None:

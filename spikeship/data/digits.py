@@ -8,14 +8,15 @@ SNN at every time step (direct encoding).
 from __future__ import annotations
 
 import numpy as np
+from sklearn.datasets import load_digits
+
+from spikeship.data.bundle import ArrayDataset, DatasetBundle
 
 TEST_FRACTION = 0.25
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 1797 digits as float32 ``(N, 8, 8)`` in [0, 1] and int64 labels, sklearn's order."""
-    from sklearn.datasets import load_digits
-
     d = load_digits()
     return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
 
@@ -42,8 +43,6 @@ def stratified_split(labels: np.ndarray, seed: int,
 
 
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
-    from spikeship.data import ArrayDataset, DatasetBundle
-
     x, y = digits_arrays()
     tr, te = stratified_split(y, seed)
     x = x[:, None]  # (N, 1, 8, 8)

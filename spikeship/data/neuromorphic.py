@@ -24,10 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tonic.datasets import NMNIST, DVSGesture
+from tonic.transforms import Downsample, ToFrame
 from torch.utils.data import Dataset
 
 from spikeship.errors import DatasetError
-from spikeship.safeopen import LIMITS
+from spikeship.safeopen import LIMITS, check_file, check_npy
+from spikeship.data.bundle import DatasetBundle
 from spikeship.data.files import data_root, missing
 
 
@@ -46,8 +49,6 @@ def _offline(cls):
 
 def frames_of(events: np.ndarray, sensor_size: tuple[int, int, int], timesteps: int) -> np.ndarray:
     """``(T, P, H, W)`` event counts in T equal windows from the first to the last event."""
-    from tonic.transforms import ToFrame
-
     w, h, p = sensor_size
     if len(events) == 0:
         return np.zeros((timesteps, p, h, w), np.float32)
@@ -75,8 +76,6 @@ class TonicFrames(Dataset):
         return len(self.ds)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from spikeship.safeopen import check_file, check_npy
-
         path = str(self.ds.data[i])
         if path.endswith(".npy"):   # regular file, declared shape vs bytes, no pickles
             check_npy(path, "recording", DatasetError)
@@ -87,8 +86,6 @@ class TonicFrames(Dataset):
         except (OSError, ValueError, IndexError, KeyError) as e:
             raise DatasetError(f"cannot read recording {self.ds.data[i]}: {e}") from e
         if self.spatial_factor != 1.0:
-            from tonic.transforms import Downsample
-
             events = Downsample(spatial_factor=self.spatial_factor)(events)
         return torch.from_numpy(frames_of(events, self.sensor_size, self.timesteps)), int(target)
 
@@ -100,10 +97,6 @@ def _require(root: Path, dataset: str, folders: list[Path], pattern: str, layout
 
 
 def load_nmnist(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
-    from tonic.datasets import NMNIST
-
-    from spikeship.data import DatasetBundle
-
     root = data_root(data_dir)
     base = root / "NMNIST"
     _require(root, "nmnist", [base / "Train", base / "Test"], "*.bin",
@@ -121,10 +114,6 @@ def load_nmnist(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: A
 
 
 def load_dvs_gesture(*, data_dir=None, timesteps: int = 8, seed: int = 0):  # noqa: ARG001
-    from tonic.datasets import DVSGesture
-
-    from spikeship.data import DatasetBundle
-
     root = data_root(data_dir)
     base = root / "DVSGesture"
     _require(root, "dvs-gesture", [base / "ibmGestureTrain", base / "ibmGestureTest"], "*.npy",

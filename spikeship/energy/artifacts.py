@@ -21,10 +21,13 @@ from pathlib import Path
 
 import nir
 import numpy as np
+from onnx import numpy_helper
 
 from spikeship.errors import GraphError
 from spikeship.nir.categories import SPIKING, SYNAPSES, kind
 from spikeship.nir.layers import meta, synaptic_layers
+from spikeship.nir.read import read_nir as read_validated
+from spikeship.safeopen import load_onnx
 from spikeship.energy.vanish import DeployedLayer
 
 
@@ -35,8 +38,6 @@ def _arange_if_none(v, n: int) -> np.ndarray:
 def read_nir(path: str | Path) -> nir.NIRGraph:
     """The graph of a NIR file, read and validated by spikeship's importer (size limits
     before allocating, NaN/Inf, shapes, edges): named errors only."""
-    from spikeship.nir.read import read_nir as read_validated
-
     return read_validated(path).graph
 
 
@@ -82,8 +83,6 @@ def nir_populations(graph: nir.NIRGraph) -> dict[str, tuple[str, np.ndarray]]:
 
 # ---- ONNX ----------------------------------------------------------------------------
 def _sparse_to_dense(sp) -> tuple[str, np.ndarray, np.ndarray]:
-    from onnx import numpy_helper
-
     dims = tuple(int(d) for d in sp.dims)
     vals = numpy_helper.to_array(sp.values).ravel()
     idx = numpy_helper.to_array(sp.indices)
@@ -102,10 +101,6 @@ def _sparse_to_dense(sp) -> tuple[str, np.ndarray, np.ndarray]:
 
 def onnx_layers(path: str | Path, fmt: str = "onnx") -> list[DeployedLayer]:
     """Synaptic initializers of a spikeship ONNX export (``layers`` metadata)."""
-    from onnx import numpy_helper
-
-    from spikeship.safeopen import load_onnx
-
     model = load_onnx(path)    # size, no external data, only the operators spikeship writes
     props = {p.key: p.value for p in model.metadata_props}
     if "layers" not in props:

@@ -31,12 +31,18 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 from spikeship.errors import GraphError, MissingDependencyError, RuleError, SpikeshipError
 from spikeship.energy import vanish
 from spikeship.nir.layers import SynapticLayer, meta, synaptic_layers
 from spikeship.energy.vanish import DeployedLayer
+from spikeship.sim.lava.build import build
+from spikeship.sim.lava.netx import build_netx, read_deployment
+from spikeship.targets.loihi.host import sparse_hosts
+from spikeship.targets.loihi.lower import graph_encoding, lower
 from spikeship.targets.loihi.netx_file import read_netx_file, text
+from spikeship.targets.loihi.quantize import quantize_deployment
 
 
 def checks(run_dir: Path, graph, pruned: dict, include_lava: bool = True) -> list:
@@ -93,8 +99,6 @@ def _scatter(n_rows: int, n_cols: int, rows, cols, vals, stored_mask=None):
 def dense_to_nir(layer: SynapticLayer, weights) -> tuple[np.ndarray, np.ndarray]:
     """A Dense (ndarray) or Sparse (scipy) weight over the presynaptic neurons -> NIR
     (value, stored) in the NIR weight's shape."""
-    from scipy import sparse
-
     colmap = _nir_index_of_source(layer)
     n_out, n_in = layer.weight.shape
     if weights.shape != (n_out, colmap.size):
@@ -121,10 +125,6 @@ def conv_to_nir(layer: SynapticLayer, kernel_nir_layout: np.ndarray):
 # ---- built processes ------------------------------------------------------------------
 def build_processes(graph) -> dict[str, list[DeployedLayer]]:
     """Build the Lava processes of ``graph`` (float and fixed) and read their weights."""
-    from spikeship.sim.lava.build import build
-    from spikeship.targets.loihi.lower import graph_encoding, lower
-    from spikeship.targets.loihi.quantize import quantize_deployment
-
     layers = {l.name: l for l in synaptic_layers(graph)}
     kept = {n: meta_dict(graph, l) for n, l in layers.items()}
     mode = "current" if graph_encoding(graph) == "direct" else "spikes"
@@ -229,8 +229,6 @@ def _from_weights(fmt, graph, layer: SynapticLayer, kind: str, w, nir_layout: bo
                   ) -> DeployedLayer | None:
     """A stored weight -> :class:`DeployedLayer`: a dense array stores every entry (a
     pruned synapse is a stored 0), a scipy sparse matrix only the synapses it holds."""
-    from scipy import sparse
-
     if layer.source_layer is None:
         return None
     if kind == "conv":
@@ -247,9 +245,6 @@ def _from_weights(fmt, graph, layer: SynapticLayer, kind: str, w, nir_layout: bo
 def netx_processes(path: Path, graph) -> list[DeployedLayer]:
     """Build lava-dl's netx ``Network`` from ``path`` with ``sparse_fc_layer=True`` (as
     the ``lava-netx`` target can) and read its synapse processes back."""
-    from spikeship.sim.lava.netx import build_netx, read_deployment
-    from spikeship.targets.loihi.host import sparse_hosts
-
     dep = sparse_hosts(read_deployment(path))     # as run_netx(sparse_fc_layer=True)
     pops = _by_population(graph)
     out = []

@@ -27,8 +27,10 @@ import copy
 import nir
 import numpy as np
 
+from spikeship.errors import RunDirError
 from spikeship.nir.layers import meta, synaptic_layers
-from spikeship.energy.synops import SynopsReport, layer_fanout
+from spikeship.energy.synops import SpikeCounts, SynopsReport, count_synops, layer_fanout
+from spikeship.sim.result import SimResult
 
 EXPLANATION = (
     "neurobench's SynapticOperations convention: a layer after a pool counts each "
@@ -99,10 +101,6 @@ def neurobench_synops(graph: nir.NIRGraph, rep: SynopsReport, pool_nonzero: dict
 def for_run(run_dir, graph: nir.NIRGraph, original_shapes: dict | None = None) -> dict:
     """The block for a run directory: from ``simulate-reference`` (the simulation that
     records pooled values), counted on the same spikes in both conventions."""
-    from spikeship.errors import RunDirError
-    from spikeship.energy.synops import SpikeCounts, count_synops
-    from spikeship.sim.result import SimResult
-
     try:
         res = SimResult.load(run_dir, "reference")
     except RunDirError as e:

@@ -22,22 +22,21 @@ from pathlib import Path
 
 from spikeship.errors import ConfigError, RuleError, RunDirError
 from spikeship.io import write_json_atomic
-from spikeship.energy import artifacts, neurobench_convention, vanish
+from spikeship.energy import artifacts, lava_artifacts, neurobench_convention, vanish
 from spikeship.energy.model import ann_comparison, price
 from spikeship.energy.synops import SpikeCounts, SynopsReport, count_synops
-from spikeship.targets.registry import all_specs, get_spec, mapped_chips
+from spikeship.nir.layers import meta
+from spikeship.sim.registry import spike_sources
+from spikeship.sim.result import SimResult
+from spikeship.targets.registry import all_specs, get, get_spec, mapped_chips
 
 def load_counts(run_dir: Path, graph, spikes_from: str | None,
                 assume_rate: float | None) -> SpikeCounts:
     """The spike counts to price: a simulation's, or a stated firing-rate assumption."""
-    from spikeship.sim.result import SimResult
-
     if assume_rate is not None:
         return SpikeCounts.assumed(graph, assume_rate, _timesteps(graph))
     if spikes_from is not None:
         return SpikeCounts.from_result(SimResult.load(run_dir, spikes_from))
-    from spikeship.sim.registry import spike_sources
-
     for target in spike_sources():     # the registry's order: deployed fixed point first
         if (run_dir / f"simulate-{target}.npz").exists():
             return SpikeCounts.from_result(SimResult.load(run_dir, target))
@@ -45,8 +44,6 @@ def load_counts(run_dir: Path, graph, spikes_from: str | None,
 
 
 def _timesteps(graph) -> int:
-    from spikeship.nir.layers import meta
-
     t = int(meta(graph).get("timesteps") or 0)
     if t < 1:
         raise ConfigError("the graph's metadata has no 'timesteps'; simulate the run first")
@@ -86,8 +83,6 @@ def _layers_json(rep: SynopsReport, chip, trained: dict) -> list[dict]:
 
 
 def _cores(graph, original_shapes) -> dict:
-    from spikeship.targets.registry import get
-
     out = {}
     for chip in mapped_chips():
         spec = get_spec(chip)
@@ -134,8 +129,6 @@ def run_vanish(run_dir: Path, graph, pruned: dict | None, include_lava: bool = T
         checks.append(vanish.not_checked("onnx", "model.onnx not present"))
     checks += _lava_checks(run_dir, graph, pruned, include_lava)
     pops = artifacts.nir_populations(graph)
-    from spikeship.sim.result import SimResult
-
     for npz in sorted(run_dir.glob("simulate-*.npz")):
         target = npz.name[len("simulate-"):-len(".npz")]
         try:
@@ -153,11 +146,6 @@ def run_vanish(run_dir: Path, graph, pruned: dict | None, include_lava: bool = T
 
 def _lava_checks(run_dir: Path, graph, pruned: dict, include_lava: bool) -> list:
     """netx file and the built Lava processes (when the Lava target is available)."""
-    try:
-        from spikeship.energy import lava_artifacts
-    except ImportError as e:
-        return [vanish.not_checked("netx", f"netx reader unavailable: {e}"),
-                vanish.not_checked("lava", f"Lava reader unavailable: {e}")]
     return lava_artifacts.checks(run_dir, graph, pruned, include_lava)
 
 

@@ -29,11 +29,12 @@ was found in any of them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from spikeship.errors import GraphError
+from spikeship.train.checkpoint import load_checkpoint
 
 CATEGORIES = ("nonzero", "explicit_zero", "unit_present", "unit_fired")
 MAX_LISTED = 100          # findings listed per format and category (all are counted)
@@ -114,8 +115,6 @@ class FormatCheck:
 
     def tolerate(self, *categories: str, why: str = "") -> FormatCheck:
         """A copy whose ``passed`` ignores ``categories`` (they stay reported)."""
-        from dataclasses import replace
-
         reason = f"{self.reason}; {why}" if why and self.reason else (why or self.reason)
         return replace(self, tolerated=tuple(sorted(set(self.tolerated) | set(categories))),
                        reason=reason)
@@ -184,8 +183,6 @@ def pruned_layers_from_masks(masks) -> dict[str, PrunedLayer]:
 
 def pruned_layers_from_checkpoint(run_dir) -> dict[str, PrunedLayer]:
     """Load ``run_dir``'s checkpoint and take its masks."""
-    from spikeship.train.checkpoint import load_checkpoint
-
     return pruned_layers_from_masks(load_checkpoint(run_dir).masks)
 
 

@@ -1,4 +1,4 @@
-"""Producer conventions: what an exporter means but does not write (issue 35).
+"""Producer conventions: what an exporter means but does not write.
 
 None of the four exporters writes a producer mark, so the user names it:
 ``convention`` in :data:`CONVENTIONS` (default ``"nir"``: the file means what NIR says).

@@ -1,4 +1,4 @@
-"""Normalise a NIR graph as the field's exporters write it, before validation (issue 35).
+"""Normalise a NIR graph as the field's exporters write it, before validation.
 
 What is changed (each change is returned as a record, never silent):
 

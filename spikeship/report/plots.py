@@ -141,25 +141,50 @@ def retained_per_layer(last: dict, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def energy_per_layer(energy: dict[str, Any], path: Path) -> Path | None:
-    """Synaptic operations per layer, effective vs dense, and energy per chip."""
+def dense_series(energy: dict[str, Any], dense_energy: dict[str, Any] | None
+                 ) -> tuple[str, list[float], dict[str, float | None]]:
+    """(legend, dense operations per layer of ``energy``'s layers, dense pJ per chip).
+
+    The dense run's own deployed figures when its ``energy.json`` is given (a layer it
+    does not have counts 0); else the pruned run's spikes on the unpruned wiring."""
+    layers = energy.get("layers") or []
+    chips = energy.get("energy_pj_per_sample") or {}
+    if dense_energy:
+        own = {layer.get("layer"): float(layer.get("synops_effective", 0))
+               for layer in dense_energy.get("layers") or []}
+        dense_chips = dense_energy.get("energy_pj_per_sample") or {}
+        return ("dense run", [own.get(layer.get("layer"), 0.0) for layer in layers],
+                {c: (dense_chips.get(c) or {}).get("total_pj") for c in chips})
+    return ("its spikes, unpruned wiring",
+            [float(layer.get("synops_dense", 0)) for layer in layers],
+            {c: v.get("dense_total_pj") for c, v in chips.items()})
+
+
+def energy_per_layer(energy: dict[str, Any], path: Path,
+                     dense_energy: dict[str, Any] | None = None) -> Path | None:
+    """Synaptic operations per layer and energy per chip, pruned against dense.
+
+    "Dense" is the dense run's own deployed figures (its spikes on its wiring) when its
+    ``energy.json`` is given, the definition ``compare`` uses; without it, the pruned
+    run's spikes priced on the unpruned wiring stand in, and the legend says so."""
     layers = energy.get("layers") if energy else None
     if not layers:
         return None
     names = [f"{layer.get('layer', i)}\n{layer.get('op', '')}" for i, layer in enumerate(layers)]
     eff = [float(layer.get("synops_effective", 0)) for layer in layers]
-    dense = [float(layer.get("synops_dense", 0)) for layer in layers]
     chips = {c: v for c, v in (energy.get("energy_pj_per_sample") or {}).items()
              if v.get("total_pj") is not None}
+    legend, dense, dense_pj = dense_series(energy, dense_energy)
+    chips = {c: v for c, v in chips.items() if dense_pj.get(c) is not None}
     fig, axes = plt.subplots(1, 2 if chips else 1, figsize=(9 if chips else 5.5, 3.4))
     ax = axes[0] if chips else axes
-    _paired_bars(ax, names, dense, eff, ("dense", "deployed (pruned)"),
+    _paired_bars(ax, names, dense, eff, (legend, "deployed (pruned)"),
                  "ops / sample (AC, or MAC)", "Synaptic operations per layer", log=True,
                  rotation=30)
     if chips:
         cn = list(chips)
-        _paired_bars(axes[1], cn, [chips[c]["dense_total_pj"] / 1e6 for c in cn],
-                     [chips[c]["total_pj"] / 1e6 for c in cn], ("dense", "pruned"),
+        _paired_bars(axes[1], cn, [dense_pj[c] / 1e6 for c in cn],
+                     [chips[c]["total_pj"] / 1e6 for c in cn], (legend, "pruned"),
                      "energy / sample (uJ)", "Energy per chip", log=True, rotation=30)
     return _save(fig, path)
 

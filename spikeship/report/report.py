@@ -195,7 +195,8 @@ def build_report(run_dir: str | Path, dense_dir: str | Path | None = None,
         "parameters": plots.parameters_curve(run.metrics, pdir / "parameters.png"),
         "survival": plots.survival_curves(run.metrics, pdir / "survival.png"),
         "retained": plots.retained_per_layer(last, pdir / "retained.png"),
-        "energy": plots.energy_per_layer(run.energy, pdir / "energy.png"),
+        "energy": plots.energy_per_layer(run.energy, pdir / "energy.png",
+                                         dense.energy if dense else None),
     }
     captions = {
         "accuracy": "Test accuracy per epoch, dense vs pruned",

@@ -215,7 +215,8 @@ def _fsync_dir(path: Path) -> None:
 # ---- reading -------------------------------------------------------------------------------
 def _read_meta(d: Path) -> dict[str, Any] | None:
     """The meta of a complete checkpoint directory, or None if ``d`` is not one."""
-    _refuse_link(d / META)
+    if (d / META).is_symlink():          # not read through a link: incomplete
+        return None
     try:
         meta = read_json(d / META, "checkpoint metadata", CheckpointError)
     except (OSError, ValueError, CheckpointError):
@@ -229,8 +230,9 @@ def _refuse_link(path: Path) -> None:
     """A checkpoint (directory, tensors, metadata) is read where it is, never through a
     symlink: one could lead ``--init-from`` or ``--resume`` into another run."""
     if path.is_symlink():
-        raise CheckpointError(f"{path} is a symlink (to {os.path.realpath(path)}); a "
-                              f"checkpoint is read only from its own run directory")
+        raise CheckpointError(f"{path} is a symlink (to {os.path.realpath(path)}), not a "
+                              f"regular file or directory of its run; a checkpoint is read "
+                              f"only from its own run directory")
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:

@@ -332,7 +332,8 @@ class Trainer:
     @property
     def eval_batch_size(self) -> int:
         """``config.eval_batch_size``, or by engine: the fast engine folds T steps into the
-        batch, and on CPU its test pass is fastest at 32-64 samples."""
+        batch, so on CPU its test pass is fastest at a small batch (the reason is in
+        ``docs/pruning-decisions.md``)."""
         if self.config.eval_batch_size:
             return self.config.eval_batch_size
         return 64 if getattr(self, "multistep", False) else 256

@@ -1,5 +1,5 @@
 """``energy.json`` states the simulation and sample set behind every figure and says so
-when two blocks were counted on different spikes (issue 35: headline figures from one
+when two blocks were counted on different spikes (before: headline figures from one
 target on N samples, the neurobench block from the reference on M, unsaid)."""
 
 from spikeship.energy.report import estimate

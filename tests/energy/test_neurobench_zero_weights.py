@@ -1,6 +1,6 @@
 """``synops_neurobench`` excludes synapses whose deployed weight is exactly 0 even when the
 mask keeps them, as neurobench's ``SynapticOperations`` does (``binary(weight)``): the
-count equals neurobench's own on the demo model with masked-in zero weights (issue 35)."""
+count equals neurobench's own on the demo model with masked-in zero weights."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Normalisation on load (issue 35): what the exporters write that spikeship fixes, each
+"""Normalisation on load: what the exporters write that spikeship fixes, each
 change recorded; what it cannot fix is a GraphError naming the node."""
 
 import nir

@@ -56,7 +56,9 @@ def alive(ident: tuple[int, int]) -> bool:
 
 
 def test_sigkill_of_a_lava_simulation_leaves_no_worker(run, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # TMPDIR: the killed process's worker record goes to this test's folder, not /tmp
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "spikeship", "simulate", run, "--target",
                              "lava-float", "--samples", "200"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -79,6 +81,8 @@ def test_sigkill_of_a_lava_simulation_leaves_no_worker(run, tmp_path):
             time.sleep(0.1)
         left = [w for w in workers if alive(w)]
         assert not left, f"{len(left)} of {len(workers)} Lava workers outlived spikeship"
+        records = list(tmp_path.glob("spikeship-lava-*/*.json"))   # with proof of identity
+        assert len(records) == 1 and f"{proc.pid}-" in records[0].name
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -46,13 +46,28 @@ def tiny_nir(path: Path) -> Path:
     return path
 
 
-def test_a_hard_link_planted_as_the_lock_file_is_not_written(run, tmp_path, capsys):
+@pytest.mark.parametrize("plant", ["hard-link", "symlink", "fifo"])
+def test_a_lock_file_that_is_not_a_single_link_regular_file_is_not_written(
+        run, tmp_path, capsys, plant):
     outside = tmp_path / "precious.txt"
     outside.write_text("do not touch\n")
-    os.link(outside, run / LOCK_NAME)
+    if plant == "hard-link":
+        os.link(outside, run / LOCK_NAME)
+    elif plant == "symlink":
+        (run / LOCK_NAME).symlink_to(outside)
+    else:
+        os.mkfifo(run / LOCK_NAME)
     expect_error(capsys, ["energy", run, "--assume-rate", "0.1", "--no-lava-check"],
-                 RunDirError, "single link", watch=(run,))
+                 RunDirError, "lock file", watch=(run,))
     assert outside.read_text() == "do not touch\n"
+
+
+def test_a_plots_folder_that_is_a_symlink_is_refused(run, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "plots").symlink_to(elsewhere)
+    expect_error(capsys, ["report", run], RunDirError, "symlink", watch=(run, elsewhere))
+    assert not list(elsewhere.iterdir())
 
 
 def test_layer_names_from_metrics_never_leave_the_plots_folder(run, tmp_path, capsys):
@@ -78,6 +93,10 @@ def test_standalone_out_into_an_unrelated_folder_or_a_run_is_refused(run, tmp_pa
     folder.mkdir()
     (folder / "labels.npy").write_bytes(b"my labels")
     (folder / "model.nir").write_bytes(b"my model")
+    # a planted "dead writer" lock file whose journal names the folder's own hidden file
+    (folder / ".mine.tmp").write_bytes(b"mine")
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": 999999999}) + "\n" +
+                                    json.dumps({"tmp": ".mine.tmp"}) + "\n")
     for cmd in (["simulate", "--target", "reference"], ["energy"]):
         argv = [*cmd, model, "--input", tmp_path / "x.npy", "--out"]
         expect_error(capsys, [*argv, folder], RunDirError, "writes only into an empty",
@@ -116,15 +135,13 @@ def test_standalone_out_waits_for_the_run_lock(tmp_path, capsys):
 
 
 def test_import_never_replaces_an_existing_file_without_force(run, capsys):
-    from spikeship.targets.loihi.importer import import_netx
-
     expect_error(capsys, ["import", run / "model.net"], RunDirError, "exists", watch=(run,))
     expect_error(capsys, ["import", run / "model.net", "--out", run / "config.json"],
                  RunDirError, "exists", watch=(run,))
-    before = (run / "model.nir").read_bytes()
     (run / "model.nir").write_bytes(b"stale")
-    import_netx(run / "model.net", force=True)
-    assert (run / "model.nir").read_bytes() not in (b"stale", b"") and before
+    res = run_cli(capsys, ["import", run / "model.net", "--force"])
+    assert res.rc == 0, res.err
+    assert (run / "model.nir").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"   # replaced, whole
 
 
 def test_compare_out_leaves_other_hidden_files_alone(run, tmp_path, capsys):
@@ -135,8 +152,10 @@ def test_compare_out_leaves_other_hidden_files_alone(run, tmp_path, capsys):
     (d / ".draft.md.tmp").write_text("someone's draft")
     (d / ".netx-mine").mkdir()
     (d / ".netx-mine" / "model.net").write_bytes(b"mine")
-    # a dead spikeship writer's lock file in that folder, which journalled nothing there
-    (d / LOCK_NAME).write_text(json.dumps({"pid": 999999999, "command": "x"}) + "\n")
+    # a dead writer's lock file there, whose journal names those files: compare --out
+    # writes its FILE and FILE.json, and removes nothing
+    (d / LOCK_NAME).write_text("".join(json.dumps(x) + "\n" for x in (
+        {"pid": 999999999, "command": "x"}, {"tmp": ".draft.md.tmp"}, {"tmp": ".netx-mine"})))
     res = run_cli(capsys, ["compare", run, "--out", d / "cmp.md"])
     assert res.rc == 0, res.err
     assert (d / ".draft.md.tmp").read_text() == "someone's draft"

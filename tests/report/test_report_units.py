@@ -89,3 +89,19 @@ def test_old_metrics_without_unit_masks_say_so(tmp_path):
     out = build_report(run)
     assert not any(k.startswith("units-") for k in out)
     assert "No per-epoch unit masks" in out["md"].read_text()
+
+
+def test_energy_plot_prices_dense_as_the_dense_runs_own_figures():
+    """With the dense run's energy.json the 'dense' bars are its own deployed operations
+    and energy (compare's definition); without it, the pruned spikes on unpruned wiring."""
+    pruned = {"layers": [{"layer": "conv0", "synops_effective": 5.0, "synops_dense": 9.0},
+                         {"layer": "fc3", "synops_effective": 2.0, "synops_dense": 7.0}],
+              "energy_pj_per_sample": {"loihi": {"total_pj": 11.0, "dense_total_pj": 30.0},
+                                       "cmos45": {"total_pj": 3.0, "dense_total_pj": 8.0}}}
+    dense = {"layers": [{"layer": "conv0", "synops_effective": 13.0},
+                        {"layer": "fc3", "synops_effective": 17.0}],
+             "energy_pj_per_sample": {"loihi": {"total_pj": 41.0}}}
+    assert plots.dense_series(pruned, dense) == ("dense run", [13.0, 17.0],
+                                           {"loihi": 41.0, "cmos45": None})
+    assert plots.dense_series(pruned, None) == ("its spikes, unpruned wiring", [9.0, 7.0],
+                                          {"loihi": 30.0, "cmos45": 8.0})

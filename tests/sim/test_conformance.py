@@ -5,9 +5,10 @@ On one small exported run (a hand-pruned dpap-mnist on digits, T = 4: NIR, ONNX 
 netx files on disk) each simulator must: accept its declared defaults, refuse an unknown
 option and a bad value with a named OptionError, read booleans as booleans
 (``no``/``off`` are False), run through :meth:`Simulator.run` on the test inputs,
-return binary output spikes of the right shape with per-layer counts, agree with the
-trained model (float: every prediction; fixed point: most spikes), survive a save/load
-round trip, and fail with a named error when the artifact it consumes is missing.
+return binary output spikes of the right shape with per-layer counts, agree with an
+independent simulator (:data:`ORACLE`: never with itself or the run it was made from),
+survive a save/load round trip, and fail with a named error when the artifact it
+consumes is missing.
 """
 
 from __future__ import annotations
@@ -43,8 +44,44 @@ def run(tmp_path_factory):
                                   prune_units={"0": [1, 2], "7": list(range(0, 300, 5))})
     export_run(run_dir, FORMATS)
     inputs, labels = test_split(run_dir, SAMPLES)
-    base = registry.get("snntorch").run(run_dir, inputs, labels, {"progress": False})
-    return run_dir, inputs, labels, base
+    return run_dir, inputs, labels
+
+
+# Each simulator's yardstick shares with it no code that runs the network (only the
+# checkpoint, or the quantized deployment for the two fixed-point pairs), so agreement is
+# evidence, not construction:
+# - snntorch <-> reference: the masked snntorch modules from the checkpoint vs spikeship's
+#   own NIR step equations on model.nir (NIR exporter + reader in between).
+# - onnx -> snntorch: spikeship's ONNX builder run by ONNX Runtime vs the snntorch modules.
+# - norse -> reference: Norse's own NIR import (nirtorch) vs spikeship's NIR reader.
+# - lava-float -> reference: Lava's floating-point process models vs the reference.
+# - loihi-emu -> reference: the numpy Loihi fixed-point emulator vs the float reference.
+# - lava-fixed, lava-netx -> loihi-emu: Lava's fixed-point process models (from NIR, and
+#   lava-dl's netx reader of model.net) vs the emulator's own integer arithmetic.
+ORACLE = {"snntorch": "reference", "reference": "snntorch", "onnx": "snntorch",
+          "norse": "reference", "lava-float": "reference", "loihi-emu": "reference",
+          "lava-fixed": "loihi-emu", "lava-netx": "loihi-emu"}
+# Fixed-point Lava against the fixed-point emulator: spike for spike (same integer
+# arithmetic); the other float/fixed pairs differ by quantization (spikes > 0.9).
+MIN_SPIKES = {"lava-fixed": 1.0, "lava-netx": 1.0}
+
+
+@pytest.fixture(scope="module")
+def results(run):
+    """Each simulator run once on the module's run (a simulator and its yardstick reuse it)."""
+    cache: dict[str, SimResult] = {}
+
+    def get(name: str) -> SimResult:
+        if name not in cache:
+            run_dir, inputs, labels = run
+            cache[name] = registry.get(name).run(run_dir, inputs, labels, {"progress": "off"})
+        return cache[name]
+    return get
+
+
+def test_every_simulator_has_an_independent_yardstick():
+    assert set(ORACLE) == set(NAMES)
+    assert all(ORACLE[n] != n and ORACLE[n] in NAMES for n in NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,21 +117,24 @@ def test_options_are_typed(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PARAMS)
-def test_runs_and_agrees_with_the_trained_model(name, run, tmp_path):
-    run_dir, inputs, labels, base = run
-    sim = registry.get(name)
-    r = sim.run(run_dir, inputs, labels, {"progress": "off"})
-    assert isinstance(r, SimResult) and r.target == name
+def test_runs_and_agrees_with_an_independent_simulator(name, results, tmp_path):
+    sim, base = registry.get(name), results(ORACLE[name])
+    r = results(name)
+    assert isinstance(r, SimResult) and r.target == name and base.target != name
     assert r.output_spikes.shape == base.output_spikes.shape
     assert r.output_spikes.dtype == np.uint8 and set(np.unique(r.output_spikes)) <= {0, 1}
+    assert r.output_spikes.any(), "the test run must spike"
     assert r.neuron_counts and all(int(c.sum()) >= 0 for c in r.neuron_counts.values())
     assert r.samples == SAMPLES
     r.compare_to(base)
-    if sim.capabilities.precision == ("float",):
+    if name in MIN_SPIKES:
+        assert r.agreement["spikes"] >= MIN_SPIKES[name], r.agreement
+    elif "fixed" in (sim.capabilities.precision + registry.get(ORACLE[name]).capabilities
+                     .precision):
+        assert r.agreement["spikes"] > 0.9, r.agreement
+    else:
         assert r.agreement["predictions"] == 1.0, r.agreement
         assert r.agreement["spikes"] > 0.99, r.agreement
-    else:
-        assert r.agreement["spikes"] > 0.9, r.agreement
     r.save(tmp_path)
     back = SimResult.load(tmp_path, name)
     np.testing.assert_array_equal(back.output_spikes, r.output_spikes)
@@ -102,7 +142,7 @@ def test_runs_and_agrees_with_the_trained_model(name, run, tmp_path):
 
 @pytest.mark.parametrize("name", PARAMS)
 def test_missing_artifact_is_a_named_error(name, run, tmp_path):
-    run_dir, inputs, labels, _ = run
+    run_dir, inputs, labels = run
     sim = registry.get(name)
     empty = tmp_path / "run"
     shutil.copytree(run_dir, empty)
@@ -185,6 +225,10 @@ def _capability_graph(kind: str):
 # flat-named nodes (wrong output shape; now a SimulationError instead of a crash).
 KNOWN_GAPS = {("norse", "recurrent"): "Norse 1.1: recurrence only as a named subgraph"}
 NIR_SIMS = [p for p in PARAMS if registry.get(p.values[0]).artifact == "model.nir"]
+# The reference is the yardstick of the other NIR simulators; its own is Norse (an
+# independent NIR import), and the Loihi emulator where Norse has the known gap.
+CAPABILITY_ORACLE = {("reference", "per_neuron_tau"): "norse",
+                     ("reference", "recurrent"): "loihi-emu"}
 
 
 @pytest.mark.slow
@@ -204,9 +248,10 @@ def test_capabilities_are_what_the_simulator_does(name, capability, tmp_path):
         with pytest.raises(SpikeshipError):
             sim.run(tmp_path, x, None, {"progress": False})
         return
-    ref = registry.get("reference").run(tmp_path, x, None, {"progress": False})
+    yardstick = CAPABILITY_ORACLE.get((name, capability), "reference")
+    ref = registry.get(yardstick).run(tmp_path, x, None, {"progress": False})
     assert ref.output_spikes.any(), "the test graph must spike"
     r = sim.run(tmp_path, x, None, {"progress": False})
     r.compare_to(ref)
-    assert r.agreement["spikes"] >= (0.99 if "float" in sim.capabilities.precision else 0.9), \
-        r.agreement
+    precisions = sim.capabilities.precision + registry.get(yardstick).capabilities.precision
+    assert r.agreement["spikes"] >= (0.9 if "fixed" in precisions else 0.99), r.agreement

@@ -1,5 +1,5 @@
 """``simulate FILE.nir --target onnx`` says plainly that ONNX needs a trained run, and
-writes nothing (issue 35: it pointed to ``spikeship export``, which then failed with
+writes nothing (before: it pointed to ``spikeship export``, which then failed with
 "no checkpoint")."""
 
 from pathlib import Path

@@ -42,7 +42,7 @@ from spikeship.targets.loihi.deployment import SOURCE_CONST, SOURCE_INPUT, Deplo
 # Lava processes one NIR population may be split into (groups of equal time constants,
 # targets/loihi/tau_groups.py). Each group is a LIFReset process with its own sink and
 # synapses, compiled and run by its own Lava worker; the per-process cost is measured by
-# tools/lava_process_cost.py (results/lava_process_cost.json).
+# tools/lava_process_cost.py (results/lava-process-cost.json).
 MAX_PROCESSES_PER_POPULATION = 16
 
 
@@ -189,7 +189,7 @@ def _check_process_count(dep: Deployment) -> None:
             raise RuleError(
                 f"population {name!r}: {len(groups)} distinct time constants would start "
                 f"{len(groups)} Lava processes (limit {MAX_PROCESSES_PER_POPULATION}; each "
-                f"adds the cost measured in results/lava_process_cost.json): use fewer "
+                f"adds the cost measured in results/lava-process-cost.json): use fewer "
                 f"distinct tau values, lava-fixed (equal quantised decays share a process) "
                 f"or the loihi-emu target")
 

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import signal
 import stat
 import tempfile
 import threading
 from pathlib import Path
+
+from spikeship.errors import RunDirError
+from spikeship.io import write_json_atomic
+from spikeship.safeopen import read_json
 
 PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
 _armed = False                # True while a Lava session may fork its workers
@@ -121,10 +124,11 @@ def record(workers: list[int]) -> Path | None:
            "workers": [{"pid": p, "start": s} for p in workers
                        if (s := start_time(p)) is not None]}
     path = d / f"{me}-{t}.json"
-    with contextlib.suppress(OSError):
-        path.write_text(json.dumps(rec))
-        return path
-    return None
+    try:
+        write_json_atomic(path, rec)
+    except RunDirError:          # a full /tmp: the parent-death signal still holds
+        return None
+    return path
 
 
 def forget(path: Path | None) -> None:
@@ -146,9 +150,9 @@ def end_stale() -> list[int]:
     ended = []
     for path in d.glob("*.json"):
         try:
-            rec = json.loads(path.read_text())
+            rec = read_json(path, "Lava worker record", RunDirError, max_bytes=1 << 20)
             parent, workers = rec["parent"], rec["workers"]
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        except (RunDirError, KeyError, TypeError):
             continue
         if not isinstance(parent, dict) or not isinstance(workers, list):
             continue                     # not a record this module wrote: leave it

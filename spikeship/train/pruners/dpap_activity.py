@@ -4,7 +4,8 @@ A forward hook only records the step's activity, conv maps summed over H, W (so
 memory is T x B x channels: Eq 6 treats a channel as one population); the traces and
 criteria are computed once per batch, vectorised over time, by the pruner. A layer
 without a neuron (an ANN's logit layer) contributes ``ReLU`` of its output (Eq 18-19).
-The fast engine bypasses hooks and hands over all steps at once (:meth:`record`).
+The fast engine bypasses hooks and hands over all steps at once
+(:meth:`LayerActivity.record`).
 """
 
 from __future__ import annotations

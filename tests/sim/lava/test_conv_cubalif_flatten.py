@@ -1,4 +1,4 @@
-"""Conv2d (with bias) -> CubaLIF -> Flatten -> Affine -> CubaLIF runs on Lava (issue 35: lava-float and
+"""Conv2d (with bias) -> CubaLIF -> Flatten -> Affine -> CubaLIF runs on Lava (lava-float and
 lava-fixed exited 70 with "Shapes (256,) and (8,8,4) are incompatible") and agrees with the
 reference spike for spike in floating point."""
 

@@ -1,4 +1,4 @@
-"""Per-neuron time constants on Lava (issue 35): in fixed point, neurons whose time
+"""Per-neuron time constants on Lava: in fixed point, neurons whose time
 constants quantise to the same decay integers share one Lava process; more processes
 per population than the stated limit are refused by name with the count."""
 
