@@ -13,6 +13,7 @@ _HINTS = {
     "norse": "norse 1.1.0: pip install --no-deps norse==1.1.0",
     "onnxruntime": "onnxruntime: pip install onnxruntime",
     "neurobench": "neurobench 2.3.0: pip install --no-deps neurobench==2.3.0",
+    "optuna": "optuna 5.1.0 (spikeship tune): pip install -c constraints.txt optuna==5.1.0",
 }
 
 

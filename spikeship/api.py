@@ -48,6 +48,8 @@ if TYPE_CHECKING:       # the same modules, for type checkers and the import con
     from spikeship.targets import export as _export
     from spikeship.train import distributed as _distributed
     from spikeship.train import run as _train
+    from spikeship.tune import pick as _pick
+    from spikeship.tune import study as _tune
 else:
     _energy = lazy_import("spikeship.energy.run")
     _pipeline_config = lazy_import("spikeship.pipeline.config")
@@ -61,10 +63,13 @@ else:
     _train = lazy_import("spikeship.train.run")
     _energy_file = lazy_import("spikeship.energy.standalone")
     _distributed = lazy_import("spikeship.train.distributed")
+    _tune = lazy_import("spikeship.tune.study")
+    _pick = lazy_import("spikeship.tune.pick")
 
 __all__ = ["CompareResult", "EnergyResult", "ExportResult", "FileDescription",
-           "PipelineResult", "ReportResult", "SimulateResult", "TrainResult", "compare",
-           "energy", "export", "inspect", "pipeline", "report", "simulate", "train"]
+           "PipelineResult", "ReportResult", "SimulateResult", "TrainResult", "TuneResult",
+           "compare", "energy", "export", "inspect", "pipeline", "report", "simulate", "train",
+           "tune"]
 
 Progress = Callable[[str], None]
 PathLike = str | os.PathLike[str]
@@ -156,6 +161,19 @@ class PipelineResult:
 
     out: Path
     stages: tuple[tuple[str, str, float], ...]
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """A tuning study in ``out``: ``front`` is ``pareto.json`` (the dense run, each Pareto
+    point's budgets, validation accuracy and cost); ``failed_dead``: trials this worker
+    marked failed (left running by a dead worker); ``pick``: ``pick.json`` (the picked
+    point retrained and tested once) when ``pick`` was given."""
+
+    out: Path
+    front: Mapping[str, Any]
+    failed_dead: tuple[int, ...] = ()
+    pick: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -368,6 +386,44 @@ def pipeline(config: _pipeline_config.PipelineConfig | Mapping[str, Any] | None 
             {**config.to_json(), **fields}, source="pipeline()")
     log = _pipeline.run_pipeline(config, progress)
     return PipelineResult(Path(config.out), tuple(log))
+
+
+def tune(run: PathLike, out: PathLike, *, trials: int = 40, objective: str = "ops",
+         hardware: str = "loihi", max_cores: int | None = None, storage: str | None = None,
+         seed: int = 0, carve: float = 0.2, epochs: tuple[int, int] = (5, 30),
+         floor: float | None = None, threads: int | None = None, resume: bool = False,
+         pick: str | None = None, pick_seed: int | None = None,
+         progress: Progress | None = None) -> TuneResult:
+    """Search DPAP's per-layer budgets for ``run``'s recipe (:mod:`spikeship.tune`).
+
+    Trains the dense recipe on the training split minus a ``carve`` share, then runs
+    Optuna trials (multi-objective TPE seeded ``seed``) until the study in ``storage``
+    (default ``out/study.db``) holds ``trials`` finished ones: validation accuracy of
+    the Loihi emulator against ``objective`` (``ops``, ``energy`` or ``cores`` on
+    ``hardware``), fitting one chip (or ``max_cores``). ``epochs``: range of a pruned
+    run's length; ``floor``: stop a trial below ``floor`` x the dense accuracy after
+    its first fine-tuning epoch (None: never, the default). ``resume`` continues (or joins) the study. ``pick``: an
+    expression (:mod:`spikeship.tune.pick`) whose point is retrained on the whole
+    training split (seed ``pick_seed``, default the recipe's) and tested once; with
+    ``pick`` and ``resume`` and a finished study, no trial runs."""
+    s = _tune.TuneSettings(run=str(run), out=str(out), trials=trials, objective=objective,
+                           hardware=hardware, max_cores=max_cores, storage=storage, seed=seed,
+                           carve=carve, epochs=tuple(epochs), floor=floor, threads=threads,
+                           resume=resume)
+    if pick is not None:
+        _pick.parse(pick)                      # a bad expression fails before any work
+    outcome = _tune.run_study(s, progress or (lambda line: None))
+    picked = None
+    if pick is not None:
+        picked = _pick.pick_and_retrain(Path(out), pick, hardware, threads, pick_seed)
+        _say(progress, f"pick: trial {picked['point']['trial']}: test accuracy "
+                       f"{100 * picked['pruned']['accuracy']:.2f}% vs dense "
+                       f"{100 * picked['dense']['accuracy']:.2f}% "
+                       f"({picked['difference_pt']:+.2f} pt, 95 % paired "
+                       f"[{picked['difference_ci95_pt'][0]:+.2f}, "
+                       f"{picked['difference_ci95_pt'][1]:+.2f}]), "
+                       f"{picked['ops_ratio']:.2f}x fewer ops")
+    return TuneResult(outcome.out, outcome.front, outcome.failed_dead, picked)
 
 
 def inspect(path: PathLike) -> FileDescription:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "targets": ("spikeship.cli.targets:targets", "List the simulators (options, capabilities) and chips."),
     "data": ("spikeship.cli.data:data", "Fetch datasets into the data cache (mnist)."),
     "import": ("spikeship.cli.import_:import_", "Import a lava-dl netx file as NIR."),
+    "tune": ("spikeship.cli.tune:tune", "Search pruning budgets: a Pareto front on Optuna."),
 }
 
 

@@ -35,12 +35,16 @@ import inspect
 import numpy as np
 
 from spikeship.data.bundle import ArrayDataset, DatasetBundle
-from spikeship.data.subset import check_limit, limit_split
+from spikeship.data.subset import carve_split, check_carve, check_limit, limit_split
 from spikeship.data.validate import validate_bundle
 from spikeship.errors import ConfigError
 
 __all__ = ["DATASETS", "ArrayDataset", "DatasetBundle", "load_dataset", "load_run_dataset",
-           "test_inputs"]
+           "splits_read", "test_inputs"]
+
+# (dataset, split) of every split this process was handed by load_dataset, in order:
+# "train", and "test" or, with a validation carve, "validation" (see splits_read)
+_HANDED_OUT: list[tuple[str, str]] = []
 
 
 # name -> "module:function"; each function is (data_dir, timesteps, seed) -> DatasetBundle
@@ -56,7 +60,8 @@ DATASETS: dict[str, str] = {
 
 
 def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0,
-                 limit_train: int | None = None, limit_test: int | None = None) -> DatasetBundle:
+                 limit_train: int | None = None, limit_test: int | None = None,
+                 validation_carve: float | None = None) -> DatasetBundle:
     """Load dataset ``name`` (see the module docstring) with ``timesteps`` steps per sample.
 
     ``seed`` fixes the train/test split where the dataset has none of its own
@@ -65,12 +70,16 @@ def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0,
     ``dvs-gesture``) or the cache directory (``digits-events``, ``mnist-events``).
     ``limit_train`` / ``limit_test`` keep a stratified subset drawn with ``seed``
     (:mod:`~spikeship.data.subset`); None keeps the whole split.
+    ``validation_carve`` (a share in (0, 1)) holds that stratified, seeded share of the
+    training split out: the bundle's ``train`` is the rest and its ``test`` the carve,
+    so the test split is not handed out at all (:func:`splits_read` records it).
     """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ConfigError(f"timesteps must be an integer >= 1, got {timesteps!r}")
     limits = (check_limit("limit_train", limit_train), check_limit("limit_test", limit_test))
+    carve = check_carve(validation_carve)
     module, attr = DATASETS[name].split(":")
     loader = getattr(importlib.import_module(module), attr)
     if "limits" in inspect.signature(loader).parameters:  # simulates only what is kept
@@ -80,8 +89,19 @@ def load_dataset(name: str, *, data_dir=None, timesteps: int = 8, seed: int = 0,
         if limits != (None, None):
             b = dataclasses.replace(b, train=limit_split(b.train, limits[0], seed, "train"),
                                     test=limit_split(b.test, limits[1], seed, "test"))
+    if carve is not None:
+        rest, held_out = carve_split(b.train, carve, seed)
+        b = dataclasses.replace(b, train=rest, test=held_out)
     validate_bundle(b)           # empty splits, shapes, NaN/Inf, labels: DatasetError
+    _HANDED_OUT.extend([(name, "train"), (name, "test" if carve is None else "validation")])
     return b
+
+
+def splits_read() -> list[tuple[str, str]]:
+    """``(dataset, split)`` of every split :func:`load_dataset` handed out in this
+    process, in order (``validation``: a carve of the training split, in place of the
+    test split); a search shows with it that it never read a test split."""
+    return list(_HANDED_OUT)
 
 
 def load_run_dataset(config: dict) -> DatasetBundle:
@@ -91,7 +111,8 @@ def load_run_dataset(config: dict) -> DatasetBundle:
     return load_dataset(config["dataset"], data_dir=config.get("data_dir"),
                         timesteps=int(config.get("timesteps", 8)),
                         seed=int(config.get("data_seed", 0)),
-                        limit_train=config.get("limit_train"), limit_test=config.get("limit_test"))
+                        limit_train=config.get("limit_train"), limit_test=config.get("limit_test"),
+                        validation_carve=config.get("validation_carve"))
 
 
 def test_inputs(bundle: DatasetBundle, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

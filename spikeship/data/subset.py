@@ -59,12 +59,46 @@ def limit_split(ds, n: int | None, seed: int, split: str):
         raise ConfigError(f"--limit-{split}: this dataset reads its samples lazily and has "
                           f"no labels in memory to stratify by")
     labels = labels.numpy() if torch.is_tensor(labels) else np.asarray(labels)
+    return _take(ds, labels, stratified_subset(labels, n, seed), f"--limit-{split}")
+
+
+def check_carve(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"validation_carve must be a share in (0, 1), got {value!r}")
+    return float(value)
+
+
+def carve_split(ds, share: float, seed: int):
+    """``ds`` as ``(rest, carve)``: a stratified, seeded ``share`` of it held out
+    (``carve``) and the other samples (``rest``), each in the split's order."""
+    labels = getattr(ds, "y", None)
+    if labels is None:
+        raise ConfigError("validation_carve: this dataset reads its samples lazily and has "
+                          "no labels in memory to stratify by")
+    labels = labels.numpy() if torch.is_tensor(labels) else np.asarray(labels)
+    n = round(share * len(labels))
+    if not 1 <= n < len(labels):
+        raise ConfigError(f"validation_carve={share}: {n} of {len(labels)} training samples "
+                          f"is no carve; choose a larger or smaller share")
     idx = stratified_subset(labels, n, seed)
+    rest = np.setdiff1d(np.arange(len(labels)), idx)
+    parts = (_take(ds, labels, rest, "validation_carve"),
+             _take(ds, labels, idx, "validation_carve"))
+    base = getattr(ds, "source_indices", None)      # positions in the full split
+    if base is not None:
+        for part in parts:
+            part.source_indices = np.asarray(base)[part.source_indices]
+    return parts
+
+
+def _take(ds, labels: np.ndarray, idx: np.ndarray, what: str):
     if isinstance(ds, ArrayDataset):
         sub = ArrayDataset(ds.x[idx].numpy(), labels[idx])
     elif hasattr(ds, "take"):
         sub = ds.take(idx)
     else:
-        raise ConfigError(f"--limit-{split}: dataset {type(ds).__name__} cannot be subset")
+        raise ConfigError(f"{what}: dataset {type(ds).__name__} cannot be subset")
     sub.source_indices = idx
     return sub

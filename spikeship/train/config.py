@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeship.data import DATASETS
+from spikeship.data.subset import check_carve
 from spikeship.errors import ConfigError
 from spikeship.safeopen import read_config
 from spikeship.train.losses import default_loss, get_loss
@@ -41,6 +42,8 @@ class TrainConfig:
     data_seed: int = 0               # train/test split, sensor noise, --limit-* subsets
     limit_train: int | None = None   # stratified subset of the training split (None: all)
     limit_test: int | None = None    # stratified subset of the test split (None: all)
+    validation_carve: float | None = None  # share of the training split held out and
+    #                                  evaluated in place of the test split (spikeship tune)
     model: str = "dpap-mnist"
     ann: bool = False                # train the ANN twin (ReLU, cross-entropy, no time)
     pool: str = ""                   # "" = the preset's pooling; "avg" | "max"
@@ -95,6 +98,7 @@ class TrainConfig:
         for name in ("limit_train", "limit_test"):
             if getattr(self, name) is not None:
                 _int(name, getattr(self, name), 1)
+        check_carve(self.validation_carve)
         _int("seed", self.seed, 0, 2**63 - 1)
         _int("hidden", self.hidden, 1, 1 << 16)
         _int("timesteps", self.timesteps, 1, 10_000)

@@ -33,6 +33,7 @@ _FLAGS = {
     "pool": "pool", "engine": "engine", "precision": "precision", "eval_every": "eval_every",
     "eval_batch_size": "eval_batch_size", "limit_train": "limit_train", "limit_test": "limit_test",
     "init_from": "init_from", "qat": "qat", "qat_epochs": "qat_epochs",
+    "validation_carve": "validation_carve",
 }
 
 

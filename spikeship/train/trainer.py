@@ -114,7 +114,8 @@ class Trainer:
         random.seed(cfg.seed)
         self.data = self._given_data if self._given_data is not None else load_dataset(
             cfg.dataset, data_dir=cfg.data_dir, timesteps=cfg.timesteps, seed=cfg.data_seed,
-            limit_train=cfg.limit_train, limit_test=cfg.limit_test)
+            limit_train=cfg.limit_train, limit_test=cfg.limit_test,
+            validation_carve=cfg.validation_carve)
         self.spec = model_spec(cfg, self.data)
         self.model = build_model(self.spec).to(self.device)
         self.layers = describe(self.model, self.spec.input_shape)
