@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[lava,bench,dev,docs]'
+	$(PIP) install -q -c constraints.txt -e '.[lava,bench,dev,docs,tune]'
 	$(PIP) install -q -c constraints.txt --no-deps norse==1.1.0 neurobench==2.3.0
 	$(PIP) install -q -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
 	$(PY) -c "import spikeship.sim.lava.compat as c; c.install(); import lava.magma.compiler.var_model, lava.lib.dl.netx, norse, onnxruntime"

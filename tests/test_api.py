@@ -24,7 +24,8 @@ from spikeship.errors import ConfigError, RunDirError, SpikeshipError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "api-example.py"
-NAMES = ("train", "export", "simulate", "energy", "compare", "report", "pipeline", "inspect")
+NAMES = ("train", "export", "simulate", "energy", "compare", "report", "pipeline", "inspect",
+         "tune")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,7 @@ light = sorted({{m.split('.')[0] for m in sys.modules}} & {{'torch', 'matplotlib
 from spikeship.train.trainer import Trainer
 import spikeship.train.run, spikeship.export.surgery, spikeship.energy.report
 import spikeship.report.compare, spikeship.pipeline.stages, spikeship.sim.simulate
+import spikeship.tune.study
 from spikeship.pipeline import config
 from spikeship import train as t2
 kinds = [type(getattr(spikeship, n)).__name__ for n in {NAMES!r}]
