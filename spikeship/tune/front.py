@@ -20,6 +20,7 @@ from spikeship._optional import lazy_import, require
 from spikeship.io import write_json_atomic
 from spikeship.tune.space import Budgets
 
+matplotlib = lazy_import("matplotlib")
 plt = lazy_import("matplotlib.pyplot")
 
 
@@ -100,7 +101,6 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def plot(doc: dict[str, Any], path: Path) -> None:
     """Accuracy against the cost: trials (grey), the front (line), dense, presets."""
-    import matplotlib
     matplotlib.use("Agg")
     fig, ax = plt.subplots(figsize=(6, 4))
     if doc["all"]:
