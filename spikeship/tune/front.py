@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeship._optional import lazy_import, require
-from spikeship.io import write_json_atomic
+from spikeship.io import atomic_path, write_json_atomic, write_text_atomic
 from spikeship.tune.space import Budgets
 
 matplotlib = lazy_import("matplotlib")
@@ -56,12 +56,12 @@ def write_front(study, out: Path, dense: dict[str, Any], objective: str, hardwar
     """Write ``pareto.json``, ``pareto.md`` and ``pareto.png``; return the document."""
     doc = front_document(study, dense, objective, hardware)
     write_json_atomic(out / "pareto.json", doc)
-    (out / "pareto.md").write_text(markdown(doc))
+    write_text_atomic(out / "pareto.md", markdown(doc))
     plot(doc, out / "pareto.png")
     recipe = json.loads((out / "recipe.json").read_text())
     (out / "points").mkdir(exist_ok=True)
     for p in doc["points"]:
-        (out / "points" / f"trial-{p['trial']}.toml").write_text(pipeline_toml(p, recipe))
+        write_text_atomic(out / "points" / f"trial-{p['trial']}.toml", pipeline_toml(p, recipe))
     return doc
 
 
@@ -118,7 +118,8 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from spikeship.energy.run import energy_run
 from spikeship.errors import ConfigError, RunDirError, SpikeshipError
+from spikeship.io import write_json_atomic
 from spikeship.safeopen import read_json
 from spikeship.sim.simulate import simulate_run
 from spikeship.targets.export import FORMATS, export_run
@@ -80,7 +81,7 @@ def write_recipe(run: Path, path: Path) -> dict[str, Any]:
         raise ConfigError(f"{run} was trained on a validation carve; give a run of the "
                           f"whole training split")
     recipe = {k: v for k, v in cfg.items() if k not in _POINT_FIELDS}
-    path.write_text(json.dumps(recipe, indent=2))
+    write_json_atomic(path, recipe)
     return recipe
 
 

@@ -15,6 +15,7 @@ nothing else. Trials of other hosts are left alone (their workers may be alive).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -54,8 +55,13 @@ def open_storage(url: str | None, study_dir: Path):
     optuna = require("optuna")
     url = url or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    # two workers starting together would both create the schema (alembic's version row
+    # then fails UNIQUE): the workers of this study folder create it one at a time
+    lock = os.open(study_dir / ".storage.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        with os.fdopen(lock, "r+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as e:   # noqa: BLE001 - sqlalchemy/optuna raise many types for a bad URL
         raise ConfigError(f"--storage {url!r} is not a storage Optuna can open: "
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
