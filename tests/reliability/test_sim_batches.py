@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import tracemalloc
 
-import nir
 import numpy as np
 import pytest
 
 from spikeship.sim import loihi_emu
 from spikeship.targets.loihi import host
-from tests.sim.test_loihi_emu import _graph, _lif, direct_net, fixed
+from tests.sim.test_loihi_emu import direct_net, fixed
 
 
 def _run(dep, x, batch_size):
@@ -55,20 +54,6 @@ def test_host_current_of_a_block_aligned_slice_equals_the_whole():
     assert sat >= sat_part
 
 
-def _wide_direct_net() -> nir.NIRGraph:
-    """Input (1, 20, 20) -> 8-channel conv on the host -> LIF -> 4 outputs."""
-    rng = np.random.default_rng(4)
-    nodes = {"input": nir.Input({"input": np.array([1, 20, 20])}),
-             "conv0": nir.Conv2d((20, 20), rng.normal(0.3, 0.5, (8, 1, 3, 3)), 1, 1, 1, 1,
-                                 rng.normal(0, 0.1, 8)),
-             "lif1": _lif((8, 20, 20), 2e-3),
-             "flatten2": nir.Flatten({"input": np.array([8, 20, 20])}, 0),
-             "fc3": nir.Affine(rng.normal(0.0, 0.05, (4, 3200)), np.zeros(4)),
-             "lif4": _lif((4,), 3e-3), "output": nir.Output({"output": np.array([4])})}
-    order = list(nodes)
-    return _graph(nodes, list(zip(order[:-1], order[1:])), encoding="direct")
-
-
 def _peak_bytes(dep, x) -> int:
     tracemalloc.start()
     try:
@@ -84,7 +69,7 @@ def test_emulator_peak_memory_does_not_grow_with_samples(small, large):
     the 640 extra samples if held at once. Allowed growth: 10 MB (outputs, statistics)."""
     img = np.random.default_rng(3).random((large, 1, 1, 20, 20)).astype(np.float32)
     x = np.repeat(img, 6, axis=1)
-    dep = fixed(_wide_direct_net(), x)
+    dep = fixed(direct_net(seed=4, side=20, channels=8, fc=(0.0, 0.05)), x)
     assert dep.input_mode == "current"
     grow = _peak_bytes(dep, x) - _peak_bytes(dep, x[:small])
     assert grow < 10 * 2**20, f"peak grew by {grow / 2**20:.0f} MB for {large - small} samples"

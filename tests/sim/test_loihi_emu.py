@@ -91,14 +91,18 @@ def recurrent_net(seed: int = 2) -> nir.NIRGraph:
                           ("lif1", "fc2"), ("fc2", "lif3"), ("lif3", "output")])
 
 
-def direct_net(seed: int = 3) -> nir.NIRGraph:
+def direct_net(seed: int = 3, side: int = 5, channels: int = 3,
+               fc: tuple[float, float] = (0.05, 0.3)) -> nir.NIRGraph:
+    """Input (1, side, side) -> ``channels``-channel conv on the host -> LIF -> 4 outputs
+    (fc weights normal with mean and spread ``fc``)."""
     rng = np.random.default_rng(seed)
-    nodes = {"input": nir.Input({"input": np.array([1, 5, 5])}),
-             "conv0": nir.Conv2d((5, 5), rng.normal(0.3, 0.5, (3, 1, 3, 3)), 1, 1, 1, 1,
-                                 rng.normal(0, 0.1, 3)),
-             "lif1": _lif((3, 5, 5), 2e-3),
-             "flatten2": nir.Flatten({"input": np.array([3, 5, 5])}, 0),
-             "fc3": nir.Affine(rng.normal(0.05, 0.3, (4, 75)), np.zeros(4)),
+    c, n = channels, side
+    nodes = {"input": nir.Input({"input": np.array([1, n, n])}),
+             "conv0": nir.Conv2d((n, n), rng.normal(0.3, 0.5, (c, 1, 3, 3)), 1, 1, 1, 1,
+                                 rng.normal(0, 0.1, c)),
+             "lif1": _lif((c, n, n), 2e-3),
+             "flatten2": nir.Flatten({"input": np.array([c, n, n])}, 0),
+             "fc3": nir.Affine(rng.normal(*fc, (4, c * n * n)), np.zeros(4)),
              "lif4": _lif((4,), 3e-3), "output": nir.Output({"output": np.array([4])})}
     order = list(nodes)
     return _graph(nodes, list(zip(order[:-1], order[1:])), encoding="direct")
