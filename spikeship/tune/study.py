@@ -15,8 +15,6 @@ support multi-objective studies; the hopeless-trial rule is :mod:`.trial`'s.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,9 +103,8 @@ def run_study(s: TuneSettings, progress: Progress) -> StudyOutcome:
     failed = workers.fail_dead_trials(storage, study)
     if failed:
         progress(f"marked failed: trial(s) {failed} (their worker died)")
-    lock = os.open(out / ".dense.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(lock, "r+") as lock:              # the first worker trains the dense
-        fcntl.flock(lock, fcntl.LOCK_EX)             # run and enqueues the presets
+    # the first worker trains the dense run and enqueues the presets; the others wait
+    with workers.file_lock(out / ".dense.lock"):
         dense = prepare_dense(s, out, progress)
         layers = dense_layers(out / "dense")
         if not study.get_trials(deepcopy=False):

@@ -15,10 +15,12 @@ nothing else. Trials of other hosts are left alone (their workers may be alive).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,16 @@ def is_gone(who: dict[str, Any]) -> bool:
     return now is None or now["started"] != who.get("started")
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing, never truncated, not
+    through a link) for the ``with`` block: the workers of one study folder take turns."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "r+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def open_storage(url: str | None, study_dir: Path):
     """Optuna's ``RDBStorage`` at ``url`` (default ``sqlite:///STUDY/study.db``); an
     unusable URL is a :class:`ConfigError` naming it."""
@@ -57,10 +69,8 @@ def open_storage(url: str | None, study_dir: Path):
     kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
     # two workers starting together would both create the schema (alembic's version row
     # then fails UNIQUE): the workers of this study folder create it one at a time
-    lock = os.open(study_dir / ".storage.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        with os.fdopen(lock, "r+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+        with file_lock(study_dir / ".storage.lock"):
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as e:   # noqa: BLE001 - sqlalchemy/optuna raise many types for a bad URL
         raise ConfigError(f"--storage {url!r} is not a storage Optuna can open: "
