@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from spikeship.errors import ConfigError, DistributedError
 from spikeship.train.distributed import DEFAULT_TIMEOUT_S
@@ -52,7 +53,9 @@ def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TI
     with a rendezvous on 127.0.0.1; return when all succeeded.
 
     When a worker fails, the others are given ``timeout_s + 10`` s to stop with their
-    own error (they notice a dead peer at their next collective), then terminated.
+    own error (they notice a dead peer at their next collective), then terminated; a
+    worker that is stopped (``SIGSTOP``, a debugger) can notice nothing, so once every
+    live worker is stopped the launcher does not wait out that time.
     ``nproc`` above the usable cores is a :class:`ConfigError` unless ``oversubscribe``.
     Raises :class:`DistributedError` naming the first worker that failed.
     """
@@ -85,7 +88,8 @@ def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TI
                     deadline = time.monotonic() + timeout_s + 10.0
             if all(c is not None for c in codes):
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and (time.monotonic() > deadline or all(
+                    _stopped(p) for p, c in zip(procs, codes, strict=True) if c is None)):
                 break
             time.sleep(0.1)
     finally:
@@ -96,11 +100,24 @@ def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TI
                                f"the run stopped (resume it with --resume, with any --nproc)")
 
 
+def _stopped(p: subprocess.Popen) -> bool:
+    """Whether ``p`` is stopped by a signal (state ``T`` in ``/proc/<pid>/stat``; Linux);
+    False where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{p.pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].startswith("T")
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every live worker (with SIGCONT, so a stopped one receives it), then
+    SIGKILL whichever has not exited within 5 s."""
     live = [p for p in procs if p.poll() is None]
     for p in live:
         with contextlib.suppress(OSError):
             p.terminate()
+            p.send_signal(signal.SIGCONT)
     t0 = time.monotonic()
     for p in live:
         try:

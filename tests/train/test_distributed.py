@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -294,6 +295,27 @@ def test_hung_rank_times_out_and_resume_with_two_processes_completes(tmp_path):
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     assert json.loads((run / "summary.json").read_text())["epochs"] == 3
+
+
+def test_a_stopped_worker_is_seen_as_stopped_and_ended_by_sigterm():
+    """A worker stopped by SIGSTOP cannot stop with its own error: the launcher sees it
+    (``_stopped``) and its SIGTERM reaches it (SIGCONT follows), instead of waiting 5 s
+    for a SIGKILL."""
+    from spikeship.train.launch import _stop, _stopped
+
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not _stopped(p)
+        p.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        while not _stopped(p) and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
+        assert _stopped(p)
+        _stop([p])
+        assert p.returncode == -signal.SIGTERM
+    finally:
+        p.kill()
+        p.wait()
 
 
 def test_launch_options_are_checked_before_any_process_starts(tmp_path, monkeypatch, capsys):
