@@ -1,5 +1,8 @@
 """Datasets: the digits split, the bundle contract, test_inputs, and the one error per failure."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +46,20 @@ def test_digits_images_match_sklearn_pixels():
     x, y = b.test[7]
     matches = np.flatnonzero(np.all(np.isclose(d.images / 16.0, x.numpy()[0]), axis=(1, 2)))
     assert len(matches) >= 1 and d.target[matches[0]] == y
+
+
+def test_digits_arrays_are_load_digits_exactly_without_importing_sklearn():
+    from sklearn.datasets import load_digits
+
+    x, y = digits_arrays()
+    d = load_digits()
+    assert np.array_equal(x, (d.images / 16.0).astype(np.float32))
+    assert np.array_equal(y, d.target) and x.dtype == np.float32 and y.dtype == np.int64
+    code = ("import sys; from spikeship.data import load_dataset; load_dataset('digits'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_test_inputs_repeats_direct_images_over_time():
