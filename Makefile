@@ -41,8 +41,11 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium libjs-katex >/dev/null) || \
 	  echo "chromium / libjs-katex not installed: the browser tests will be skipped")
 
+# One pytest-xdist worker per core (tests/conftest.py gives each one torch thread); a
+# worker takes the next test when it is free (worksteal), so the long process tests
+# spread over both. PYTEST_ARGS="-n 0" runs the suite in one process.
 test: install browser
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n auto --dist worksteal $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/spikeship pipeline --out runs/demo

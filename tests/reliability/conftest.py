@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from spikeship import cli
 from spikeship.errors import SpikeshipError
-
-torch.set_num_threads(1)
 
 
 @dataclass
