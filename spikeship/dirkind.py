@@ -27,7 +27,7 @@ KINDS = (TRAINING, STANDALONE, PIPELINE, COMPARE, TUNE)
 RUN_KINDS = (TRAINING, PIPELINE, STANDALONE)      # what export/simulate/energy/report accept
 _SIGNATURES = ((PIPELINE, ("pipeline.json", ".pipeline")),
                (STANDALONE, ("standalone.json",)),
-               (TUNE, ("study.json",)),
+               (TUNE, ("study.db", "dense.json", "pareto.json")),
                (TRAINING, ("config.json", "checkpoint", "checkpoint.old", "checkpoint.new",
                            "metrics.jsonl", "summary.json", "model.nir", "model.onnx",
                            "model.net")))

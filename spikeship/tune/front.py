@@ -41,12 +41,15 @@ def front_document(study, dense: dict[str, Any], objective: str, hardware: str
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
               for s in optuna.trial.TrialState}
+    counts["repeated"] = sum("same_as" in t.user_attrs for t in study.get_trials(deepcopy=False))
     dense_cost = {"ops": dense["ops"], "energy": dense["energy_pj"], "cores": dense["cores"]}
     return {"objective": objective, "hardware": hardware,
             "dense": {**dense, "accuracy": 100 * dense["accuracy"],
                       "cost": dense_cost[objective]},
             "trials": counts,
-            "points": sorted((point(t) for t in study.best_trials), key=lambda p: p["cost"]),
+            # a trial that repeated a point (same_as) stands beside its twin: shown once
+            "points": sorted((point(t) for t in study.best_trials
+                              if "same_as" not in t.user_attrs), key=lambda p: p["cost"]),
             "presets": [point(t) for t in complete if t.user_attrs.get("preset")],
             "all": [[t.number, t.values[0], t.values[1]] for t in complete]}
 

@@ -10,7 +10,10 @@ energy or cores); fitting ``--hardware`` (one chip, or ``max_cores``) is an Optu
 constraint (``trial.set_constraint``, Optuna 5's successor of ``constraints_func``).
 DPAP's presets ``chip`` and ``deep`` are the first two trials (enqueued), so they are
 evaluated exactly as every point and drawn on the front. Optuna's pruners do not
-support multi-objective studies; the hopeless-trial rule is :mod:`.trial`'s.
+support multi-objective studies; the hopeless-trial rule is :mod:`.trial`'s. The
+sampler's grid (:mod:`.space`) is finite, so TPE proposes a finished point again now
+and then: that trial takes its twin's outcome (``same_as``) instead of training it
+again.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spikeship import dirkind
 from spikeship._optional import require
 from spikeship.data import splits_read
-from spikeship.errors import ConfigError, SpikeshipError
+from spikeship.errors import ConfigError, RunDirError, SpikeshipError
 from spikeship.io import write_json_atomic
 from spikeship.safeopen import read_json
 from spikeship.targets.registry import CHIPS, mapped_chips
@@ -97,7 +101,7 @@ def run_study(s: TuneSettings, progress: Progress) -> StudyOutcome:
     optuna = require("optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(s.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out)
     storage = workers.open_storage(s.storage, out)
     study = _open_study(optuna, storage, s)
     failed = workers.fail_dead_trials(storage, study)
@@ -124,6 +128,23 @@ def run_study(s: TuneSettings, progress: Progress) -> StudyOutcome:
     doc = front.write_front(study, out, dense, s.objective, s.hardware)
     progress(f"front: {len(doc['points'])} point(s); {out / 'pareto.md'}")
     return StudyOutcome(out, doc, tuple(failed))
+
+
+def claim_folder(out: Path) -> None:
+    """Make the study folder, or refuse one that holds anything but a tune study
+    (:mod:`spikeship.dirkind`: a training run, files spikeship did not write) before
+    writing into it; an empty folder is marked a tune study. Workers starting together
+    mark it once (the marker is created exclusively; the loser finds it marked)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"cannot create the study folder {out}: {e.strerror}") from e
+    if not out.is_dir():
+        raise RunDirError(f"{out} exists and is not a directory")
+    try:
+        dirkind.claim(out, "spikeship tune", dirkind.TUNE, (), "tune", set())
+    except FileExistsError:
+        dirkind.claim(out, "spikeship tune", dirkind.TUNE, (), "tune", set())
 
 
 def _open_study(optuna, storage, s: TuneSettings):
@@ -190,10 +211,13 @@ class _Objective:
         before = len(splits_read())
         run_dir = self.out / "trials" / f"{t.number:04d}"
         t.set_user_attr("worker", {**workers.identity(), "slot": self.slot})
-        t.set_user_attr("path", str(run_dir.resolve()))
         b = space.suggest(t, self.layers, self.s.epochs)
         t.set_user_attr("budgets", b.to_json())
         t.set_user_attr("prune_opt", b.prune_opt_string())
+        twin = _finished_twin(t, b.prune_opt_string())
+        if twin is not None:
+            return _repeat(optuna, t, twin)
+        t.set_user_attr("path", str(run_dir.resolve()))
         try:
             trial.train_point(run_dir, self.out / "recipe.json", b, self.out / "dense",
                               self.s.carve, self.s.threads, self.floor)
@@ -208,6 +232,32 @@ class _Objective:
             t.set_constraint("fits", ev.cores - self.s.max_cores
                              if self.s.max_cores is not None else ev.chips - 1)
         return 100 * ev.accuracy, ev.cost(self.s.objective)
+
+
+def _finished_twin(t, prune_opt: str):
+    """The first finished (complete or pruned) trial of ``t``'s study at the same point,
+    None if there is none: a trained point is never trained again (training is
+    deterministic, so a second run would repeat the first bit for bit)."""
+    optuna = require("optuna")
+    done = t.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                     optuna.trial.TrialState.PRUNED))
+    return next((x for x in done if x.user_attrs.get("prune_opt") == prune_opt
+                 and "same_as" not in x.user_attrs), None)
+
+
+def _repeat(optuna, t, twin) -> tuple[float, float]:
+    """``twin``'s outcome for trial ``t`` (a point sampled again), recorded as
+    ``same_as``; nothing is trained or read."""
+    t.set_user_attr("same_as", twin.number)
+    t.set_user_attr("splits_read", [])
+    for key in ("evaluation", "hopeless"):
+        if key in twin.user_attrs:
+            t.set_user_attr(key, twin.user_attrs[key])
+    for key, value in twin.constraints.items():
+        t.set_constraint(key, value)
+    if twin.state == optuna.trial.TrialState.PRUNED:
+        raise optuna.TrialPruned(twin.user_attrs.get("hopeless", f"as trial {twin.number}"))
+    return twin.values[0], twin.values[1]
 
 
 def _distinct(pairs) -> list[str]:
@@ -228,7 +278,10 @@ class _Report:
         secs = t.duration.total_seconds() if t.duration else float("nan")
         what = (f"acc {t.values[0]:.2f}% {self.s.objective} {t.values[1]:,.0f}"
                 if t.values else t.state.name.lower())
-        pts = sorted(study.best_trials, key=lambda x: x.values[1])
+        if "same_as" in t.user_attrs:
+            what += f" (as trial {t.user_attrs['same_as']})"
+        pts = sorted((p for p in study.best_trials if "same_as" not in p.user_attrs),
+                     key=lambda x: x.values[1])
         shown = ", ".join(f"#{p.number} {p.values[0]:.1f}%/{p.values[1]:,.0f}" for p in pts)
         self.progress(f"trial {t.number}: {what} in {secs:.0f} s; {len(done)}/{self.s.trials} "
                       f"done; front ({len(pts)}): {shown}")

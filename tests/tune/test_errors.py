@@ -1,4 +1,5 @@
-"""Named errors: a bad objective, storage URL or pick expression; and the carve."""
+"""Named errors: a bad objective, storage URL or pick expression, a folder that is not a
+study; and the carve."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import pytest
 
 from spikeship import api
 from spikeship.data import load_dataset
-from spikeship.errors import ConfigError
+from spikeship.dirkind import TUNE, dir_kind
+from spikeship.errors import ConfigError, RunDirError
+from spikeship.tune.study import claim_folder
 from spikeship.tune.pick import PickError, parse, select
 
 
@@ -20,6 +23,35 @@ def test_bad_objective_is_named(dense_run, tmp_path):
 def test_bad_storage_url_is_named(dense_run, tmp_path):
     with pytest.raises(ConfigError, match="--storage 'nosuchdb://h/x'"):
         api.tune(dense_run, tmp_path / "s", trials=1, storage="nosuchdb://h/x")
+
+
+def _files(d):
+    return {p: p.stat().st_mtime_ns for p in d.rglob("*")}
+
+
+def test_a_folder_that_is_not_a_study_is_refused_before_anything_is_written(dense_run,
+                                                                              tmp_path):
+    before = _files(dense_run)
+    with pytest.raises(RunDirError, match="holds a training run"):
+        api.tune(dense_run, dense_run, trials=1)
+    assert _files(dense_run) == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="files spikeship did not write"):
+        api.tune(dense_run, other, trials=1)
+    assert sorted(p.name for p in other.iterdir()) == ["todo.txt"]
+
+
+def test_a_new_study_folder_is_marked_and_an_old_one_is_recognised(tmp_path):
+    claim_folder(tmp_path / "a" / "study")
+    assert dir_kind(tmp_path / "a" / "study") == TUNE
+    claim_folder(tmp_path / "a" / "study")          # a second worker joins
+    old = tmp_path / "old"                          # a study from before the marker
+    old.mkdir()
+    (old / "study.db").write_bytes(b"")
+    claim_folder(old)
+    assert dir_kind(old) == TUNE and not (old / ".spikeship-dir").exists()
 
 
 @pytest.mark.parametrize("expr, part", [

@@ -33,7 +33,8 @@ def test_two_workers_share_one_study_and_never_read_the_test_split(dense_run, tm
     study = load(out)
     done = study.get_trials(states=DONE)
     assert 8 <= len(done) <= 9                  # one extra when both start the last at once
-    paths = [t.user_attrs["path"] for t in study.trials]
+    trained = [t for t in study.trials if "same_as" not in t.user_attrs]
+    paths = [t.user_attrs["path"] for t in trained]
     assert len(set(paths)) == len(paths)        # distinct trials, each its own run directory
     assert all((p and os.path.isdir(p)) for p in paths)
     pids = {t.user_attrs["worker"]["pid"] for t in done}
@@ -43,8 +44,8 @@ def test_two_workers_share_one_study_and_never_read_the_test_split(dense_run, tm
     assert sorted(t.user_attrs.get("preset", "") for t in study.trials
                   if t.user_attrs.get("preset")) == ["chip", "deep"]
     front = json.loads((out / "pareto.json").read_text())
-    assert sorted(p["trial"] for p in front["points"]) == sorted(t.number
-                                                                for t in study.best_trials)
+    assert sorted(p["trial"] for p in front["points"]) == sorted(
+        t.number for t in study.best_trials if "same_as" not in t.user_attrs)
     assert {p["preset"] for p in front["presets"]} == {"chip", "deep"}
     for p in front["points"]:                   # each point as a pipeline configuration
         cfg = PipelineConfig.from_mapping(tomllib.loads(
@@ -55,7 +56,8 @@ def test_two_workers_share_one_study_and_never_read_the_test_split(dense_run, tm
     dense = json.loads((out / "dense.json").read_text())
     assert dense["splits_read"] == ["digits:train", "digits:validation"]
     for t in done:
-        assert t.user_attrs["splits_read"] == ["digits:train", "digits:validation"], t.number
+        read = [] if "same_as" in t.user_attrs else ["digits:train", "digits:validation"]
+        assert t.user_attrs["splits_read"] == read, t.number
     # the record is real: --pick (retrain on the whole training split, test once) reads it
     r = api.tune(dense_run, out, trials=8, epochs=(2, 2), floor=None, threads=1, resume=True,
                  pick="max accuracy with ops <= 1.0*dense")
@@ -92,6 +94,22 @@ def test_killed_worker_loses_only_its_trial_and_resume_completes(dense_run, tmp_
     assert len(study.get_trials(states=DONE)) == 4
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert (out / "pareto.json").exists()
+
+
+def test_a_point_sampled_again_takes_its_twins_outcome_without_training(dense_run, tmp_path):
+    out = tmp_path / "study"
+    api.tune(dense_run, out, trials=2, epochs=(2, 2), floor=None, threads=1)
+    first = load(out).trials[0]
+    load(out).enqueue_trial(first.params)         # the sampler proposes trial 0's point again
+    api.tune(dense_run, out, trials=3, epochs=(2, 2), floor=None, threads=1, resume=True)
+    again = load(out).trials[2]
+    assert again.params == first.params and again.user_attrs["same_as"] == 0
+    assert again.values == first.values and again.constraints == first.constraints
+    assert again.user_attrs["splits_read"] == [] and "path" not in again.user_attrs
+    assert not (out / "trials" / "0002").exists()
+    doc = json.loads((out / "pareto.json").read_text())
+    assert doc["trials"]["repeated"] == 1 and doc["trials"]["complete"] == 3
+    assert 2 not in [p["trial"] for p in doc["points"]]
 
 
 @pytest.mark.parametrize("pid_shift", [0, 1])
