@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -128,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.pick!r}; held-out seeds {args.seeds} on the whole test split.",
         rows=rows + front_rows(result.front), summary=summary,
         config={"trials": args.trials, "seeds": args.seeds, "pick": args.pick,
-                "epochs": args.epochs, "picked_prune_opt": point["prune_opt"],
-                "front_json": json.dumps([[p["trial"], p["accuracy"], p["ops"]]
-                                          for p in result.front["points"]])},
+                "epochs": args.epochs, "picked_prune_opt": point["prune_opt"]},
         notes=["study_wall_s is this call's time: 0 trials ran when the study was "
                "already complete (resumed)."])
     return 0
