@@ -70,18 +70,23 @@ def test_two_workers_share_one_study_and_never_read_the_test_split(dense_run, tm
 def test_killed_worker_loses_only_its_trial_and_resume_completes(dense_run, tmp_path):
     out = tmp_path / "study"
     proc = worker(dense_run, out, 4)
-    running = None
+    running = study = None
     deadline = time.monotonic() + 90
     while running is None and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.02)
         if (out / "study.db").exists():
-            try:
-                trials = load(out).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            try:   # one storage connection, polled (each load_study takes a while)
+                study = study or load(out)
+                trials = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
             except Exception:   # noqa: BLE001 - the study is still being created
                 continue
             running = next((t for t in trials if "path" in t.user_attrs and t.number >= 1),
                            None)
-    assert running is not None, "no trial was caught running"
+    if running is None:
+        proc.kill()
+        out_, err = proc.communicate(timeout=30)
+        pytest.fail(f"no trial was caught running (worker exit {proc.returncode}):\n"
+                    f"{out_[-2000:]}\n{err[-2000:]}")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     resumed = worker(dense_run, out, 4)
