@@ -27,8 +27,8 @@ from typing import Any
 from spikeship import dirkind
 from spikeship._optional import require
 from spikeship.data import splits_read
-from spikeship.errors import ConfigError, RunDirError, SpikeshipError
-from spikeship.io import write_json_atomic
+from spikeship.errors import ConfigError, SpikeshipError
+from spikeship.io import ensure_writable_dir, write_json_atomic
 from spikeship.safeopen import read_json
 from spikeship.targets.registry import CHIPS, mapped_chips
 from spikeship.train.checkpoint import load_checkpoint
@@ -135,12 +135,7 @@ def claim_folder(out: Path) -> None:
     (:mod:`spikeship.dirkind`: a training run, files spikeship did not write) before
     writing into it; an empty folder is marked a tune study. Workers starting together
     mark it once (the marker is created exclusively; the loser finds it marked)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunDirError(f"cannot create the study folder {out}: {e.strerror}") from e
-    if not out.is_dir():
-        raise RunDirError(f"{out} exists and is not a directory")
+    ensure_writable_dir(out)
     try:
         dirkind.claim(out, "spikeship tune", dirkind.TUNE, (), "tune", set())
     except FileExistsError:
