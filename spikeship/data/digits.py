@@ -31,7 +31,8 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     path = Path(spec.submodule_search_locations[0], CSV) if spec else None
     if path is None or not path.is_file():
         raise MissingDependencyError("the digits data set ships with scikit-learn, and no "
-                        f"sklearn/{CSV.as_posix()} was found: pip install scikit-learn")
+                                     f"sklearn/{CSV.as_posix()} was found: pip install "
+                                     "scikit-learn")
     data = np.loadtxt(path, delimiter=",")
     return (data[:, :-1].reshape(-1, 8, 8) / 16.0).astype(np.float32), data[:, -1].astype(np.int64)
 

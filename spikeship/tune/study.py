@@ -231,8 +231,8 @@ class _Objective:
 
 def _finished_twin(t, prune_opt: str):
     """The first finished (complete or pruned) trial of ``t``'s study at the same point,
-    None if there is none: a trained point is never trained again (training is
-    deterministic, so a second run would repeat the first bit for bit)."""
+    None if there is none: a trained point is not trained again (the same recipe, seed
+    and budgets: a second run would only repeat the first)."""
     optuna = require("optuna")
     done = t.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                      optuna.trial.TrialState.PRUNED))
