@@ -6,11 +6,12 @@ called on it; the peak is that process's ``ru_maxrss`` (Linux: KiB). What grows 
 the samples beyond the inputs themselves (``N x T x input`` values) is what a
 simulator holds for all samples at once; bounded batches keep it flat.
 
-Default: the run given by ``--run`` (a trained, exported MNIST run, e.g. ``spikeship
-train --dataset mnist --limit-train 10000 --prune dpap --threads 1`` then ``spikeship
-export``), target ``loihi-emu``, samples 1,000 / 4,000 / 10,000. Writes
-``sim-memory.json`` (results schema; ``--results``: into ``results/``), one row per
-point.
+Default run: a dense MNIST run of one epoch on 10,000 training samples (made once in
+the scratch folder, :mod:`benchmarks.runs`): the memory a simulator holds depends on
+the network's size and the samples, not on how well it was trained. ``--run`` measures
+another trained, exported run (the project's result: a DPAP run on MNIST). Target
+``loihi-emu``, samples 1,000 / 4,000 / 10,000. Writes ``sim-memory.json`` (results
+schema; ``--results``: into ``results/``), one row per point.
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ def child(run: Path, target: str, samples: int, options: dict) -> dict:
             "wall_s": wall, "accuracy": result.accuracy}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     from benchmarks import common
 
     ap = common.parser(__doc__)
-    ap.add_argument("--run", type=Path, required=True, help="trained, exported run directory")
+    ap.add_argument("--run", type=Path, default=None,
+                    help="trained, exported run directory (default: a dense MNIST run, made)")
     ap.add_argument("--targets", default="loihi-emu", help="comma-separated targets")
     ap.add_argument("--samples", default="1000,4000,10000", help="comma-separated counts")
     ap.add_argument("--option", action="append", default=[], help="KEY=JSON target option")
@@ -59,7 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     options = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.option)}
     if args.child:
         print(json.dumps(child(args.run, args.targets, int(args.samples), options)))
-        return
+        return 0
+    if args.run is None:
+        from benchmarks import runs
+
+        args.run = runs.made(args.out, runs.settings(dataset="mnist", epochs=1,
+                                                     limit_train=10_000))
     rows = []
     for target in args.targets.split(","):
         for n in (int(s) for s in args.samples.split(",")):
@@ -83,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
                     "test split and runs the target on it, per number of samples; the "
                     "inputs' own size beside it.",
         rows=rows, summary=summary, config={"run": common.relative(str(args.run))})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
