@@ -19,6 +19,7 @@ again.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,12 @@ class _Objective:
         before = len(splits_read())
         run_dir = self.out / "trials" / f"{t.number:04d}"
         t.set_user_attr("worker", {**workers.identity(), "slot": self.slot})
-        b = space.suggest(t, self.layers, self.s.epochs)
+        with warnings.catch_warnings():
+            # a preset's shares are DPAP's own values, off the sampler's 0.05 grid on
+            # purpose: Optuna's note that an enqueued value is off the grid is expected
+            if t.user_attrs.get("preset"):
+                warnings.filterwarnings("ignore", message="Fixed parameter", category=UserWarning)
+            b = space.suggest(t, self.layers, self.s.epochs)
         t.set_user_attr("budgets", b.to_json())
         t.set_user_attr("prune_opt", b.prune_opt_string())
         twin = _finished_twin(t, b.prune_opt_string())
