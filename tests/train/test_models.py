@@ -48,7 +48,6 @@ def test_ann_twin_has_same_weights_shapes_and_logit_output():
 
 
 def test_frames_input_runs_one_frame_per_step():
-    torch.manual_seed(0)
     m = build_model(ModelSpec("tiny-mlp", (2, 3, 3), 4, hidden=5))
     with torch.no_grad():     # no bias: a neuron can then fire only from input
         for layer in m.modules():

@@ -10,8 +10,8 @@ from spikeship import api
 from spikeship.data import load_dataset
 from spikeship.dirkind import TUNE, dir_kind
 from spikeship.errors import ConfigError, RunDirError
-from spikeship.tune.study import claim_folder
 from spikeship.tune.pick import PickError, parse, select
+from spikeship.tune.study import claim_folder
 
 
 def test_bad_objective_is_named(dense_run, tmp_path):
