@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
+from spikeship import procstat
 from spikeship.errors import ConfigError, DistributedError
 from spikeship.train.distributed import DEFAULT_TIMEOUT_S
 
@@ -101,13 +101,9 @@ def launch(worker_args: Sequence[str], nproc: int, timeout_s: float = DEFAULT_TI
 
 
 def _stopped(p: subprocess.Popen) -> bool:
-    """Whether ``p`` is stopped by a signal (state ``T`` in ``/proc/<pid>/stat``; Linux);
-    False where that cannot be read."""
-    try:
-        stat = Path(f"/proc/{p.pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].startswith("T")
+    """Whether ``p`` is stopped by a signal (state ``T``; Linux); False where that
+    cannot be read."""
+    return procstat.state(p.pid) == "T"
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

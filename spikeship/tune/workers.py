@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from spikeship import procstat
 from spikeship._optional import require
 from spikeship.errors import ConfigError
 
@@ -34,12 +35,9 @@ def identity(pid: int | None = None) -> dict[str, Any] | None:
     """``{"host", "pid", "started"}`` of process ``pid`` (default this one), None if no
     such process runs on this host."""
     pid = os.getpid() if pid is None else int(pid)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    started = procstat.start_time(pid)
+    if started is None:
         return None
-    # the command name (field 2) is in parentheses and may hold spaces: split after it
-    started = int(stat.rsplit(")", 1)[1].split()[19])
     return {"host": socket.gethostname(), "pid": pid, "started": started}
 
 

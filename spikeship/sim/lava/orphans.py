@@ -33,6 +33,8 @@ from pathlib import Path
 
 from spikeship.errors import RunDirError
 from spikeship.io import write_json_atomic
+from spikeship.procstat import parent as parent_of
+from spikeship.procstat import start_time
 from spikeship.safeopen import read_json
 
 PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
@@ -73,30 +75,6 @@ def armed():
         yield
     finally:
         _armed = before
-
-
-def start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks since boot), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()      # the name may hold spaces and ')'
-    try:
-        return int(fields[19])                       # field 22 = 3 + 19
-    except (IndexError, ValueError):
-        return None
-
-
-def parent_of(pid: int) -> int | None:
-    """Field 4 of ``/proc/<pid>/stat`` (the parent's pid), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rfind(b")") + 2:].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def registry_dir() -> Path | None:
