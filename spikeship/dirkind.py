@@ -21,6 +21,7 @@ from pathlib import Path
 from spikeship.errors import RunDirError
 
 MARKER_NAME = ".spikeship-dir"
+_MARKER_TEMP = MARKER_NAME + ".new-"      # + pid: a marker being written (see _mark)
 TRAINING, STANDALONE, PIPELINE, COMPARE, TUNE = (
     "training run", "standalone output", "pipeline output", "compare output", "tune study")
 KINDS = (TRAINING, STANDALONE, PIPELINE, COMPARE, TUNE)
@@ -64,7 +65,8 @@ def dir_kind(run_dir: str | os.PathLike, ignore: frozenset[str] | set[str] = fro
     kind = _read_marker(run_dir / MARKER_NAME)
     if kind is not None:
         return kind
-    names = set(os.listdir(run_dir)) - set(ignore) - {MARKER_NAME}
+    names = {n for n in os.listdir(run_dir)
+             if n != MARKER_NAME and not n.startswith(_MARKER_TEMP)} - set(ignore)
     if not names:
         return None
     for kind, files in _SIGNATURES:
@@ -84,17 +86,33 @@ def claim(run_dir: Path, what: str, kind: str | None, accepts: tuple[str, ...],
     if found is None:
         if kind is None:
             return False
-        rec = {"kind": kind, "created_by": command, "created": time.time()}
-        fd = os.open(run_dir / MARKER_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
-                     os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(rec) + "\n")
-        return True
+        if _mark(run_dir, kind, command):
+            return True
+        found = dir_kind(run_dir, ignore)      # another process marked it first
     if found not in accepts:
         held = "files spikeship did not write" if found == "unrelated" else f"a {found}"
         raise RunDirError(f"{run_dir} holds {held}; `{what}` writes only into an empty "
                           f"directory or a {' or '.join(accepts)}: choose another directory")
     return False
+
+
+def _mark(run_dir: Path, kind: str, command: str) -> bool:
+    """Write the marker whole, or not at all: into a temporary file, then hard-linked to
+    its name (fails if the name exists), so a process that finds the marker never reads
+    it half written. False when another process's marker got there first."""
+    rec = {"kind": kind, "created_by": command, "created": time.time()}
+    tmp = run_dir / f"{_MARKER_TEMP}{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o644)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(rec) + "\n")
+        os.link(tmp, run_dir / MARKER_NAME, follow_symlinks=False)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 __all__ = ["COMPARE", "KINDS", "MARKER_NAME", "PIPELINE", "RUN_KINDS", "STANDALONE",

@@ -135,12 +135,9 @@ def claim_folder(out: Path) -> None:
     """Make the study folder, or refuse one that holds anything but a tune study
     (:mod:`spikeship.dirkind`: a training run, files spikeship did not write) before
     writing into it; an empty folder is marked a tune study. Workers starting together
-    mark it once (the marker is created exclusively; the loser finds it marked)."""
+    mark it once (:func:`spikeship.dirkind.claim`)."""
     ensure_writable_dir(out)
-    try:
-        dirkind.claim(out, "spikeship tune", dirkind.TUNE, (), "tune", set())
-    except FileExistsError:
-        dirkind.claim(out, "spikeship tune", dirkind.TUNE, (), "tune", set())
+    dirkind.claim(out, "spikeship tune", dirkind.TUNE, (), "tune", set())
 
 
 def _open_study(optuna, storage, s: TuneSettings):

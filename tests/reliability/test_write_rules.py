@@ -225,3 +225,33 @@ def test_a_directory_of_another_kind_is_refused_before_anything_is_written(tmp_p
             assert json.loads((new / MARKER_NAME).read_text())["kind"] == "training run"
             raise ValueError("the command failed")
     assert not (tmp_path / "a").exists()                 # marker and directories undone
+
+
+def _claim_after(barrier, d: str, results) -> None:
+    from spikeship import dirkind
+
+    barrier.wait()
+    try:
+        results.put(dirkind.claim(Path(d), "spikeship tune", dirkind.TUNE, (), "tune", set()))
+    except Exception as e:  # noqa: BLE001 - reported to the test
+        results.put(repr(e))
+
+
+def test_processes_claiming_one_empty_directory_together_mark_it_once(tmp_path):
+    """Eight real processes claim the same empty directory at once: one marks it, the
+    others find it marked (never half written), none is refused, no temporary is left."""
+    import multiprocessing
+
+    from spikeship.dirkind import MARKER_NAME, TUNE, dir_kind
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(8), ctx.Queue()
+    procs = [ctx.Process(target=_claim_after, args=(barrier, str(tmp_path), results))
+             for _ in range(8)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(got, key=repr) == [False] * 7 + [True], got
+    assert dir_kind(tmp_path) == TUNE and os.listdir(tmp_path) == [MARKER_NAME]
