@@ -185,7 +185,7 @@ def retrain(out: Path, point: dict[str, Any], hardware: str, threads: int | None
                        "run_dir": str(point_dir)},
             "difference_pt": 100 * (c - b) / n, "difference_ci95_pt": [100 * lo, 100 * hi],
             "ops_ratio": dense.ops / pruned.ops,
-            "splits_read": sorted({f"{name}:{split}" for name, split in splits_read()})}
+            "splits_read": trial.splits_named(splits_read())}
 
 
 def pick_and_retrain(out: Path, expr: str, hardware: str, threads: int | None,

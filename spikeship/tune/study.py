@@ -172,7 +172,7 @@ def prepare_dense(s: TuneSettings, out: Path, progress: Progress) -> dict[str, A
     ev.cost(s.objective)             # a chip that prices no energy: refused here
     summary = read_json(out / "dense" / "summary.json", "dense summary", ConfigError)
     doc = {**ev.to_json(), "float_accuracy": summary["test_accuracy"],
-           "run_dir": str(out / "dense"), "splits_read": _distinct(splits_read())}
+           "run_dir": str(out / "dense"), "splits_read": trial.splits_named(splits_read())}
     write_json_atomic(path, doc)
     progress(f"dense: validation accuracy {100 * ev.accuracy:.2f}% (Loihi emulator), "
              f"{ev.ops:,.0f} ops per sample")
@@ -221,11 +221,11 @@ class _Objective:
                               self.s.carve, self.s.threads, self.floor)
         except trial.Hopeless as e:
             t.set_user_attr("hopeless", str(e))
-            t.set_user_attr("splits_read", _distinct(splits_read()[before:]))
+            t.set_user_attr("splits_read", trial.splits_named(splits_read()[before:]))
             raise optuna.TrialPruned(str(e)) from e
         ev = trial.deploy(run_dir, self.s.hardware)
         t.set_user_attr("evaluation", ev.to_json())
-        t.set_user_attr("splits_read", _distinct(splits_read()[before:]))
+        t.set_user_attr("splits_read", trial.splits_named(splits_read()[before:]))
         if ev.chips is not None:
             t.set_constraint("fits", ev.cores - self.s.max_cores
                              if self.s.max_cores is not None else ev.chips - 1)
@@ -256,11 +256,6 @@ def _repeat(optuna, t, twin) -> tuple[float, float]:
     if twin.state == optuna.trial.TrialState.PRUNED:
         raise optuna.TrialPruned(twin.user_attrs.get("hopeless", f"as trial {twin.number}"))
     return twin.values[0], twin.values[1]
-
-
-def _distinct(pairs) -> list[str]:
-    """``dataset:split`` of each distinct split in ``pairs`` (from ``splits_read``)."""
-    return sorted({f"{name}:{split}" for name, split in pairs})
 
 
 class _Report:

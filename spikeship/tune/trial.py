@@ -71,6 +71,12 @@ class Evaluation:
                 "chips": self.chips}
 
 
+def splits_named(pairs) -> list[str]:
+    """``dataset:split`` of each distinct split in ``pairs`` (from
+    :func:`spikeship.data.splits_read`): what a search or a pick read."""
+    return sorted({f"{name}:{split}" for name, split in pairs})
+
+
 def write_recipe(run: Path, path: Path) -> dict[str, Any]:
     """The dense recipe of ``run`` (its ``config.json``) written to ``path``."""
     cfg = read_json(run / "config.json", "run configuration", RunDirError)
