@@ -35,7 +35,13 @@ def worker(run: Path, out: Path, trials: int, *extra: str) -> subprocess.Popen:
 
 
 def load(out: Path):
+    """The study in ``out``, its storage opened as a worker opens it (under the study
+    folder's storage lock: opening creates the schema when it is missing, and a worker
+    creating it at that moment would fail)."""
     import optuna
 
+    from spikeship.tune.study import STUDY_NAME
+    from spikeship.tune.workers import open_storage
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name="spikeship-tune", storage=f"sqlite:///{out / 'study.db'}")
+    return optuna.load_study(study_name=STUDY_NAME, storage=open_storage(None, out))
